@@ -1,0 +1,142 @@
+package engine
+
+import "fmt"
+
+// Op names the kind of state change a Record carries. Every change to
+// Omnipick's state is one Record applied by (*Engine).Apply: HTTP writes,
+// WAL replay, evaluation replays and replication all take that one path.
+//
+// The numeric values are part of the write-ahead log format: frozen.
+type Op uint8
+
+const (
+	OpProduct   Op = 1 // upsert a product (Record.Product)
+	OpInventory Op = 2 // set the stock of one SKU at one location (Record.Inventory)
+	OpEvent     Op = 3 // something a customer did (Record.Event)
+	OpIdentify  Op = 4 // link an anonymous id to a customer (Record.Identify)
+	OpLocation  Op = 5 // register or update a store (Record.Location)
+)
+
+func (o Op) String() string {
+	switch o {
+	case OpProduct:
+		return "product"
+	case OpInventory:
+		return "inventory"
+	case OpEvent:
+		return "event"
+	case OpIdentify:
+		return "identify"
+	case OpLocation:
+		return "location"
+	}
+	return fmt.Sprintf("op(%d)", uint8(o))
+}
+
+// Record is one state change. Exactly the field named by Op is meaningful.
+// Records hold external string ids; the engine maps them to dense ids when
+// it applies them, so a Record means the same thing on every node.
+type Record struct {
+	Op        Op
+	Product   Product
+	Inventory Inventory
+	Event     Event
+	Identify  Identify
+	Location  Location
+}
+
+// Product is a catalog entry as clients send it.
+type Product struct {
+	ID        string
+	Title     string
+	URL       string
+	Image     string
+	Price     float64
+	Currency  string
+	Category  string // slash-separated path, e.g. "women/knitwear/sweaters"
+	Brand     string
+	Tags      []string
+	SizeGroup string // e.g. "women-numeric"; empty for one-size products
+	Variants  []Variant
+	Inactive  bool // "active": false retires the product
+}
+
+// Variant is one SKU of a product. Size is empty for one-size items.
+type Variant struct {
+	SKU  string
+	Size string
+}
+
+// Inventory is an absolute stock level of one SKU at one location.
+type Inventory struct {
+	SKU      string
+	Location string
+	Quantity int64
+}
+
+// EventType is what a customer did. The numeric values are frozen: they are
+// written to the write-ahead log.
+type EventType uint8
+
+const (
+	EventView       EventType = 1
+	EventCartAdd    EventType = 2
+	EventCartRemove EventType = 3
+	EventPurchase   EventType = 4
+	EventReturn     EventType = 5
+	EventScan       EventType = 6
+	EventEmailClick EventType = 7
+	EventAdClick    EventType = 8
+	EventImpression EventType = 9
+	numEventTypes             = 10
+)
+
+var eventTypeNames = [numEventTypes]string{
+	"", "view", "cart_add", "cart_remove", "purchase", "return", "scan",
+	"email_click", "ad_click", "impression",
+}
+
+func (t EventType) String() string {
+	if int(t) < len(eventTypeNames) && t != 0 {
+		return eventTypeNames[t]
+	}
+	return fmt.Sprintf("event(%d)", uint8(t))
+}
+
+// ParseEventType maps an API name ("cart_add") to its EventType.
+func ParseEventType(s string) (EventType, bool) {
+	for i := 1; i < numEventTypes; i++ {
+		if eventTypeNames[i] == s {
+			return EventType(i), true
+		}
+	}
+	return 0, false
+}
+
+// Event is something a customer (or an anonymous visitor) did.
+type Event struct {
+	Type        EventType
+	Customer    string // the actor: Customer or AnonymousID, not both
+	AnonymousID string
+	Product     string // the product; may be empty when SKU is given
+	SKU         string // carries the size
+	Channel     string
+	Location    string
+	Order       string
+	Price       float64
+	TS          int64 // unix milliseconds; 0 means "time of receipt", filled in before logging
+}
+
+// Identify links an anonymous id to a customer.
+type Identify struct {
+	AnonymousID string
+	Customer    string
+}
+
+// Location is a store (or "online") with optional coordinates.
+type Location struct {
+	ID       string
+	Name     string
+	Lat, Lon float64
+	HasCoord bool
+}

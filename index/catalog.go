@@ -1,0 +1,400 @@
+// Package index holds Omnipick's catalog and stock: dense ids for products,
+// SKUs, locations and facets, facet postings and per-size stock as roaring
+// bitmaps. It knows nothing of HTTP, customers or ranking.
+//
+// An Index is not safe for concurrent use. Its owner serialises writes and
+// may share reads, for example under a sync.RWMutex: every method that does
+// not change the index is a read.
+package index
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/RoaringBitmap/roaring/v2"
+)
+
+// Facet name prefixes: one facet space holds category prefixes, brands and
+// tags so a customer's affinity vector can weigh them together.
+const (
+	FacetCategory = "c:"
+	FacetBrand    = "b:"
+	FacetTag      = "t:"
+)
+
+// OneSize is the size key of variants without a size. Every customer
+// "wears" it.
+const OneSize uint32 = 0
+
+// AnySize, given as a customer's size for a size group, means the size is
+// unknown: any size in stock will do.
+const AnySize uint32 = ^uint32(0)
+
+// Errors returned for catalog input that cannot be applied.
+var (
+	ErrUnknownProduct  = errors.New("index: unknown product")
+	ErrUnknownSKU      = errors.New("index: unknown sku")
+	ErrSKUOwned        = errors.New("index: sku belongs to another product")
+	ErrNoVariants      = errors.New("index: product has no variants")
+	ErrTooManyVariants = errors.New("index: product has more than 64 variants")
+	ErrDuplicateSKU    = errors.New("index: sku listed twice")
+)
+
+// MaxVariants bounds the variants of one product, so a pick can describe
+// its fitting sizes in a 64-bit mask.
+const MaxVariants = 64
+
+// Item is one product as the catalog holds it. Items are immutable once
+// upserted: an upsert installs a new *Item, so a reader may keep an *Item
+// (in a pick, say) after releasing the index's lock.
+type Item struct {
+	ID        string
+	Title     string
+	URL       string
+	Image     string
+	Price     float64
+	Currency  string
+	Category  string
+	Brand     string
+	Tags      []string
+	SizeGroup string
+	Variants  []Variant
+	Active    bool
+
+	// Filled in by Upsert.
+	Dense  uint32   // dense product id
+	Group  uint32   // dense size-group id; 0 for one-size products
+	Leaf   uint32   // facet id of the full category path
+	Facets []uint32 // facet ids: every category prefix, the brand, the tags
+}
+
+// Variant is one SKU of an Item.
+type Variant struct {
+	SKU  string
+	Size string // empty for one-size
+
+	// Filled in by Upsert.
+	Dense   uint32 // dense SKU id
+	SizeKey uint32 // dense (size group, size) id; OneSize when Size is empty
+}
+
+type skuInfo struct {
+	product uint32
+	variant uint8 // index into the owning item's Variants
+}
+
+// locStock is the stock of one location.
+type locStock struct {
+	qty    map[uint32]int32           // sku -> quantity (absent: 0)
+	bySize map[uint32]*roaring.Bitmap // size key -> products in stock in that size
+	any    *roaring.Bitmap            // products with any SKU in stock
+}
+
+// Index is the catalog and the stock. See the package doc for concurrency.
+type Index struct {
+	products  *Dict
+	items     []*Item // by dense product id; nil for ids known only by reference
+	skus      *Dict
+	skuInfo   []skuInfo
+	locations *Dict
+	locStock  []locStock
+	facets    *Dict
+	postings  []*roaring.Bitmap // by facet id
+	groups    *Dict             // size groups; "" (one-size) is 0
+	members   []*roaring.Bitmap // by size group: its products
+	sizeKeys  *Dict             // group + "\x00" + size; "" (one-size) is OneSize
+	sizeNames []string          // by size key: the size alone
+	active    *roaring.Bitmap
+}
+
+// New returns an empty index with the "online" location registered.
+func New() *Index {
+	x := &Index{
+		products:  NewDict(),
+		skus:      NewDict(),
+		locations: NewDict(),
+		facets:    NewDict(),
+		groups:    NewDict(),
+		sizeKeys:  NewDict(),
+		active:    roaring.New(),
+	}
+	x.groups.Intern("")
+	x.members = append(x.members, roaring.New())
+	x.sizeKeys.Intern("")
+	x.sizeNames = append(x.sizeNames, "")
+	x.Location("online")
+	return x
+}
+
+// Location returns the dense id of a location, registering it if new.
+func (x *Index) Location(id string) uint32 {
+	d, isNew := x.locations.Intern(id)
+	if isNew {
+		x.locStock = append(x.locStock, locStock{
+			qty:    make(map[uint32]int32),
+			bySize: make(map[uint32]*roaring.Bitmap),
+			any:    roaring.New(),
+		})
+	}
+	return d
+}
+
+// LookupLocation returns the dense id of a known location.
+func (x *Index) LookupLocation(id string) (uint32, bool) { return x.locations.Lookup(id) }
+
+// LocationName returns the external id of a dense location id.
+func (x *Index) LocationName(d uint32) string { return x.locations.Name(d) }
+
+// Locations is the number of known locations.
+func (x *Index) Locations() int { return x.locations.Len() }
+
+// Item returns the current catalog entry of a product id.
+func (x *Index) Item(id string) (*Item, bool) {
+	d, ok := x.products.Lookup(id)
+	if !ok || x.items[d] == nil {
+		return nil, false
+	}
+	return x.items[d], true
+}
+
+// ItemAt returns the catalog entry of a dense product id, or nil.
+func (x *Index) ItemAt(d uint32) *Item {
+	if int(d) >= len(x.items) {
+		return nil
+	}
+	return x.items[d]
+}
+
+// Products is one more than the largest dense product id.
+func (x *Index) Products() int { return len(x.items) }
+
+// SKUs is the number of known SKUs.
+func (x *Index) SKUs() int { return x.skus.Len() }
+
+// SKU resolves a SKU id to its item and variant index.
+func (x *Index) SKU(id string) (*Item, int, bool) {
+	d, ok := x.skus.Lookup(id)
+	if !ok {
+		return nil, 0, false
+	}
+	si := x.skuInfo[d]
+	it := x.items[si.product]
+	if it == nil || int(si.variant) >= len(it.Variants) || it.Variants[si.variant].Dense != d {
+		return nil, 0, false // the SKU was dropped from its product
+	}
+	return it, int(si.variant), true
+}
+
+// Facet returns the dense id of a facet name ("c:women/knitwear", "b:nordic").
+func (x *Index) Facet(name string) (uint32, bool) { return x.facets.Lookup(name) }
+
+// FacetName returns the name of a dense facet id.
+func (x *Index) FacetName(f uint32) string { return x.facets.Name(f) }
+
+// Facets is the number of known facets.
+func (x *Index) Facets() int { return x.facets.Len() }
+
+// Posting returns the products carrying facet f. The bitmap belongs to the
+// index: read it under the index's read lock, never modify it.
+func (x *Index) Posting(f uint32) *roaring.Bitmap { return x.postings[f] }
+
+// Active returns the bitmap of active products (same rules as Posting).
+func (x *Index) Active() *roaring.Bitmap { return x.active }
+
+// Group returns the dense id of a size group name.
+func (x *Index) Group(name string) (uint32, bool) { return x.groups.Lookup(name) }
+
+// GroupName returns the name of a dense size-group id.
+func (x *Index) GroupName(g uint32) string { return x.groups.Name(g) }
+
+// Groups is the number of size groups, one-size (0) included.
+func (x *Index) Groups() int { return x.groups.Len() }
+
+// GroupMembers returns the products of size group g (same rules as Posting).
+func (x *Index) GroupMembers(g uint32) *roaring.Bitmap { return x.members[g] }
+
+// SizeName returns the size (e.g. "8") of a size key.
+func (x *Index) SizeName(k uint32) string { return x.sizeNames[k] }
+
+// SizeKey returns the size key of a size within a size group, if known.
+func (x *Index) SizeKey(group, size string) (uint32, bool) {
+	if size == "" {
+		return OneSize, true
+	}
+	return x.sizeKeys.Lookup(sizeKeyName(group, size))
+}
+
+func sizeKeyName(group, size string) string { return group + "\x00" + size }
+
+func (x *Index) facet(name string) uint32 {
+	f, isNew := x.facets.Intern(name)
+	if isNew {
+		x.postings = append(x.postings, roaring.New())
+	}
+	return f
+}
+
+// CategoryFacets appends the facet names of every prefix of a category path
+// ("women/knitwear/sweaters" -> "c:women", "c:women/knitwear", ...).
+func CategoryFacets(dst []string, category string) []string {
+	for i := 0; i < len(category); i++ {
+		if category[i] == '/' {
+			dst = append(dst, FacetCategory+category[:i])
+		}
+	}
+	if category != "" {
+		dst = append(dst, FacetCategory+category)
+	}
+	return dst
+}
+
+// NormalizeCategory trims slashes and spaces around a category path and its
+// segments, and lowercases it, so "Women/ Knitwear/" and "women/knitwear"
+// are one category.
+func NormalizeCategory(c string) string {
+	parts := strings.Split(strings.ToLower(c), "/")
+	out := parts[:0]
+	for _, p := range parts {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return strings.Join(out, "/")
+}
+
+// Upsert installs it as the current version of product it.ID, replacing
+// any previous version: postings, size keys and stock bits follow, so the
+// index is as if the old version had never been there. it must not be
+// modified afterwards. The returned error says which input is at fault; on
+// error the index is unchanged.
+func (x *Index) Upsert(it *Item) error {
+	if len(it.Variants) == 0 {
+		return ErrNoVariants
+	}
+	if len(it.Variants) > MaxVariants {
+		return ErrTooManyVariants
+	}
+	// Validate SKUs before changing anything.
+	pd, known := x.products.Lookup(it.ID)
+	for i, v := range it.Variants {
+		for j := 0; j < i; j++ {
+			if it.Variants[j].SKU == v.SKU {
+				return fmt.Errorf("%w: %q", ErrDuplicateSKU, v.SKU)
+			}
+		}
+		if sd, ok := x.skus.Lookup(v.SKU); ok {
+			owner := x.skuInfo[sd].product
+			if (!known || owner != pd) && x.ownsSKU(owner, sd) {
+				return fmt.Errorf("%w: %q is a variant of %q", ErrSKUOwned, v.SKU, x.products.Name(owner))
+			}
+		}
+	}
+
+	pd, isNew := x.products.Intern(it.ID)
+	if isNew {
+		x.items = append(x.items, nil)
+	}
+	old := x.items[pd]
+	if old != nil {
+		for _, f := range old.Facets {
+			x.postings[f].Remove(pd)
+		}
+		x.members[old.Group].Remove(pd)
+		for l := range x.locStock {
+			ls := &x.locStock[l]
+			ls.any.Remove(pd)
+			for _, v := range old.Variants {
+				if b := ls.bySize[v.SizeKey]; b != nil {
+					b.Remove(pd)
+				}
+			}
+		}
+	}
+
+	it.Dense = pd
+	it.Category = NormalizeCategory(it.Category)
+	it.Group, _ = x.groups.Intern(it.SizeGroup)
+	if int(it.Group) == len(x.members) {
+		x.members = append(x.members, roaring.New())
+	}
+	var names [16]string
+	fn := CategoryFacets(names[:0], it.Category)
+	it.Facets = make([]uint32, 0, len(fn)+1+len(it.Tags))
+	for _, n := range fn {
+		it.Facets = append(it.Facets, x.facet(n))
+	}
+	if len(fn) > 0 {
+		it.Leaf = it.Facets[len(fn)-1]
+	} else {
+		it.Leaf = x.facet(FacetCategory)
+	}
+	if it.Brand != "" {
+		it.Facets = append(it.Facets, x.facet(FacetBrand+strings.ToLower(it.Brand)))
+	}
+	for _, t := range it.Tags {
+		f := x.facet(FacetTag + strings.ToLower(t))
+		if !containsU32(it.Facets, f) {
+			it.Facets = append(it.Facets, f)
+		}
+	}
+	for i := range it.Variants {
+		v := &it.Variants[i]
+		v.Dense, _ = x.skus.Intern(v.SKU)
+		if int(v.Dense) == len(x.skuInfo) {
+			x.skuInfo = append(x.skuInfo, skuInfo{})
+		}
+		x.skuInfo[v.Dense] = skuInfo{product: pd, variant: uint8(i)}
+		v.SizeKey = OneSize
+		if v.Size != "" {
+			k, isNew := x.sizeKeys.Intern(sizeKeyName(it.SizeGroup, v.Size))
+			if isNew {
+				x.sizeNames = append(x.sizeNames, v.Size)
+			}
+			v.SizeKey = k
+		}
+	}
+	x.items[pd] = it
+
+	for _, f := range it.Facets {
+		x.postings[f].Add(pd)
+	}
+	x.members[it.Group].Add(pd)
+	if it.Active {
+		x.active.Add(pd)
+	} else {
+		x.active.Remove(pd)
+	}
+	for l := range x.locStock {
+		for i := range it.Variants {
+			x.refreshStockBits(uint32(l), it, it.Variants[i].SizeKey)
+		}
+	}
+	return nil
+}
+
+// ownsSKU reports whether product p's current item lists SKU s.
+func (x *Index) ownsSKU(p, s uint32) bool {
+	it := x.items[p]
+	if it == nil {
+		return false
+	}
+	for _, v := range it.Variants {
+		if v.Dense == s {
+			return true
+		}
+	}
+	return false
+}
+
+func containsU32(s []uint32, v uint32) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+// FacetBytes is Facet for a name held in a byte slice; it does not allocate.
+func (x *Index) FacetBytes(name []byte) (uint32, bool) { return x.facets.LookupBytes(name) }

@@ -1,0 +1,159 @@
+package index
+
+import (
+	"errors"
+
+	"github.com/RoaringBitmap/roaring/v2"
+)
+
+// ErrNegativeQuantity rejects a stock level below zero.
+var ErrNegativeQuantity = errors.New("index: negative quantity")
+
+// MaxQuantity bounds a stock level; larger values are almost certainly a
+// unit mix-up upstream.
+const MaxQuantity = 1 << 30
+
+// SetStock sets the absolute quantity of a SKU at a location, registering
+// the location if it is new. Bitmaps change only when the quantity crosses
+// zero; the cost is O(variants of the SKU's product).
+func (x *Index) SetStock(sku, location string, qty int64) error {
+	if qty < 0 {
+		return ErrNegativeQuantity
+	}
+	if qty > MaxQuantity {
+		qty = MaxQuantity
+	}
+	sd, ok := x.skus.Lookup(sku)
+	if !ok {
+		return ErrUnknownSKU
+	}
+	l := x.Location(location)
+	ls := &x.locStock[l]
+	old := ls.qty[sd]
+	if qty == 0 {
+		delete(ls.qty, sd)
+	} else {
+		ls.qty[sd] = int32(qty)
+	}
+	if (old > 0) == (qty > 0) {
+		return nil
+	}
+	si := x.skuInfo[sd]
+	it := x.items[si.product]
+	if it == nil || !x.ownsSKU(si.product, sd) {
+		return nil // a SKU dropped from its product: kept, but it shows nowhere
+	}
+	x.refreshStockBits(l, it, it.Variants[si.variant].SizeKey)
+	return nil
+}
+
+// Quantity returns the stock of a dense SKU id at a dense location id.
+func (x *Index) Quantity(sku, loc uint32) int32 {
+	if int(loc) >= len(x.locStock) {
+		return 0
+	}
+	return x.locStock[loc].qty[sku]
+}
+
+// refreshStockBits recomputes the bits of product it at location l for size
+// key k and for "any size".
+func (x *Index) refreshStockBits(l uint32, it *Item, k uint32) {
+	ls := &x.locStock[l]
+	inSize, inAny := false, false
+	for _, v := range it.Variants {
+		if ls.qty[v.Dense] > 0 {
+			inAny = true
+			if v.SizeKey == k {
+				inSize = true
+			}
+		}
+	}
+	b := ls.bySize[k]
+	if inSize {
+		if b == nil {
+			b = roaring.New()
+			ls.bySize[k] = b
+		}
+		b.Add(it.Dense)
+	} else if b != nil {
+		b.Remove(it.Dense)
+	}
+	if inAny {
+		ls.any.Add(it.Dense)
+	} else {
+		ls.any.Remove(it.Dense)
+	}
+}
+
+// InStock reports whether product p is in stock at location l in size key
+// size, where AnySize means any size will do. OneSize products are found
+// under their one size and under AnySize.
+func (x *Index) InStock(p, l, size uint32) bool {
+	if int(l) >= len(x.locStock) {
+		return false
+	}
+	ls := &x.locStock[l]
+	if size == AnySize {
+		return ls.any.Contains(p)
+	}
+	b := ls.bySize[size]
+	return b != nil && b.Contains(p)
+}
+
+// StockBitmap returns the products in stock at location l in size key size
+// (AnySize: in any size), or nil. The bitmap belongs to the index.
+func (x *Index) StockBitmap(l, size uint32) *roaring.Bitmap {
+	if int(l) >= len(x.locStock) {
+		return nil
+	}
+	if size == AnySize {
+		return x.locStock[l].any
+	}
+	return x.locStock[l].bySize[size]
+}
+
+// FitMask returns a mask with bit i set when it.Variants[i] is in stock at
+// one of locs and fits: its size key is size, or it is one-size, or size is
+// AnySize.
+func (x *Index) FitMask(it *Item, locs []uint32, size uint32) uint64 {
+	var m uint64
+	for i, v := range it.Variants {
+		if size != AnySize && v.SizeKey != size && v.SizeKey != OneSize {
+			continue
+		}
+		for _, l := range locs {
+			if int(l) < len(x.locStock) && x.locStock[l].qty[v.Dense] > 0 {
+				m |= 1 << uint(i)
+				break
+			}
+		}
+	}
+	return m
+}
+
+// EligibleInto sets dst to the active products in stock at any of locs in a
+// size the customer wears: wear[g] is the customer's size key for size group
+// g, or AnySize (groups beyond len(wear) count as AnySize). scratch is
+// overwritten. Both bitmaps are the caller's, reused across calls.
+func (x *Index) EligibleInto(dst, scratch *roaring.Bitmap, locs []uint32, wear []uint32) {
+	dst.Clear()
+	for _, l := range locs {
+		if int(l) >= len(x.locStock) {
+			continue
+		}
+		ls := &x.locStock[l]
+		scratch.Clear()
+		scratch.Or(ls.any)
+		for g, k := range wear {
+			if k == AnySize || g == 0 {
+				continue
+			}
+			scratch.AndNot(x.members[g])
+			if b := ls.bySize[k]; b != nil {
+				scratch.Or(b)
+			}
+		}
+		dst.Or(scratch)
+	}
+	dst.And(x.active)
+}

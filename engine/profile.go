@@ -231,4 +231,3 @@ func max32(a, b uint32) uint32 {
 	}
 	return b
 }
-

@@ -63,8 +63,14 @@ type Options struct {
 	AffinityWeight   float64 // default 1
 	RelatedWeight    float64 // default 1
 	PopularityWeight float64 // default 0.5
+	// ContextWeight scales the attribute similarity of a candidate to the
+	// query's context product (shared category prefixes, brand, tags,
+	// weighted like affinity); a candidate at least half as similar as the
+	// context is to itself counts as related. Default 1.
+	ContextWeight    float64
 	AffinityFacets   int     // top facets of a profile that source candidates; default 4
 	Anchors          int     // most recent history items whose relations source candidates; default 12
+	RelatedPerAnchor int     // strongest relations taken per anchor (twice that for the context); default 8
 	FallbackScan     int     // eligible products scanned when sources do not fill k; default 4096
 
 	Now func() time.Time // default time.Now
@@ -139,8 +145,12 @@ func (o *Options) setDefaults() {
 	if o.PopularityWeight == 0 {
 		o.PopularityWeight = 0.5
 	}
+	if o.ContextWeight == 0 {
+		o.ContextWeight = 1
+	}
 	def(&o.AffinityFacets, 4)
 	def(&o.Anchors, 12)
+	def(&o.RelatedPerAnchor, 8)
 	def(&o.FallbackScan, 4096)
 	if o.Now == nil {
 		o.Now = time.Now

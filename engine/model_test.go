@@ -144,6 +144,11 @@ type refPick struct {
 // picks is the brute-force reference of PicksInto.
 func (r *refWorld) picks(e *Engine, q Query) []refPick {
 	k := cmp.Or(q.K, 10)
+	if q.Category != "" {
+		if _, ok := e.idx.Facet("c:" + q.Category); !ok {
+			return nil
+		}
+	}
 	c := r.cust[q.Customer]
 	locs := q.Locations
 	if len(locs) == 0 {
@@ -262,13 +267,10 @@ func (r *refWorld) picks(e *Engine, q Query) []refPick {
 	}
 
 	prior := e.opts.Priors[q.Channel]
-	var all, sourced []refPick
-	for _, p := range r.products {
-		if !eligible(p) {
-			continue
-		}
+	score := func(p *refProduct) refPick {
 		it, _ := e.idx.Item(p.id)
-		_, isRel := rel[it.Dense]
+		_, learned := rel[it.Dense]
+		isRel := learned
 		reason, best := ReasonPopular, prior[ReasonPopular]
 		consider := func(on bool, rr Reason) {
 			if on && (prior[rr] > best || (prior[rr] == best && rr > reason)) {
@@ -278,6 +280,20 @@ func (r *refWorld) picks(e *Engine, q Query) []refPick {
 		consider(cart[p.id], ReasonCart)
 		consider(viewed[p.id], ReasonViewed)
 		consider(isRel, ReasonRelated)
+		relScore := float64(rel[it.Dense])
+		if ctx, ok := e.idx.Item(q.Context); ok {
+			var shared, norm float64
+			for _, f := range ctx.Facets {
+				norm += float64(e.weights.of(f))
+				if slices.Contains(it.Facets, f) {
+					shared += float64(e.weights.of(f))
+				}
+			}
+			if norm > 0 && shared/norm >= 0.5 {
+				consider(true, ReasonRelated)
+				relScore = float64(rel[it.Dense] + float32(shared/norm*e.opts.ContextWeight))
+			}
+		}
 		var dot float64
 		affine := false
 		for _, f := range it.Facets {
@@ -297,16 +313,80 @@ func (r *refWorld) picks(e *Engine, q Query) []refPick {
 			pop = math.Log1p(e.pop.valueAt(e.pop.logScore(it.Dense), now)) / math.Log1p(popMax)
 		}
 		o := e.opts
-		rp := refPick{id: p.id, reason: reason,
-			score: best + o.AffinityWeight*dot + o.RelatedWeight*float64(rel[it.Dense]) + o.PopularityWeight*pop}
-		all = append(all, rp)
-		if cart[p.id] || viewed[p.id] || isRel || e.pop.logScore(it.Dense) != noScore {
-			sourced = append(sourced, rp)
+		return refPick{id: p.id, reason: reason,
+			score: best + o.AffinityWeight*dot + o.RelatedWeight*relScore + o.PopularityWeight*pop}
+	}
+
+	// 1. Personal sources.
+	considered := map[string]bool{}
+	var cands []refPick
+	take := func(p *refProduct) bool {
+		considered[p.id] = true
+		if !eligible(p) {
+			return false
+		}
+		cands = append(cands, score(p))
+		return true
+	}
+	for _, p := range r.products {
+		it, _ := e.idx.Item(p.id)
+		if _, learned := rel[it.Dense]; cart[p.id] || viewed[p.id] || learned {
+			take(p)
 		}
 	}
-	cands := sourced
-	if len(cands) < k {
-		cands = all
+	// 2. Top lists: products with popularity, by facet, best first.
+	byDense := func(d uint32) *refProduct { return r.products[e.idx.ItemAt(d).ID] }
+	walk := func(facet int64, quota int) { // facet -1: every product
+		var list []uint32
+		for d := range e.idx.Products() {
+			it := e.idx.ItemAt(uint32(d))
+			if e.pop.logScore(uint32(d)) != noScore && (facet < 0 || slices.Contains(it.Facets, uint32(facet))) {
+				list = append(list, uint32(d))
+			}
+		}
+		slices.SortFunc(list, func(a, b uint32) int {
+			sa, sb := e.pop.logScore(a), e.pop.logScore(b)
+			if sa != sb {
+				return cmp.Compare(sb, sa)
+			}
+			return cmp.Compare(a, b)
+		})
+		n := 0
+		leaves := map[string]int{}
+		for _, d := range list {
+			p := byDense(d)
+			if considered[p.id] {
+				continue
+			}
+			if take(p) {
+				if leaves[p.category]++; leaves[p.category] > (k+2)/3 {
+					continue
+				}
+				if n++; n == quota {
+					return
+				}
+			}
+		}
+	}
+	if ctx, ok := e.idx.Item(q.Context); ok {
+		for _, f := range ctx.Facets {
+			walk(int64(f), k)
+		}
+	}
+	for _, f := range top {
+		walk(int64(f), k)
+	}
+	if q.Category != "" {
+		f, _ := e.idx.Facet("c:" + q.Category)
+		walk(int64(f), 2*k)
+	} else {
+		walk(-1, 2*k)
+	}
+	// 3. Fallback: eligible products in id order until k.
+	for d := 0; d < e.idx.Products() && len(cands) < k; d++ {
+		if p := byDense(uint32(d)); p != nil && !considered[p.id] {
+			take(p)
+		}
 	}
 	slices.SortFunc(cands, func(a, b refPick) int {
 		if a.score != b.score {
@@ -352,7 +432,7 @@ func runModel(t *testing.T, seed uint64, ops int) {
 	now := t0
 	opts := Options{
 		TopGlobal: 1000, TopPerFacet: 1000, MaxRelated: 1000, MaxAffinity: 1000, MaxViews: 1000,
-		MaxCart: 1000, MaxPurchases: 1000, Anchors: 1000, FallbackScan: 1 << 20,
+		MaxCart: 1000, MaxPurchases: 1000, Anchors: 1000, RelatedPerAnchor: 1000, FallbackScan: 1 << 20,
 		Now: func() time.Time { return now },
 	}
 	e := New(opts)

@@ -9,12 +9,18 @@ import (
 	"github.com/omnipick/omnipick/index"
 )
 
-// Candidate flags: which sources proposed a product.
+// Candidate flags: which personal sources proposed a product.
 const (
-	flagSeen uint8 = 1 << iota
+	flagSeen uint8 = 1 << iota // considered (or queued to be) in this call
 	flagCart
 	flagViewed
 	flagRelated
+)
+
+// Facet scratch bits.
+const (
+	facetTop uint8 = 1 << iota // one of the customer's strongest facets
+	facetCtx                   // a facet of the context product
 )
 
 // slot is a picker's per-product scratch, valid while epoch matches.
@@ -22,6 +28,13 @@ type slot struct {
 	epoch uint32
 	flags uint8
 	rel   float32
+}
+
+// facetSlot is a picker's per-facet scratch, valid while epoch matches.
+type facetSlot struct {
+	epoch uint32
+	bits  uint8
+	aff   float32
 }
 
 type cand struct {
@@ -34,8 +47,9 @@ type cand struct {
 // allocates nothing once warm. Nothing in it outlives the call.
 type picker struct {
 	epoch     uint32
-	slots     []slot
-	aff       []affEntry // the profile's affinity vector, sorted by facet
+	slots     []slot      // by product
+	facets    []facetSlot // by facet
+	aff       []affEntry  // the profile's affinity vector
 	affSum    float64
 	topFacets []uint32
 	sizes     []sizeEntry
@@ -46,16 +60,20 @@ type picker struct {
 	wear      []uint32 // by size group
 	locs      []uint32
 	excl      []uint32
-	ids       []uint32 // proposed products, each once
-	top       []uint32 // top-list members, with repeats
-	rels      []relEntry
+	ids       []uint32   // proposed by personal sources, each once
+	top       []uint32   // a top list's prefix, being walked
+	rels      []relEntry // an anchor's relations
 	cands     []cand
 	deferred  []cand
 	leaves    []leafCount
 	elig      *roaring.Bitmap
 	scratch   *roaring.Bitmap
+	iter      roaring.IntIterator
 	name      []byte
 	popMax    float64
+	ctx       *index.Item // the query's context product, if known
+	ctxNorm   float64     // the context's similarity to itself
+	category  string
 	now       uint32
 	opts      *Options
 	prior     *[numReasons]float64
@@ -66,20 +84,24 @@ type leafCount struct {
 	n    int
 }
 
-func (pk *picker) reset(products int) {
+func (pk *picker) reset(products, facets int) {
 	pk.epoch++
 	if pk.epoch == 0 { // wrapped: stale epochs could match again
 		clear(pk.slots)
+		clear(pk.facets)
 		pk.epoch = 1
 	}
 	if len(pk.slots) < products {
-		pk.slots = slices.Grow(pk.slots[:0], products+products/4+64)[:products+products/4+64]
+		pk.slots = make([]slot, products+products/4+64)
+	}
+	if len(pk.facets) < facets {
+		pk.facets = make([]facetSlot, facets+facets/4+64)
 	}
 	pk.aff, pk.topFacets, pk.sizes = pk.aff[:0], pk.topFacets[:0], pk.sizes[:0]
 	pk.purchased, pk.cart, pk.views, pk.anchors = pk.purchased[:0], pk.cart[:0], pk.views[:0], pk.anchors[:0]
-	pk.wear, pk.locs, pk.excl, pk.ids = pk.wear[:0], pk.locs[:0], pk.excl[:0], pk.ids[:0]
+	pk.wear, pk.locs, pk.excl, pk.ids, pk.top = pk.wear[:0], pk.locs[:0], pk.excl[:0], pk.ids[:0], pk.top[:0]
 	pk.rels, pk.cands, pk.deferred, pk.leaves = pk.rels[:0], pk.cands[:0], pk.deferred[:0], pk.leaves[:0]
-	pk.affSum = 0
+	pk.affSum, pk.ctx, pk.ctxNorm, pk.category = 0, nil, 0, ""
 	if pk.elig == nil {
 		pk.elig, pk.scratch = roaring.New(), roaring.New()
 	}
@@ -90,18 +112,26 @@ func (pk *picker) reset(products int) {
 // picks, unknown locations hold no stock. The picks path allocates nothing
 // once its pooled scratch has grown to the catalog's size.
 //
-// Ranking: every product proposed by a source (cart, recent views, items
-// related to the customer's history or to q.Context, products popular in
-// the customer's top facets, popular products) or, when those do not fill
-// k, any eligible product, is filtered first (active, in stock at one of
-// the locations in a size the customer wears, not bought, not excluded,
-// within the category) and then scored:
+// Candidates come, in this order, from
+//
+//  1. personal sources: the cart, recent views, and the strongest learned
+//     relations of q.Context and of the customer's recent history;
+//  2. top lists walked best first, each until it yields its quota of
+//     products that pass the filters: the context's facets (k each), the
+//     customer's strongest facets (k each), then the category's or the
+//     global popularity list (2k);
+//  3. when fewer than k passed, any eligible product, in id order.
+//
+// Every candidate passes the hard filters before it is scored (active, in
+// stock at one of the locations in a size the customer wears, not bought,
+// not excluded, within the category):
 //
 //	score = prior[channel][best source] + AffinityWeight*affinity
 //	      + RelatedWeight*related + PopularityWeight*popularity
 //
-// Ties go to the smaller product id. At most ceil(k/3) picks share a leaf
-// category unless too few other candidates qualify.
+// where related adds learned relation strength and attribute similarity to
+// the context. Ties go to the smaller product id. At most ceil(k/3) picks
+// share a leaf category unless too few other candidates qualify.
 func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	k := q.K
 	if k <= 0 {
@@ -127,47 +157,21 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	pk.reset(e.idx.Products())
-	e.loadProfile(pk, q, ch)
+	pk.reset(e.idx.Products(), e.idx.Facets())
+	e.loadProfile(pk, q)
+	if !e.loadQuery(pk, q) {
+		return dst
+	}
+	pk.popMax = e.pop.valueAt(e.global.best(), pk.now)
 
-	// Where, what size, what not.
-	if len(q.Locations) == 0 {
-		pk.locs = append(pk.locs, 0) // "online" is always location 0
-	}
-	for _, l := range q.Locations {
-		if d, ok := e.idx.LookupLocation(l); ok {
-			pk.locs = append(pk.locs, d)
-		}
-	}
-	for g := 0; g < e.idx.Groups(); g++ {
-		pk.wear = append(pk.wear, index.AnySize)
-	}
-	for g := range pk.wear {
-		if g > 0 {
-			pk.wear[g] = wearOf(pk.sizes, uint32(g))
-		}
-	}
-	for _, x := range q.Exclude {
-		if it, ok := e.idx.Item(x); ok {
-			pk.excl = append(pk.excl, it.Dense)
-		}
-	}
-	var ctx *index.Item
-	if q.Context != "" {
-		if it, ok := e.idx.Item(q.Context); ok {
-			ctx = it
-			pk.excl = append(pk.excl, it.Dense)
-		}
-	}
-	category := strings.Trim(q.Category, "/")
-
-	// Sources. Relations of the context come first and weigh double.
-	if ctx != nil {
-		e.addRelated(pk, ctx.Dense, 2)
+	// 1. Personal sources. The context's relations weigh double.
+	perAnchor := e.opts.RelatedPerAnchor
+	if pk.ctx != nil {
+		e.addRelated(pk, pk.ctx.Dense, 2, 2*perAnchor)
 	}
 	if ch != ChannelScreen {
 		for _, a := range pk.anchors {
-			e.addRelated(pk, a, 1)
+			e.addRelated(pk, a, 1, perAnchor)
 		}
 	}
 	for _, p := range pk.cart {
@@ -176,30 +180,34 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	for _, p := range pk.views {
 		pk.propose(p, flagViewed)
 	}
-	pk.top = pk.top[:0]
-	for _, f := range pk.topFacets {
-		pk.top = e.tops[f].appendTo(pk.top)
+	for _, p := range pk.ids {
+		s := &pk.slots[p]
+		e.consider(pk, p, s.flags, s.rel)
 	}
-	if category != "" {
-		pk.name = append(append(pk.name[:0], index.FacetCategory...), category...)
-		if f, ok := e.idx.FacetBytes(pk.name); ok {
-			pk.top = e.tops[f].appendTo(pk.top)
-		} else {
-			category = "\x00" // no such category: nothing qualifies
+
+	// 2. Top lists, walked best first with quotas.
+	if pk.ctx != nil {
+		for _, f := range pk.ctx.Facets {
+			e.walk(pk, &e.tops[f], k, k)
 		}
 	}
-	pk.top = e.global.appendTo(pk.top)
-	for _, p := range pk.top {
-		pk.propose(p, 0)
+	for _, f := range pk.topFacets {
+		e.walk(pk, &e.tops[f], k, k)
 	}
-	pk.popMax = e.pop.valueAt(e.global.best(), pk.now)
+	if pk.category != "" {
+		pk.name = append(append(pk.name[:0], index.FacetCategory...), pk.category...)
+		f, _ := e.idx.FacetBytes(pk.name) // known: loadQuery checked
+		e.walk(pk, &e.tops[f], 2*k, k)
+	} else {
+		e.walk(pk, &e.global, 2*k, k)
+	}
 
-	// Filter, then score, every proposed product.
-	e.scoreProposed(pk, category)
+	// 3. Anything eligible, when the sources fell short.
 	if len(pk.cands) < k {
-		e.fallback(pk, category, k)
+		e.fallback(pk, k)
 	}
 
+	pk.leaves = pk.leaves[:0] // diversify counts afresh
 	slices.SortFunc(pk.cands, func(a, b cand) int {
 		switch {
 		case a.score > b.score:
@@ -214,7 +222,7 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 
 // loadProfile copies what ranking needs out of the actor's profile, so the
 // shard lock is held only for the copy.
-func (e *Engine) loadProfile(pk *picker, q *Query, ch Channel) {
+func (e *Engine) loadProfile(pk *picker, q *Query) {
 	actor, anon := q.Customer, false
 	if actor == "" {
 		actor, anon = q.AnonymousID, true
@@ -230,9 +238,11 @@ func (e *Engine) loadProfile(pk *picker, q *Query, ch Channel) {
 	if pr == nil {
 		return
 	}
-	pk.aff = append(pk.aff, pr.aff...)
 	for _, a := range pr.aff {
 		pk.affSum += float64(a.w)
+		if int(a.facet) < len(pk.facets) {
+			pk.facets[a.facet] = facetSlot{epoch: pk.epoch, aff: a.w}
+		}
 	}
 	// The strongest facets source candidates.
 	for range e.opts.AffinityFacets {
@@ -248,7 +258,11 @@ func (e *Engine) loadProfile(pk *picker, q *Query, ch Channel) {
 		if best < 0 {
 			break
 		}
-		pk.topFacets = append(pk.topFacets, pr.aff[best].facet)
+		f := pr.aff[best].facet
+		pk.topFacets = append(pk.topFacets, f)
+		if int(f) < len(pk.facets) {
+			pk.facets[f].bits |= facetTop
+		}
 	}
 	pk.sizes = append(pk.sizes, pr.sizes...)
 	for _, s := range pr.purchased {
@@ -281,6 +295,56 @@ func (e *Engine) loadProfile(pk *picker, q *Query, ch Channel) {
 	pk.appendRecentPurchases(pr.purchased, e.opts.Anchors)
 }
 
+// loadQuery resolves the query's locations, sizes, exclusions, context and
+// category. It returns false when nothing can qualify.
+func (e *Engine) loadQuery(pk *picker, q *Query) bool {
+	if len(q.Locations) == 0 {
+		pk.locs = append(pk.locs, 0) // "online" is always location 0
+	}
+	for _, l := range q.Locations {
+		if d, ok := e.idx.LookupLocation(l); ok {
+			pk.locs = append(pk.locs, d)
+		}
+	}
+	if len(pk.locs) == 0 {
+		return false
+	}
+	for g := range e.idx.Groups() {
+		w := index.AnySize
+		if g > 0 {
+			w = wearOf(pk.sizes, uint32(g))
+		}
+		pk.wear = append(pk.wear, w)
+	}
+	for _, x := range q.Exclude {
+		if it, ok := e.idx.Item(x); ok {
+			pk.excl = append(pk.excl, it.Dense)
+		}
+	}
+	if q.Context != "" {
+		if it, ok := e.idx.Item(q.Context); ok {
+			pk.ctx = it
+			pk.excl = append(pk.excl, it.Dense)
+			for _, f := range it.Facets {
+				pk.ctxNorm += float64(e.weights.of(f))
+				fs := &pk.facets[f]
+				if fs.epoch != pk.epoch {
+					*fs = facetSlot{epoch: pk.epoch}
+				}
+				fs.bits |= facetCtx
+			}
+		}
+	}
+	if c := strings.Trim(q.Category, "/"); c != "" {
+		pk.name = append(append(pk.name[:0], index.FacetCategory...), c...)
+		if _, ok := e.idx.FacetBytes(pk.name); !ok {
+			return false // no such category
+		}
+		pk.category = c
+	}
+	return true
+}
+
 // appendRecentPurchases adds the most recent purchases as anchors until
 // there are max anchors.
 func (pk *picker) appendRecentPurchases(purchased []stamp, max int) {
@@ -306,7 +370,7 @@ func wearOf(sizes []sizeEntry, g uint32) uint32 {
 	return pr.wear(g)
 }
 
-// propose marks product p as a candidate with the given source flags.
+// propose marks product p as a personal candidate with the given flags.
 func (pk *picker) propose(p uint32, flags uint8) {
 	if int(p) >= len(pk.slots) {
 		return
@@ -321,47 +385,61 @@ func (pk *picker) propose(p uint32, flags uint8) {
 	s.flags |= flags | flagSeen
 }
 
-// addRelated proposes the relations of anchor a, each with its weight
-// relative to a's strongest relation, times w.
-func (e *Engine) addRelated(pk *picker, a uint32, w float32) {
-	pk.rels = e.rel.appendTo(pk.rels[:0], a)
-	var top float32
-	for _, r := range pk.rels {
-		top = max(top, r.w)
-	}
-	if top <= 0 {
+// addRelated proposes up to n of the strongest relations of anchor a, each
+// with its weight relative to a's strongest relation, times w.
+func (e *Engine) addRelated(pk *picker, a uint32, w float32, n int) {
+	pk.rels = e.rel.appendTo(pk.rels[:0], a, n)
+	if len(pk.rels) == 0 || pk.rels[0].w <= 0 {
 		return
 	}
+	top := pk.rels[0].w
 	for _, r := range pk.rels {
 		pk.propose(r.p, flagRelated)
 		pk.slots[r.p].rel += w * r.w / top
 	}
 }
 
-// scoreProposed filters and scores every product proposed so far.
-func (e *Engine) scoreProposed(pk *picker, category string) {
-	for _, p := range pk.ids {
-		s := &pk.slots[p]
-		if s.epoch != pk.epoch || s.flags&flagSeen == 0 {
+// walk considers the products of a top list, best first, skipping those
+// already considered, until quota of them pass the filters. Products beyond
+// the diversity cap of their leaf category (ceil(k/3) within this walk) are
+// kept as candidates but do not count toward the quota, so a list led by
+// one category still yields enough variety to fill k.
+func (e *Engine) walk(pk *picker, t *topList, quota, k int) {
+	pk.top = t.appendTo(pk.top[:0], math.MaxInt)
+	pk.leaves = pk.leaves[:0]
+	limit := (k + 2) / 3
+	n := 0
+	for _, p := range pk.top {
+		if int(p) >= len(pk.slots) {
 			continue
 		}
-		s.flags &^= flagSeen // scored: a repeat of p in ids is skipped
-		e.consider(pk, p, s.flags, s.rel, category)
+		s := &pk.slots[p]
+		if s.epoch == pk.epoch {
+			continue
+		}
+		*s = slot{epoch: pk.epoch, flags: flagSeen}
+		if e.consider(pk, p, 0, 0) && pk.bumpLeaf(pk.cands[len(pk.cands)-1].item.Leaf) <= limit {
+			if n++; n == quota {
+				return
+			}
+		}
 	}
 }
 
-// consider filters product p and, if it qualifies, scores it as a candidate.
-func (e *Engine) consider(pk *picker, p uint32, flags uint8, rel float32, category string) {
+// consider filters product p and, if it qualifies, scores it as a
+// candidate. It reports whether p qualified.
+func (e *Engine) consider(pk *picker, p uint32, flags uint8, rel float32) bool {
 	it := e.idx.ItemAt(p)
-	if !pk.eligible(e.idx, it, category) {
-		return
+	if !pk.eligible(e.idx, it) {
+		return false
 	}
 	score, reason := pk.score(e, it, flags, rel)
 	pk.cands = append(pk.cands, cand{item: it, score: score, reason: reason})
+	return true
 }
 
 // eligible applies the hard filters.
-func (pk *picker) eligible(x *index.Index, it *index.Item, category string) bool {
+func (pk *picker) eligible(x *index.Index, it *index.Item) bool {
 	if it == nil || !it.Active {
 		return false
 	}
@@ -371,8 +449,8 @@ func (pk *picker) eligible(x *index.Index, it *index.Item, category string) bool
 	if slices.Contains(pk.excl, it.Dense) {
 		return false
 	}
-	if category != "" && it.Category != category &&
-		!(strings.HasPrefix(it.Category, category) && it.Category[len(category)] == '/') {
+	if c := pk.category; c != "" && it.Category != c &&
+		!(strings.HasPrefix(it.Category, c) && it.Category[len(c)] == '/') {
 		return false
 	}
 	size := index.AnySize
@@ -404,18 +482,27 @@ func (pk *picker) score(e *Engine, it *index.Item, flags uint8, rel float32) (fl
 	if flags&flagRelated != 0 {
 		consider(ReasonRelated)
 	}
-	var dot float64
-	affine := false
+	var dot, shared float64
+	var bits uint8
 	for _, f := range it.Facets {
-		if i, ok := slices.BinarySearchFunc(pk.aff, f, func(a affEntry, f uint32) int { return cmpU32(a.facet, f) }); ok {
-			dot += float64(pk.aff[i].w)
+		fs := pk.facets[f]
+		if fs.epoch != pk.epoch {
+			continue
 		}
-		if !affine && slices.Contains(pk.topFacets, f) {
-			affine = true
+		dot += float64(fs.aff)
+		bits |= fs.bits
+		if fs.bits&facetCtx != 0 {
+			shared += float64(e.weights.of(f))
 		}
 	}
-	if affine {
+	if bits&facetTop != 0 {
 		consider(ReasonAffinity)
+	}
+	if pk.ctxNorm > 0 {
+		if sim := shared / pk.ctxNorm; sim >= 0.5 {
+			consider(ReasonRelated)
+			rel += float32(sim * pk.opts.ContextWeight)
+		}
 	}
 	if pk.affSum > 0 {
 		dot /= pk.affSum
@@ -429,27 +516,25 @@ func (pk *picker) score(e *Engine, it *index.Item, flags uint8, rel float32) (fl
 	return prior + o.AffinityWeight*dot + o.RelatedWeight*float64(rel) + o.PopularityWeight*popularity, reason
 }
 
-// fallback scans eligible products that no source proposed, in id order,
+// fallback considers eligible products no source proposed, in id order,
 // until k candidates qualify or FallbackScan products were looked at.
-func (e *Engine) fallback(pk *picker, category string, k int) {
+func (e *Engine) fallback(pk *picker, k int) {
 	e.idx.EligibleInto(pk.elig, pk.scratch, pk.locs, pk.wear)
-	if category != "" {
-		pk.name = append(append(pk.name[:0], index.FacetCategory...), category...)
-		f, ok := e.idx.FacetBytes(pk.name)
-		if !ok {
-			return
-		}
+	if pk.category != "" {
+		pk.name = append(append(pk.name[:0], index.FacetCategory...), pk.category...)
+		f, _ := e.idx.FacetBytes(pk.name)
 		pk.elig.And(e.idx.Posting(f))
 	}
-	it := pk.elig.Iterator()
-	for n := 0; it.HasNext() && n < e.opts.FallbackScan; n++ {
+	it := &pk.iter
+	it.Initialize(pk.elig)
+	for n := 0; it.HasNext() && n < e.opts.FallbackScan && len(pk.cands) < k; n++ {
 		p := it.Next()
 		s := &pk.slots[p]
 		if s.epoch == pk.epoch {
-			continue // proposed by a source: already considered
+			continue // already considered
 		}
-		*s = slot{epoch: pk.epoch}
-		e.consider(pk, p, 0, 0, category)
+		*s = slot{epoch: pk.epoch, flags: flagSeen}
+		e.consider(pk, p, 0, 0)
 	}
 }
 

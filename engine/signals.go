@@ -18,9 +18,10 @@ type relEntry struct {
 }
 
 // relations holds, per product, a bounded list of related products learned
-// from co-occurrence. Bounded lists use Space-Saving: when a list is full,
-// a newcomer replaces the weakest entry and inherits its weight, so heavy
-// relations survive and the list never grows.
+// from co-occurrence, sorted by weight (strongest first, so a query takes a
+// prefix). Bounded lists use Space-Saving: when a list is full, a newcomer
+// replaces the weakest entry and inherits its weight, so heavy relations
+// survive and the list never grows.
 //
 // The outer slice grows only under the engine's write lock; lists are read
 // and written under their stripe lock.
@@ -36,41 +37,44 @@ func (r *relations) grow(n int) {
 	}
 }
 
-// add strengthens the relation from a to b by w.
+// add strengthens the relation from a to b by w (w > 0).
 func (r *relations) add(a, b uint32, w float32) {
-	if a == b || int(a) >= len(r.lists) {
+	if a == b || int(a) >= len(r.lists) || w <= 0 {
 		return
 	}
 	m := &r.mu[a%stripes]
 	m.Lock()
 	l := r.lists[a]
-	weakest := -1
-	for i := range l {
-		if l[i].p == b {
-			l[i].w += w
-			m.Unlock()
-			return
-		}
-		if weakest < 0 || l[i].w < l[weakest].w {
-			weakest = i
-		}
+	i := 0
+	for i < len(l) && l[i].p != b {
+		i++
 	}
-	if len(l) < r.max {
-		r.lists[a] = append(l, relEntry{p: b, w: w})
-	} else if weakest >= 0 {
-		l[weakest] = relEntry{p: b, w: l[weakest].w + w}
+	switch {
+	case i < len(l):
+		l[i].w += w
+	case len(l) < r.max:
+		l = append(l, relEntry{p: b, w: w})
+		r.lists[a] = l
+	default: // full: the weakest (last) entry makes way and hands on its weight
+		i = len(l) - 1
+		l[i] = relEntry{p: b, w: l[i].w + w}
+	}
+	// Weights only grow: bubble the entry up to its place.
+	for ; i > 0 && l[i].w > l[i-1].w; i-- {
+		l[i], l[i-1] = l[i-1], l[i]
 	}
 	m.Unlock()
 }
 
-// appendTo appends the relations of a to dst.
-func (r *relations) appendTo(dst []relEntry, a uint32) []relEntry {
+// appendTo appends up to n of the strongest relations of a to dst.
+func (r *relations) appendTo(dst []relEntry, a uint32, n int) []relEntry {
 	if int(a) >= len(r.lists) {
 		return dst
 	}
 	m := &r.mu[a%stripes]
 	m.Lock()
-	dst = append(dst, r.lists[a]...)
+	l := r.lists[a]
+	dst = append(dst, l[:min(n, len(l))]...)
 	m.Unlock()
 	return dst
 }
@@ -143,51 +147,61 @@ func (p *popularity) valueAt(ls float64, now uint32) float64 {
 }
 
 // topList keeps the products with the highest popularity log-scores within
-// one facet (or overall), bounded by max. Updated on every event, so a new
-// favourite enters at once; scores go stale only for products that left the
-// list, which the next event on them fixes.
+// one facet (or overall), bounded, sorted best first (ties: smaller id), so
+// a query walks it in order. Updated on every event, so a new favourite
+// enters at once.
 type topList struct {
 	mu     sync.Mutex
 	ids    []uint32
 	scores []float64
 }
 
-// offer updates product d's log-score ls in the list.
+func before(s1 float64, d1 uint32, s2 float64, d2 uint32) bool {
+	return s1 > s2 || (s1 == s2 && d1 < d2)
+}
+
+// offer updates product d's log-score ls in the list; noScore removes it.
 func (t *topList) offer(d uint32, ls float64, max int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	weakest := -1
 	for i, id := range t.ids {
 		if id == d {
-			if ls == noScore {
-				t.ids = append(t.ids[:i], t.ids[i+1:]...)
-				t.scores = append(t.scores[:i], t.scores[i+1:]...)
-				return
-			}
-			t.scores[i] = ls
-			return
-		}
-		if weakest < 0 || t.scores[i] < t.scores[weakest] {
-			weakest = i
+			t.ids = append(t.ids[:i], t.ids[i+1:]...)
+			t.scores = append(t.scores[:i], t.scores[i+1:]...)
+			break
 		}
 	}
 	if ls == noScore {
 		return
 	}
-	if len(t.ids) < max {
-		t.ids = append(t.ids, d)
-		t.scores = append(t.scores, ls)
-		return
+	n := len(t.ids)
+	if n >= max {
+		if n == 0 || !before(ls, d, t.scores[n-1], t.ids[n-1]) {
+			return
+		}
+		t.ids, t.scores = t.ids[:n-1], t.scores[:n-1]
 	}
-	if weakest >= 0 && ls > t.scores[weakest] {
-		t.ids[weakest], t.scores[weakest] = d, ls
+	// Binary search for the first entry d goes before.
+	lo, hi := 0, len(t.ids)
+	for lo < hi {
+		m := (lo + hi) / 2
+		if before(t.scores[m], t.ids[m], ls, d) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
 	}
+	t.ids = append(t.ids, 0)
+	t.scores = append(t.scores, 0)
+	copy(t.ids[lo+1:], t.ids[lo:])
+	copy(t.scores[lo+1:], t.scores[lo:])
+	t.ids[lo], t.scores[lo] = d, ls
 }
 
-// appendTo appends the list's products to dst, in no particular order.
-func (t *topList) appendTo(dst []uint32) []uint32 {
+// appendTo appends up to n of the list's products to dst, best first.
+func (t *topList) appendTo(dst []uint32, n int) []uint32 {
 	t.mu.Lock()
-	dst = append(dst, t.ids...)
+	dst = append(dst, t.ids[:min(n, len(t.ids))]...)
 	t.mu.Unlock()
 	return dst
 }
@@ -195,12 +209,9 @@ func (t *topList) appendTo(dst []uint32) []uint32 {
 // best returns the highest log-score in the list (noScore if empty).
 func (t *topList) best() float64 {
 	t.mu.Lock()
-	b := noScore
-	for _, s := range t.scores {
-		if s > b {
-			b = s
-		}
+	defer t.mu.Unlock()
+	if len(t.scores) == 0 {
+		return noScore
 	}
-	t.mu.Unlock()
-	return b
+	return t.scores[0]
 }

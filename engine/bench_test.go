@@ -1,0 +1,132 @@
+package engine
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+)
+
+// benchWorld builds a synthetic catalog of n products (60% sized, 6 sizes)
+// over 200 leaf categories, stock online and in 3 stores with some sizes
+// sold out, and c customers with about 20 events each.
+func benchWorld(tb testing.TB, n, c int) (*Engine, time.Time) {
+	tb.Helper()
+	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	e := New(Options{Now: func() time.Time { return now }})
+	rng := rand.New(rand.NewPCG(1, 2))
+	sizes := []string{"XS", "S", "M", "L", "XL", "XXL"}
+	locs := []string{"online", "store-1", "store-2", "store-3"}
+	apply := func(r *Record) {
+		if err := e.Apply(r); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	var r Record
+	for i := range n {
+		id := fmt.Sprintf("P%07d", i)
+		r = Record{Op: OpProduct, Product: Product{ID: id, Title: "Product " + id, URL: "https://shop.example/p/" + id,
+			Image: "https://shop.example/i/" + id + ".jpg", Price: 19.95, Currency: "EUR",
+			Category: fmt.Sprintf("g%d/c%d/l%d", i%3, i%20, i%200), Brand: fmt.Sprint("brand", i%50),
+			Tags: []string{fmt.Sprint("tag", i%30), fmt.Sprint("tag", i%7+30)}}}
+		if i%5 < 3 {
+			r.Product.SizeGroup = fmt.Sprint("group", i%3)
+			for _, s := range sizes {
+				r.Product.Variants = append(r.Product.Variants, Variant{SKU: id + "-" + s, Size: s})
+			}
+		} else {
+			r.Product.Variants = []Variant{{SKU: id}}
+		}
+		apply(&r)
+		for _, v := range r.Product.Variants {
+			for li, l := range locs {
+				if li > 0 && rng.IntN(3) > 0 {
+					continue
+				}
+				q := int64(rng.IntN(6))
+				if q == 0 && li > 0 {
+					continue
+				}
+				apply(&Record{Op: OpInventory, Inventory: Inventory{SKU: v.SKU, Location: l, Quantity: q}})
+			}
+		}
+	}
+	types := []EventType{EventView, EventView, EventView, EventCartAdd, EventPurchase, EventScan, EventAdClick}
+	t := now.Add(-30 * 24 * time.Hour)
+	for range c * 20 {
+		t = t.Add(time.Duration(rng.IntN(int(30*24*time.Hour)/(c*20)*2 + 1)))
+		// Zipf-like popularity: most events on a few products.
+		p := int(float64(n) * rng.Float64() * rng.Float64() * rng.Float64())
+		id := fmt.Sprintf("P%07d", p)
+		ev := Event{Type: types[rng.IntN(len(types))], Customer: fmt.Sprint("C", rng.IntN(c)), TS: t.UnixMilli()}
+		if p%5 < 3 {
+			ev.SKU = id + "-" + sizes[rng.IntN(len(sizes))]
+		} else {
+			ev.Product = id
+		}
+		apply(&Record{Op: OpEvent, Event: ev})
+	}
+	return e, now
+}
+
+var benchQueries = []struct {
+	name string
+	q    Query
+}{
+	{"web-customer", Query{Customer: "C17", Channel: ChannelWeb, K: 10}},
+	{"ads-customer", Query{Customer: "C42", Channel: ChannelAds, K: 10}},
+	{"email-store-locations", Query{Customer: "C7", Channel: ChannelEmail, K: 12, Locations: []string{"online", "store-2"}}},
+	{"screen-context", Query{Customer: "C99", Channel: ChannelScreen, K: 8, Locations: []string{"store-1"}, Context: "P0000042"}},
+	{"anonymous", Query{Channel: ChannelWeb, K: 10}},
+	{"category", Query{Customer: "C3", Channel: ChannelWeb, K: 10, Category: "g1/c7"}},
+}
+
+func BenchmarkPicks(b *testing.B) {
+	e, _ := benchWorld(b, 20000, 5000)
+	for _, bq := range benchQueries {
+		b.Run(bq.name, func(b *testing.B) {
+			q := bq.q
+			var dst []Pick
+			b.ReportAllocs()
+			for b.Loop() {
+				dst = e.PicksInto(dst[:0], &q)
+			}
+		})
+	}
+	b.Run("parallel", func(b *testing.B) {
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			var dst []Pick
+			i := 0
+			for pb.Next() {
+				q := benchQueries[i%len(benchQueries)].q
+				q.Customer = benchCustomers[i%len(benchCustomers)]
+				dst = e.PicksInto(dst[:0], &q)
+				i++
+			}
+		})
+	})
+}
+
+func BenchmarkApplyEvent(b *testing.B) {
+	e, now := benchWorld(b, 20000, 100)
+	r := Record{Op: OpEvent, Event: Event{Type: EventView, Customer: "C1", Product: "P0000003"}}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		r.Event.Customer = benchCustomers[i%len(benchCustomers)]
+		r.Event.TS = now.UnixMilli() + int64(i)
+		i++
+		if err := e.Apply(&r); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+var benchCustomers = func() []string {
+	out := make([]string, 1000)
+	for i := range out {
+		out[i] = fmt.Sprint("C", i)
+	}
+	return out
+}()

@@ -68,10 +68,10 @@ type Options struct {
 	// weighted like affinity); a candidate at least half as similar as the
 	// context is to itself counts as related. Default 1.
 	ContextWeight    float64
-	AffinityFacets   int     // top facets of a profile that source candidates; default 4
-	Anchors          int     // most recent history items whose relations source candidates; default 12
-	RelatedPerAnchor int     // strongest relations taken per anchor (twice that for the context); default 8
-	FallbackScan     int     // eligible products scanned when sources do not fill k; default 4096
+	AffinityFacets   int // top facets of a profile that source candidates; default 4
+	Anchors          int // most recent history items whose relations source candidates; default 12
+	RelatedPerAnchor int // strongest relations taken per anchor (twice that for the context); default 8
+	FallbackScan     int // eligible products scanned when sources do not fill k; default 4096
 
 	Now func() time.Time // default time.Now
 }

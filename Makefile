@@ -1,0 +1,39 @@
+# Omnipick. Two commands on a fresh machine: `make run` and `make test`.
+GO        ?= go
+ADDR      ?= 127.0.0.1:7070
+DATA      ?= ./data
+BIN       := bin/omnipick
+PKGS      := ./...
+
+.PHONY: run build test test-short lint bench eval clean
+
+## run: serve the demo world on $(ADDR), state in $(DATA)
+run: build
+	$(BIN) serve -addr $(ADDR) -data $(DATA) -demo
+
+## build: compile the omnipick binary into bin/
+build:
+	$(GO) build -o $(BIN) ./cmd/omnipick
+
+## test: lint, then every test with the race detector, then the
+## allocation proofs (which need a build without -race)
+test: lint
+	$(GO) test -race -count=1 $(PKGS)
+	$(GO) test -count=1 -run 'Allocate' $(PKGS)
+
+## test-short: the tests without the race detector, for a quick loop
+test-short:
+	$(GO) test -count=1 $(PKGS)
+
+## lint: go vet and a gofmt check
+lint:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+## bench: the in-process benchmarks (see bench/README.md for load tests)
+bench:
+	$(GO) test -run XXX -bench . -benchmem ./index/... ./engine/... ./api/...
+
+clean:
+	rm -rf bin

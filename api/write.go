@@ -1,0 +1,187 @@
+package api
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/klauspost/compress/gzip"
+	"github.com/klauspost/compress/zstd"
+	"github.com/omnipick/omnipick/engine"
+	"github.com/valyala/fasthttp"
+)
+
+// writeBatch is the pooled state of one write request.
+type writeBatch struct {
+	recs    []engine.Record
+	rejects []Reject
+	errs    []error
+	body    bytes.Buffer // decompressed body
+	out     []byte
+	gz      *gzip.Reader
+	zs      *zstd.Decoder
+}
+
+// errBodyTooLarge is returned when a compressed body inflates past the limit.
+var errBodyTooLarge = errors.New("body too large")
+
+func (s *Server) handleWrite(ctx *fasthttp.RequestCtx, op engine.Op) {
+	wb := s.batches.Get().(*writeBatch)
+	defer s.putBatch(wb)
+
+	body, err := s.requestBody(ctx, wb)
+	if err != nil {
+		if errors.Is(err, errBodyTooLarge) {
+			writeError(ctx, fasthttp.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes once decompressed", s.opts.MaxBodyBytes), "body")
+			return
+		}
+		writeError(ctx, fasthttp.StatusBadRequest, err.Error(), "body")
+		return
+	}
+	ndjson := bytes.Contains(ctx.Request.Header.ContentType(), []byte("ndjson"))
+	d := s.decoders.Get().(*Decoder)
+	wb.recs, wb.rejects, err = d.Decode(op, body, ndjson, s.opts.Now().UnixMilli(), wb.recs[:0], wb.rejects[:0])
+	s.decoders.Put(d)
+	if err != nil {
+		writeError(ctx, fasthttp.StatusBadRequest, err.Error(), "body")
+		return
+	}
+
+	wb.errs = wb.errs[:0]
+	for range wb.recs {
+		wb.errs = append(wb.errs, nil)
+	}
+	if len(wb.recs) > 0 {
+		if err := s.opts.Writer.Write(wb.recs, wb.errs); err != nil {
+			if errors.Is(err, ErrOverloaded) {
+				ctx.Response.Header.Set("Retry-After", "1")
+				writeError(ctx, fasthttp.StatusServiceUnavailable, "overloaded: too many writes queued, retry later", "")
+				return
+			}
+			s.opts.Log.Error("write failed", "op", op.String(), "err", err)
+			writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot store the write: "+err.Error(), "")
+			return
+		}
+	}
+	applied := s.mergeRejects(wb)
+	s.stats.countApplied(op, wb.recs, wb.errs)
+
+	if applied == 0 && len(wb.rejects) > 0 {
+		first := wb.rejects[0]
+		// {"error":..., "field":..., "applied":0, "rejected":[...]}: the
+		// rejects object's fields follow the error's, without its brace.
+		wb.out = append(appendError(wb.out[:0], first.Reason, first.Field, false), ',')
+		mark := len(wb.out)
+		wb.out = AppendRejectsJSON(wb.out, 0, wb.rejects)
+		wb.out = append(wb.out[:mark], wb.out[mark+1:]...)
+		ctx.SetStatusCode(fasthttp.StatusBadRequest)
+	} else {
+		wb.out = AppendRejectsJSON(wb.out[:0], applied, wb.rejects)
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBody(wb.out)
+}
+
+// mergeRejects adds the engine's verdicts to the decoder's rejects, with
+// each record's position in the body, and returns how many were applied.
+func (s *Server) mergeRejects(wb *writeBatch) int {
+	applied := 0
+	pos, ri := 0, 0
+	decodeRejects := len(wb.rejects)
+	for i := range wb.recs {
+		// The i-th record sits at the i-th position not taken by a decode reject.
+		for ri < decodeRejects && wb.rejects[ri].Index == pos {
+			ri++
+			pos++
+		}
+		if err := wb.errs[i]; err != nil {
+			field := ""
+			var fe *engine.FieldError
+			if errors.As(err, &fe) {
+				field, err = fe.Field, fe.Err
+			}
+			wb.rejects = append(wb.rejects, Reject{Index: pos, Field: field, Reason: reason(err)})
+		} else {
+			applied++
+		}
+		pos++
+	}
+	if len(wb.rejects) > decodeRejects {
+		sortRejects(wb.rejects)
+	}
+	return applied
+}
+
+func sortRejects(r []Reject) {
+	for i := 1; i < len(r); i++ {
+		for j := i; j > 0 && r[j].Index < r[j-1].Index; j-- {
+			r[j], r[j-1] = r[j-1], r[j]
+		}
+	}
+}
+
+// reason turns an error into the text a client sees, without package
+// prefixes.
+func reason(err error) string {
+	msg := err.Error()
+	for _, p := range []string{"engine: ", "index: "} {
+		msg = strings.ReplaceAll(msg, p, "")
+	}
+	return msg
+}
+
+// requestBody returns the request body, decompressed per Content-Encoding
+// and capped at MaxBodyBytes after decompression.
+func (s *Server) requestBody(ctx *fasthttp.RequestCtx, wb *writeBatch) ([]byte, error) {
+	enc := ctx.Request.Header.ContentEncoding()
+	raw := ctx.Request.Body()
+	var r io.Reader
+	switch string(enc) {
+	case "", "identity":
+		return raw, nil
+	case "gzip", "x-gzip":
+		if wb.gz == nil {
+			wb.gz = new(gzip.Reader)
+		}
+		if err := wb.gz.Reset(bytes.NewReader(raw)); err != nil {
+			return nil, fmt.Errorf("cannot read gzip body: %w", err)
+		}
+		r = wb.gz
+	case "zstd":
+		if wb.zs == nil {
+			zs, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(s.opts.MaxBodyBytes)+1))
+			if err != nil {
+				return nil, fmt.Errorf("cannot start zstd decoder: %w", err)
+			}
+			wb.zs = zs
+		}
+		if err := wb.zs.Reset(bytes.NewReader(raw)); err != nil {
+			return nil, fmt.Errorf("cannot read zstd body: %w", err)
+		}
+		r = wb.zs
+	default:
+		return nil, fmt.Errorf("unsupported Content-Encoding %q: use gzip, zstd or none", enc)
+	}
+	wb.body.Reset()
+	n, err := wb.body.ReadFrom(io.LimitReader(r, int64(s.opts.MaxBodyBytes)+1))
+	if err != nil {
+		if errors.Is(err, zstd.ErrDecoderSizeExceeded) || errors.Is(err, zstd.ErrWindowSizeExceeded) {
+			return nil, errBodyTooLarge
+		}
+		return nil, fmt.Errorf("cannot decompress %s body: %w", enc, err)
+	}
+	if n > int64(s.opts.MaxBodyBytes) {
+		return nil, errBodyTooLarge
+	}
+	return wb.body.Bytes(), nil
+}
+
+func (s *Server) putBatch(wb *writeBatch) {
+	clear(wb.recs) // let the engine own the strings, not the pool
+	if wb.body.Cap() > 4<<20 {
+		wb.body = bytes.Buffer{} // do not pin a huge buffer in the pool
+	}
+	s.batches.Put(wb)
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/omnipick/omnipick/api"
+	"github.com/omnipick/omnipick/engine"
+)
+
+// demoFiles are the demo world's files in the order they must be applied.
+var demoFiles = []struct {
+	name string
+	op   engine.Op
+}{
+	{"locations.ndjson", engine.OpLocation},
+	{"products.ndjson", engine.OpProduct},
+	{"inventory.ndjson", engine.OpInventory},
+	{"events.ndjson", engine.OpEvent},
+}
+
+// loadDemo writes the demo world's records through w, in batches, and
+// returns how many were applied. Any rejected record is an error: the demo
+// files are generated and checked, so a rejection means they drifted.
+func loadDemo(dir string, w api.Writer) (int, error) {
+	var dec api.Decoder
+	var recs []engine.Record
+	var rejects []api.Reject
+	var errs []error
+	total := 0
+	for _, f := range demoFiles {
+		body, err := os.ReadFile(filepath.Join(dir, f.name))
+		if err != nil {
+			return total, err
+		}
+		for len(body) > 0 {
+			// Up to 1,000 lines a batch.
+			end, lines := 0, 0
+			for end < len(body) && lines < 1000 {
+				if i := bytes.IndexByte(body[end:], '\n'); i >= 0 {
+					end += i + 1
+				} else {
+					end = len(body)
+				}
+				lines++
+			}
+			recs, rejects, err = dec.Decode(f.op, body[:end], true, time.Now().UnixMilli(), recs[:0], rejects[:0])
+			if err != nil {
+				return total, fmt.Errorf("%s: %w", f.name, err)
+			}
+			if len(rejects) > 0 {
+				return total, fmt.Errorf("%s: record %d: %s: %s", f.name, rejects[0].Index, rejects[0].Field, rejects[0].Reason)
+			}
+			errs = append(errs[:0], make([]error, len(recs))...)
+			if err := w.Write(recs, errs); err != nil {
+				return total, err
+			}
+			for i, err := range errs {
+				if err != nil {
+					return total, fmt.Errorf("%s: record %d rejected: %w", f.name, i, err)
+				}
+			}
+			total += len(recs)
+			body = body[end:]
+		}
+	}
+	return total, nil
+}

@@ -1,0 +1,42 @@
+// Command omnipick runs the Omnipick recommendation service and its tools.
+//
+//	omnipick serve [-addr 127.0.0.1:7070] [-data ./data] [-demo]
+//
+// Only this package reads flags and the environment; everything below it
+// takes options structs.
+package main
+
+import (
+	"fmt"
+	"os"
+)
+
+const usage = `omnipick: real-time omnichannel recommendations
+
+usage:
+  omnipick serve [flags]    run the HTTP service (see omnipick serve -h)
+  omnipick help             this text
+`
+
+func main() {
+	args := os.Args[1:]
+	cmd := "serve"
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, args = args[0], args[1:]
+	}
+	var err error
+	switch cmd {
+	case "serve":
+		err = runServe(args)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return
+	default:
+		fmt.Fprintf(os.Stderr, "omnipick: unknown command %q\n\n%s", cmd, usage)
+		os.Exit(2)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "omnipick %s: %v\n", cmd, err)
+		os.Exit(1)
+	}
+}

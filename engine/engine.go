@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -206,6 +205,10 @@ type shard struct {
 	custProf  []uint32 // dense customer id -> profiles index
 	anonProf  []uint32 // dense anonymous id -> profiles index
 	profiles  []profile
+
+	// A snapshot in progress waits for this shard's profiles (see Capture).
+	snapPending bool
+	snap        []byte
 }
 
 // Engine is the live state. See the package doc for concurrency.
@@ -222,7 +225,8 @@ type Engine struct {
 	rel    relations
 	pop    popularity
 
-	pickers sync.Pool // *picker
+	pickers sync.Pool  // *picker
+	snapMu  sync.Mutex // one snapshot capture at a time
 
 	stats struct {
 		sync.Mutex
@@ -289,20 +293,7 @@ func (e *Engine) applyProduct(p *Product) error {
 	if err := e.idx.Upsert(it); err != nil {
 		return fieldErr("variants", err)
 	}
-	n := e.idx.Facets()
-	for f := len(e.weights.kind); f < n; f++ {
-		k := uint8(kindCategory)
-		switch name := e.idx.FacetName(uint32(f)); {
-		case strings.HasPrefix(name, index.FacetBrand):
-			k = kindBrand
-		case strings.HasPrefix(name, index.FacetTag):
-			k = kindTag
-		}
-		e.weights.kind = append(e.weights.kind, k)
-	}
-	for len(e.tops) < n {
-		e.tops = append(e.tops, topList{})
-	}
+	e.syncFacets()
 	e.rel.grow(e.idx.Products())
 	e.pop.grow(e.idx.Products())
 	// The product's popularity moves to the top lists of its new facets.
@@ -478,6 +469,7 @@ func (e *Engine) applyEvent(ev *Event) error {
 	}
 	s, h := e.shardOf(actor)
 	s.mu.Lock()
+	s.captureLocked()
 	pr := s.profileLocked(actor, h, anon, true)
 	if relW > 0 {
 		anchors = pr.appendAnchors(anchors, p, t, uint32(o.ViewWindow.Seconds()), uint32(o.PurchaseWindow.Seconds()))
@@ -575,6 +567,7 @@ func (e *Engine) applyIdentify(id *Identify) error {
 	// Take the anonymous profile out of its shard, leaving a forward link.
 	as, ah := e.shardOf(id.AnonymousID)
 	as.mu.Lock()
+	as.captureLocked()
 	ap := as.profileLocked(id.AnonymousID, ah, true, true)
 	if ap.mergedTo == id.Customer {
 		as.mu.Unlock()
@@ -586,6 +579,7 @@ func (e *Engine) applyIdentify(id *Identify) error {
 
 	cs, ch := e.shardOf(id.Customer)
 	cs.mu.Lock()
+	cs.captureLocked()
 	cp := cs.profileLocked(id.Customer, ch, false, true)
 	cp.merge(&moved, e.opts.AffinityHalfLife.Seconds(), &e.opts)
 	cp.links = appendUnique(cp.links, id.AnonymousID)

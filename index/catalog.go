@@ -131,14 +131,16 @@ func New() *Index {
 func (x *Index) Location(id string) uint32 {
 	d, isNew := x.locations.Intern(id)
 	if isNew {
-		x.locStock = append(x.locStock, locStock{
-			qty:    make(map[uint32]int32),
-			bySize: make(map[uint32]*roaring.Bitmap),
-			any:    roaring.New(),
-		})
+		x.locStock = append(x.locStock, newLocStock())
 	}
 	return d
 }
+
+func newLocStock() locStock {
+	return locStock{qty: make(map[uint32]int32), bySize: make(map[uint32]*roaring.Bitmap), any: roaring.New()}
+}
+
+func newBitmap() *roaring.Bitmap { return roaring.New() }
 
 // LookupLocation returns the dense id of a known location.
 func (x *Index) LookupLocation(id string) (uint32, bool) { return x.locations.Lookup(id) }
@@ -228,8 +230,8 @@ func (x *Index) SizeKey(group, size string) (uint32, bool) {
 func sizeKeyName(group, size string) string { return group + "\x00" + size }
 
 func (x *Index) facet(name string) uint32 {
-	f, isNew := x.facets.Intern(name)
-	if isNew {
+	f, _ := x.facets.Intern(name)
+	for int(f) >= len(x.postings) {
 		x.postings = append(x.postings, roaring.New())
 	}
 	return f
@@ -283,7 +285,7 @@ func (x *Index) Upsert(it *Item) error {
 				return fmt.Errorf("%w: %q", ErrDuplicateSKU, v.SKU)
 			}
 		}
-		if sd, ok := x.skus.Lookup(v.SKU); ok {
+		if sd, ok := x.skus.Lookup(v.SKU); ok && int(sd) < len(x.skuInfo) {
 			owner := x.skuInfo[sd].product
 			if (!known || owner != pd) && x.ownsSKU(owner, sd) {
 				return fmt.Errorf("%w: %q is a variant of %q", ErrSKUOwned, v.SKU, x.products.Name(owner))
@@ -291,8 +293,8 @@ func (x *Index) Upsert(it *Item) error {
 		}
 	}
 
-	pd, isNew := x.products.Intern(it.ID)
-	if isNew {
+	pd, _ = x.products.Intern(it.ID)
+	for int(pd) >= len(x.items) { // restored dictionaries may run ahead of items
 		x.items = append(x.items, nil)
 	}
 	old := x.items[pd]
@@ -315,7 +317,7 @@ func (x *Index) Upsert(it *Item) error {
 	it.Dense = pd
 	it.Category = NormalizeCategory(it.Category)
 	it.Group, _ = x.groups.Intern(it.SizeGroup)
-	if int(it.Group) == len(x.members) {
+	for int(it.Group) >= len(x.members) {
 		x.members = append(x.members, roaring.New())
 	}
 	var names [16]string
@@ -341,14 +343,14 @@ func (x *Index) Upsert(it *Item) error {
 	for i := range it.Variants {
 		v := &it.Variants[i]
 		v.Dense, _ = x.skus.Intern(v.SKU)
-		if int(v.Dense) == len(x.skuInfo) {
+		for int(v.Dense) >= len(x.skuInfo) {
 			x.skuInfo = append(x.skuInfo, skuInfo{})
 		}
 		x.skuInfo[v.Dense] = skuInfo{product: pd, variant: uint8(i)}
 		v.SizeKey = OneSize
 		if v.Size != "" {
-			k, isNew := x.sizeKeys.Intern(sizeKeyName(it.SizeGroup, v.Size))
-			if isNew {
+			k, _ := x.sizeKeys.Intern(sizeKeyName(it.SizeGroup, v.Size))
+			for int(k) >= len(x.sizeNames) {
 				x.sizeNames = append(x.sizeNames, v.Size)
 			}
 			v.SizeKey = k
@@ -375,6 +377,9 @@ func (x *Index) Upsert(it *Item) error {
 
 // ownsSKU reports whether product p's current item lists SKU s.
 func (x *Index) ownsSKU(p, s uint32) bool {
+	if int(p) >= len(x.items) {
+		return false
+	}
 	it := x.items[p]
 	if it == nil {
 		return false

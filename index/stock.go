@@ -27,7 +27,12 @@ func (x *Index) SetStock(sku, location string, qty int64) error {
 	if !ok {
 		return ErrUnknownSKU
 	}
-	l := x.Location(location)
+	x.setQty(x.Location(location), sd, qty)
+	return nil
+}
+
+// setQty sets the quantity of dense SKU sd at dense location l.
+func (x *Index) setQty(l, sd uint32, qty int64) {
 	ls := &x.locStock[l]
 	old := ls.qty[sd]
 	if qty == 0 {
@@ -36,15 +41,14 @@ func (x *Index) SetStock(sku, location string, qty int64) error {
 		ls.qty[sd] = int32(qty)
 	}
 	if (old > 0) == (qty > 0) {
-		return nil
+		return
 	}
 	si := x.skuInfo[sd]
 	it := x.items[si.product]
 	if it == nil || !x.ownsSKU(si.product, sd) {
-		return nil // a SKU dropped from its product: kept, but it shows nowhere
+		return // a SKU dropped from its product: kept, but it shows nowhere
 	}
 	x.refreshStockBits(l, it, it.Variants[si.variant].SizeKey)
-	return nil
 }
 
 // Quantity returns the stock of a dense SKU id at a dense location id.

@@ -1,0 +1,142 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/omnipick/omnipick/index/binfmt"
+)
+
+// Record payload encoding, as written to the write-ahead log (the log frames
+// each payload with its Op as the record type). Frozen: a new field goes
+// behind a new payload version, and old versions stay readable.
+//
+//	payload   = version:byte(1) body
+//	product   = id title url image price:f64 currency category brand
+//	            ntags:uvarint tag* size_group nvariants:uvarint (sku size)* inactive:byte
+//	inventory = sku location quantity:varint
+//	event     = type:byte customer anonymous_id product sku channel location
+//	            order price:f64 ts:varint(unix ms)
+//	identify  = anonymous_id customer
+//	location  = id name has_coord:byte lat:f64 lon:f64
+//
+// Strings are uvarint length + bytes.
+const recordVersion = 1
+
+// ErrBadRecord reports a payload that does not decode.
+var ErrBadRecord = errors.New("engine: malformed record payload")
+
+// Decoding limits: generous for real data, small enough that a hostile
+// payload cannot make the decoder allocate much.
+const (
+	maxRecordString = 64 << 10
+	maxListLen      = 4096
+)
+
+// AppendRecord appends r's payload encoding to dst.
+func AppendRecord(dst []byte, r *Record) []byte {
+	dst = append(dst, recordVersion)
+	s := binfmt.AppendString
+	switch r.Op {
+	case OpProduct:
+		p := &r.Product
+		dst = s(s(s(s(dst, p.ID), p.Title), p.URL), p.Image)
+		dst = binfmt.AppendFloat(dst, p.Price)
+		dst = s(s(s(dst, p.Currency), p.Category), p.Brand)
+		dst = binfmt.AppendUvarint(dst, uint64(len(p.Tags)))
+		for _, t := range p.Tags {
+			dst = s(dst, t)
+		}
+		dst = s(dst, p.SizeGroup)
+		dst = binfmt.AppendUvarint(dst, uint64(len(p.Variants)))
+		for _, v := range p.Variants {
+			dst = s(s(dst, v.SKU), v.Size)
+		}
+		dst = append(dst, b2u(p.Inactive))
+	case OpInventory:
+		dst = s(s(dst, r.Inventory.SKU), r.Inventory.Location)
+		dst = binfmt.AppendVarint(dst, r.Inventory.Quantity)
+	case OpEvent:
+		ev := &r.Event
+		dst = append(dst, byte(ev.Type))
+		dst = s(s(s(s(s(s(s(dst, ev.Customer), ev.AnonymousID), ev.Product), ev.SKU), ev.Channel), ev.Location), ev.Order)
+		dst = binfmt.AppendFloat(dst, ev.Price)
+		dst = binfmt.AppendVarint(dst, ev.TS)
+	case OpIdentify:
+		dst = s(s(dst, r.Identify.AnonymousID), r.Identify.Customer)
+	case OpLocation:
+		l := &r.Location
+		dst = s(s(dst, l.ID), l.Name)
+		dst = append(dst, b2u(l.HasCoord))
+		dst = binfmt.AppendFloat(binfmt.AppendFloat(dst, l.Lat), l.Lon)
+	}
+	return dst
+}
+
+// DecodeRecord decodes a payload written by AppendRecord for op into r,
+// replacing its contents. Strings are copied out of b.
+func DecodeRecord(op Op, b []byte, r *Record) error {
+	*r = Record{Op: op}
+	rd := binfmt.NewReader(b)
+	rd.MaxString = maxRecordString
+	if v := rd.Byte(); v != recordVersion {
+		return fmt.Errorf("%w: version %d", ErrBadRecord, v)
+	}
+	switch op {
+	case OpProduct:
+		p := &r.Product
+		p.ID, p.Title, p.URL, p.Image = rd.String(), rd.String(), rd.String(), rd.String()
+		p.Price = rd.Float()
+		p.Currency, p.Category, p.Brand = rd.String(), rd.String(), rd.String()
+		if n := rd.Count(maxListLen); n > 0 {
+			p.Tags = make([]string, n)
+			for i := range p.Tags {
+				p.Tags[i] = rd.String()
+			}
+		}
+		p.SizeGroup = rd.String()
+		if n := rd.Count(maxListLen); n > 0 {
+			p.Variants = make([]Variant, n)
+			for i := range p.Variants {
+				p.Variants[i] = Variant{SKU: rd.String(), Size: rd.String()}
+			}
+		}
+		p.Inactive = rd.Bool()
+	case OpInventory:
+		r.Inventory = Inventory{SKU: rd.String(), Location: rd.String(), Quantity: rd.Varint()}
+	case OpEvent:
+		ev := &r.Event
+		ev.Type = EventType(rd.Byte())
+		ev.Customer, ev.AnonymousID, ev.Product, ev.SKU = rd.String(), rd.String(), rd.String(), rd.String()
+		ev.Channel, ev.Location, ev.Order = rd.String(), rd.String(), rd.String()
+		ev.Price = rd.Float()
+		ev.TS = rd.Varint()
+	case OpIdentify:
+		r.Identify = Identify{AnonymousID: rd.String(), Customer: rd.String()}
+	case OpLocation:
+		l := &r.Location
+		l.ID, l.Name = rd.String(), rd.String()
+		l.HasCoord = rd.Bool()
+		l.Lat, l.Lon = rd.Float(), rd.Float()
+	default:
+		return fmt.Errorf("%w: unknown op %d", ErrBadRecord, op)
+	}
+	if err := rd.Err(); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrBadRecord, op, err)
+	}
+	if rd.Len() != 0 {
+		return fmt.Errorf("%w: %s: %d trailing bytes", ErrBadRecord, op, rd.Len())
+	}
+	if math.IsNaN(r.Product.Price) || math.IsNaN(r.Event.Price) {
+		return fmt.Errorf("%w: %s: NaN price", ErrBadRecord, op)
+	}
+	return nil
+}
+
+func b2u(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}

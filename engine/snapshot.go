@@ -1,0 +1,343 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+
+	"github.com/omnipick/omnipick/index"
+	"github.com/omnipick/omnipick/index/binfmt"
+)
+
+// Snapshot encoding of an engine, version 1 (frozen; a new layout gets a new
+// version and the loader keeps reading the old ones):
+//
+//	version:byte index-snapshot
+//	tops:    nfacets ×(n ×(product:uvarint logscore:f64))
+//	global:  n ×(product logscore)
+//	related: nproducts ×(n ×(product:uvarint weight:f32))
+//	popularity: nproducts ×(logscore:f64)
+//	events applied: numEventTypes ×uvarint
+//	profiles: nsections ×(n ×profile)
+//
+// A profile is stored with its id, so a snapshot loads into any number of
+// shards.
+const engineSnapshotVersion = 1
+
+// ErrBadSnapshot reports a snapshot that does not decode.
+var ErrBadSnapshot = errors.New("engine: malformed snapshot")
+
+// Capture is a snapshot being taken. BeginSnapshot records everything but
+// the profiles at once; each profile shard is encoded later, by WriteTo or,
+// if a write reaches the shard first, by that write just before it changes
+// anything. So the snapshot is the state at one point in the write order
+// while writes are held up only for the first part.
+type Capture struct {
+	e    *Engine
+	head []byte
+}
+
+// BeginSnapshot starts a snapshot of the engine as it is now. The caller
+// must make sure no Apply runs during this call (the durable store holds its
+// apply lock); reads may go on. Only one capture runs at a time: finish it
+// with WriteTo before beginning another.
+func (e *Engine) BeginSnapshot() *Capture {
+	e.snapMu.Lock() // released by WriteTo
+	c := &Capture{e: e}
+	e.mu.RLock()
+	b := append(make([]byte, 0, 1<<20), engineSnapshotVersion)
+	b = e.idx.AppendSnapshot(b)
+	b = binfmt.AppendUvarint(b, uint64(len(e.tops)))
+	for i := range e.tops {
+		b = e.tops[i].appendSnapshot(b)
+	}
+	b = e.global.appendSnapshot(b)
+	b = binfmt.AppendUvarint(b, uint64(len(e.rel.lists)))
+	for p := range e.rel.lists {
+		m := &e.rel.mu[p%stripes]
+		m.Lock()
+		l := e.rel.lists[p]
+		b = binfmt.AppendUvarint(b, uint64(len(l)))
+		for _, r := range l {
+			b = binfmt.AppendFloat32(binfmt.AppendUvarint(b, uint64(r.p)), r.w)
+		}
+		m.Unlock()
+	}
+	b = binfmt.AppendUvarint(b, uint64(e.idx.Products()))
+	for p := range e.idx.Products() {
+		b = binfmt.AppendFloat(b, e.pop.logScore(uint32(p)))
+	}
+	e.mu.RUnlock()
+	e.stats.Lock()
+	for _, n := range e.stats.applied {
+		b = binfmt.AppendUvarint(b, n)
+	}
+	e.stats.Unlock()
+	c.head = b
+	for i := range e.shards {
+		s := &e.shards[i]
+		s.mu.Lock()
+		s.snapPending, s.snap = true, nil
+		s.mu.Unlock()
+	}
+	return c
+}
+
+// WriteTo writes the whole snapshot to w and ends the capture. Safe to run
+// concurrently with writes and reads.
+func (c *Capture) WriteTo(w io.Writer) (int64, error) {
+	e := c.e
+	defer e.snapMu.Unlock()
+	var total int64
+	write := func(b []byte) error {
+		n, err := w.Write(b)
+		total += int64(n)
+		return err
+	}
+	err := write(c.head)
+	c.head = nil
+	var count [binaryMaxVarint]byte
+	if err == nil {
+		err = write(binfmt.AppendUvarint(count[:0], uint64(len(e.shards))))
+	}
+	for i := range e.shards {
+		s := &e.shards[i]
+		s.mu.Lock()
+		s.captureLocked()
+		b := s.snap
+		s.snap = nil
+		s.mu.Unlock()
+		if err == nil {
+			err = write(b)
+		}
+	}
+	if err != nil {
+		return total, fmt.Errorf("cannot write engine snapshot: %w", err)
+	}
+	return total, nil
+}
+
+const binaryMaxVarint = 10
+
+// captureLocked encodes the shard's profiles if a capture is waiting for
+// them. s.mu must be held.
+func (s *shard) captureLocked() {
+	if !s.snapPending {
+		return
+	}
+	s.snapPending = false
+	b := make([]byte, 0, 64+len(s.profiles)*64)
+	b = binfmt.AppendUvarint(b, uint64(len(s.custProf)+len(s.anonProf)))
+	for kind, d := range []*index.Dict{s.customers, s.anons} {
+		slots := s.custProf
+		if kind == 1 {
+			slots = s.anonProf
+		}
+		for i, name := range d.Names() {
+			b = append(b, byte(kind))
+			b = binfmt.AppendString(b, name)
+			b = s.profiles[slots[i]].appendSnapshot(b)
+		}
+	}
+	s.snap = b
+}
+
+func (pr *profile) appendSnapshot(b []byte) []byte {
+	u := func(v uint32) { b = binfmt.AppendUvarint(b, uint64(v)) }
+	u(pr.last)
+	u(uint32(len(pr.aff)))
+	for _, a := range pr.aff {
+		u(a.facet)
+		b = binfmt.AppendFloat32(b, a.w)
+	}
+	u(uint32(len(pr.sizes)))
+	for _, s := range pr.sizes {
+		u(s.group)
+		u(s.size)
+		u(s.t)
+		b = append(b, b2u(s.purchase))
+	}
+	for _, list := range [][]stamp{pr.purchased, pr.views} {
+		u(uint32(len(list)))
+		for _, s := range list {
+			u(s.p)
+			u(s.t)
+		}
+	}
+	u(uint32(len(pr.cart)))
+	for _, c := range pr.cart {
+		u(c.sku)
+		u(c.p)
+		u(c.t)
+	}
+	u(uint32(len(pr.links)))
+	for _, l := range pr.links {
+		b = binfmt.AppendString(b, l)
+	}
+	return binfmt.AppendString(b, pr.mergedTo)
+}
+
+func (t *topList) appendSnapshot(b []byte) []byte {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b = binfmt.AppendUvarint(b, uint64(len(t.ids)))
+	for i, id := range t.ids {
+		b = binfmt.AppendFloat(binfmt.AppendUvarint(b, uint64(id)), t.scores[i])
+	}
+	return b
+}
+
+// LoadSnapshot returns an engine holding the state a snapshot encoded.
+func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
+	e := New(opts)
+	r := binfmt.NewReader(data)
+	if v := r.Byte(); v != engineSnapshotVersion {
+		return nil, fmt.Errorf("%w: version %d", ErrBadSnapshot, v)
+	}
+	idx, err := index.LoadSnapshot(r)
+	if err != nil {
+		return nil, err
+	}
+	e.idx = idx
+	e.syncFacets()
+	products, facets := uint32(idx.Products()), uint32(idx.Facets())
+	bad := func(what string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrBadSnapshot, fmt.Sprintf(what, args...))
+	}
+	if n := r.Count(math.MaxInt32); n != len(e.tops) {
+		return nil, bad("%d top lists for %d facets", n, len(e.tops))
+	}
+	for i := range e.tops {
+		if err := e.tops[i].loadSnapshot(r, products); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.global.loadSnapshot(r, products); err != nil {
+		return nil, err
+	}
+	e.rel.grow(int(products))
+	e.pop.grow(int(products))
+	if n := r.Count(math.MaxInt32); n != int(products) {
+		return nil, bad("%d relation lists for %d products", n, products)
+	}
+	for p := range e.rel.lists {
+		n := r.Count(math.MaxInt32)
+		if n > e.opts.MaxRelated {
+			n = e.opts.MaxRelated // a smaller bound than when it was written keeps the strongest
+		}
+		l := make([]relEntry, 0, n)
+		for range n {
+			q, w := r.Uint32(), r.Float32()
+			if q >= products || !(w > 0) {
+				return nil, bad("relation %d->%d weight %v", p, q, w)
+			}
+			l = append(l, relEntry{p: q, w: w})
+		}
+		e.rel.lists[p] = l
+	}
+	if n := r.Count(math.MaxInt32); n != int(products) {
+		return nil, bad("%d popularity scores for %d products", n, products)
+	}
+	for p := range products {
+		e.pop.ls[p].Store(math.Float64bits(r.Float()))
+	}
+	for i := range e.stats.applied {
+		e.stats.applied[i] = r.Uvarint()
+	}
+	sections := r.Count(math.MaxInt32)
+	for range sections {
+		n := r.Count(math.MaxInt32)
+		for range n {
+			kind, name := r.Byte(), r.String()
+			if r.Err() != nil || kind > 1 || name == "" {
+				return nil, bad("profile header")
+			}
+			s, h := e.shardOf(name)
+			pr := s.profileLocked(name, h, kind == 1, true)
+			if err := pr.loadSnapshot(r, facets, products); err != nil {
+				return nil, fmt.Errorf("%w: profile %q: %v", ErrBadSnapshot, name, err)
+			}
+		}
+	}
+	if r.Err() != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, r.Err())
+	}
+	if r.Len() != 0 {
+		return nil, bad("%d trailing bytes", r.Len())
+	}
+	return e, nil
+}
+
+func (t *topList) loadSnapshot(r *binfmt.Reader, products uint32) error {
+	n := r.Count(math.MaxInt32)
+	t.ids, t.scores = make([]uint32, 0, n), make([]float64, 0, n)
+	for range n {
+		id, s := r.Uint32(), r.Float()
+		if id >= products || math.IsNaN(s) {
+			return fmt.Errorf("%w: top list entry %d", ErrBadSnapshot, id)
+		}
+		t.ids, t.scores = append(t.ids, id), append(t.scores, s)
+	}
+	return r.Err()
+}
+
+func (pr *profile) loadSnapshot(r *binfmt.Reader, facets, products uint32) error {
+	const maxEntries = 1 << 20
+	pr.last = r.Uint32()
+	pr.aff = make([]affEntry, r.Count(maxEntries))
+	for i := range pr.aff {
+		pr.aff[i] = affEntry{facet: r.Uint32(), w: r.Float32()}
+		if pr.aff[i].facet >= facets || (i > 0 && pr.aff[i].facet <= pr.aff[i-1].facet) {
+			return errors.New("affinity facets out of range or order")
+		}
+	}
+	pr.sizes = make([]sizeEntry, r.Count(maxEntries))
+	for i := range pr.sizes {
+		pr.sizes[i] = sizeEntry{group: r.Uint32(), size: r.Uint32(), t: r.Uint32(), purchase: r.Bool()}
+	}
+	for _, list := range []*[]stamp{&pr.purchased, &pr.views} {
+		*list = make([]stamp, r.Count(maxEntries))
+		for i := range *list {
+			(*list)[i] = stamp{p: r.Uint32(), t: r.Uint32()}
+			if (*list)[i].p >= products {
+				return errors.New("product out of range")
+			}
+		}
+	}
+	pr.cart = make([]cartEntry, r.Count(maxEntries))
+	for i := range pr.cart {
+		pr.cart[i] = cartEntry{sku: r.Uint32(), p: r.Uint32(), t: r.Uint32()}
+		if pr.cart[i].p >= products {
+			return errors.New("cart product out of range")
+		}
+	}
+	if n := r.Count(maxEntries); n > 0 {
+		pr.links = make([]string, n)
+		for i := range pr.links {
+			pr.links[i] = r.String()
+		}
+	}
+	pr.mergedTo = r.String()
+	return r.Err()
+}
+
+// syncFacets grows the per-facet arrays (facet kinds, top lists) to the
+// index's facet count. e.mu must be held exclusively (or e not yet shared).
+func (e *Engine) syncFacets() {
+	n := e.idx.Facets()
+	for f := len(e.weights.kind); f < n; f++ {
+		k := uint8(kindCategory)
+		switch name := e.idx.FacetName(uint32(f)); {
+		case strings.HasPrefix(name, index.FacetBrand):
+			k = kindBrand
+		case strings.HasPrefix(name, index.FacetTag):
+			k = kindTag
+		}
+		e.weights.kind = append(e.weights.kind, k)
+	}
+	for len(e.tops) < n {
+		e.tops = append(e.tops, topList{})
+	}
+}

@@ -1,0 +1,159 @@
+package engine
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// replayWorld applies a deterministic mix of records to e: the apparel
+// catalog's events from several customers, anonymous ids and a merge.
+func replayWorld(w *world, from, to int) {
+	kinds := []EventType{EventView, EventCartAdd, EventPurchase, EventView, EventReturn, EventScan, EventCartRemove}
+	items := []string{"SW0-8", "LG1-8", "CO2-10", "HT0", "GL1", "SC2", "TS3-6", "SW2-6", "HT3"}
+	for i := from; i < to; i++ {
+		c := fmt.Sprint("C", i%9)
+		if i%11 == 0 {
+			c = fmt.Sprint("cookie-", i%4)
+		}
+		w.event(kinds[i%len(kinds)], c, items[(i*7)%len(items)])
+		if i%50 == 25 {
+			w.apply(Record{Op: OpIdentify, Identify: Identify{AnonymousID: fmt.Sprint("cookie-", i%4), Customer: fmt.Sprint("C", i%9)}})
+		}
+		if i%40 == 10 {
+			w.stock("LG1-8", "online", int64(i%3))
+		}
+	}
+}
+
+func snapshotBytes(t *testing.T, e *Engine) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if _, err := e.BeginSnapshot().WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// sameAnswers fails unless a and b give the same picks and profiles.
+func sameAnswers(t *testing.T, a, b *Engine, now time.Time) {
+	t.Helper()
+	if sa, sb := a.Stats(), b.Stats(); sa != sb {
+		t.Fatalf("stats differ: %+v vs %+v", sa, sb)
+	}
+	for _, c := range []string{"C0", "C1", "C4", "C8", "cookie-1", "nobody"} {
+		for ch := range numChannels {
+			for _, loc := range [][]string{nil, {"store-1"}} {
+				q := Query{Customer: c, Channel: ch, K: 12, Locations: loc, Now: now.UnixMilli()}
+				if c == "cookie-1" {
+					q.Customer, q.AnonymousID = "", c
+				}
+				pa, pb := a.PicksInto(nil, &q), b.PicksInto(nil, &q)
+				if len(pa) != len(pb) {
+					t.Fatalf("%+v: %v vs %v", q, ids(pa), ids(pb))
+				}
+				for i := range pa {
+					if pa[i].Item.ID != pb[i].Item.ID || pa[i].Score != pb[i].Score || pa[i].Reason != pb[i].Reason || pa[i].SizeMask != pb[i].SizeMask {
+						t.Fatalf("%+v: pick %d: %+v vs %+v", q, i, pa[i], pb[i])
+					}
+				}
+			}
+		}
+		va, oka := a.Profile(c, false)
+		vb, okb := b.Profile(c, false)
+		if oka != okb || !reflect.DeepEqual(va, vb) {
+			t.Fatalf("profile %s differs:\n%+v\n%+v", c, va, vb)
+		}
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	w := apparel(t)
+	w.stock("SW1-8", "store-1", 3)
+	w.stock("HT1", "store-1", 1)
+	replayWorld(w, 0, 300)
+	snap := snapshotBytes(t, w.e)
+	loaded, err := LoadSnapshot(w.e.Options(), snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameAnswers(t, w.e, loaded, w.now)
+	// The encoding is a function of the state: a reload writes the same bytes.
+	if again := snapshotBytes(t, loaded); !bytes.Equal(again, snap) {
+		t.Fatalf("re-snapshot differs: %d vs %d bytes", len(again), len(snap))
+	}
+	// Both go on the same way.
+	w2 := &world{t: t, e: loaded, now: w.now}
+	replayWorld(w, 300, 400)
+	replayWorld(w2, 300, 400)
+	sameAnswers(t, w.e, loaded, w.now)
+}
+
+func TestSnapshotIntoOtherShardCount(t *testing.T) {
+	w := apparel(t)
+	replayWorld(w, 0, 200)
+	opts := w.e.Options()
+	opts.Shards = 7
+	loaded, err := LoadSnapshot(opts, snapshotBytes(t, w.e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sameAnswers(t, w.e, loaded, w.now)
+}
+
+// TestSnapshotIsAPointInTime takes a snapshot, keeps writing before the
+// capture is written out, and checks the snapshot holds the state at its
+// start, not a mix.
+func TestSnapshotIsAPointInTime(t *testing.T) {
+	a := apparel(t)
+	replayWorld(a, 0, 150)
+	c := a.e.BeginSnapshot()
+	replayWorld(a, 150, 300) // writes reach most shards before WriteTo
+	var buf bytes.Buffer
+	if _, err := c.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := LoadSnapshot(a.e.Options(), buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := apparel(t)
+	replayWorld(b, 0, 150)
+	b.now = a.now // profile views decay to each engine's clock: the same one
+	sameAnswers(t, b.e, loaded, b.now)
+}
+
+func TestSnapshotRejectsDamage(t *testing.T) {
+	w := apparel(t)
+	replayWorld(w, 0, 100)
+	snap := snapshotBytes(t, w.e)
+	for _, n := range []int{0, 1, len(snap) / 3, len(snap) / 2, len(snap) - 1} {
+		if _, err := LoadSnapshot(w.e.Options(), snap[:n]); err == nil {
+			t.Fatalf("truncated to %d of %d bytes: loaded", n, len(snap))
+		}
+	}
+	if _, err := LoadSnapshot(w.e.Options(), append(snap, 0)); !errors.Is(err, ErrBadSnapshot) {
+		t.Fatalf("trailing byte: %v", err)
+	}
+}
+
+func FuzzLoadSnapshot(f *testing.F) {
+	w := newWorld(&testing.T{}, Options{})
+	w.e.Apply(&Record{Op: OpProduct, Product: Product{ID: "A", Category: "x/y", Tags: []string{"t"}, Variants: []Variant{{SKU: "A"}}}})
+	w.e.Apply(&Record{Op: OpInventory, Inventory: Inventory{SKU: "A", Location: "online", Quantity: 3}})
+	w.e.Apply(&Record{Op: OpEvent, Event: Event{Type: EventPurchase, Customer: "c", Product: "A", TS: 1e12}})
+	var buf bytes.Buffer
+	w.e.BeginSnapshot().WriteTo(&buf)
+	f.Add(buf.Bytes())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := LoadSnapshot(Options{}, b)
+		if err != nil {
+			return
+		}
+		// Whatever loads must answer without panicking.
+		e.PicksInto(nil, &Query{Customer: "c", K: 5, Now: 1e12})
+	})
+}

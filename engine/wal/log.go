@@ -1,0 +1,653 @@
+package wal
+
+import (
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// SyncMode says when an appended record counts as durable.
+type SyncMode uint8
+
+const (
+	// SyncAlways acknowledges a record (WaitDurable returns) once it is
+	// written and fsynced: it survives a process crash and a power loss.
+	// Concurrent appenders share fsyncs (group commit). The default.
+	SyncAlways SyncMode = iota
+	// SyncInterval acknowledges a record once it is written to the OS
+	// (write(2) returned): it survives a process crash, but a power loss or
+	// kernel crash may lose the records written in the last
+	// Options.Interval, which the log fsyncs in the background. It trades
+	// that window for latency and throughput; the log stays consistent
+	// either way (a power loss leaves at most a torn tail, which Replay
+	// truncates).
+	SyncInterval
+)
+
+// Options configure a Log. The zero value is usable.
+type Options struct {
+	// FirstSeq is the sequence number of the first record if dir holds no
+	// log yet (default 1). If dir holds a log, the log continues after its
+	// last record and FirstSeq only serves as a check: Open fails if it is
+	// beyond the next sequence number, since records would be missing.
+	FirstSeq uint64
+	// SegmentBytes is the size at which the log starts a new segment
+	// (default 64 MiB). A segment is only larger if a single record is.
+	SegmentBytes int64
+	// Sync is the durability mode (default SyncAlways).
+	Sync SyncMode
+	// Interval is how often SyncInterval fsyncs (default 100ms).
+	Interval time.Duration
+	// MaxBufferedBytes bounds the records appended but not yet written
+	// (default 64 MiB); past it Append returns ErrFull. A single append
+	// larger than the bound is accepted when nothing else is buffered.
+	MaxBufferedBytes int64
+	// Logger receives rare events: torn tails repaired at Open, failures.
+	// Default: discard.
+	Logger *slog.Logger
+}
+
+// Default option values.
+const (
+	DefaultSegmentBytes     = 64 << 20
+	DefaultInterval         = 100 * time.Millisecond
+	DefaultMaxBufferedBytes = 64 << 20
+)
+
+// Log appends records to a write-ahead log directory. Appends are buffered
+// in memory and written by one background flusher goroutine, which writes
+// everything buffered at once and fsyncs once for all of it (group commit).
+//
+// A Log is safe for concurrent use. Appends are totally ordered by their
+// sequence numbers. A write or fsync error is sticky: every later append
+// and every wait for a record not yet durable returns it, since the state of
+// the file is unknown (an fsync error may have dropped dirty pages).
+type Log struct {
+	fs     FS
+	dir    string
+	opts   Options
+	logger *slog.Logger
+
+	kick    chan struct{} // capacity 1: records are waiting to be written
+	closing chan struct{} // closed by Close
+	done    chan struct{} // closed when the flusher has exited
+
+	mu       sync.Mutex
+	cond     sync.Cond // on mu; broadcast when durableSeq or err change
+	buf      []byte    // encoded records appended but not yet taken by the flusher
+	spare    []byte    // empty buffer to swap with buf
+	inflight int       // bytes the flusher is writing
+	nextSeq  uint64    // seq the next append gets
+	written  uint64    // last seq written to the OS; set by the flusher
+	synced   uint64    // last seq fsynced; set by the flusher
+	durable  uint64    // last seq durable per the sync mode
+	err      error     // sticky failure
+	closed   bool
+	closeErr error // set by the flusher before done is closed
+	appends  uint64
+	full     uint64
+
+	// Owned by the flusher goroutine (and by Open before it starts).
+	seg        File
+	segPath    string
+	segSize    int64
+	segRecords int
+
+	fsyncs     atomic.Uint64
+	fsyncNanos atomic.Int64
+	lastFsync  atomic.Int64
+
+	removeMu sync.Mutex // serialises RemoveBefore
+	segMu    sync.Mutex
+	segs     []segment // oldest first; the last is the active segment
+}
+
+// Open opens the log in dir, creating dir and a first segment if needed,
+// and starts its flusher. It does not replay: call Replay first, then Open,
+// which continues after the last record. Open verifies the end of the last
+// segment itself: a torn tail is truncated (and logged), corruption returns
+// a *CorruptError. The caller must Close the Log.
+func Open(fsys FS, dir string, opts Options) (*Log, error) {
+	if opts.FirstSeq == 0 {
+		opts.FirstSeq = 1
+	}
+	if opts.SegmentBytes <= 0 {
+		opts.SegmentBytes = DefaultSegmentBytes
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = DefaultInterval
+	}
+	if opts.MaxBufferedBytes <= 0 {
+		opts.MaxBufferedBytes = DefaultMaxBufferedBytes
+	}
+	if opts.Sync != SyncAlways && opts.Sync != SyncInterval {
+		return nil, fmt.Errorf("wal: unknown sync mode %d", opts.Sync)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	l := &Log{
+		fs:      fsys,
+		dir:     dir,
+		opts:    opts,
+		logger:  logger,
+		kick:    make(chan struct{}, 1),
+		closing: make(chan struct{}),
+		done:    make(chan struct{}),
+	}
+	l.cond.L = &l.mu
+	if err := fsys.MkdirAll(dir); err != nil {
+		return nil, fmt.Errorf("cannot create wal directory %q: %w", dir, err)
+	}
+	if err := l.openTail(); err != nil {
+		if l.seg != nil {
+			l.seg.Close()
+		}
+		return nil, err
+	}
+	l.written, l.synced, l.durable = l.nextSeq-1, l.nextSeq-1, l.nextSeq-1
+	go l.run()
+	return l, nil
+}
+
+// openTail finds the end of the log, repairing a torn tail, and opens the
+// active segment. If dir holds no segment it creates one at FirstSeq.
+func (l *Log) openTail() error {
+	segs, err := listSegments(l.fs, l.dir)
+	if err != nil {
+		return err
+	}
+	for i := range segs {
+		path := filepath.Join(l.dir, SegmentName(segs[i].first))
+		if segs[i].size, err = l.fs.Size(path); err != nil {
+			return fmt.Errorf("cannot stat wal segment %q: %w", path, err)
+		}
+	}
+	next := l.opts.FirstSeq
+	var sc scanner
+	for len(segs) > 0 {
+		last := segs[len(segs)-1]
+		path := filepath.Join(l.dir, SegmentName(last.first))
+		res, err := sc.scan(l.fs, path, last.first, true, 0, nil)
+		if err != nil {
+			return err
+		}
+		if res.bad {
+			if !res.tail {
+				return res.corruptError(path, last.first)
+			}
+			n, err := fixTail(l.fs, l.dir, path, res)
+			if err != nil {
+				return err
+			}
+			l.logger.Warn("wal: truncated torn tail", "file", path, "offset", res.badOff,
+				"bytes", n, "reason", res.reason)
+			if res.tornHead {
+				segs = segs[:len(segs)-1]
+				next = last.first
+				continue
+			}
+			res.size = res.badOff
+		}
+		next = last.first + uint64(res.records)
+		if l.opts.FirstSeq > next {
+			return fmt.Errorf("wal %q ends before seq %d but FirstSeq is %d: %w", l.dir, next, l.opts.FirstSeq, ErrMissing)
+		}
+		f, err := l.fs.OpenAppend(path)
+		if err != nil {
+			return fmt.Errorf("cannot open wal segment %q: %w", path, err)
+		}
+		l.seg, l.segPath, l.segSize, l.segRecords = f, path, res.size, res.records
+		segs[len(segs)-1].size = res.size
+		// What a crashed process wrote may still be only in the page cache.
+		if err := l.syncSeg(); err != nil {
+			return err
+		}
+		if err := l.fs.SyncDir(l.dir); err != nil {
+			return fmt.Errorf("cannot sync wal directory %q: %w", l.dir, err)
+		}
+		l.segs = segs
+		l.nextSeq = next
+		return nil
+	}
+	next = max(next, l.opts.FirstSeq)
+	if err := l.createSegment(next); err != nil {
+		return err
+	}
+	l.segs = []segment{{first: next, size: HeaderSize}}
+	l.nextSeq = next
+	return nil
+}
+
+// Append appends one record and returns its sequence number. The payload is
+// copied. The record is not durable yet: call WaitDurable(seq) before
+// acknowledging it. Append returns ErrFull if too much is buffered,
+// ErrTooLarge for a payload over MaxPayload, ErrClosed after Close, and the
+// sticky error after a failure.
+func (l *Log) Append(typ byte, payload []byte) (seq uint64, err error) {
+	if len(payload) > MaxPayload {
+		return 0, fmt.Errorf("cannot append %d-byte wal record: %w", len(payload), ErrTooLarge)
+	}
+	h := recordHeader(typ, payload) // outside the lock
+	n := RecordHeaderSize + len(payload)
+	l.mu.Lock()
+	if err := l.admit(n); err != nil {
+		l.mu.Unlock()
+		return 0, err
+	}
+	l.buf = append(l.buf, h[:]...)
+	l.buf = append(l.buf, payload...)
+	seq = l.nextSeq
+	l.nextSeq++
+	l.appends++
+	l.mu.Unlock()
+	l.signal()
+	return seq, nil
+}
+
+// AppendBatch appends every record of b, in order, under one lock
+// acquisition, and returns the sequence numbers of the first and last. It
+// appends all of them or none. b is not retained: it may be reset and
+// reused when AppendBatch returns. An empty batch returns 0, 0, nil.
+func (l *Log) AppendBatch(b *Batch) (first, last uint64, err error) {
+	if b.n == 0 {
+		return 0, 0, nil
+	}
+	l.mu.Lock()
+	if err := l.admit(len(b.buf)); err != nil {
+		l.mu.Unlock()
+		return 0, 0, err
+	}
+	l.buf = append(l.buf, b.buf...)
+	first = l.nextSeq
+	l.nextSeq += uint64(b.n)
+	l.appends += uint64(b.n)
+	last = l.nextSeq - 1
+	l.mu.Unlock()
+	l.signal()
+	return first, last, nil
+}
+
+// admit checks that n more bytes may be buffered. l.mu must be held.
+func (l *Log) admit(n int) error {
+	switch {
+	case l.err != nil:
+		return l.err
+	case l.closed:
+		return ErrClosed
+	}
+	if pending := len(l.buf) + l.inflight; pending > 0 && int64(pending+n) > l.opts.MaxBufferedBytes {
+		l.full++
+		return ErrFull
+	}
+	return nil
+}
+
+// signal wakes the flusher.
+func (l *Log) signal() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// WaitDurable blocks until record seq is durable per the sync mode (see
+// SyncMode) and returns nil, or returns the log's sticky error if it failed
+// before that. It returns at once for records already durable, and an
+// error for a seq not appended yet.
+func (l *Log) WaitDurable(seq uint64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if seq >= l.nextSeq {
+		return fmt.Errorf("wal: cannot wait for seq %d: last appended is %d", seq, l.nextSeq-1)
+	}
+	for l.durable < seq {
+		if l.err != nil {
+			return l.err
+		}
+		l.cond.Wait()
+	}
+	return nil
+}
+
+// LastSeq returns the sequence number of the last record appended (durable
+// or not), or the one before the log's first if none was.
+func (l *Log) LastSeq() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.nextSeq - 1
+}
+
+// DurableSeq returns the sequence number of the last record durable per the
+// sync mode: WaitDurable(seq) returns at once for seq <= DurableSeq().
+func (l *Log) DurableSeq() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.durable
+}
+
+// Close writes and fsyncs every appended record, closes the active segment
+// and stops the flusher. It returns the sticky error if the log failed.
+// Close is idempotent: later calls wait for the first and return its result.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	first := !l.closed
+	l.closed = true
+	l.mu.Unlock()
+	if first {
+		close(l.closing)
+	}
+	<-l.done
+	return l.closeErr
+}
+
+// run is the flusher goroutine.
+func (l *Log) run() {
+	defer close(l.done)
+	var tick <-chan time.Time
+	if l.opts.Sync == SyncInterval {
+		t := time.NewTicker(l.opts.Interval)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-l.kick:
+			l.flush()
+		case <-tick:
+			l.syncWritten()
+		case <-l.closing:
+			l.flush()
+			l.syncWritten()
+			var err error
+			if l.seg != nil {
+				err = l.seg.Close()
+			}
+			l.mu.Lock()
+			if l.err != nil {
+				err = l.err
+			} else if err != nil {
+				err = fmt.Errorf("cannot close wal segment %q: %w", l.segPath, err)
+				l.err = err
+			}
+			l.closeErr = err
+			l.cond.Broadcast()
+			l.mu.Unlock()
+			return
+		}
+	}
+}
+
+// maxSpare is the capacity above which a drained buffer is dropped rather
+// than kept for reuse unless it was at least a quarter full, so one burst
+// does not pin MaxBufferedBytes forever.
+const maxSpare = 4 << 20
+
+// flush writes everything buffered and, with SyncAlways, fsyncs it.
+func (l *Log) flush() {
+	l.mu.Lock()
+	if l.err != nil || len(l.buf) == 0 {
+		l.mu.Unlock()
+		return
+	}
+	batch := l.buf
+	first, last := l.written+1, l.nextSeq-1
+	l.buf, l.spare = l.spare[:0], nil
+	l.inflight = len(batch)
+	l.mu.Unlock()
+
+	err := l.write(batch, first)
+	synced := false
+	if err == nil && l.opts.Sync == SyncAlways {
+		err = l.syncSeg()
+		synced = err == nil
+	}
+
+	l.mu.Lock()
+	l.inflight = 0
+	if cap(batch) <= maxSpare || len(batch) >= cap(batch)/4 {
+		l.spare = batch[:0]
+	}
+	if err != nil {
+		l.fail(err)
+	} else {
+		l.written = last
+		if synced {
+			l.synced = last
+		}
+		l.durable = last
+	}
+	l.cond.Broadcast()
+	l.mu.Unlock()
+}
+
+// write writes a batch of encoded records whose first has sequence number
+// seq, rotating to a new segment at a record boundary whenever the next
+// record would take the active segment (holding at least one record) past
+// SegmentBytes.
+func (l *Log) write(batch []byte, seq uint64) error {
+	start := 0
+	for pos := 0; pos < len(batch); seq++ {
+		n := RecordHeaderSize + int(binary.LittleEndian.Uint32(batch[pos:]))
+		if l.segRecords > 0 && l.segSize+int64(n) > l.opts.SegmentBytes {
+			if err := l.writeSeg(batch[start:pos]); err != nil {
+				return err
+			}
+			if err := l.rotate(seq); err != nil {
+				return err
+			}
+			start = pos
+		}
+		l.segSize += int64(n)
+		l.segRecords++
+		pos += n
+	}
+	return l.writeSeg(batch[start:])
+}
+
+// writeSeg writes p to the active segment.
+func (l *Log) writeSeg(p []byte) error {
+	if len(p) == 0 {
+		return nil
+	}
+	if _, err := l.seg.Write(p); err != nil {
+		return fmt.Errorf("cannot write wal segment %q: %w", l.segPath, err)
+	}
+	l.segMu.Lock()
+	l.segs[len(l.segs)-1].size += int64(len(p))
+	l.segMu.Unlock()
+	return nil
+}
+
+// rotate completes the active segment (fsync, close) and starts a new one
+// whose first record is first.
+func (l *Log) rotate(first uint64) error {
+	if err := l.syncSeg(); err != nil {
+		return err
+	}
+	if err := l.seg.Close(); err != nil {
+		return fmt.Errorf("cannot close wal segment %q: %w", l.segPath, err)
+	}
+	l.seg = nil
+	if err := l.createSegment(first); err != nil {
+		return err
+	}
+	l.segMu.Lock()
+	l.segs = append(l.segs, segment{first: first, size: HeaderSize})
+	l.segMu.Unlock()
+	return nil
+}
+
+// createSegment creates the segment whose first record is first, writes
+// and fsyncs its header, fsyncs the directory, and makes it the active
+// segment. Syncing the header before the directory entry means a durable
+// segment always has a durable header.
+func (l *Log) createSegment(first uint64) error {
+	path := filepath.Join(l.dir, SegmentName(first))
+	f, err := l.fs.Create(path)
+	if err != nil {
+		return fmt.Errorf("cannot create wal segment %q: %w", path, err)
+	}
+	l.seg, l.segPath, l.segSize, l.segRecords = f, path, HeaderSize, 0
+	if _, err := f.Write(appendHeader(nil, first)); err != nil {
+		return fmt.Errorf("cannot write wal segment %q: %w", path, err)
+	}
+	if err := l.syncSeg(); err != nil {
+		return err
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return fmt.Errorf("cannot sync wal directory %q: %w", l.dir, err)
+	}
+	return nil
+}
+
+// syncSeg fsyncs the active segment and records the latency.
+func (l *Log) syncSeg() error {
+	t0 := time.Now()
+	err := l.seg.Sync()
+	d := time.Since(t0)
+	l.fsyncs.Add(1)
+	l.fsyncNanos.Add(int64(d))
+	l.lastFsync.Store(int64(d))
+	if err != nil {
+		return fmt.Errorf("cannot sync wal segment %q: %w", l.segPath, err)
+	}
+	return nil
+}
+
+// syncWritten fsyncs the active segment if records were written since the
+// last fsync (SyncInterval mode, and at Close).
+func (l *Log) syncWritten() {
+	l.mu.Lock()
+	written, synced, failed := l.written, l.synced, l.err != nil
+	l.mu.Unlock()
+	if failed || written == synced {
+		return
+	}
+	err := l.syncSeg()
+	l.mu.Lock()
+	if err != nil {
+		l.fail(err)
+		l.cond.Broadcast()
+	} else {
+		l.synced = written
+	}
+	l.mu.Unlock()
+}
+
+// fail makes err the log's sticky error. l.mu must be held.
+func (l *Log) fail(err error) {
+	if l.err == nil {
+		l.err = err
+		l.logger.Error("wal: failed; refusing further appends", "dir", l.dir, "err", err)
+	}
+}
+
+// RemoveBefore deletes the segments all of whose records have sequence
+// numbers below seq, never the active segment, oldest first, and fsyncs the
+// directory. It returns how many it removed (also when it fails part way).
+// Call it once a snapshot covers everything before seq. Safe for concurrent
+// use with appends.
+func (l *Log) RemoveBefore(seq uint64) (removed int, err error) {
+	l.removeMu.Lock()
+	defer l.removeMu.Unlock()
+	l.segMu.Lock()
+	var firsts []uint64
+	for i := 0; i+1 < len(l.segs) && l.segs[i+1].first <= seq; i++ {
+		firsts = append(firsts, l.segs[i].first)
+	}
+	l.segMu.Unlock()
+	for _, first := range firsts {
+		path := filepath.Join(l.dir, SegmentName(first))
+		if err = l.fs.Remove(path); err != nil {
+			err = fmt.Errorf("cannot remove wal segment %q: %w", path, err)
+			break
+		}
+		removed++
+	}
+	if removed > 0 {
+		// Only this function removes, and rotation only appends.
+		l.segMu.Lock()
+		l.segs = append(l.segs[:0:0], l.segs[removed:]...)
+		l.segMu.Unlock()
+		if serr := l.fs.SyncDir(l.dir); serr != nil && err == nil {
+			err = fmt.Errorf("cannot sync wal directory %q: %w", l.dir, serr)
+		}
+	}
+	return removed, err
+}
+
+// Stats are counters and gauges for metrics. Counters start at Open.
+type Stats struct {
+	Segments      int    // segment files, the active one included
+	Bytes         int64  // bytes in segment files (written, not buffered)
+	BufferedBytes int64  // bytes appended but not yet written
+	Appends       uint64 // records appended
+	Full          uint64 // appends refused with ErrFull
+	Fsyncs        uint64 // file fsyncs (segments; directory syncs excluded)
+	FsyncTime     time.Duration
+	LastFsync     time.Duration // latency of the last fsync
+	LastSeq       uint64
+	DurableSeq    uint64 // per the sync mode; see DurableSeq
+	SyncedSeq     uint64 // last seq fsynced
+	Err           error  // the sticky error, if the log failed
+}
+
+// Stats returns the log's current stats.
+func (l *Log) Stats() Stats {
+	var s Stats
+	l.mu.Lock()
+	s.BufferedBytes = int64(len(l.buf) + l.inflight)
+	s.Appends, s.Full = l.appends, l.full
+	s.LastSeq, s.DurableSeq, s.SyncedSeq = l.nextSeq-1, l.durable, l.synced
+	s.Err = l.err
+	l.mu.Unlock()
+	l.segMu.Lock()
+	s.Segments = len(l.segs)
+	for _, sg := range l.segs {
+		s.Bytes += sg.size
+	}
+	l.segMu.Unlock()
+	s.Fsyncs = l.fsyncs.Load()
+	s.FsyncTime = time.Duration(l.fsyncNanos.Load())
+	s.LastFsync = time.Duration(l.lastFsync.Load())
+	return s
+}
+
+// Batch is a reusable sequence of encoded records for AppendBatch. Adding
+// encodes and checksums the record into the batch's buffer, outside the
+// log's lock, so AppendBatch only copies bytes. The zero value is an empty
+// batch. A Batch is not safe for concurrent use.
+type Batch struct {
+	buf []byte
+	n   int
+}
+
+// Add appends a record to the batch; the payload is copied.
+func (b *Batch) Add(typ byte, payload []byte) error {
+	if len(payload) > MaxPayload {
+		return fmt.Errorf("cannot add %d-byte wal record: %w", len(payload), ErrTooLarge)
+	}
+	h := recordHeader(typ, payload)
+	b.buf = append(b.buf, h[:]...)
+	b.buf = append(b.buf, payload...)
+	b.n++
+	return nil
+}
+
+// Len returns the number of records in the batch.
+func (b *Batch) Len() int { return b.n }
+
+// Size returns the encoded size of the batch in bytes.
+func (b *Batch) Size() int { return len(b.buf) }
+
+// Reset empties the batch, keeping its buffer.
+func (b *Batch) Reset() {
+	b.buf = b.buf[:0]
+	b.n = 0
+}

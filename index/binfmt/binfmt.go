@@ -1,0 +1,193 @@
+// Package binfmt holds the little binary encoding shared by Omnipick's log
+// records and snapshots: unsigned varints, length-prefixed strings and
+// fixed 8-byte floats, appended to a caller's buffer and read back by a
+// bounds-checked Reader that never panics on hostile bytes.
+package binfmt
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+)
+
+// ErrShort and ErrTooLong report malformed input.
+var (
+	ErrShort   = errors.New("binfmt: input ends early")
+	ErrTooLong = errors.New("binfmt: length out of bounds")
+	ErrVarint  = errors.New("binfmt: malformed varint")
+)
+
+// AppendUvarint appends v as an unsigned varint.
+func AppendUvarint(dst []byte, v uint64) []byte { return binary.AppendUvarint(dst, v) }
+
+// AppendVarint appends v as a zig-zag varint.
+func AppendVarint(dst []byte, v int64) []byte { return binary.AppendVarint(dst, v) }
+
+// AppendString appends a length-prefixed string.
+func AppendString(dst []byte, s string) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// AppendFloat appends f as 8 little-endian bytes.
+func AppendFloat(dst []byte, f float64) []byte {
+	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
+}
+
+// AppendFloat32 appends f as 4 little-endian bytes.
+func AppendFloat32(dst []byte, f float32) []byte {
+	return binary.LittleEndian.AppendUint32(dst, math.Float32bits(f))
+}
+
+// Reader decodes what the Append functions wrote. The first error sticks:
+// later reads return zero values, so a decoder checks Err once at the end.
+type Reader struct {
+	b   []byte
+	err error
+	// MaxString bounds string lengths; 0 means 1 MiB.
+	MaxString int
+}
+
+// NewReader returns a Reader over b.
+func NewReader(b []byte) *Reader { return &Reader{b: b} }
+
+// Reset makes r read b afresh.
+func (r *Reader) Reset(b []byte) { r.b, r.err = b, nil }
+
+// Err returns the first error met, if any.
+func (r *Reader) Err() error { return r.err }
+
+// Len returns the number of unread bytes.
+func (r *Reader) Len() int { return len(r.b) }
+
+func (r *Reader) fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+	r.b = nil
+}
+
+// Uvarint reads an unsigned varint.
+func (r *Reader) Uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		if n == 0 {
+			r.fail(ErrShort)
+		} else {
+			r.fail(ErrVarint)
+		}
+		return 0
+	}
+	if n != uvarintLen(v) {
+		r.fail(ErrVarint) // overlong: one value, one encoding
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+// Varint reads a zig-zag varint.
+func (r *Reader) Varint() int64 {
+	u := r.Uvarint()
+	v := int64(u >> 1)
+	if u&1 != 0 {
+		v = ^v
+	}
+	return v
+}
+
+// Count reads a count that must be at most max, for sizing slices; a count
+// larger than the bytes left could hold is rejected before anything is
+// allocated for it.
+func (r *Reader) Count(max int) int {
+	v := r.Uvarint()
+	if v > uint64(max) || v > uint64(len(r.b)) {
+		r.fail(ErrTooLong)
+		return 0
+	}
+	return int(v)
+}
+
+// Uint32 reads an unsigned varint that must fit in 32 bits.
+func (r *Reader) Uint32() uint32 {
+	v := r.Uvarint()
+	if v > math.MaxUint32 {
+		r.fail(ErrTooLong)
+		return 0
+	}
+	return uint32(v)
+}
+
+// Byte reads one byte.
+func (r *Reader) Byte() byte {
+	if len(r.b) < 1 {
+		r.fail(ErrShort)
+		return 0
+	}
+	c := r.b[0]
+	r.b = r.b[1:]
+	return c
+}
+
+// Bool reads a byte that must be 0 or 1.
+func (r *Reader) Bool() bool {
+	switch r.Byte() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	r.fail(ErrVarint)
+	return false
+}
+
+// Bytes reads a length-prefixed byte string, without copying: the result
+// views the input.
+func (r *Reader) Bytes() []byte {
+	max := r.MaxString
+	if max == 0 {
+		max = 1 << 20
+	}
+	n := r.Uvarint()
+	if n > uint64(max) || n > uint64(len(r.b)) {
+		r.fail(ErrTooLong)
+		return nil
+	}
+	b := r.b[:n]
+	r.b = r.b[n:]
+	return b
+}
+
+// String reads a length-prefixed string (a copy).
+func (r *Reader) String() string { return string(r.Bytes()) }
+
+// Float reads 8 little-endian bytes as a float64.
+func (r *Reader) Float() float64 {
+	if len(r.b) < 8 {
+		r.fail(ErrShort)
+		return 0
+	}
+	f := math.Float64frombits(binary.LittleEndian.Uint64(r.b))
+	r.b = r.b[8:]
+	return f
+}
+
+// Float32 reads 4 little-endian bytes as a float32.
+func (r *Reader) Float32() float32 {
+	if len(r.b) < 4 {
+		r.fail(ErrShort)
+		return 0
+	}
+	f := math.Float32frombits(binary.LittleEndian.Uint32(r.b))
+	r.b = r.b[4:]
+	return f
+}

@@ -1,0 +1,193 @@
+package index
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/omnipick/omnipick/index/binfmt"
+)
+
+// Snapshot encoding of an index: the dictionaries in dense-id order (so
+// every dense id, which profiles and relations refer to, comes back the
+// same), the items, the SKU owners and the stock quantities. Bitmaps are
+// derived, so they are rebuilt rather than stored. Version 1, frozen.
+const snapshotVersion = 1
+
+// ErrBadSnapshot reports an index snapshot that does not decode.
+var ErrBadSnapshot = errors.New("index: malformed snapshot")
+
+// maxSnapshotCount bounds every count in a snapshot (ids, items, entries).
+const maxSnapshotCount = 1 << 30
+
+// AppendSnapshot appends the index's snapshot encoding to dst.
+func (x *Index) AppendSnapshot(dst []byte) []byte {
+	dst = append(dst, snapshotVersion)
+	for _, d := range []*Dict{x.products, x.skus, x.locations, x.facets, x.groups, x.sizeKeys} {
+		dst = binfmt.AppendUvarint(dst, uint64(d.Len()))
+		for _, n := range d.Names() {
+			dst = binfmt.AppendString(dst, n)
+		}
+	}
+	for _, n := range x.sizeNames {
+		dst = binfmt.AppendString(dst, n)
+	}
+	dst = binfmt.AppendUvarint(dst, uint64(len(x.items)))
+	for _, it := range x.items {
+		if it == nil {
+			dst = append(dst, 0)
+			continue
+		}
+		dst = append(dst, 1)
+		for _, s := range []string{it.Title, it.URL, it.Image, it.Currency, it.Category, it.Brand, it.SizeGroup} {
+			dst = binfmt.AppendString(dst, s)
+		}
+		dst = binfmt.AppendFloat(dst, it.Price)
+		dst = binfmt.AppendUvarint(dst, uint64(len(it.Tags)))
+		for _, t := range it.Tags {
+			dst = binfmt.AppendString(dst, t)
+		}
+		dst = binfmt.AppendUvarint(dst, uint64(len(it.Variants)))
+		for _, v := range it.Variants {
+			dst = binfmt.AppendUvarint(dst, uint64(v.Dense))
+			dst = binfmt.AppendString(dst, v.Size)
+		}
+		dst = append(dst, b2u(it.Active))
+	}
+	dst = binfmt.AppendUvarint(dst, uint64(len(x.skuInfo)))
+	for _, si := range x.skuInfo {
+		dst = binfmt.AppendUvarint(dst, uint64(si.product))
+		dst = append(dst, si.variant)
+	}
+	skus := make([]uint32, 0, 1024)
+	for l := range x.locStock {
+		ls := &x.locStock[l]
+		skus = skus[:0]
+		for sku := range ls.qty {
+			skus = append(skus, sku)
+		}
+		slices.Sort(skus) // maps iterate at random; snapshots of one state are identical
+		dst = binfmt.AppendUvarint(dst, uint64(len(skus)))
+		for _, sku := range skus {
+			dst = binfmt.AppendUvarint(dst, uint64(sku))
+			dst = binfmt.AppendUvarint(dst, uint64(ls.qty[sku]))
+		}
+	}
+	return dst
+}
+
+// LoadSnapshot rebuilds an index from its snapshot encoding, read from r.
+func LoadSnapshot(r *binfmt.Reader) (*Index, error) {
+	if v := r.Byte(); v != snapshotVersion {
+		return nil, fmt.Errorf("%w: version %d", ErrBadSnapshot, v)
+	}
+	x := New()
+	fresh := func() *Dict { return NewDict() }
+	x.products, x.skus, x.locations, x.facets, x.groups, x.sizeKeys = fresh(), fresh(), fresh(), fresh(), fresh(), fresh()
+	x.locStock, x.members, x.sizeNames = nil, nil, nil
+	for _, d := range []*Dict{x.products, x.skus, x.locations, x.facets, x.groups, x.sizeKeys} {
+		n := r.Count(maxSnapshotCount)
+		for i := 0; i < n && r.Err() == nil; i++ {
+			if id, isNew := d.Intern(r.String()); !isNew || id != uint32(i) {
+				return nil, fmt.Errorf("%w: duplicate id in dictionary", ErrBadSnapshot)
+			}
+		}
+	}
+	if r.Err() != nil {
+		return nil, fmt.Errorf("%w: dictionaries: %v", ErrBadSnapshot, r.Err())
+	}
+	for range x.sizeKeys.Len() {
+		x.sizeNames = append(x.sizeNames, r.String())
+	}
+	for range x.locations.Len() {
+		x.locStock = append(x.locStock, newLocStock())
+	}
+	x.postings = x.postings[:0]
+	for range x.facets.Len() {
+		x.postings = append(x.postings, newBitmap())
+	}
+	for range x.groups.Len() {
+		x.members = append(x.members, newBitmap())
+	}
+	if x.groups.Len() == 0 || x.groups.Name(0) != "" || x.sizeKeys.Len() == 0 || x.sizeKeys.Name(0) != "" ||
+		x.locations.Len() == 0 || x.locations.Name(0) != "online" {
+		return nil, fmt.Errorf("%w: reserved ids missing", ErrBadSnapshot)
+	}
+
+	n := r.Count(maxSnapshotCount)
+	if n != x.products.Len() {
+		return nil, fmt.Errorf("%w: %d items for %d products", ErrBadSnapshot, n, x.products.Len())
+	}
+	for d := 0; d < n && r.Err() == nil; d++ {
+		if r.Byte() == 0 {
+			continue
+		}
+		it := &Item{ID: x.products.Name(uint32(d))}
+		it.Title, it.URL, it.Image, it.Currency, it.Category, it.Brand, it.SizeGroup =
+			r.String(), r.String(), r.String(), r.String(), r.String(), r.String(), r.String()
+		it.Price = r.Float()
+		if nt := r.Count(maxSnapshotCount); nt > 0 {
+			it.Tags = make([]string, nt)
+			for i := range it.Tags {
+				it.Tags[i] = r.String()
+			}
+		}
+		nv := r.Count(MaxVariants)
+		it.Variants = make([]Variant, nv)
+		for i := range it.Variants {
+			sd := r.Uint32()
+			if int(sd) >= x.skus.Len() {
+				return nil, fmt.Errorf("%w: item %q: sku id %d out of range", ErrBadSnapshot, it.ID, sd)
+			}
+			it.Variants[i] = Variant{SKU: x.skus.Name(sd), Size: r.String()}
+		}
+		it.Active = r.Bool()
+		if r.Err() != nil {
+			break
+		}
+		if err := x.Upsert(it); err != nil {
+			return nil, fmt.Errorf("%w: item %q: %v", ErrBadSnapshot, it.ID, err)
+		}
+	}
+	ns := r.Count(maxSnapshotCount)
+	if r.Err() == nil && ns != x.skus.Len() {
+		return nil, fmt.Errorf("%w: %d sku owners for %d skus", ErrBadSnapshot, ns, x.skus.Len())
+	}
+	x.skuInfo = slices.Grow(x.skuInfo[:0], ns)[:ns]
+	for i := 0; i < ns && r.Err() == nil; i++ {
+		p, v := r.Uint32(), r.Byte()
+		if int(p) >= len(x.items) {
+			return nil, fmt.Errorf("%w: sku %d owned by unknown product %d", ErrBadSnapshot, i, p)
+		}
+		// A current variant must point at itself; a dropped SKU keeps its
+		// last owner but no item lists it.
+		if it := x.items[p]; x.ownsSKU(p, uint32(i)) && (int(v) >= len(it.Variants) || it.Variants[v].Dense != uint32(i)) {
+			return nil, fmt.Errorf("%w: sku %d: variant %d of %q is another sku", ErrBadSnapshot, i, v, it.ID)
+		}
+		x.skuInfo[i] = skuInfo{product: p, variant: v}
+	}
+	for l := range x.locStock {
+		nq := r.Count(maxSnapshotCount)
+		for range nq {
+			sd, q := r.Uint32(), r.Uvarint()
+			if r.Err() != nil {
+				break
+			}
+			if int(sd) >= x.skus.Len() || q == 0 || q > MaxQuantity {
+				return nil, fmt.Errorf("%w: stock entry sku %d quantity %d", ErrBadSnapshot, sd, q)
+			}
+			x.setQty(uint32(l), sd, int64(q))
+		}
+	}
+	if r.Err() != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, r.Err())
+	}
+	return x, nil
+}
+
+func b2u(b bool) byte {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -27,6 +27,11 @@ const (
 	minTS = 946684800000  // 2000-01-01T00:00:00Z in unix milliseconds
 	maxTS = 4102444800000 // 2100-01-01T00:00:00Z in unix milliseconds
 
+	// maxNesting is how deep objects and arrays may nest in one input
+	// object (the API needs 3: product, variants, variant). It must stay
+	// at most 64: checkJSON keeps its stack in a uint64.
+	maxNesting = 64
+
 	// maxRetainedParse is the largest object a Decoder keeps parser buffers
 	// for after Decode returns; a larger one drops them so that a pooled
 	// Decoder does not pin the memory of one huge request.
@@ -46,8 +51,7 @@ type Reject struct {
 // (sync.Pool): it reuses its JSON parser and scratch buffers across calls.
 // The zero value is ready to use.
 type Decoder struct {
-	p   fastjson.Parser
-	num []byte // scratch: text of the number being read
+	p fastjson.Parser
 
 	// State of the current Decode call, cleared before it returns.
 	op        engine.Op
@@ -69,8 +73,10 @@ type Decoder struct {
 // client declared. Decoding is lenient about the declaration: a body that
 // starts with '[' is an array and a body that is one object is a batch of
 // one, whatever the declaration, and a body declared JSON that holds
-// several objects is read as NDJSON. Events without "ts" are stamped with
-// now (unix milliseconds).
+// several objects is read as NDJSON. Each object must be strict JSON
+// (RFC 8259) nested at most 64 deep; unknown fields are ignored, null is
+// the same as absent, and of duplicate keys the last counts. Events
+// without "ts" are stamped with now (unix milliseconds).
 //
 // The error is non-nil only when the body cannot be split into objects at
 // all (empty JSON body, top level neither array nor object, broken array
@@ -97,9 +103,6 @@ func (d *Decoder) Decode(op engine.Op, body []byte, ndjson bool, now int64, recs
 		d.p = fastjson.Parser{}
 	}
 	d.maxParsed = 0
-	if cap(d.num) > 64 {
-		d.num = nil
-	}
 	if err != nil {
 		return recs[:nRecs], rejects[:nRejects], err
 	}
@@ -200,9 +203,18 @@ func (d *Decoder) decodeLines(body []byte) {
 // decodeObject decodes the object at position idx of the body from raw and
 // appends either a record or a Reject.
 func (d *Decoder) decodeObject(idx int, raw []byte) {
+	// fastjson accepts some invalid JSON (NaN, raw control characters in
+	// strings, bad escapes), and its error path costs a fmt.Errorf per
+	// nesting level, about 1 µs per byte of a hostile line: check the
+	// syntax first, in one pass that neither allocates nor recurses, so
+	// that fastjson only ever sees valid JSON.
+	if reason := checkJSON(raw); reason != "" {
+		d.rejects = append(d.rejects, Reject{Index: idx, Reason: reason})
+		return
+	}
 	d.maxParsed = max(d.maxParsed, len(raw))
 	v, err := d.p.ParseBytes(raw)
-	if err != nil {
+	if err != nil { // unreachable unless checkJSON and fastjson disagree
 		d.rejects = append(d.rejects, Reject{Index: idx, Reason: jsonErrorReason(err)})
 		return
 	}
@@ -273,7 +285,10 @@ func (d *Decoder) product(o *fastjson.Object, p *engine.Product) {
 	p.Category = d.text("category", category)
 	p.Brand = d.text("brand", brand)
 	p.Tags = d.tags(tags)
-	p.SizeGroup = d.id("size_group", sizeGroup, false)
+	// An empty size_group means a one-size product, as an absent one does.
+	if b, ok, _ := stringBytes(sizeGroup); !ok || len(b) > 0 {
+		p.SizeGroup = d.id("size_group", sizeGroup, false)
+	}
 	p.Variants = d.variants(variants, p.ID)
 	if d.reason == "" && present(active) {
 		switch active.Type() {
@@ -621,14 +636,7 @@ func (d *Decoder) number(field string, v *fastjson.Value) (f float64, ok bool) {
 		d.fail(field, "must be a number")
 		return 0, false
 	}
-	// fastjson accepts more than JSON numbers ("nan", "inf", "+1", ".5"):
-	// check the text against the JSON grammar first.
-	d.num = v.MarshalTo(d.num[:0])
-	if !isJSONNumber(d.num) {
-		d.fail(field, "must be a number")
-		return 0, false
-	}
-	f, err := v.Float64()
+	f, err := v.Float64() // checkJSON made sure the text is a JSON number
 	if err != nil {
 		d.fail(field, "must be a number")
 		return 0, false
@@ -721,8 +729,6 @@ func checkText(b []byte) string {
 // that recur in almost every record (channels, the online location).
 func intern(b []byte) string {
 	switch string(b) {
-	case "":
-		return ""
 	case "online":
 		return "online"
 	case "web":
@@ -741,6 +747,164 @@ func intern(b []byte) string {
 		return "social"
 	}
 	return string(b)
+}
+
+// checkJSON returns why b is not one valid JSON value (RFC 8259) nested at
+// most maxNesting deep, surrounded by optional whitespace, or "" if it is.
+// It neither allocates (but on failure) nor recurses.
+func checkJSON(b []byte) string {
+	const (
+		wantValue  = iota // a value starts at b[i]
+		wantKey           // an object key starts at b[i]
+		afterValue        // a value ended just before b[i]
+	)
+	var objects uint64 // bit k is set when nesting level k+1 is an object
+	depth := 0
+	state := wantValue
+	i := skipWS(b, 0)
+	for {
+		if i >= len(b) {
+			if state == afterValue && depth == 0 {
+				return ""
+			}
+			return "invalid json: unexpected end of input"
+		}
+		c := b[i]
+		switch state {
+		case wantValue:
+			switch {
+			case c == '{' || c == '[':
+				if depth == maxNesting {
+					return "invalid json: nested deeper than " + strconv.Itoa(maxNesting) + " levels"
+				}
+				if c == '{' {
+					objects |= 1 << depth
+				} else {
+					objects &^= 1 << depth
+				}
+				depth++
+				i = skipWS(b, i+1)
+				if i < len(b) && (b[i] == '}' && c == '{' || b[i] == ']' && c == '[') {
+					depth--
+					i = skipWS(b, i+1)
+					state = afterValue
+				} else if c == '{' {
+					state = wantKey
+				}
+				continue
+			case c == '"':
+				end, reason := scanJSONString(b, i+1)
+				if reason != "" {
+					return reason
+				}
+				i = end
+			case c == 't' || c == 'f' || c == 'n':
+				lit := "null"
+				if c == 't' {
+					lit = "true"
+				} else if c == 'f' {
+					lit = "false"
+				}
+				if !bytes.HasPrefix(b[i:], []byte(lit)) {
+					return unexpectedByte(b, i)
+				}
+				i += len(lit)
+			case c == '-' || c >= '0' && c <= '9':
+				j := i + 1
+				for j < len(b) && (b[j] >= '0' && b[j] <= '9' || b[j] == '.' || b[j] == 'e' || b[j] == 'E' || b[j] == '+' || b[j] == '-') {
+					j++
+				}
+				if !isJSONNumber(b[i:j]) {
+					return fmt.Sprintf("invalid json: invalid number at byte %d", i)
+				}
+				i = j
+			default:
+				return unexpectedByte(b, i)
+			}
+			state = afterValue
+			i = skipWS(b, i)
+		case wantKey:
+			if c != '"' {
+				return unexpectedByte(b, i)
+			}
+			end, reason := scanJSONString(b, i+1)
+			if reason != "" {
+				return reason
+			}
+			i = skipWS(b, end)
+			if i >= len(b) || b[i] != ':' {
+				return unexpectedByte(b, i)
+			}
+			i = skipWS(b, i+1)
+			state = wantValue
+		case afterValue:
+			if depth == 0 {
+				return unexpectedByte(b, i)
+			}
+			inObject := objects>>(depth-1)&1 == 1
+			switch {
+			case c == ',':
+				i = skipWS(b, i+1)
+				if inObject {
+					state = wantKey
+				} else {
+					state = wantValue
+				}
+			case c == '}' && inObject || c == ']' && !inObject:
+				depth--
+				i = skipWS(b, i+1)
+			default:
+				return unexpectedByte(b, i)
+			}
+		}
+	}
+}
+
+// scanJSONString checks the JSON string whose opening quote is just before
+// b[i] and returns the index after its closing quote.
+func scanJSONString(b []byte, i int) (int, string) {
+	for i < len(b) {
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, ""
+		case c == '\\':
+			if i+1 >= len(b) {
+				return i, "invalid json: unexpected end of input"
+			}
+			switch b[i+1] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				i += 2
+			case 'u':
+				if i+6 > len(b) || !isHex4(b[i+2:i+6]) {
+					return i, fmt.Sprintf("invalid json: invalid escape at byte %d", i)
+				}
+				i += 6
+			default:
+				return i, fmt.Sprintf("invalid json: invalid escape at byte %d", i)
+			}
+		case c < 0x20:
+			return i, fmt.Sprintf("invalid json: control character in string at byte %d", i)
+		default:
+			i++
+		}
+	}
+	return i, "invalid json: unexpected end of input"
+}
+
+func isHex4(b []byte) bool {
+	for _, c := range b[:4] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func unexpectedByte(b []byte, i int) string {
+	if i >= len(b) {
+		return "invalid json: unexpected end of input"
+	}
+	return fmt.Sprintf("invalid json: unexpected %q at byte %d", b[i:i+1], i)
 }
 
 // isJSONNumber reports whether b is a number in the JSON grammar.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/omnipick/omnipick/engine"
@@ -68,6 +69,28 @@ func fuzzDecode(f *testing.F, op engine.Op) {
 			case ndjson && n != lines:
 				t.Fatalf("ndjson: %d objects, want %d non-blank lines", n, lines)
 			}
+			if first != '[' && n == lines {
+				// One object a line: a line is "invalid json" exactly when
+				// encoding/json finds it invalid or it nests too deep.
+				k, j := 0, 0
+				for line := range bytes.SplitSeq(trimmed, []byte("\n")) {
+					if skipWS(line, 0) == len(line) {
+						continue
+					}
+					for j < len(rejects) && rejects[j].Index < k {
+						j++
+					}
+					gotInvalid := j < len(rejects) && rejects[j].Index == k && strings.HasPrefix(rejects[j].Reason, "invalid json")
+					wantInvalid := !json.Valid(line) || nesting(line) > maxNesting
+					if n == 1 {
+						wantInvalid = !json.Valid(trimmed) || nesting(trimmed) > maxNesting
+					}
+					if gotInvalid != wantInvalid {
+						t.Fatalf("line %d %q: invalid json %v, encoding/json says %v (rejects %+v)", k, line, gotInvalid, wantInvalid, rejects)
+					}
+					k++
+				}
+			}
 			if json.Valid(body) {
 				dec := json.NewDecoder(bytes.NewReader(body))
 				dec.UseNumber()
@@ -101,4 +124,25 @@ func fuzzDecode(f *testing.F, op engine.Op) {
 			}
 		}
 	})
+}
+
+// nesting returns how deep arrays and objects nest in valid JSON b.
+func nesting(b []byte) int {
+	depth, deepest := 0, 0
+	for i := 0; i < len(b); i++ {
+		switch b[i] {
+		case '"':
+			for i++; b[i] != '"'; i++ {
+				if b[i] == '\\' {
+					i++
+				}
+			}
+		case '[', '{':
+			depth++
+			deepest = max(deepest, depth)
+		case ']', '}':
+			depth--
+		}
+	}
+	return deepest
 }

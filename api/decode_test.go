@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/omnipick/omnipick/engine"
+	"github.com/valyala/fastjson"
 )
 
 // testNow is the receipt time used by the tests: 2026-11-22T10:00:00Z.
@@ -69,6 +70,8 @@ func TestDecodeValid(t *testing.T) {
 		engine.Record{Op: engine.OpProduct, Product: engine.Product{ID: "H1", Variants: []engine.Variant{{SKU: "H1"}}}})
 	f("tags trimmed, empty dropped", engine.OpProduct, `{"id":"H1","tags":[" a ","","  ","b\t"]}`,
 		engine.Record{Op: engine.OpProduct, Product: engine.Product{ID: "H1", Tags: []string{"a", "b"}, Variants: []engine.Variant{{SKU: "H1"}}}})
+	f("duplicate keys: the last counts", engine.OpProduct, `{"id":"X","id":"H1"}`,
+		engine.Record{Op: engine.OpProduct, Product: engine.Product{ID: "H1", Variants: []engine.Variant{{SKU: "H1"}}}})
 	f("category kept as given", engine.OpProduct, `{"id":"H1","category":"Women / Knitwear"}`,
 		engine.Record{Op: engine.OpProduct, Product: engine.Product{ID: "H1", Category: "Women / Knitwear", Variants: []engine.Variant{{SKU: "H1"}}}})
 	f("escapes and unicode", engine.OpProduct, `{"\u0069d":"P\u00e9","title":"caf\u00e9 \"noir\" \ud83d\ude00 <b>"}`,
@@ -182,7 +185,7 @@ func TestDecodeDeepNesting(t *testing.T) {
 		t.Fatalf("got %d records, %+v; want 2 rejects", len(recs), rejects)
 	}
 	for _, r := range rejects {
-		if r.Reason != "invalid json: nested deeper than 300 levels" {
+		if r.Reason != "invalid json: nested deeper than 64 levels" {
 			t.Errorf("reject %+v: want a reason about depth", r)
 		}
 	}
@@ -228,7 +231,7 @@ func TestDecodeRejects(t *testing.T) {
 		{P, `{"id":"` + long + `"}`, "id", "at most 256 bytes"},
 		{P, `{"id":"P\u00001"}`, "id", "control characters"},
 		{P, `{"id":"P\n1"}`, "id", "control characters"},
-		{P, `{"id":"P` + "\t" + `1"}`, "id", "control characters"},
+		{P, `{"id":"P` + "\t" + `1"}`, "", "invalid json: control character in string at byte 8"},
 		{P, `{"id":"P\u00851"}`, "id", "control characters"},
 		{P, `{"id":"P\u007f1"}`, "id", "control characters"},
 		{P, `{"id":"P` + "\xff" + `1"}`, "id", "valid utf-8"},
@@ -242,17 +245,31 @@ func TestDecodeRejects(t *testing.T) {
 		{P, `{"id":"P1","price":1e10}`, "price", "between 0 and 1000000000"},
 		{P, `{"id":"P1","price":1e999}`, "price", "finite"},
 		{P, `{"id":"P1","price":-1e999}`, "price", "finite"},
-		{P, `{"id":"P1","price":NaN}`, "price", "must be a number"},
-		{P, `{"id":"P1","price":nan}`, "price", "must be a number"},
-		{P, `{"id":"P1","price":inf}`, "price", "must be a number"},
-		{P, `{"id":"P1","price":-Inf}`, "price", "must be a number"},
-		{P, `{"id":"P1","price":+1}`, "price", "must be a number"},
-		{P, `{"id":"P1","price":.5}`, "price", "must be a number"},
-		{P, `{"id":"P1","price":1.}`, "price", "must be a number"},
-		{P, `{"id":"P1","price":01}`, "price", "must be a number"},
-		{P, `{"id":"P1","price":1e}`, "price", "must be a number"},
-		{P, `{"id":"P1","price":1.2.3}`, "price", "must be a number"},
-		{P, `{"id":"P1","price":--1}`, "price", "must be a number"},
+		// fastjson accepts these; checkJSON does not.
+		{P, `{"id":"P1","price":NaN}`, "", "invalid json: unexpected \"N\" at byte 19"},
+		{P, `{"id":"P1","price":nan}`, "", "invalid json: unexpected \"n\" at byte 19"},
+		{P, `{"id":"P1","price":inf}`, "", "invalid json: unexpected \"i\" at byte 19"},
+		{P, `{"id":"P1","price":-Inf}`, "", "invalid json: invalid number at byte 19"},
+		{P, `{"id":"P1","price":+1}`, "", "invalid json: unexpected \"+\" at byte 19"},
+		{P, `{"id":"P1","price":.5}`, "", "invalid json: unexpected \".\" at byte 19"},
+		{P, `{"id":"P1","price":1.}`, "", "invalid json: invalid number at byte 19"},
+		{P, `{"id":"P1","price":01}`, "", "invalid json: invalid number at byte 19"},
+		{P, `{"id":"P1","price":1e}`, "", "invalid json: invalid number at byte 19"},
+		{P, `{"id":"P1","price":1.2.3}`, "", "invalid json: invalid number at byte 19"},
+		{P, `{"id":"P1","price":--1}`, "", "invalid json: invalid number at byte 19"},
+		{P, `{"id":"P1","title":"a\xb"}`, "", "invalid json: invalid escape at byte 21"},
+		{P, `{"id":"P1","title":"a\u12G4"}`, "", "invalid json: invalid escape at byte 21"},
+		{P, `{"id":"P1","title":"a` + "\x01" + `"}`, "", "invalid json: control character in string at byte 21"},
+		{P, `{"id":"P1","title":"abc}`, "", "invalid json: unexpected end of input"},
+		{P, `{"id":"P1","active":tru}`, "", "invalid json: unexpected \"t\" at byte 20"},
+		{P, `{"id":"P1","active":truex}`, "", "invalid json: unexpected \"x\" at byte 24"},
+		{P, `{"id":"P1" "title":"x"}`, "", "invalid json: unexpected \"\\\"\" at byte 11"},
+		{P, `{"id":"P1",}`, "", "invalid json: unexpected \"}\" at byte 11"},
+		{P, `{"id":"P1"]`, "", "invalid json: unexpected \"]\" at byte 10"},
+		{P, `{"id" "P1"}`, "", "invalid json: unexpected \"\\\"\" at byte 6"},
+		{P, `{id:"P1"}`, "", "invalid json: unexpected \"i\" at byte 1"},
+		{P, `{"id":"P1"} x`, "", "invalid json: unexpected \"x\" at byte 12"},
+		{P, "{\"id\":\"P1\"}\x00", "", "invalid json: unexpected \"\\x00\" at byte 11"},
 		{P, `{"id":"P1","currency":["EUR"]}`, "currency", "must be a string"},
 		{P, `{"id":"P1","category":{}}`, "category", "must be a string"},
 		{P, `{"id":"P1","brand":1}`, "brand", "must be a string"},
@@ -261,7 +278,7 @@ func TestDecodeRejects(t *testing.T) {
 		{P, `{"id":"P1","tags":["a",null]}`, "tags[1]", "must be a string"},
 		{P, `{"id":"P1","tags":["a","` + "\xff" + `"]}`, "tags[1]", "valid utf-8"},
 		{P, `{"id":"P1","tags":[` + many(65, func(i int) string { return strconv.Quote(strconv.Itoa(i)) }) + `]}`, "tags", "at most 64"},
-		{P, `{"id":"P1","size_group":""}`, "size_group", "must not be empty"},
+		{P, `{"id":"P1","size_group":"\u0001"}`, "size_group", "must not contain control characters"},
 		{P, `{"id":"P1","size_group":"` + long + `"}`, "size_group", "at most 256 bytes"},
 		{P, `{"id":"P1","variants":[]}`, "variants", "must not be empty"},
 		{P, `{"id":"P1","variants":{"sku":"P1-8"}}`, "variants", "array of objects"},
@@ -324,7 +341,7 @@ func TestDecodeRejects(t *testing.T) {
 		{E, `{"type":"view","customer":"C1","product":"P1","ts":1795428000}`, "ts", "between 2000-01-01 and 2100-01-01"}, // seconds, not ms
 		{E, `{"type":"view","customer":"C1","product":"P1","ts":-1}`, "ts", "between 2000-01-01 and 2100-01-01"},
 		{E, `{"type":"view","customer":"C1","product":"P1","ts":1e999}`, "ts", "finite"},
-		{E, `{"type":"view","customer":"C1","product":"P1","ts":NaN}`, "ts", "must be a number"},
+		{E, `{"type":"view","customer":"C1","product":"P1","ts":NaN}`, "", "invalid json"},
 
 		// Identify.
 		{ID, `{"customer":"C1"}`, "anonymous_id", "is required"},
@@ -387,11 +404,62 @@ func TestDecodeInvalidJSONReasons(t *testing.T) {
 			t.Errorf("%.60q: got %+v, want reason %q", line, rejects, want)
 		}
 	}
-	f(`{"a":[1,2,{"b":x}]}`, `invalid json: cannot parse number: unexpected char: "x"; unparsed tail: "x}]}"`)
-	f(`{"a":1}}`, `invalid json: unexpected tail: "}"`)
-	f(`{"a":1,}`, `invalid json: cannot find opening '"" for object key; unparsed tail: "}"`)
-	f(`{"a":`+strings.Repeat("[", 400), `invalid json: nested deeper than 300 levels`)
-	f(strings.Repeat(`{"a":`, 400), `invalid json: nested deeper than 300 levels`)
+	f(`{"a":[1,2,{"b":x}]}`, `invalid json: unexpected "x" at byte 15`)
+	f(`{"a":1}}`, `invalid json: unexpected "}" at byte 7`)
+	f(`{"a":1,}`, `invalid json: unexpected "}" at byte 7`)
+	f(`{"a":[}`, `invalid json: unexpected "}" at byte 6`)
+	f(`{"a":[1}`, `invalid json: unexpected "}" at byte 7`)
+	f(`{"a":{]}`, `invalid json: unexpected "]" at byte 6`)
+	f(`{"a":`, `invalid json: unexpected end of input`)
+	f("{}\t x", `invalid json: unexpected "x" at byte 4`)
+	f(`{"a":[] }x`, `invalid json: unexpected "x" at byte 9`)
+	f("{\"a\":\"\xff\"x}", `invalid json: unexpected "x" at byte 8`)
+	f(`{"a":`+strings.Repeat("[", 63)+strings.Repeat("]", 63)+`}`, "is required") // 64 levels: valid JSON, then no type
+	f(`{"a":`+strings.Repeat("[", 64), `invalid json: nested deeper than 64 levels`)
+	f(strings.Repeat(`{"a":`, 65), `invalid json: nested deeper than 64 levels`)
+}
+
+// TestJSONErrorReason covers the fallback for errors of fastjson itself,
+// which checkJSON makes unreachable.
+func TestJSONErrorReason(t *testing.T) {
+	var p fastjson.Parser
+	_, err := p.Parse(strings.Repeat("[", 1000))
+	if got := jsonErrorReason(err); got != "invalid json: nested deeper than 300 levels" {
+		t.Errorf("depth: got %q", got)
+	}
+	_, err = p.Parse(`{"a":[1,{"b":x}]}`)
+	if got, want := jsonErrorReason(err), `invalid json: cannot parse number: unexpected char: "x"; unparsed tail: "x}]}"`; got != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// TestDecodeHostileCost checks that an invalid line costs a bounded number
+// of allocations, whatever its nesting: fastjson's error path makes a
+// fmt.Errorf per nesting level, which made 1 MiB of "[[[...x" lines take
+// over ten seconds before checkJSON kept invalid JSON away from it.
+func TestDecodeHostileCost(t *testing.T) {
+	var d Decoder
+	for _, line := range []string{
+		strings.Repeat("[", 63) + "x",
+		strings.Repeat("[", 300) + "x",
+		strings.Repeat(`{"a":`, 300),
+		`{"a":x}`,
+		`{"type":"view","customer":"C1","product":"P1","price":NaN}`,
+	} {
+		const n = 100
+		body := []byte("{}\n" + strings.Repeat(line+"\n", n))
+		var rejects []Reject
+		allocs := testing.AllocsPerRun(5, func() {
+			var err error
+			_, rejects, err = d.Decode(engine.OpEvent, body, true, testNow, nil, rejects[:0])
+			if err != nil || len(rejects) != n+1 {
+				t.Fatalf("%v, %d rejects", err, len(rejects))
+			}
+		})
+		if allocs > 3*n {
+			t.Errorf("%d lines of %.20q: %.0f allocations, want at most 3 a line", n, line, allocs)
+		}
+	}
 }
 
 func TestDecodeMixed(t *testing.T) {
@@ -780,4 +848,12 @@ func BenchmarkDecodeEvents(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+func TestDecodeEmptySizeGroupIsOneSize(t *testing.T) {
+	var d Decoder
+	recs, rejects, err := d.Decode(engine.OpProduct, []byte(`{"id":"H","size_group":"","variants":[{"sku":"H"}]}`), false, 0, nil, nil)
+	if err != nil || len(rejects) != 0 || len(recs) != 1 || recs[0].Product.SizeGroup != "" {
+		t.Fatalf("recs %+v rejects %+v err %v", recs, rejects, err)
+	}
 }

@@ -148,9 +148,8 @@ func newSarahWorld(t *testing.T) *sarahWorld {
 			w.sized[p.id] = true
 		}
 		tags, _ := json.Marshal(p.tags)
-		w.post("/v1/products", fmt.Sprintf(`{"id":%q,"title":%q,"url":"https://shop.example/p/%s","image":"https://shop.example/i/%s.jpg","price":49.5,"currency":"EUR","category":%q,"brand":%q,"tags":%s,%s"variants":%s}`,
-			p.id, p.title, p.id, p.id, p.cat, p.brand, tags, sizeGroupField(group), variants))
-		_ = group
+		w.post("/v1/products", fmt.Sprintf(`{"id":%q,"title":%q,"url":"https://shop.example/p/%s","image":"https://shop.example/i/%s.jpg","price":49.5,"currency":"EUR","category":%q,"brand":%q,"tags":%s,"size_group":%q,"variants":%s}`,
+			p.id, p.title, p.id, p.id, p.cat, p.brand, tags, group, variants))
 		skus := []string{p.id}
 		if p.sized {
 			skus = []string{p.id + "-6", p.id + "-8", p.id + "-10"}
@@ -385,11 +384,4 @@ func TestPartialBatchAppliesValidLines(t *testing.T) {
 	if !bytes.Contains(body, []byte(`"applied":2`)) {
 		t.Fatal(string(body))
 	}
-}
-
-func sizeGroupField(g string) string {
-	if g == "" {
-		return ""
-	}
-	return fmt.Sprintf(`"size_group":%q,`, g)
 }

@@ -23,14 +23,11 @@ import (
 // Writer makes writes durable and applies them, in one order. Write returns
 // once every record is durable (or rejected): errs[i] is the engine's
 // verdict on recs[i] (nil: applied). The returned error means the writer
-// itself failed (disk full, shutting down): nothing was acknowledged.
+// itself failed (disk full, shutting down): nothing was acknowledged. An
+// error wrapping engine.ErrOverloaded becomes a 503 with Retry-After.
 type Writer interface {
 	Write(recs []engine.Record, errs []error) error
 }
-
-// ErrOverloaded is returned by a Writer whose queue is full; the server
-// answers 503 with Retry-After.
-var ErrOverloaded = errors.New("api: write queue full")
 
 // Options configure a Server.
 type Options struct {

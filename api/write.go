@@ -55,7 +55,7 @@ func (s *Server) handleWrite(ctx *fasthttp.RequestCtx, op engine.Op) {
 	}
 	if len(wb.recs) > 0 {
 		if err := s.opts.Writer.Write(wb.recs, wb.errs); err != nil {
-			if errors.Is(err, ErrOverloaded) {
+			if errors.Is(err, engine.ErrOverloaded) {
 				ctx.Response.Header.Set("Retry-After", "1")
 				writeError(ctx, fasthttp.StatusServiceUnavailable, "overloaded: too many writes queued, retry later", "")
 				return

@@ -1,6 +1,13 @@
 package engine
 
-import "fmt"
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrOverloaded is returned by a writer (the durable store) whose queue is
+// full: nothing was logged or applied, and the client should retry later.
+var ErrOverloaded = errors.New("engine: write queue full")
 
 // Op names the kind of state change a Record carries. Every change to
 // Omnipick's state is one Record applied by (*Engine).Apply: HTTP writes,

@@ -77,7 +77,7 @@ type Log struct {
 	done    chan struct{} // closed when the flusher has exited
 
 	mu       sync.Mutex
-	cond     sync.Cond // on mu; broadcast when durableSeq or err change
+	cond     sync.Cond // on mu; broadcast when durable or err change
 	buf      []byte    // encoded records appended but not yet taken by the flusher
 	spare    []byte    // empty buffer to swap with buf
 	inflight int       // bytes the flusher is writing

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"io"
 	"io/fs"
 	"path/filepath"
@@ -61,7 +60,7 @@ func Replay(fsys FS, dir string, from uint64, fn func(seq uint64, typ byte, payl
 		}
 		if next != 0 && sg.first != next {
 			return info, &CorruptError{File: path, Seq: next,
-				Reason: fmt.Sprintf("sequence gap: previous segment ends before seq %d but this one starts at %d", next, sg.first)}
+				Reason: fmt.Sprintf("segment starts at seq %d, not %d where the previous one ends (sequence gap or overlap)", sg.first, next)}
 		}
 		info.Segments++
 		res, err := sc.scan(fsys, path, sg.first, last, from, func(seq uint64, typ byte, payload []byte) error {
@@ -320,8 +319,7 @@ func (s *scanner) scan(fsys FS, path string, first uint64, checkTail bool, from 
 		if _, err := io.ReadFull(r, payload); err != nil {
 			return res, readErr(err)
 		}
-		crc := crc32.Update(crc32.Update(0, castagnoli, rh[0:5]), castagnoli, payload)
-		if crc != binary.LittleEndian.Uint32(rh[5:9]) {
+		if recordCRC(n, rh[4], payload) != binary.LittleEndian.Uint32(rh[5:9]) {
 			res.bad, res.badOff, res.reason = true, off, "record checksum mismatch"
 			break
 		}

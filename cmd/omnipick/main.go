@@ -15,6 +15,7 @@ const usage = `omnipick: real-time omnichannel recommendations
 
 usage:
   omnipick serve [flags]    run the HTTP service (see omnipick serve -h)
+  omnipick repair -data D   truncate a corrupt write-ahead log at its last good record
   omnipick help             this text
 `
 
@@ -28,6 +29,8 @@ func main() {
 	switch cmd {
 	case "serve":
 		err = runServe(args)
+	case "repair":
+		err = runRepair(args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

@@ -8,20 +8,28 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/omnipick/omnipick/api"
 	"github.com/omnipick/omnipick/engine"
+	"github.com/omnipick/omnipick/engine/store"
+	"github.com/omnipick/omnipick/engine/wal"
 )
 
 func runServe(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:7070", "listen address")
 	dataDir := fs.String("data", "./data", "data folder: write-ahead log and snapshots")
-	demo := fs.Bool("demo", false, "load the demo world (see -demo-dir) into an empty data folder")
+	demo := fs.Bool("demo", false, "load the demo world (see -demo-dir) when the data folder is empty")
 	demoDir := fs.String("demo-dir", "testdata/demo", "folder of the demo world's NDJSON files")
+	fsync := fs.String("fsync", "always", "when a write is acknowledged: 'always' (once fsynced: survives power loss) or 'interval:100ms' (once written to the OS: survives a crash of omnipick, a power loss may lose the last interval)")
+	snapEvery := fs.Duration("snapshot-every", 10*time.Minute, "take a snapshot this often when there were writes")
+	snapBytes := fs.Int64("snapshot-bytes", 256<<20, "or once the log grew this much since the last snapshot")
 	maxBody := fs.Int("max-body", 32<<20, "request body limit in bytes, after decompression")
+	maxInFlight := fs.Int("max-in-flight", 4096, "concurrent requests before new ones get 503")
+	maxQueued := fs.Int64("max-queued-bytes", 64<<20, "log bytes queued for disk before writes get 503")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -31,46 +39,70 @@ func runServe(args []string) error {
 		h = slog.NewJSONHandler(os.Stderr, nil)
 	}
 	log := slog.New(h)
-
-	if err := os.MkdirAll(*dataDir, 0o755); err != nil {
-		return fmt.Errorf("cannot create data folder: %w", err)
-	}
-	e := engine.New(engine.Options{})
-	var w api.Writer = directWriter{e}
-	if *demo {
-		start := time.Now()
-		n, err := loadDemo(*demoDir, w)
-		if err != nil {
-			return fmt.Errorf("cannot load demo world: %w", err)
-		}
-		log.Info("demo world loaded", "records", n, "took", time.Since(start).Round(time.Millisecond), "engine", e.String(), "dir", filepath.Clean(*demoDir))
-	}
-	srv, err := api.New(api.Options{Addr: *addr, Engine: e, Writer: w, Log: log, MaxBodyBytes: *maxBody})
+	syncMode, interval, err := parseFsync(*fsync)
 	if err != nil {
 		return err
 	}
+
+	st, info, err := store.Open(store.Options{
+		Dir: *dataDir, Engine: engine.Options{}, Log: log,
+		Sync: syncMode, SyncInterval: interval, MaxBufferedBytes: *maxQueued,
+		SnapshotEvery: *snapEvery, SnapshotBytes: *snapBytes,
+	})
+	if err != nil {
+		return err
+	}
+	if *demo {
+		if info.Snapshot == "" && info.NextSeq == 1 {
+			start := time.Now()
+			n, err := loadDemo(*demoDir, st)
+			if err != nil {
+				st.Close()
+				return fmt.Errorf("cannot load demo world: %w", err)
+			}
+			log.Info("demo world loaded", "records", n, "took", time.Since(start).Round(time.Millisecond), "engine", st.Engine().String(), "dir", filepath.Clean(*demoDir))
+		} else {
+			log.Info("data folder holds state: demo world not loaded again", "data", *dataDir)
+		}
+	}
+	srv, err := api.New(api.Options{Addr: *addr, Engine: st.Engine(), Writer: st, Log: log, MaxBodyBytes: *maxBody, MaxInFlight: *maxInFlight})
+	if err != nil {
+		st.Close()
+		return err
+	}
 	if err := srv.Start(); err != nil {
+		st.Close()
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()
+	// Stop in reverse order: no new requests, in-flight ones finish, then
+	// the store fsyncs, snapshots and closes its log.
 	log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := srv.Stop(sctx); err != nil {
+	err = srv.Stop(sctx)
+	if cerr := st.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return err
 	}
 	log.Info("stopped")
 	return nil
 }
 
-// directWriter applies writes straight to the engine.
-type directWriter struct{ e *engine.Engine }
-
-func (d directWriter) Write(recs []engine.Record, errs []error) error {
-	for i := range recs {
-		errs[i] = d.e.Apply(&recs[i])
+// parseFsync reads the -fsync flag.
+func parseFsync(s string) (wal.SyncMode, time.Duration, error) {
+	if s == "always" {
+		return wal.SyncAlways, 0, nil
 	}
-	return nil
+	if rest, ok := strings.CutPrefix(s, "interval:"); ok {
+		d, err := time.ParseDuration(rest)
+		if err == nil && d > 0 {
+			return wal.SyncInterval, d, nil
+		}
+	}
+	return 0, 0, fmt.Errorf("-fsync %q: want 'always' or 'interval:<duration>', e.g. interval:100ms", s)
 }

@@ -45,6 +45,9 @@ const (
 	// maxSnapshotRaw bounds the decompressed size a snapshot may claim, so a
 	// damaged size field cannot make the loader allocate without limit.
 	maxSnapshotRaw = 64 << 30
+	// maxWindow is the zstd window snapshots are written with and the most
+	// a reader accepts beyond the content.
+	maxWindow = 8 << 20
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -146,7 +149,7 @@ func writeSnapshotFile(fs wal.FS, name string, seq uint64, at time.Time, c *engi
 		c.WriteTo(io.Discard)
 		return fail("header", err)
 	}
-	zw, err := zstd.NewWriter(bw, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	zw, err := zstd.NewWriter(bw, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(maxWindow))
 	if err != nil {
 		c.WriteTo(io.Discard)
 		return fail("zstd", err)
@@ -241,12 +244,15 @@ func readSnapshotFile(fs wal.FS, name string) (uint64, []byte, error) {
 		return 0, nil, bad("claims %d bytes", rawSize)
 	}
 	body := io.NewSectionReader(f, snapHeaderSize, size-snapHeaderSize-snapTrailer)
-	zr, err := zstd.NewReader(bufio.NewReaderSize(body, 1<<20), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(rawSize+1))
+	// The decoder's memory covers the output and the frame's window, which
+	// for a streamed frame can exceed a small snapshot's size.
+	zr, err := zstd.NewReader(bufio.NewReaderSize(body, 1<<20), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(rawSize+maxWindow))
 	if err != nil {
 		return 0, nil, fmt.Errorf("cannot start zstd: %w", err)
 	}
 	defer zr.Close()
-	raw := make([]byte, 0, rawSize)
+	// rawSize is not trusted until the checksum matches: grow towards it.
+	raw := make([]byte, 0, min(rawSize, 64<<20))
 	var h hash.Hash32 = crc32.New(castagnoli)
 	buf := make([]byte, 1<<20)
 	for {

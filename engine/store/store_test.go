@@ -411,6 +411,43 @@ func TestOverloadedWhenTheLogCannotKeepUp(t *testing.T) {
 	s.Close()
 }
 
+// TestLargeSnapshotOnDisk writes a snapshot larger than the zstd window to
+// a real directory and loads it back.
+func TestLargeSnapshotOnDisk(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := Open(Options{Dir: dir, Engine: engineOpts(), NoBackground: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, s, catalog(400))
+	rng := rand.New(rand.NewPCG(5, 5))
+	var ts int64 = t0.UnixMilli()
+	var mu sync.Mutex
+	for range 3000 {
+		write(t, s, randomBatch(rng, 400, &ts, &mu))
+	}
+	want := stateBytes(t, s.Engine())
+	info, err := s.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.RawBytes < 1<<20 {
+		t.Logf("snapshot only %d bytes", info.RawBytes)
+	}
+	s.Close()
+	s2, rinfo, err := Open(Options{Dir: dir, Engine: engineOpts(), NoBackground: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	if rinfo.Snapshot == "" || len(rinfo.SkippedSnapshot) != 0 || rinfo.Replayed != 0 {
+		t.Fatalf("recovery %+v: want the snapshot, nothing skipped or replayed", rinfo)
+	}
+	if !bytes.Equal(stateBytes(t, s2.Engine()), want) {
+		t.Fatal("state differs after reload")
+	}
+}
+
 func TestWriteAfterClose(t *testing.T) {
 	s, _ := openMem(t, wal.NewMemFS(), nil)
 	s.Close()

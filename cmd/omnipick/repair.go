@@ -1,0 +1,30 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"path/filepath"
+
+	"github.com/omnipick/omnipick/engine/wal"
+)
+
+// runRepair truncates a corrupt write-ahead log at its last good record.
+func runRepair(args []string) error {
+	fs := flag.NewFlagSet("repair", flag.ContinueOnError)
+	dataDir := fs.String("data", "./data", "data folder")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	dir := filepath.Join(*dataDir, "wal")
+	info, err := wal.Repair(wal.OS(), dir)
+	if err != nil {
+		return fmt.Errorf("cannot repair %q: %w", dir, err)
+	}
+	if info.DroppedRecords == 0 && info.DroppedBytes == 0 && info.RemovedSegments == 0 {
+		fmt.Printf("the log in %s is intact: nothing dropped (last record %d)\n", dir, info.KeptLast)
+		return nil
+	}
+	fmt.Printf("truncated the log in %s after record %d: dropped %d intact records after the damage (%d bytes, %d later segments removed)\n",
+		dir, info.KeptLast, info.DroppedRecords, info.DroppedBytes, info.RemovedSegments)
+	return nil
+}

@@ -4,6 +4,7 @@ ADDR      ?= 127.0.0.1:7070
 DATA      ?= ./data
 BIN       := bin/omnipick
 PKGS      := ./...
+SHARED_DATA ?= ../shared/data
 
 .PHONY: run build test test-short lint bench eval clean
 
@@ -30,6 +31,11 @@ lint:
 	$(GO) vet $(PKGS)
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+## eval: offline evaluation of the engine against baselines on the three
+## real data sets in ../shared/data (full holdout_dev; a few minutes)
+eval: build
+	$(BIN) eval -set all -data $(SHARED_DATA) -k 12
 
 ## bench: the in-process benchmarks (see bench/README.md for load tests)
 bench:

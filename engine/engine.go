@@ -228,6 +228,12 @@ type Engine struct {
 	pickers sync.Pool  // *picker
 	snapMu  sync.Mutex // one snapshot capture at a time
 
+	// A snapshot in progress waits for the index (see Capture). Catalog
+	// writes hold mu exclusively when they capture it, WriteTo shared.
+	idxSnap        sync.Mutex
+	idxSnapPending bool
+	idxSnapBytes   []byte
+
 	stats struct {
 		sync.Mutex
 		applied [numEventTypes]uint64
@@ -289,6 +295,7 @@ func (e *Engine) applyProduct(p *Product) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.captureIndexLocked()
 	old, _ := e.idx.Item(p.ID)
 	if err := e.idx.Upsert(it); err != nil {
 		return fieldErr("variants", err)
@@ -322,6 +329,7 @@ func (e *Engine) applyInventory(inv *Inventory) error {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.captureIndexLocked()
 	if err := e.idx.SetStock(inv.SKU, inv.Location, inv.Quantity); err != nil {
 		if errors.Is(err, index.ErrNegativeQuantity) {
 			return fieldErr("quantity", err)
@@ -336,6 +344,7 @@ func (e *Engine) applyLocation(l *Location) error {
 		return fieldErr("id", ErrMissingField)
 	}
 	e.mu.Lock()
+	e.captureIndexLocked()
 	e.idx.Location(l.ID)
 	e.mu.Unlock()
 	return nil

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -29,6 +30,26 @@ type relations struct {
 	mu    [stripes]sync.Mutex
 	lists [][]relEntry
 	max   int
+
+	// A snapshot in progress waits for these stripes' lists (see Capture);
+	// each is guarded by its stripe lock.
+	snapPending [stripes]bool
+	snapLists   [stripes][][]relEntry // the stripe's lists, by p/stripes
+	snapN       int                   // products when the capture began
+}
+
+// captureLocked copies stripe i's lists if a capture waits for them.
+// r.mu[i] must be held.
+func (r *relations) captureLocked(i int) {
+	if !r.snapPending[i] {
+		return
+	}
+	r.snapPending[i] = false
+	var out [][]relEntry
+	for p := i; p < r.snapN; p += stripes {
+		out = append(out, slices.Clone(r.lists[p]))
+	}
+	r.snapLists[i] = out
 }
 
 func (r *relations) grow(n int) {
@@ -44,6 +65,7 @@ func (r *relations) add(a, b uint32, w float32) {
 	}
 	m := &r.mu[a%stripes]
 	m.Lock()
+	r.captureLocked(int(a % stripes))
 	l := r.lists[a]
 	i := 0
 	for i < len(l) && l[i].p != b {

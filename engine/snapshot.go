@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/omnipick/omnipick/index"
@@ -29,14 +30,19 @@ const engineSnapshotVersion = 1
 // ErrBadSnapshot reports a snapshot that does not decode.
 var ErrBadSnapshot = errors.New("engine: malformed snapshot")
 
-// Capture is a snapshot being taken. BeginSnapshot records everything but
-// the profiles at once; each profile shard is encoded later, by WriteTo or,
-// if a write reaches the shard first, by that write just before it changes
-// anything. So the snapshot is the state at one point in the write order
-// while writes are held up only for the first part.
+// Capture is a snapshot being taken. BeginSnapshot records at once only
+// what is small (top lists, popularity, counters) and marks the rest as
+// waited for: the index, each relation stripe and each profile shard is
+// encoded later, by WriteTo or, if a write reaches it first, by that write
+// just before it changes anything. So the snapshot is the state at one
+// point in the write order while writes are held up only for the small
+// part, and reads not at all.
 type Capture struct {
-	e    *Engine
-	head []byte
+	e        *Engine
+	head     []byte // version, top lists, global list
+	pop      []uint64
+	counts   []uint64
+	products int
 }
 
 // BeginSnapshot starts a snapshot of the engine as it is now. The caller
@@ -47,35 +53,31 @@ func (e *Engine) BeginSnapshot() *Capture {
 	e.snapMu.Lock() // released by WriteTo
 	c := &Capture{e: e}
 	e.mu.RLock()
-	b := append(make([]byte, 0, 1<<20), engineSnapshotVersion)
-	b = e.idx.AppendSnapshot(b)
+	c.products = e.idx.Products()
+	b := make([]byte, 0, 64<<10)
 	b = binfmt.AppendUvarint(b, uint64(len(e.tops)))
 	for i := range e.tops {
 		b = e.tops[i].appendSnapshot(b)
 	}
-	b = e.global.appendSnapshot(b)
-	b = binfmt.AppendUvarint(b, uint64(len(e.rel.lists)))
-	for p := range e.rel.lists {
-		m := &e.rel.mu[p%stripes]
-		m.Lock()
-		l := e.rel.lists[p]
-		b = binfmt.AppendUvarint(b, uint64(len(l)))
-		for _, r := range l {
-			b = binfmt.AppendFloat32(binfmt.AppendUvarint(b, uint64(r.p)), r.w)
-		}
-		m.Unlock()
-	}
-	b = binfmt.AppendUvarint(b, uint64(e.idx.Products()))
-	for p := range e.idx.Products() {
-		b = binfmt.AppendFloat(b, e.pop.logScore(uint32(p)))
+	c.head = e.global.appendSnapshot(b)
+	c.pop = make([]uint64, c.products)
+	for p := range c.pop {
+		c.pop[p] = e.pop.ls[p].Load()
 	}
 	e.mu.RUnlock()
 	e.stats.Lock()
-	for _, n := range e.stats.applied {
-		b = binfmt.AppendUvarint(b, n)
-	}
+	c.counts = slices.Clone(e.stats.applied[:])
 	e.stats.Unlock()
-	c.head = b
+
+	e.idxSnap.Lock()
+	e.idxSnapPending, e.idxSnapBytes = true, nil
+	e.idxSnap.Unlock()
+	e.rel.snapN = c.products // no event runs now; stripe locks below publish it
+	for i := range stripes {
+		e.rel.mu[i].Lock()
+		e.rel.snapPending[i], e.rel.snapLists[i] = true, nil
+		e.rel.mu[i].Unlock()
+	}
 	for i := range e.shards {
 		s := &e.shards[i]
 		s.mu.Lock()
@@ -85,33 +87,81 @@ func (e *Engine) BeginSnapshot() *Capture {
 	return c
 }
 
+// captureIndexLocked encodes the index if a capture waits for it. Catalog
+// writes call it holding e.mu exclusively, WriteTo holding it shared.
+func (e *Engine) captureIndexLocked() {
+	e.idxSnap.Lock()
+	if e.idxSnapPending {
+		e.idxSnapPending = false
+		e.idxSnapBytes = e.idx.AppendSnapshot(make([]byte, 0, 1<<20))
+	}
+	e.idxSnap.Unlock()
+}
+
 // WriteTo writes the whole snapshot to w and ends the capture. Safe to run
 // concurrently with writes and reads.
 func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 	e := c.e
 	defer e.snapMu.Unlock()
 	var total int64
-	write := func(b []byte) error {
-		n, err := w.Write(b)
-		total += int64(n)
-		return err
+	var err error
+	write := func(b []byte) {
+		if err == nil {
+			var n int
+			n, err = w.Write(b)
+			total += int64(n)
+		}
 	}
-	err := write(c.head)
+	write([]byte{engineSnapshotVersion})
+	e.mu.RLock()
+	e.captureIndexLocked()
+	e.mu.RUnlock()
+	write(e.idxSnapBytes)
+	e.idxSnapBytes = nil
+	write(c.head)
 	c.head = nil
-	var count [binaryMaxVarint]byte
-	if err == nil {
-		err = write(binfmt.AppendUvarint(count[:0], uint64(len(e.shards))))
+
+	// Relations, in product order, from the stripes' captured lists. The
+	// outer slice grows under e.mu, so hold it shared while copying.
+	e.mu.RLock()
+	for i := range stripes {
+		e.rel.mu[i].Lock()
+		e.rel.captureLocked(i)
+		e.rel.mu[i].Unlock()
 	}
+	e.mu.RUnlock()
+	b := binfmt.AppendUvarint(make([]byte, 0, 1<<20), uint64(c.products))
+	for p := range c.products {
+		l := e.rel.snapLists[p%stripes][p/stripes]
+		b = binfmt.AppendUvarint(b, uint64(len(l)))
+		for _, r := range l {
+			b = binfmt.AppendFloat32(binfmt.AppendUvarint(b, uint64(r.p)), r.w)
+		}
+		if len(b) > 1<<20 {
+			write(b)
+			b = b[:0]
+		}
+	}
+	for i := range stripes {
+		e.rel.snapLists[i] = nil
+	}
+	b = binfmt.AppendUvarint(b, uint64(c.products))
+	for _, bits := range c.pop {
+		b = binfmt.AppendFloat(b, math.Float64frombits(bits))
+	}
+	for _, n := range c.counts {
+		b = binfmt.AppendUvarint(b, n)
+	}
+	b = binfmt.AppendUvarint(b, uint64(len(e.shards)))
+	write(b)
 	for i := range e.shards {
 		s := &e.shards[i]
 		s.mu.Lock()
 		s.captureLocked()
-		b := s.snap
+		sb := s.snap
 		s.snap = nil
 		s.mu.Unlock()
-		if err == nil {
-			err = write(b)
-		}
+		write(sb)
 	}
 	if err != nil {
 		return total, fmt.Errorf("cannot write engine snapshot: %w", err)

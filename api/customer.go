@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"time"
+	"unicode/utf8"
 
 	"github.com/omnipick/omnipick/engine"
 	"github.com/valyala/fasthttp"
@@ -48,8 +49,8 @@ type cartJSON struct {
 // handleCustomer serves the profile of a customer, or of an anonymous id
 // when ?anonymous=1 (or when no customer has that id).
 func (s *Server) handleCustomer(ctx *fasthttp.RequestCtx, idb []byte) {
-	if len(idb) > maxIDBytes {
-		writeError(ctx, fasthttp.StatusBadRequest, "id longer than 256 bytes", "id")
+	if len(idb) > maxIDBytes || !utf8.Valid(idb) {
+		writeError(ctx, fasthttp.StatusBadRequest, "id must be valid UTF-8 of at most 256 bytes", "id")
 		return
 	}
 	id := string(idb)

@@ -30,7 +30,7 @@ const (
 var endpointNames = [numEndpoints]string{"other", "picks", "events", "products", "inventory", "identify", "locations", "customer", "healthz", "metrics"}
 
 // statusCodes are the statuses counted apart; others count as "other".
-var statusCodes = [...]int{200, 400, 401, 403, 404, 405, 413, 429, 500, 503}
+var statusCodes = [...]int{200, 400, 401, 403, 404, 405, 408, 413, 415, 429, 431, 500, 503}
 
 const numStatus = len(statusCodes) + 1
 

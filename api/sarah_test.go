@@ -20,6 +20,13 @@ import (
 // startServer runs a real server on a free loopback port for the test.
 func startServer(t *testing.T, opts api.Options) string {
 	t.Helper()
+	_, base := startServerWith(t, opts)
+	return base
+}
+
+// startServerWith is startServer that also returns the server.
+func startServerWith(t *testing.T, opts api.Options) (*api.Server, string) {
+	t.Helper()
 	if opts.Engine == nil {
 		opts.Engine = engine.New(engine.Options{})
 	}
@@ -38,7 +45,7 @@ func startServer(t *testing.T, opts api.Options) string {
 			t.Error(err)
 		}
 	})
-	return "http://" + srv.Addr()
+	return srv, "http://" + srv.Addr()
 }
 
 type client struct {

@@ -5,6 +5,11 @@
 //
 // A Server is New(opts) + Start + Stop, so tests run it in-process on a
 // random port.
+//
+// Access control: with keys configured (Options.WriteKeys, ReadKeys), every
+// request except GET /healthz and GET /metrics needs one; without keys the
+// server runs open, which New allows only on a loopback address. See
+// docs/API.md, "Authentication" and "Limits and overload".
 package api
 
 import (
@@ -13,7 +18,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/omnipick/omnipick/engine"
@@ -37,7 +44,14 @@ type Options struct {
 	Log    *slog.Logger   // default: discard
 
 	MaxBodyBytes int // request body limit, after decompression too; default 32 MiB
-	MaxInFlight  int // concurrent requests before 503; default 4096
+	MaxInFlight  int // requests handled at once before new ones get 503 + Retry-After; default 4096
+
+	// WriteKeys allow every request; ReadKeys allow reads only (picks,
+	// customer profiles). Keys travel as "Authorization: Bearer <key>" or
+	// "X-API-Key: <key>"; several per scope let a key be rotated. With
+	// none, the server runs open, and New refuses unless Addr is loopback.
+	WriteKeys []string
+	ReadKeys  []string
 
 	Now func() time.Time // default time.Now
 }
@@ -55,13 +69,30 @@ type Server struct {
 	batches  sync.Pool // *writeBatch
 	queries  sync.Pool // *pickRequest
 
-	stats stats
+	keys     []apiKey     // empty: open
+	inFlight atomic.Int64 // requests in handle, bounded by MaxInFlight
+	stats    stats
 }
 
-// New returns a Server; Start makes it listen.
+// connsPerInFlight sets fasthttp's connection limit, a backstop above
+// MaxInFlight: idle keep-alive connections count against it, and a
+// connection over it is refused with a plain-text 503 before any handler.
+const connsPerInFlight = 4
+
+// New returns a Server; Start makes it listen. It refuses to serve without
+// keys on an address other machines can reach.
 func New(opts Options) (*Server, error) {
 	if opts.Engine == nil {
 		return nil, errors.New("api: Options.Engine is nil")
+	}
+	keys, err := newKeys(opts.WriteKeys, opts.ReadKeys)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 && !loopbackOnly(opts.Addr) {
+		return nil, fmt.Errorf("api: refusing to serve %q without API keys: anyone who can reach it could read and write everything; "+
+			"set write keys and read keys (omnipick serve -write-key/-read-key, or OMNIPICK_WRITE_KEY/OMNIPICK_READ_KEY), "+
+			"or listen on a loopback address such as 127.0.0.1:7070", opts.Addr)
 	}
 	if opts.Writer == nil {
 		opts.Writer = direct{opts.Engine}
@@ -78,16 +109,18 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, done: make(chan struct{})}
+	s := &Server{opts: opts, done: make(chan struct{}), keys: keys}
 	s.decoders.New = func() any { return new(Decoder) }
 	s.batches.New = func() any { return new(writeBatch) }
 	s.queries.New = func() any { return new(pickRequest) }
 	s.srv = &fasthttp.Server{
 		Handler:                      s.handle,
 		ErrorHandler:                 s.handleParseError,
+		Logger:                       fasthttpLogger{opts.Log},
 		Name:                         "omnipick",
 		MaxRequestBodySize:           opts.MaxBodyBytes,
-		Concurrency:                  opts.MaxInFlight,
+		Concurrency:                  max(connsPerInFlight*opts.MaxInFlight, 256),
+		SecureErrorLogMessage:        true, // errors never quote request bytes (keys travel in headers)
 		ReadTimeout:                  30 * time.Second,
 		WriteTimeout:                 30 * time.Second,
 		IdleTimeout:                  2 * time.Minute,
@@ -104,14 +137,28 @@ func (s *Server) Start() error {
 	if err != nil {
 		return fmt.Errorf("cannot listen on %q: %w", s.opts.Addr, err)
 	}
+	if len(s.keys) == 0 {
+		// Belt and braces for New's check: "localhost" may resolve to
+		// anything.
+		if a, ok := ln.Addr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
+			ln.Close()
+			return fmt.Errorf("api: refusing to serve %s without API keys: it is not a loopback address; set write and read keys", ln.Addr())
+		}
+	}
 	s.ln = ln
 	go func() {
-		err := s.srv.Serve(ln)
+		err := s.srv.Serve(lingerListener{ln})
 		s.serveMu.Lock()
 		s.serveErr = err
 		s.serveMu.Unlock()
 		close(s.done)
 	}()
+	if len(s.keys) == 0 {
+		s.opts.Log.Warn("no API keys configured: serving without authentication, reachable from this machine only; set write and read keys before listening on other addresses", "addr", ln.Addr().String())
+	} else {
+		// How many, never which: keys stay out of logs.
+		s.opts.Log.Info("API keys required", "write_keys", len(s.opts.WriteKeys), "read_keys", len(s.opts.ReadKeys))
+	}
 	s.opts.Log.Info("listening", "addr", ln.Addr().String())
 	return nil
 }
@@ -143,84 +190,179 @@ func (d direct) Write(recs []engine.Record, errs []error) error {
 	return nil
 }
 
+// bodyOverloaded answers a request over MaxInFlight.
+const bodyOverloaded = `{"error":"overloaded: too many requests in flight, retry later"}`
+
 func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
-	ep := s.route(ctx)
+	path := ctx.Path()
+	ep := endpointOf(path)
+	// /healthz and /metrics are cheap and are how operators see an
+	// overload: they do not count against MaxInFlight.
+	if ep != epHealth && ep != epMetrics {
+		n := s.inFlight.Add(1)
+		defer s.inFlight.Add(-1)
+		if n > int64(s.opts.MaxInFlight) {
+			ctx.Response.Header.Set("Retry-After", "1")
+			writeErrorBody(ctx, fasthttp.StatusServiceUnavailable, bodyOverloaded)
+			s.stats.observe(ep, fasthttp.StatusServiceUnavailable, time.Since(start))
+			return
+		}
+	}
+	s.route(ctx, ep, path)
 	s.stats.observe(ep, ctx.Response.StatusCode(), time.Since(start))
 }
 
-// route dispatches a request and returns the endpoint it reached, for
-// metrics.
-func (s *Server) route(ctx *fasthttp.RequestCtx) endpoint {
-	path := ctx.Path()
-	get, post := ctx.IsGet() || ctx.IsHead(), ctx.IsPost()
+// endpointOf maps a path to its endpoint; epOther when there is none.
+func endpointOf(path []byte) endpoint {
 	switch string(path) {
 	case "/v1/picks":
-		if !get {
-			return methodNotAllowed(ctx, epPicks, "GET")
-		}
-		s.handlePicks(ctx)
 		return epPicks
 	case "/v1/events":
-		return s.routeWrite(ctx, post, epEvents, engine.OpEvent)
+		return epEvents
 	case "/v1/products":
-		return s.routeWrite(ctx, post, epProducts, engine.OpProduct)
+		return epProducts
 	case "/v1/inventory":
-		return s.routeWrite(ctx, post, epInventory, engine.OpInventory)
+		return epInventory
 	case "/v1/identify":
-		return s.routeWrite(ctx, post, epIdentify, engine.OpIdentify)
+		return epIdentify
 	case "/v1/locations":
-		return s.routeWrite(ctx, post, epLocations, engine.OpLocation)
+		return epLocations
 	case "/healthz":
-		ctx.SetContentType("application/json")
-		ctx.SetBodyString(`{"status":"ok"}`)
 		return epHealth
 	case "/metrics":
-		if !get {
-			return methodNotAllowed(ctx, epMetrics, "GET")
-		}
-		s.handleMetrics(ctx)
 		return epMetrics
 	}
-	if len(path) > len("/v1/customers/") && string(path[:len("/v1/customers/")]) == "/v1/customers/" {
-		if !get {
-			return methodNotAllowed(ctx, epCustomer, "GET")
-		}
-		s.handleCustomer(ctx, path[len("/v1/customers/"):])
+	if len(path) > len(customerPrefix) && string(path[:len(customerPrefix)]) == customerPrefix {
 		return epCustomer
 	}
-	writeError(ctx, fasthttp.StatusNotFound, "no such endpoint", "")
 	return epOther
 }
 
-func (s *Server) routeWrite(ctx *fasthttp.RequestCtx, post bool, ep endpoint, op engine.Op) endpoint {
-	if !post {
-		return methodNotAllowed(ctx, ep, "POST")
-	}
-	s.handleWrite(ctx, op)
-	return ep
-}
+const customerPrefix = "/v1/customers/"
 
-func methodNotAllowed(ctx *fasthttp.RequestCtx, ep endpoint, allow string) endpoint {
-	ctx.Response.Header.Set("Allow", allow)
-	writeError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed; use "+allow, "")
-	return ep
-}
-
-// handleParseError answers requests fasthttp could not read.
-func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
-	if errors.Is(err, fasthttp.ErrBodyTooLarge) {
-		writeError(ctx, fasthttp.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes", s.opts.MaxBodyBytes), "body")
+// route checks the request's key and method and dispatches it to ep's
+// handler. Every endpoint but /healthz and /metrics needs a key (when keys
+// are configured), also to learn that a path does not exist.
+func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
+	get := ctx.IsGet() || ctx.IsHead()
+	switch ep {
+	case epHealth:
+		ctx.SetContentType("application/json")
+		ctx.SetBodyString(`{"status":"ok"}`)
+		return
+	case epMetrics:
+		if !get {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.handleMetrics(ctx)
 		return
 	}
-	writeError(ctx, fasthttp.StatusBadRequest, "cannot parse request: "+err.Error(), "")
+	acc := s.access(ctx)
+	if acc == accessNone {
+		unauthorized(ctx)
+		return
+	}
+	switch ep {
+	case epPicks:
+		if !get {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.handlePicks(ctx)
+	case epCustomer:
+		if !get {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.handleCustomer(ctx, path[len(customerPrefix):])
+	case epEvents, epProducts, epInventory, epIdentify, epLocations:
+		if !ctx.IsPost() {
+			methodNotAllowed(ctx, "POST")
+			return
+		}
+		if acc != accessWrite {
+			forbidden(ctx)
+			return
+		}
+		s.handleWrite(ctx, writeOps[ep])
+	default:
+		writeError(ctx, fasthttp.StatusNotFound, "no such endpoint", "")
+	}
 }
 
-// writeError sets a JSON error response.
+// writeOps maps write endpoints to the records they carry.
+var writeOps = [numEndpoints]engine.Op{
+	epEvents:    engine.OpEvent,
+	epProducts:  engine.OpProduct,
+	epInventory: engine.OpInventory,
+	epIdentify:  engine.OpIdentify,
+	epLocations: engine.OpLocation,
+}
+
+func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {
+	ctx.Response.Header.Set("Allow", allow)
+	writeError(ctx, fasthttp.StatusMethodNotAllowed, "method not allowed; use "+allow, "")
+}
+
+// handleParseError answers requests fasthttp could not read: a body over
+// MaxBodyBytes (by its Content-Length, before reading it, or while reading
+// a chunked one), a malformed request line or header, a read timeout.
+// fasthttp then closes the connection, which lingers so that the client
+// reads the answer (see lingerConn).
+func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
+	lingerOnClose(ctx.Conn())
+	status := fasthttp.StatusBadRequest
+	var small *fasthttp.ErrSmallBuffer
+	var nerr net.Error
+	switch {
+	case errors.Is(err, fasthttp.ErrBodyTooLarge):
+		status = fasthttp.StatusRequestEntityTooLarge
+		writeError(ctx, status, fmt.Sprintf("request body larger than %d bytes", s.opts.MaxBodyBytes), "body")
+	case errors.As(err, &small):
+		status = fasthttp.StatusRequestHeaderFieldsTooLarge
+		writeError(ctx, status, "request headers too large", "")
+	case errors.As(err, &nerr) && nerr.Timeout():
+		status = fasthttp.StatusRequestTimeout
+		writeError(ctx, status, "request not received in time", "")
+	default:
+		// SecureErrorLogMessage keeps request bytes out of err.
+		writeError(ctx, status, "cannot parse request: "+err.Error(), "")
+	}
+	s.stats.observe(epOther, status, 0)
+}
+
+// fasthttpLogger sends fasthttp's own messages to the server's log. The
+// only one an operator must see is the connection limit being hit; the
+// rest are broken client connections, already answered or counted.
+type fasthttpLogger struct{ log *slog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	if strings.Contains(msg, "concurrent connections") || strings.Contains(msg, "accepting new connections") {
+		l.log.Warn("http server: " + msg)
+		return
+	}
+	l.log.Debug("http server: " + msg)
+}
+
+// writeError sets a JSON error response. It appends into the response's
+// own body buffer, so that once fasthttp's pools are warm it allocates
+// nothing.
 func writeError(ctx *fasthttp.RequestCtx, status int, msg, field string) {
 	ctx.SetStatusCode(status)
 	ctx.SetContentType("application/json")
-	ctx.SetBody(appendError(nil, msg, field, true))
+	b := ctx.Response.SwapBody(nil)
+	ctx.Response.SwapBody(appendError(b[:0], msg, field, true))
+}
+
+// writeErrorBody sets a JSON error response with a fixed body; it does not
+// allocate.
+func writeErrorBody(ctx *fasthttp.RequestCtx, status int, body string) {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	ctx.SetBodyString(body)
 }
 
 // appendError appends {"error":msg,"field":field and, when close is set,

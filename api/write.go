@@ -27,6 +27,10 @@ type writeBatch struct {
 // errBodyTooLarge is returned when a compressed body inflates past the limit.
 var errBodyTooLarge = errors.New("body too large")
 
+// errUnsupportedEncoding is returned for a Content-Encoding other than
+// gzip, zstd or identity.
+var errUnsupportedEncoding = errors.New("unsupported Content-Encoding: use gzip, zstd or none")
+
 func (s *Server) handleWrite(ctx *fasthttp.RequestCtx, op engine.Op) {
 	wb := s.batches.Get().(*writeBatch)
 	defer s.putBatch(wb)
@@ -35,6 +39,12 @@ func (s *Server) handleWrite(ctx *fasthttp.RequestCtx, op engine.Op) {
 	if err != nil {
 		if errors.Is(err, errBodyTooLarge) {
 			writeError(ctx, fasthttp.StatusRequestEntityTooLarge, fmt.Sprintf("request body larger than %d bytes once decompressed", s.opts.MaxBodyBytes), "body")
+			return
+		}
+		if errors.Is(err, errUnsupportedEncoding) {
+			// RFC 9110 section 15.5.16: 415, and say what is accepted.
+			ctx.Response.Header.Set("Accept-Encoding", "gzip, zstd")
+			writeError(ctx, fasthttp.StatusUnsupportedMediaType, err.Error(), "Content-Encoding")
 			return
 		}
 		writeError(ctx, fasthttp.StatusBadRequest, err.Error(), "body")
@@ -138,10 +148,10 @@ func (s *Server) requestBody(ctx *fasthttp.RequestCtx, wb *writeBatch) ([]byte, 
 	enc := ctx.Request.Header.ContentEncoding()
 	raw := ctx.Request.Body()
 	var r io.Reader
-	switch string(enc) {
-	case "", "identity":
+	switch {
+	case len(enc) == 0 || bytes.EqualFold(enc, []byte("identity")):
 		return raw, nil
-	case "gzip", "x-gzip":
+	case bytes.EqualFold(enc, []byte("gzip")) || bytes.EqualFold(enc, []byte("x-gzip")):
 		if wb.gz == nil {
 			wb.gz = new(gzip.Reader)
 		}
@@ -149,7 +159,7 @@ func (s *Server) requestBody(ctx *fasthttp.RequestCtx, wb *writeBatch) ([]byte, 
 			return nil, fmt.Errorf("cannot read gzip body: %w", err)
 		}
 		r = wb.gz
-	case "zstd":
+	case bytes.EqualFold(enc, []byte("zstd")):
 		if wb.zs == nil {
 			zs, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(uint64(s.opts.MaxBodyBytes)+1))
 			if err != nil {
@@ -162,7 +172,7 @@ func (s *Server) requestBody(ctx *fasthttp.RequestCtx, wb *writeBatch) ([]byte, 
 		}
 		r = wb.zs
 	default:
-		return nil, fmt.Errorf("unsupported Content-Encoding %q: use gzip, zstd or none", enc)
+		return nil, errUnsupportedEncoding
 	}
 	wb.body.Reset()
 	n, err := wb.body.ReadFrom(io.LimitReader(r, int64(s.opts.MaxBodyBytes)+1))

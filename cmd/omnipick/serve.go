@@ -20,7 +20,9 @@ import (
 
 func runServe(args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	addr := fs.String("addr", "127.0.0.1:7070", "listen address")
+	addr := fs.String("addr", "127.0.0.1:7070", "listen address; any address but loopback needs -write-key and -read-key")
+	writeKeys := fs.String("write-key", "", "API keys that allow writes and reads, comma-separated (several for rotation); default $OMNIPICK_WRITE_KEY. Prefer the environment: flags show in ps")
+	readKeys := fs.String("read-key", "", "API keys that allow reads only (picks, customer profiles), comma-separated; default $OMNIPICK_READ_KEY")
 	dataDir := fs.String("data", "./data", "data folder: write-ahead log and snapshots")
 	demo := fs.Bool("demo", false, "load the demo world (see -demo-dir) when the data folder is empty")
 	demoDir := fs.String("demo-dir", "testdata/demo", "folder of the demo world's NDJSON files")
@@ -28,7 +30,7 @@ func runServe(args []string) error {
 	snapEvery := fs.Duration("snapshot-every", 10*time.Minute, "take a snapshot this often when there were writes")
 	snapBytes := fs.Int64("snapshot-bytes", 256<<20, "or once the log grew this much since the last snapshot")
 	maxBody := fs.Int("max-body", 32<<20, "request body limit in bytes, after decompression")
-	maxInFlight := fs.Int("max-in-flight", 4096, "concurrent requests before new ones get 503")
+	maxInFlight := fs.Int("max-in-flight", 4096, "requests handled at once before new ones get 503 with Retry-After (/healthz and /metrics exempt)")
 	maxQueued := fs.Int64("max-queued-bytes", 64<<20, "log bytes queued for disk before writes get 503")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	if err := fs.Parse(args); err != nil {
@@ -65,7 +67,12 @@ func runServe(args []string) error {
 			log.Info("data folder holds state: demo world not loaded again", "data", *dataDir)
 		}
 	}
-	srv, err := api.New(api.Options{Addr: *addr, Engine: st.Engine(), Writer: st, Log: log, MaxBodyBytes: *maxBody, MaxInFlight: *maxInFlight})
+	srv, err := api.New(api.Options{
+		Addr: *addr, Engine: st.Engine(), Writer: st, Log: log,
+		MaxBodyBytes: *maxBody, MaxInFlight: *maxInFlight,
+		WriteKeys: splitKeys(*writeKeys, os.Getenv("OMNIPICK_WRITE_KEY")),
+		ReadKeys:  splitKeys(*readKeys, os.Getenv("OMNIPICK_READ_KEY")),
+	})
 	if err != nil {
 		st.Close()
 		return err
@@ -91,6 +98,23 @@ func runServe(args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// splitKeys returns the comma-separated keys of a key flag or, when the
+// flag is empty, of its environment variable; spaces around keys and empty
+// items are dropped.
+func splitKeys(flagValue, envValue string) []string {
+	v := flagValue
+	if v == "" {
+		v = envValue
+	}
+	var keys []string
+	for k := range strings.SplitSeq(v, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			keys = append(keys, k)
+		}
+	}
+	return keys
 }
 
 // parseFsync reads the -fsync flag.

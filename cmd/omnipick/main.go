@@ -16,6 +16,7 @@ const usage = `omnipick: real-time omnichannel recommendations
 usage:
   omnipick serve [flags]    run the HTTP service (see omnipick serve -h)
   omnipick repair -data D   truncate a corrupt write-ahead log at its last good record
+  omnipick bench load ...   load-test a running server (see bench/README.md)
   omnipick help             this text
 `
 
@@ -31,6 +32,8 @@ func main() {
 		err = runServe(args)
 	case "repair":
 		err = runRepair(args)
+	case "bench":
+		err = runBench(args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

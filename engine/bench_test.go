@@ -79,6 +79,8 @@ var benchQueries = []struct {
 	{"screen-context", Query{Customer: "C99", Channel: ChannelScreen, K: 8, Locations: []string{"store-1"}, Context: "P0000042"}},
 	{"anonymous", Query{Channel: ChannelWeb, K: 10}},
 	{"category", Query{Customer: "C3", Channel: ChannelWeb, K: 10, Category: "g1/c7"}},
+	// Few sourced products qualify: the fallback walks the category.
+	{"fallback", Query{Customer: "C5", Channel: ChannelWeb, K: 30, Locations: []string{"store-3"}, Category: "g1/c19", Exclude: []string{"P0000199"}}},
 }
 
 func BenchmarkPicks(b *testing.B) {

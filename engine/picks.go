@@ -66,8 +66,6 @@ type picker struct {
 	cands     []cand
 	deferred  []cand
 	leaves    []leafCount
-	elig      *roaring.Bitmap
-	scratch   *roaring.Bitmap
 	iter      roaring.IntIterator
 	name      []byte
 	popMax    float64
@@ -102,9 +100,6 @@ func (pk *picker) reset(products, facets int) {
 	pk.wear, pk.locs, pk.excl, pk.ids, pk.top = pk.wear[:0], pk.locs[:0], pk.excl[:0], pk.ids[:0], pk.top[:0]
 	pk.rels, pk.cands, pk.deferred, pk.leaves = pk.rels[:0], pk.cands[:0], pk.deferred[:0], pk.leaves[:0]
 	pk.affSum, pk.ctx, pk.ctxNorm, pk.category = 0, nil, 0, ""
-	if pk.elig == nil {
-		pk.elig, pk.scratch = roaring.New(), roaring.New()
-	}
 }
 
 // PicksInto appends to dst the picks for q, best first, and returns the
@@ -120,7 +115,8 @@ func (pk *picker) reset(products, facets int) {
 //     products that pass the filters: the context's facets (k each), the
 //     customer's strongest facets (k each), then the category's or the
 //     global popularity list (2k);
-//  3. when fewer than k passed, any eligible product, in id order.
+//  3. when fewer than k passed, the category's products, or those in stock
+//     at each location in turn, in id order.
 //
 // Every candidate passes the hard filters before it is scored (active, in
 // stock at one of the locations in a size the customer wears, not bought,
@@ -516,23 +512,39 @@ func (pk *picker) score(e *Engine, it *index.Item, flags uint8, rel float32) (fl
 	return prior + o.AffinityWeight*dot + o.RelatedWeight*float64(rel) + o.PopularityWeight*popularity, reason
 }
 
-// fallback considers eligible products no source proposed, in id order,
-// until k candidates qualify or FallbackScan products were looked at.
+// fallback considers products no source proposed until k candidates
+// qualify or FallbackScan products were looked at: the category's products
+// when a category is asked, else the products in stock (in any size) at
+// each asked location in turn, each in id order. It walks the index's own
+// bitmaps with a reused iterator, so it allocates nothing.
 func (e *Engine) fallback(pk *picker, k int) {
-	e.idx.EligibleInto(pk.elig, pk.scratch, pk.locs, pk.wear)
+	budget := e.opts.FallbackScan
 	if pk.category != "" {
 		pk.name = append(append(pk.name[:0], index.FacetCategory...), pk.category...)
 		f, _ := e.idx.FacetBytes(pk.name)
-		pk.elig.And(e.idx.Posting(f))
+		e.scan(pk, e.idx.Posting(f), k, &budget)
+		return
 	}
+	for _, l := range pk.locs {
+		if b := e.idx.StockBitmap(l, index.AnySize); b != nil {
+			e.scan(pk, b, k, &budget)
+		}
+	}
+}
+
+func (e *Engine) scan(pk *picker, b *roaring.Bitmap, k int, budget *int) {
 	it := &pk.iter
-	it.Initialize(pk.elig)
-	for n := 0; it.HasNext() && n < e.opts.FallbackScan && len(pk.cands) < k; n++ {
+	it.Initialize(b)
+	for it.HasNext() && *budget > 0 && len(pk.cands) < k {
 		p := it.Next()
+		if int(p) >= len(pk.slots) {
+			return
+		}
 		s := &pk.slots[p]
 		if s.epoch == pk.epoch {
 			continue // already considered
 		}
+		*budget--
 		*s = slot{epoch: pk.epoch, flags: flagSeen}
 		e.consider(pk, p, 0, 0)
 	}

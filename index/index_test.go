@@ -213,32 +213,19 @@ func TestUpsertRejects(t *testing.T) {
 	}
 }
 
-func TestEligibleInto(t *testing.T) {
+func TestFitMask(t *testing.T) {
 	x := New()
 	_ = x.Upsert(sweater("P1", "8", "10"))
-	_ = x.Upsert(sweater("P2", "8", "10"))
-	_ = x.Upsert(&Item{ID: "H1", Active: true, Variants: []Variant{{SKU: "H1"}}})
 	_ = x.SetStock("P1-8", "online", 1)
-	_ = x.SetStock("P2-10", "online", 1)
-	_ = x.SetStock("H1", "online", 1)
-	g, _ := x.Group("women-numeric")
 	k8, _ := x.SizeKey("women-numeric", "8")
-	wear := make([]uint32, x.Groups())
-	for i := range wear {
-		wear[i] = AnySize
-	}
-	dst, scratch := x.Active().Clone(), x.Active().Clone()
-	x.EligibleInto(dst, scratch, []uint32{0}, wear)
-	if got := dst.ToArray(); !slices.Equal(got, []uint32{0, 1, 2}) {
-		t.Errorf("any size: %v", got)
-	}
-	wear[g] = k8
-	x.EligibleInto(dst, scratch, []uint32{0}, wear)
-	if got := dst.ToArray(); !slices.Equal(got, []uint32{0, 2}) {
-		t.Errorf("size 8: %v", got)
-	}
-	if m := x.FitMask(x.ItemAt(0), []uint32{0}, k8); m != 1 {
-		t.Errorf("FitMask = %b", m)
+	k10, _ := x.SizeKey("women-numeric", "10")
+	for _, tc := range []struct {
+		size uint32
+		want uint64
+	}{{k8, 1}, {k10, 0}, {AnySize, 1}} {
+		if m := x.FitMask(x.ItemAt(0), []uint32{0}, tc.size); m != tc.want {
+			t.Errorf("FitMask(size %d) = %b, want %b", tc.size, m, tc.want)
+		}
 	}
 }
 

@@ -134,30 +134,3 @@ func (x *Index) FitMask(it *Item, locs []uint32, size uint32) uint64 {
 	}
 	return m
 }
-
-// EligibleInto sets dst to the active products in stock at any of locs in a
-// size the customer wears: wear[g] is the customer's size key for size group
-// g, or AnySize (groups beyond len(wear) count as AnySize). scratch is
-// overwritten. Both bitmaps are the caller's, reused across calls.
-func (x *Index) EligibleInto(dst, scratch *roaring.Bitmap, locs []uint32, wear []uint32) {
-	dst.Clear()
-	for _, l := range locs {
-		if int(l) >= len(x.locStock) {
-			continue
-		}
-		ls := &x.locStock[l]
-		scratch.Clear()
-		scratch.Or(ls.any)
-		for g, k := range wear {
-			if k == AnySize || g == 0 {
-				continue
-			}
-			scratch.AndNot(x.members[g])
-			if b := ls.bySize[k]; b != nil {
-				scratch.Or(b)
-			}
-		}
-		dst.Or(scratch)
-	}
-	dst.And(x.active)
-}

@@ -87,7 +87,10 @@ func runServe(args []string) error {
 	// Stop in reverse order: no new requests, in-flight ones finish, then
 	// the store fsyncs, snapshots and closes its log.
 	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// Longer than the server's 30s read timeout, so a connection that never
+	// sent a byte (fasthttp waits for it until that timeout) cannot turn a
+	// clean stop into a failed one.
+	sctx, cancel := context.WithTimeout(context.Background(), 35*time.Second)
 	defer cancel()
 	err = srv.Stop(sctx)
 	if cerr := st.Close(); cerr != nil && err == nil {

@@ -235,7 +235,7 @@ func (s *Store) appendApply(recs []engine.Record, errs []error) (uint64, error) 
 // background takes snapshots on time and on log volume.
 func (s *Store) background() {
 	defer close(s.done)
-	tick := time.NewTicker(time.Second)
+	tick := time.NewTicker(min(time.Second, s.opts.SnapshotEvery))
 	defer tick.Stop()
 	last := time.Now()
 	for {

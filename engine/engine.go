@@ -35,11 +35,11 @@ import (
 type Options struct {
 	Shards int // customer shards; default 64
 
-	AffinityHalfLife   time.Duration // default 30 days
-	PopularityHalfLife time.Duration // default 7 days
+	AffinityHalfLife   time.Duration // default 1 day
+	PopularityHalfLife time.Duration // default 2 days
 	CartTTL            time.Duration // cart items older than this are dropped; default 30 days
 	ViewWindow         time.Duration // views this recent relate to the next item; default 1 day
-	PurchaseWindow     time.Duration // purchases this recent relate to the next item; default 30 days
+	PurchaseWindow     time.Duration // purchases this recent relate to the next item (a basket); default 1 hour
 
 	// EventWeights is how much each event type adds to affinity and
 	// popularity; zero entries take DefaultEventWeights.
@@ -52,15 +52,15 @@ type Options struct {
 	MaxCart      int // cart lines per profile; default 50
 	MaxPurchases int // purchased products remembered per profile; default 1000
 	MaxSizes     int // learned sizes per profile; default 16
-	MaxRelated   int // related products kept per product; default 32
+	MaxRelated   int // related products kept per product; default 128
 	TopPerFacet  int // popular products kept per facet; default 64
 	TopGlobal    int // popular products kept overall; default 512
 
 	// Ranking: score = prior[channel][reason] + AffinityWeight*affinity +
 	// RelatedWeight*related + PopularityWeight*popularity.
 	Priors           [numChannels][numReasons]float64
-	AffinityWeight   float64 // default 1
-	RelatedWeight    float64 // default 1
+	AffinityWeight   float64 // default 0.25
+	RelatedWeight    float64 // default 0.25
 	PopularityWeight float64 // default 0.5
 	// ContextWeight scales the attribute similarity of a candidate to the
 	// query's context product (shared category prefixes, brand, tags,
@@ -68,8 +68,8 @@ type Options struct {
 	// context is to itself counts as related. Default 1.
 	ContextWeight    float64
 	AffinityFacets   int // top facets of a profile that source candidates; default 4
-	Anchors          int // most recent history items whose relations source candidates; default 12
-	RelatedPerAnchor int // strongest relations taken per anchor (twice that for the context); default 8
+	Anchors          int // most recent history items whose relations source candidates; default 48
+	RelatedPerAnchor int // strongest relations taken per anchor (twice that for the context); default 16
 	FallbackScan     int // eligible products scanned when sources do not fill k; default 4096
 
 	Now func() time.Time // default time.Now
@@ -77,7 +77,7 @@ type Options struct {
 
 // DefaultEventWeights weigh what each event says about a customer's taste.
 var DefaultEventWeights = [numEventTypes]float32{
-	EventView:       1,
+	EventView:       0.25,
 	EventCartAdd:    3,
 	EventCartRemove: 0,
 	EventPurchase:   5,
@@ -90,10 +90,12 @@ var DefaultEventWeights = [numEventTypes]float32{
 
 // DefaultPriors order candidate sources per channel. Ads and email lead
 // with the cart, then views, then related items; a store screen leads with
-// items related to the scanned product.
+// items related to the scanned product. Web and app blend: only the cart
+// keeps a lead, and learned relation strength, popularity and affinity
+// decide the rest (chosen by the offline evaluation, bench/eval).
 var DefaultPriors = [numChannels][numReasons]float64{
-	ChannelWeb:    {ReasonPopular: 0, ReasonAffinity: 1, ReasonRelated: 2.5, ReasonViewed: 1.5, ReasonCart: 2},
-	ChannelApp:    {ReasonPopular: 0, ReasonAffinity: 1, ReasonRelated: 2.5, ReasonViewed: 1.5, ReasonCart: 2},
+	ChannelWeb:    {ReasonPopular: 0, ReasonAffinity: 0, ReasonRelated: 0.125, ReasonViewed: 0, ReasonCart: 2},
+	ChannelApp:    {ReasonPopular: 0, ReasonAffinity: 0, ReasonRelated: 0.125, ReasonViewed: 0, ReasonCart: 2},
 	ChannelAds:    {ReasonPopular: 0, ReasonAffinity: 10, ReasonRelated: 100, ReasonViewed: 1000, ReasonCart: 10000},
 	ChannelEmail:  {ReasonPopular: 0, ReasonAffinity: 10, ReasonRelated: 100, ReasonViewed: 1000, ReasonCart: 10000},
 	ChannelScreen: {ReasonPopular: 0, ReasonAffinity: 10, ReasonRelated: 1000, ReasonViewed: 10, ReasonCart: 10},
@@ -111,11 +113,11 @@ func (o *Options) setDefaults() {
 		}
 	}
 	def(&o.Shards, 64)
-	defD(&o.AffinityHalfLife, 30*24*time.Hour)
-	defD(&o.PopularityHalfLife, 7*24*time.Hour)
+	defD(&o.AffinityHalfLife, 24*time.Hour)
+	defD(&o.PopularityHalfLife, 48*time.Hour)
 	defD(&o.CartTTL, 30*24*time.Hour)
 	defD(&o.ViewWindow, 24*time.Hour)
-	defD(&o.PurchaseWindow, 30*24*time.Hour)
+	defD(&o.PurchaseWindow, time.Hour)
 	for i := range o.EventWeights {
 		if o.EventWeights[i] == 0 {
 			o.EventWeights[i] = DefaultEventWeights[i]
@@ -129,17 +131,17 @@ func (o *Options) setDefaults() {
 	def(&o.MaxCart, 50)
 	def(&o.MaxPurchases, 1000)
 	def(&o.MaxSizes, 16)
-	def(&o.MaxRelated, 32)
+	def(&o.MaxRelated, 128)
 	def(&o.TopPerFacet, 64)
 	def(&o.TopGlobal, 512)
 	if o.Priors == [numChannels][numReasons]float64{} {
 		o.Priors = DefaultPriors
 	}
 	if o.AffinityWeight == 0 {
-		o.AffinityWeight = 1
+		o.AffinityWeight = 0.25
 	}
 	if o.RelatedWeight == 0 {
-		o.RelatedWeight = 1
+		o.RelatedWeight = 0.25
 	}
 	if o.PopularityWeight == 0 {
 		o.PopularityWeight = 0.5
@@ -148,8 +150,8 @@ func (o *Options) setDefaults() {
 		o.ContextWeight = 1
 	}
 	def(&o.AffinityFacets, 4)
-	def(&o.Anchors, 12)
-	def(&o.RelatedPerAnchor, 8)
+	def(&o.Anchors, 48)
+	def(&o.RelatedPerAnchor, 16)
 	def(&o.FallbackScan, 4096)
 	if o.Now == nil {
 		o.Now = time.Now

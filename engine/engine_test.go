@@ -442,7 +442,7 @@ func TestAffinityDecays(t *testing.T) {
 		return 0
 	}
 	before := weight()
-	w.now = w.now.Add(30 * 24 * time.Hour)
+	w.now = w.now.Add(w.e.Options().AffinityHalfLife)
 	if after := weight(); after < before*0.49 || after > before*0.51 {
 		t.Fatalf("after one half-life: %v -> %v", before, after)
 	}

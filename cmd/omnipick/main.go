@@ -17,6 +17,7 @@ usage:
   omnipick serve [flags]    run the HTTP service (see omnipick serve -h)
   omnipick repair -data D   truncate a corrupt write-ahead log at its last good record
   omnipick bench load ...   load-test a running server (see bench/README.md)
+  omnipick eval -set all    offline evaluation on ../shared/data against baselines
   omnipick help             this text
 `
 
@@ -34,6 +35,8 @@ func main() {
 		err = runRepair(args)
 	case "bench":
 		err = runBench(args)
+	case "eval":
+		err = runEval(args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return

@@ -1,0 +1,420 @@
+package eval
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/omnipick/omnipick/engine"
+)
+
+// Baselines returns fresh instances of the three baselines: global
+// popularity, last-day popularity and item co-occurrence.
+func Baselines() []Recommender {
+	return []Recommender{NewPopularity(), NewLastDayPopularity(), NewCoOccurrence()}
+}
+
+// purchases is the state every baseline keeps: the catalog as dense item
+// ids, purchase counts, and each actor's distinct purchased items. Actors
+// are customers and anonymous visitors; only customers can be asked for.
+type purchases struct {
+	itemIDs []string          // dense item id -> product id
+	items   map[string]uint32 // product id -> dense item id
+	listed  []bool            // in the catalog and active: may be recommended
+	count   []uint32          // purchase events per item
+	actors  map[string]uint32 // customer id, or "\x00"+anonymous id -> actor
+	bought  [][]uint32        // actor -> distinct items bought, sorted
+	buyers  [][]uint32        // item -> distinct actors who bought it (co-occurrence only)
+	byPop   []uint32          // listed items by count desc, id asc; nil when stale
+	rank    []uint32          // item -> position in byPop (unlisted: after all)
+	// keepBuyers makes apply fill buyers.
+	keepBuyers bool
+}
+
+func newPurchases(keepBuyers bool) purchases {
+	return purchases{items: map[string]uint32{}, actors: map[string]uint32{}, keepBuyers: keepBuyers}
+}
+
+// item returns the dense id of product id, adding it if new.
+func (p *purchases) item(id string) uint32 {
+	if d, ok := p.items[id]; ok {
+		return d
+	}
+	d := uint32(len(p.itemIDs))
+	p.items[id] = d
+	p.itemIDs = append(p.itemIDs, id)
+	p.listed = append(p.listed, false)
+	p.count = append(p.count, 0)
+	if p.keepBuyers {
+		p.buyers = append(p.buyers, nil)
+	}
+	return d
+}
+
+// apply records products and purchase events. It reports the purchased
+// item and whether r was a purchase.
+func (p *purchases) apply(r *engine.Record) (uint32, bool) {
+	switch r.Op {
+	case engine.OpProduct:
+		d := p.item(r.Product.ID)
+		if p.listed[d] != !r.Product.Inactive {
+			p.listed[d] = !r.Product.Inactive
+			p.byPop = nil
+		}
+	case engine.OpEvent:
+		e := &r.Event
+		if e.Type != engine.EventPurchase {
+			return 0, false
+		}
+		id := e.Product
+		if id == "" {
+			id = e.SKU // one-size SKUs are product ids in these data sets
+		}
+		if id == "" {
+			return 0, false
+		}
+		d := p.item(id)
+		p.count[d]++
+		p.byPop = nil
+		key := e.Customer
+		if key == "" {
+			if e.AnonymousID == "" {
+				return d, true
+			}
+			key = "\x00" + e.AnonymousID
+		}
+		a, ok := p.actors[key]
+		if !ok {
+			a = uint32(len(p.bought))
+			p.actors[strings.Clone(key)] = a
+			p.bought = append(p.bought, nil)
+		}
+		if i, found := slices.BinarySearch(p.bought[a], d); !found {
+			p.bought[a] = slices.Insert(p.bought[a], i, d)
+			if p.keepBuyers {
+				p.buyers[d] = append(p.buyers[d], a)
+			}
+		}
+		return d, true
+	}
+	return 0, false
+}
+
+// boughtBy returns the sorted items customer bought, nil if none.
+func (p *purchases) boughtBy(customer string) []uint32 {
+	if customer == "" {
+		return nil
+	}
+	if a, ok := p.actors[customer]; ok {
+		return p.bought[a]
+	}
+	return nil
+}
+
+// popular returns the listed items by purchase count, most first, ties by
+// product id.
+func (p *purchases) popular() []uint32 {
+	if p.byPop != nil {
+		return p.byPop
+	}
+	order := make([]uint32, 0, len(p.itemIDs))
+	for d, ok := range p.listed {
+		if ok {
+			order = append(order, uint32(d))
+		}
+	}
+	slices.SortFunc(order, func(a, b uint32) int {
+		if p.count[a] != p.count[b] {
+			if p.count[a] > p.count[b] {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(p.itemIDs[a], p.itemIDs[b])
+	})
+	if cap(p.rank) < len(p.itemIDs) {
+		p.rank = make([]uint32, len(p.itemIDs))
+	}
+	p.rank = p.rank[:len(p.itemIDs)]
+	for i := range p.rank {
+		p.rank[i] = uint32(len(order))
+	}
+	for i, d := range order {
+		p.rank[d] = uint32(i)
+	}
+	p.byPop = order
+	return order
+}
+
+// bestK returns the best k of cands, best first, in top's storage; better
+// reports whether a ranks before b.
+func bestK(top, cands []uint32, k int, better func(a, b uint32) bool) []uint32 {
+	top = top[:0]
+	if k <= 0 {
+		return top
+	}
+	for _, c := range cands {
+		n := len(top)
+		if n == k && !better(c, top[n-1]) {
+			continue
+		}
+		i := n
+		for i > 0 && better(c, top[i-1]) {
+			i--
+		}
+		if n < k {
+			top = append(top, 0)
+		}
+		copy(top[i+1:], top[i:len(top)-1])
+		top[i] = c
+	}
+	return top
+}
+
+// fill appends items of order to dst until it holds k, skipping items the
+// customer bought, items not listed and items already in dst (from
+// position from on).
+func (p *purchases) fill(dst []string, from, k int, order []uint32, bought []uint32) []string {
+	for _, d := range order {
+		if len(dst)-from >= k {
+			break
+		}
+		if !p.listed[d] {
+			continue
+		}
+		if _, found := slices.BinarySearch(bought, d); found {
+			continue
+		}
+		id := p.itemIDs[d]
+		if containsString(dst[from:], id) {
+			continue
+		}
+		dst = append(dst, id)
+	}
+	return dst
+}
+
+// Popularity recommends the most purchased items of all train, minus what
+// the customer bought.
+//
+// A Popularity is not safe for concurrent use.
+type Popularity struct{ p purchases }
+
+// NewPopularity returns an empty Popularity.
+func NewPopularity() *Popularity { return &Popularity{p: newPurchases(false)} }
+
+// Name returns "popularity".
+func (m *Popularity) Name() string { return "popularity" }
+
+// Apply records products and purchases.
+func (m *Popularity) Apply(r *engine.Record) error {
+	m.p.apply(r)
+	return nil
+}
+
+// Recommend appends the k most purchased items customer has not bought.
+func (m *Popularity) Recommend(customer string, k int, asOf int64, dst []string) []string {
+	return m.p.fill(dst, len(dst), k, m.p.popular(), m.p.boughtBy(customer))
+}
+
+// Day is the window of LastDayPopularity, in milliseconds.
+const Day = 24 * 60 * 60 * 1000
+
+// LastDayPopularity recommends the items most purchased in the day before
+// asOf, then backfills with global popularity; both minus what the
+// customer bought.
+//
+// A LastDayPopularity is not safe for concurrent use.
+type LastDayPopularity struct {
+	p      purchases
+	recent []stamped // purchases in time order; recent[head:] are within Day of the newest
+	head   int
+	newest int64
+	// Cached ranking for asOf.
+	cachedAt int64
+	ranked   []uint32
+	window   []uint32 // scratch: purchases per item in the window
+}
+
+type stamped struct {
+	ts   int64
+	item uint32
+}
+
+// NewLastDayPopularity returns an empty LastDayPopularity.
+func NewLastDayPopularity() *LastDayPopularity {
+	return &LastDayPopularity{p: newPurchases(false)}
+}
+
+// Name returns "popularity-1d".
+func (m *LastDayPopularity) Name() string { return "popularity-1d" }
+
+// Apply records products and purchases.
+func (m *LastDayPopularity) Apply(r *engine.Record) error {
+	d, ok := m.p.apply(r)
+	m.ranked = nil
+	if !ok {
+		return nil
+	}
+	ts := r.Event.TS
+	m.newest = max(m.newest, ts)
+	m.recent = append(m.recent, stamped{ts, d})
+	// Drop what no asOf >= newest can see; compact when half is dead.
+	for m.head < len(m.recent) && m.recent[m.head].ts < m.newest-Day {
+		m.head++
+	}
+	if m.head > 1024 && m.head >= len(m.recent)/2 {
+		m.recent = append(m.recent[:0], m.recent[m.head:]...)
+		m.head = 0
+	}
+	return nil
+}
+
+// Recommend appends the k items most purchased in [asOf-Day, asOf) that
+// customer has not bought, backfilled by global popularity.
+func (m *LastDayPopularity) Recommend(customer string, k int, asOf int64, dst []string) []string {
+	if m.ranked == nil || m.cachedAt != asOf {
+		m.rank(asOf)
+	}
+	bought := m.p.boughtBy(customer)
+	from := len(dst)
+	dst = m.p.fill(dst, from, k, m.ranked, bought)
+	return m.p.fill(dst, from, k, m.p.popular(), bought)
+}
+
+// rank orders the items purchased in [asOf-Day, asOf) by purchases in the
+// window, then by global purchases, then by id.
+func (m *LastDayPopularity) rank(asOf int64) {
+	if cap(m.window) < len(m.p.itemIDs) {
+		m.window = make([]uint32, len(m.p.itemIDs))
+	}
+	m.window = m.window[:len(m.p.itemIDs)]
+	ranked := m.ranked[:0]
+	for _, s := range m.recent[m.head:] {
+		if s.ts < asOf-Day || s.ts >= asOf {
+			continue
+		}
+		if m.window[s.item] == 0 {
+			ranked = append(ranked, s.item)
+		}
+		m.window[s.item]++
+	}
+	w, c := m.window, m.p.count
+	slices.SortFunc(ranked, func(a, b uint32) int {
+		switch {
+		case w[a] != w[b]:
+			return cmpDesc(w[a], w[b])
+		case c[a] != c[b]:
+			return cmpDesc(c[a], c[b])
+		}
+		return strings.Compare(m.p.itemIDs[a], m.p.itemIDs[b])
+	})
+	for _, d := range ranked {
+		w[d] = 0
+	}
+	if ranked == nil {
+		ranked = []uint32{}
+	}
+	m.ranked, m.cachedAt = ranked, asOf
+}
+
+func cmpDesc[T int | uint32 | float64](a, b T) int {
+	switch {
+	case a > b:
+		return -1
+	case a < b:
+		return 1
+	}
+	return 0
+}
+
+// CoOccurrence recommends items bought by the customers (and anonymous
+// visitors) who bought what the customer bought: item y scores
+// sum over x in bought(customer) of |buyers(x) ∩ buyers(y)|, computed at
+// query time from the buyer lists so memory stays linear in purchases. Ties
+// and the rest of the list go by global popularity, so it returns k items
+// whenever the catalog has them; customers with no purchase get popularity.
+//
+// A CoOccurrence is not safe for concurrent use.
+type CoOccurrence struct {
+	p purchases
+	// Scratch, reused across queries.
+	overlap []uint32 // actor -> |bought(actor) ∩ bought(customer)|
+	actors  []uint32 // actors with overlap > 0
+	score   []uint32 // item -> co-occurrence score
+	cands   []uint32 // items with score > 0
+	mine    []uint32 // item -> gen if the customer bought it
+	top     []uint32 // the best k candidates
+	gen     uint32
+}
+
+// NewCoOccurrence returns an empty CoOccurrence.
+func NewCoOccurrence() *CoOccurrence { return &CoOccurrence{p: newPurchases(true)} }
+
+// Name returns "cooccurrence".
+func (m *CoOccurrence) Name() string { return "cooccurrence" }
+
+// Apply records products and purchases.
+func (m *CoOccurrence) Apply(r *engine.Record) error {
+	m.p.apply(r)
+	return nil
+}
+
+// Recommend appends the k items with the highest co-occurrence score with
+// customer's purchases, backfilled by popularity.
+func (m *CoOccurrence) Recommend(customer string, k int, asOf int64, dst []string) []string {
+	p := &m.p
+	bought := p.boughtBy(customer)
+	from := len(dst)
+	if len(bought) > 0 {
+		self := p.actors[customer]
+		if len(m.overlap) < len(p.bought) {
+			m.overlap = make([]uint32, len(p.bought))
+		}
+		if len(m.score) < len(p.itemIDs) {
+			m.score = make([]uint32, len(p.itemIDs))
+			m.mine = make([]uint32, len(p.itemIDs))
+		}
+		m.gen++
+		if m.gen == 0 { // wrapped: forget all marks
+			clear(m.mine)
+			m.gen = 1
+		}
+		for _, x := range bought {
+			m.mine[x] = m.gen
+		}
+		for _, x := range bought {
+			for _, a := range p.buyers[x] {
+				if a == self {
+					continue
+				}
+				if m.overlap[a] == 0 {
+					m.actors = append(m.actors, a)
+				}
+				m.overlap[a]++
+			}
+		}
+		for _, a := range m.actors {
+			for _, y := range p.bought[a] {
+				if m.mine[y] == m.gen || !p.listed[y] {
+					continue
+				}
+				if m.score[y] == 0 {
+					m.cands = append(m.cands, y)
+				}
+				m.score[y] += m.overlap[a]
+			}
+			m.overlap[a] = 0
+		}
+		p.popular() // fills rank
+		s, rank := m.score, p.rank
+		m.top = bestK(m.top, m.cands, k, func(a, b uint32) bool {
+			return s[a] > s[b] || s[a] == s[b] && rank[a] < rank[b]
+		})
+		dst = p.fill(dst, from, k, m.top, bought)
+		for _, y := range m.cands {
+			s[y] = 0
+		}
+		m.actors, m.cands = m.actors[:0], m.cands[:0]
+	}
+	return p.fill(dst, from, k, p.popular(), bought)
+}

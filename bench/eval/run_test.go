@@ -1,0 +1,176 @@
+package eval
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/omnipick/omnipick/engine"
+)
+
+// TestRun checks a whole run on the hm fixture against hand-computed
+// numbers (see hmHoldoutCSV for the targets).
+func TestRun(t *testing.T) {
+	root := writeSets(t)
+	rep, err := Run(SetHM, root, "", 2, Baselines(), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.CatalogSize != 4 || rep.TrainEvents != 5 || rep.HoldoutCustomers != 4 ||
+		rep.Customers != 3 || rep.Targets != 4 || rep.TargetsInCatalog != 3 || rep.MaxHitRate != 1 {
+		t.Errorf("report: %+v", rep)
+	}
+	// Popularity: 0100001001 (3), 0100002001 (1), 0100003001 (1), 0100001002 (0).
+	// aaa gets [0100002001 0100003001]: no hit. ccc [0100001001 0100002001]:
+	// hit at 2 of 2 targets. ddd [0100001001 0100002001]: no hit.
+	// Last day (09-19: 0100003001 once): aaa [0100003001 0100002001]: no
+	// hit; ccc as popularity; ddd [0100003001 0100001001]: hit at 1.
+	// Co-occurrence: aaa's 0100001001 was also bought by bbb, with
+	// 0100002001: [0100002001 0100003001]; ccc and ddd as popularity.
+	want := map[string]Metrics{
+		"popularity":    {Customers: 3, HitRate: 1.0 / 3, MAP: 0.25 / 3, Recall: 0.5 / 3, Coverage: 3.0 / 4, MeanLen: 2},
+		"popularity-1d": {Customers: 3, HitRate: 2.0 / 3, MAP: 1.25 / 3, Recall: 1.5 / 3, Coverage: 3.0 / 4, MeanLen: 2},
+		"cooccurrence":  {Customers: 3, HitRate: 1.0 / 3, MAP: 0.25 / 3, Recall: 0.5 / 3, Coverage: 3.0 / 4, MeanLen: 2},
+	}
+	if len(rep.Methods) != 3 {
+		t.Fatalf("got %d methods, want 3", len(rep.Methods))
+	}
+	for _, m := range rep.Methods {
+		w := want[m.Method]
+		g := m.Metrics
+		if g.Customers != w.Customers || !near(g.HitRate, w.HitRate) || !near(g.MAP, w.MAP) ||
+			!near(g.Recall, w.Recall) || !near(g.Coverage, w.Coverage) || g.MeanLen != w.MeanLen || g.Rebuy != 0 {
+			t.Errorf("%s:\ngot  %+v\nwant %+v", m.Method, g, w)
+		}
+	}
+}
+
+func TestRunOptions(t *testing.T) {
+	root := writeSets(t)
+	customers := func(opts Options) []string {
+		t.Helper()
+		rec := &recorder{}
+		if _, err := Run(SetHM, root, "", 2, []Recommender{rec}, opts); err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(rec.asked)
+		return rec.asked
+	}
+	all := customers(Options{})
+	if want := []string{"aaa", "ccc", "ddd"}; !slices.Equal(all, want) {
+		t.Fatalf("customers %v, want %v", all, want)
+	}
+	two := customers(Options{MaxCustomers: 2})
+	if len(two) != 2 || !slices.Equal(two, customers(Options{MaxCustomers: 2})) {
+		t.Errorf("MaxCustomers 2: got %v, not 2 or not deterministic", two)
+	}
+	one := customers(Options{MaxCustomers: 1})
+	if len(one) != 1 || !slices.Contains(two, one[0]) {
+		t.Errorf("MaxCustomers 1: got %v, want one of %v", one, two)
+	}
+	if got := customers(Options{CustomerFraction: 1e-9}); len(got) != 0 {
+		t.Errorf("CustomerFraction 1e-9: got %v, want none", got)
+	}
+	// The latest train event only: the methods no longer know aaa bought
+	// 0100001001, so popularity offers it again, and the report says so.
+	rep, err := Run(SetHM, root, "", 2, []Recommender{NewPopularity()}, Options{MaxTrainEvents: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.TrainEvents != 1 || rep.Customers != 3 || rep.Targets != 4 {
+		t.Errorf("MaxTrainEvents 1: report %+v", rep)
+	}
+	if r := rep.Methods[0].Rebuy; !near(r, 1.0/6) {
+		t.Errorf("MaxTrainEvents 1: rebuy %v, want 1/6", r)
+	}
+}
+
+// recorder is a Recommender that notes whom it was asked about.
+type recorder struct {
+	asked []string
+	fail  bool
+}
+
+func (r *recorder) Name() string { return "recorder" }
+
+func (r *recorder) Apply(rec *engine.Record) error {
+	if r.fail && rec.Op == engine.OpEvent {
+		return errors.New("boom")
+	}
+	return nil
+}
+
+func (r *recorder) Recommend(customer string, k int, asOf int64, dst []string) []string {
+	r.asked = append(r.asked, customer)
+	return dst
+}
+
+func TestRunErrors(t *testing.T) {
+	root := writeSets(t)
+	if _, err := Run(SetHM, root, "", 2, []Recommender{&recorder{fail: true}}, Options{}); err == nil ||
+		!strings.Contains(err.Error(), "recorder: cannot apply event record: boom") {
+		t.Errorf("failing Apply: got %v", err)
+	}
+	if _, err := Run(SetHM, root, root+"/nope.csv", 2, Baselines(), Options{}); err == nil {
+		t.Error("missing holdout file: got no error")
+	}
+	if _, err := Run(SetHM, root, "", 0, Baselines(), Options{}); err == nil {
+		t.Error("k 0: got no error")
+	}
+}
+
+func TestReportOutput(t *testing.T) {
+	root := writeSets(t)
+	var reports []Report
+	for _, set := range SetNames() {
+		rep, err := Run(set, root, "", 12, Baselines(), Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reports = append(reports, rep)
+	}
+	var b bytes.Buffer
+	if err := WriteTable(&b, reports...); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
+	table := lines[:1+3*len(reports)]
+	for _, l := range table {
+		if utf8.RuneCountInString(l) != utf8.RuneCountInString(table[0]) {
+			t.Errorf("table rows not aligned:\n%s", b.String())
+			break
+		}
+	}
+	if !strings.HasPrefix(table[0], "set ") || !strings.Contains(table[0], "HR@12") ||
+		!strings.HasPrefix(table[1], "hm ") || !strings.Contains(table[1], " popularity ") {
+		t.Errorf("unexpected table:\n%s", b.String())
+	}
+	if len(lines) != len(table)+len(reports) || !strings.HasPrefix(lines[len(table)], "hm: catalog 4,") {
+		t.Errorf("unexpected set lines:\n%s", b.String())
+	}
+
+	b.Reset()
+	if err := WriteJSON(&b, reports...); err != nil {
+		t.Fatal(err)
+	}
+	var got []map[string]any
+	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 9 {
+		t.Fatalf("got %d JSON objects, want 9", len(got))
+	}
+	if got[0]["set"] != "hm" || got[0]["method"] != "popularity" || got[0]["k"] != 12.0 ||
+		got[8]["set"] != "taobao" || got[8]["method"] != "cooccurrence" {
+		t.Errorf("unexpected JSON: %s", b.String())
+	}
+	for _, key := range []string{"customers", "hit_rate", "map", "recall", "coverage", "rebuy", "apply_ms", "recommend_ms"} {
+		if _, ok := got[0][key]; !ok {
+			t.Errorf("JSON object has no %q: %v", key, got[0])
+		}
+	}
+}

@@ -17,10 +17,13 @@ build:
 	$(GO) build -o $(BIN) ./cmd/omnipick
 
 ## test: lint, then every test with the race detector, then the
-## allocation proofs (which need a build without -race)
+## allocation proofs and the real-data evaluation check (both need a
+## build without -race: one counts allocations, the other would take
+## minutes under it)
 test: lint
 	$(GO) test -race -count=1 $(PKGS)
 	$(GO) test -count=1 -run 'Allocate' $(PKGS)
+	$(GO) test -count=1 -run 'RealData' -v ./bench/eval
 
 ## test-short: the tests without the race detector, for a quick loop
 test-short:

@@ -16,6 +16,9 @@ import (
 // the test if it is absent. OMNIPICK_DATA overrides the path.
 func realDataDir(t testing.TB) string {
 	t.Helper()
+	if raceDetector {
+		t.Skip("replaying the real data sets under -race takes minutes: make test runs them without it")
+	}
 	if dir := os.Getenv("OMNIPICK_DATA"); dir != "" {
 		return dir
 	}

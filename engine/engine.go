@@ -53,6 +53,7 @@ type Options struct {
 	MaxPurchases int // purchased products remembered per profile; default 1000
 	MaxSizes     int // learned sizes per profile; default 16
 	MaxRelated   int // related products kept per product; default 128
+	EventAnchors int // recent items (at most 64) a new event relates to; default 64
 	TopPerFacet  int // popular products kept per facet; default 64
 	TopGlobal    int // popular products kept overall; default 512
 
@@ -132,6 +133,8 @@ func (o *Options) setDefaults() {
 	def(&o.MaxPurchases, 1000)
 	def(&o.MaxSizes, 16)
 	def(&o.MaxRelated, 128)
+	def(&o.EventAnchors, 64)
+	o.EventAnchors = min(o.EventAnchors, 64)
 	def(&o.TopPerFacet, 64)
 	def(&o.TopGlobal, 512)
 	if o.Priors == [numChannels][numReasons]float64{} {
@@ -310,12 +313,12 @@ func (e *Engine) applyProduct(p *Product) error {
 		ls := e.pop.logScore(it.Dense)
 		for _, f := range old.Facets {
 			if !slices.Contains(it.Facets, f) {
-				e.tops[f].offer(it.Dense, noScore, 0)
+				e.tops[f].offer(it.Dense, noScore, 0, false)
 			}
 		}
 		if ls != noScore {
 			for _, f := range it.Facets {
-				e.tops[f].offer(it.Dense, ls, e.opts.TopPerFacet)
+				e.tops[f].offer(it.Dense, ls, e.opts.TopPerFacet, false)
 			}
 		}
 	}
@@ -468,7 +471,7 @@ func (e *Engine) applyEvent(ev *Event) error {
 
 	// Update the profile, and collect the recent items the new one relates to.
 	var anchorBuf [64]relEntry
-	anchors := anchorBuf[:0]
+	anchors := anchorBuf[:0:o.EventAnchors]
 	relW := float32(0)
 	switch ev.Type {
 	case EventView, EventScan, EventEmailClick, EventAdClick:
@@ -524,9 +527,9 @@ func (e *Engine) applyEvent(ev *Event) error {
 	if w != 0 {
 		ls := e.pop.add(p, float64(w), t)
 		for _, f := range it.Facets {
-			e.tops[f].offer(p, ls, o.TopPerFacet)
+			e.tops[f].offer(p, ls, o.TopPerFacet, w > 0)
 		}
-		e.global.offer(p, ls, o.TopGlobal)
+		e.global.offer(p, ls, o.TopGlobal, w > 0)
 	}
 	e.stats.Lock()
 	e.stats.applied[ev.Type]++

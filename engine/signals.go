@@ -183,9 +183,15 @@ func before(s1 float64, d1 uint32, s2 float64, d2 uint32) bool {
 }
 
 // offer updates product d's log-score ls in the list; noScore removes it.
-func (t *topList) offer(d uint32, ls float64, max int) {
+// rose says the score only went up since d was last offered: then a score
+// that cannot enter a full list was not in it before either, and the scan
+// for d is skipped (most events are on products far from any top list).
+func (t *topList) offer(d uint32, ls float64, max int, rose bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if n := len(t.ids); rose && n >= max && n > 0 && !before(ls, d, t.scores[n-1], t.ids[n-1]) {
+		return
+	}
 	for i, id := range t.ids {
 		if id == d {
 			t.ids = append(t.ids[:i], t.ids[i+1:]...)

@@ -3,6 +3,7 @@ package api
 import (
 	"io"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -21,21 +22,81 @@ const (
 	lingerBytes = 256 << 20
 )
 
-// lingerListener wraps the connections it accepts in lingerConns.
-type lingerListener struct{ net.Listener }
+// lingerListener wraps the connections it accepts in lingerConns and keeps
+// track of those that have not sent a byte yet.
+type lingerListener struct {
+	net.Listener
+	fresh *freshConns
+}
 
 func (l lingerListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &lingerConn{Conn: c}, nil
+	lc := &lingerConn{Conn: c, fresh: l.fresh}
+	l.fresh.add(lc)
+	return lc, nil
+}
+
+// freshConns tracks connections that have not sent a byte yet. fasthttp
+// counts an accepted connection as busy until its first request is read,
+// so on shutdown it would wait for such a connection until the read
+// timeout; Stop closes them instead: no request of theirs was started.
+type freshConns struct {
+	mu     sync.Mutex
+	conns  map[*lingerConn]struct{}
+	closed bool // set by closeAll: connections accepted later close at once
+}
+
+func newFreshConns() *freshConns { return &freshConns{conns: make(map[*lingerConn]struct{})} }
+
+func (f *freshConns) add(c *lingerConn) {
+	f.mu.Lock()
+	closed := f.closed
+	if !closed {
+		f.conns[c] = struct{}{}
+	}
+	f.mu.Unlock()
+	if closed {
+		c.Conn.Close()
+	}
+}
+
+func (f *freshConns) remove(c *lingerConn) {
+	f.mu.Lock()
+	delete(f.conns, c)
+	f.mu.Unlock()
+}
+
+// closeAll closes every connection that has not sent a byte, now and from
+// now on.
+func (f *freshConns) closeAll() {
+	f.mu.Lock()
+	f.closed = true
+	conns := f.conns
+	f.conns = map[*lingerConn]struct{}{}
+	f.mu.Unlock()
+	for c := range conns {
+		c.Conn.Close()
+	}
 }
 
 // lingerConn is a connection that, once marked, lingers on Close.
 type lingerConn struct {
 	net.Conn
 	linger atomic.Bool
+	used   atomic.Bool // has read a byte
+	fresh  *freshConns
+}
+
+func (c *lingerConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 && !c.used.Load() {
+		c.used.Store(true)
+		c.fresh.remove(c)
+	}
+	return n, err
 }
 
 // lingerOnClose marks c, a connection accepted by a lingerListener, to
@@ -47,6 +108,9 @@ func lingerOnClose(c net.Conn) {
 }
 
 func (c *lingerConn) Close() error {
+	if !c.used.Load() {
+		c.fresh.remove(c)
+	}
 	if c.linger.Load() {
 		if tc, ok := c.Conn.(interface{ CloseWrite() error }); ok && tc.CloseWrite() == nil {
 			if c.Conn.SetReadDeadline(time.Now().Add(lingerTime)) == nil {

@@ -62,6 +62,7 @@ type Server struct {
 	srv      *fasthttp.Server
 	ln       net.Listener
 	done     chan struct{}
+	fresh    *freshConns // connections that have not sent a byte
 	serveMu  sync.Mutex
 	serveErr error
 
@@ -109,7 +110,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, done: make(chan struct{}), keys: keys}
+	s := &Server{opts: opts, done: make(chan struct{}), keys: keys, fresh: newFreshConns()}
 	s.decoders.New = func() any { return new(Decoder) }
 	s.batches.New = func() any { return new(writeBatch) }
 	s.queries.New = func() any { return new(pickRequest) }
@@ -147,7 +148,7 @@ func (s *Server) Start() error {
 	}
 	s.ln = ln
 	go func() {
-		err := s.srv.Serve(lingerListener{ln})
+		err := s.srv.Serve(lingerListener{Listener: ln, fresh: s.fresh})
 		s.serveMu.Lock()
 		s.serveErr = err
 		s.serveMu.Unlock()
@@ -172,6 +173,10 @@ func (s *Server) Stop(ctx context.Context) error {
 	if s.ln == nil {
 		return nil
 	}
+	// Shutdown closes the listener and waits for busy connections; one that
+	// never sent a byte would hold it until the read timeout, so close those
+	// first (and any accepted from now on: no request of theirs started).
+	s.fresh.closeAll()
 	if err := s.srv.ShutdownWithContext(ctx); err != nil {
 		return fmt.Errorf("cannot shut down http server: %w", err)
 	}

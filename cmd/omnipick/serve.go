@@ -87,9 +87,9 @@ func runServe(args []string) error {
 	// Stop in reverse order: no new requests, in-flight ones finish, then
 	// the store fsyncs, snapshots and closes its log.
 	log.Info("shutting down")
-	// Longer than the server's 30s read timeout, so a connection that never
-	// sent a byte (fasthttp waits for it until that timeout) cannot turn a
-	// clean stop into a failed one.
+	// Longer than the server's 30s read timeout, so a request still being
+	// read when the signal came can finish (connections that never sent a
+	// byte are closed at once by Stop).
 	sctx, cancel := context.WithTimeout(context.Background(), 35*time.Second)
 	defer cancel()
 	err = srv.Stop(sctx)

@@ -6,35 +6,17 @@ import (
 	"github.com/omnipick/omnipick/engine"
 )
 
-// ProposedOptions returns the engine options issue 6's sweep chose (see
-// TestTune): one setting for all three data sets and for production, found
-// on the sets' holdout_dev files. They are a proposal for the engine's
-// defaults; fields left zero keep the engine's default. Once
-// engine.Options{} means the same, ProposedIsDefault reports true and the
-// proposal can go.
+// ProposedOptions returns the engine options the next tuning proposes for
+// the engine's defaults: one setting for all three data sets and for
+// production, chosen with TestTune on the sets' holdout_dev files. Fields
+// left zero keep the engine's default. `omnipick eval` runs it beside the
+// engine's defaults while ProposedIsDefault is false; TestTune starts its
+// search from it.
 //
-// What they change, and why (HR@12 on holdout_dev):
-//   - MaxRelated 128: relation lists of 32 overflow on every set, and a
-//     Space-Saving newcomer inherits the evicted weight, so short lists rank
-//     recent noise first. The largest single gain (hm +0.03, online_retail
-//     +0.11); longer lists lose on online_retail again.
-//   - PurchaseWindow 1 h: purchases relate within a basket (hm's rows carry
-//     a date only, so there a day), not across a month.
-//   - PopularityHalfLife 48 h and AffinityHalfLife 24 h: what sells now and
-//     what the customer looked at last predict the next purchase better
-//     than a week or a month of history (online_retail's holdout is the
-//     Christmas season).
-//   - Web and app priors nearly flat (related 0.125, cart 2, others 0) and
-//     AffinityWeight, RelatedWeight 0.25: the default priors put every
-//     related item above every other candidate whatever its strength, and
-//     every item shares the customer's top category facet, so the affinity
-//     prior was a constant. Only the cart keeps a lead.
-//   - Anchors 48, RelatedPerAnchor 16: more of a customer's history feeds
-//     the related candidates.
-//   - EventWeights[view] 0.25: views say little about purchases (see the
-//     taobao notes in the package doc).
+// Issue 6's proposal has been adopted (docs/ranking.md says why each
+// default), so today it is the defaults themselves.
 func ProposedOptions() engine.Options {
-	return engine.Options{} // adopted as the engine's defaults
+	return engine.Options{}
 }
 
 // ProposedIsDefault reports whether ProposedOptions, defaults filled in,

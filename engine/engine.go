@@ -553,10 +553,40 @@ func (pr *profile) appendAnchors(dst []relEntry, p, t, viewWin, buyWin uint32) [
 		}
 		dst = append(dst, relEntry{p: q, w: w})
 	}
-	for i := len(pr.purchased) - 1; i >= 0; i-- {
-		if s := pr.purchased[i]; s.t+buyWin >= t {
-			add(s.p, 3)
+	// Purchases are sorted by product, not time: keep the newest that fit,
+	// then add them newest first. Lines of one order share a time; among
+	// them the product that entered the catalog later (higher dense id)
+	// goes first.
+	var recent [64]stamp
+	n := 0
+	room := cap(dst) - len(dst)
+	for _, s := range pr.purchased {
+		if s.t+buyWin < t || s.p == p || room == 0 {
+			continue
 		}
+		if n < room {
+			recent[n] = s
+			n++
+			continue
+		}
+		oldest := 0
+		for i := 1; i < n; i++ {
+			if newer(recent[oldest], recent[i]) {
+				oldest = i
+			}
+		}
+		if newer(s, recent[oldest]) {
+			recent[oldest] = s
+		}
+	}
+	slices.SortFunc(recent[:n], func(a, b stamp) int {
+		if newer(a, b) {
+			return -1
+		}
+		return 1
+	})
+	for _, s := range recent[:n] {
+		add(s.p, 3)
 	}
 	for i := len(pr.cart) - 1; i >= 0; i-- {
 		add(pr.cart[i].p, 2)
@@ -568,6 +598,9 @@ func (pr *profile) appendAnchors(dst []relEntry, p, t, viewWin, buyWin uint32) [
 	}
 	return dst
 }
+
+// newer orders purchases by time, then by dense product id, newest first.
+func newer(a, b stamp) bool { return a.t > b.t || (a.t == b.t && a.p > b.p) }
 
 func (e *Engine) applyIdentify(id *Identify) error {
 	if id.AnonymousID == "" {

@@ -20,27 +20,19 @@ func loadDemo(t *testing.T, e *engine.Engine) {
 	var dec api.Decoder
 	var recs []engine.Record
 	var rejects []api.Reject
-	for _, f := range []struct {
-		name string
-		op   engine.Op
-	}{
-		{"locations.ndjson", engine.OpLocation},
-		{"products.ndjson", engine.OpProduct},
-		{"inventory.ndjson", engine.OpInventory},
-		{"events.ndjson", engine.OpEvent},
-	} {
-		body, err := os.ReadFile(filepath.Join("..", "..", "testdata", "demo", f.name))
+	for _, f := range world.Files() {
+		body, err := os.ReadFile(filepath.Join("..", "..", "testdata", "demo", f.Name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		for chunk := range bytes.Lines(body) {
-			recs, rejects, err = dec.Decode(f.op, chunk, true, time.Now().UnixMilli(), recs[:0], rejects[:0])
+			recs, rejects, err = dec.Decode(f.Op, chunk, true, time.Now().UnixMilli(), recs[:0], rejects[:0])
 			if err != nil || len(rejects) > 0 {
-				t.Fatalf("%s: %v %v", f.name, err, rejects)
+				t.Fatalf("%s: %v %v", f.Name, err, rejects)
 			}
 			for i := range recs {
 				if err := e.Apply(&recs[i]); err != nil {
-					t.Fatalf("%s: %v", f.name, err)
+					t.Fatalf("%s: %v", f.Name, err)
 				}
 			}
 		}

@@ -526,17 +526,17 @@ func TestDemoFiles(t *testing.T) {
 	if err := WriteNDJSON(dir, Demo(), false); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range ndjsonFiles {
-		want, err := os.ReadFile(filepath.Join(dir, f.name))
+	for _, f := range Files() {
+		want, err := os.ReadFile(filepath.Join(dir, f.Name))
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := os.ReadFile(filepath.Join(demoDir, f.name))
+		got, err := os.ReadFile(filepath.Join(demoDir, f.Name))
 		if err != nil {
 			t.Fatalf("%v (run go test ./bench/world -run TestDemoFiles -update)", err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("%s differs from the generator's output: run go test ./bench/world -run TestDemoFiles -update", filepath.Join(demoDir, f.name))
+			t.Errorf("%s differs from the generator's output: run go test ./bench/world -run TestDemoFiles -update", filepath.Join(demoDir, f.Name))
 		}
 	}
 }

@@ -211,15 +211,15 @@ func TestWriteNDJSONZstd(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer dec.Close()
-	for _, f := range ndjsonFiles {
-		want, err := os.ReadFile(filepath.Join(plain, f.name))
+	for _, f := range Files() {
+		want, err := os.ReadFile(filepath.Join(plain, f.Name))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(want) == 0 {
-			t.Errorf("%s is empty", f.name)
+			t.Errorf("%s is empty", f.Name)
 		}
-		zf, err := os.Open(filepath.Join(packed, f.name+".zst"))
+		zf, err := os.Open(filepath.Join(packed, f.Name+".zst"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -232,7 +232,7 @@ func TestWriteNDJSONZstd(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("%s.zst does not decompress to %s", f.name, f.name)
+			t.Errorf("%s.zst does not decompress to %s", f.Name, f.Name)
 		}
 	}
 }

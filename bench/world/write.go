@@ -13,16 +13,23 @@ import (
 	"github.com/omnipick/omnipick/engine"
 )
 
-// NDJSON file names, one per record kind, in apply order. WriteNDJSON adds
-// ".zst" when compressing.
-var ndjsonFiles = [...]struct {
-	name string
-	op   engine.Op
-}{
-	{"locations.ndjson", engine.OpLocation},
-	{"products.ndjson", engine.OpProduct},
-	{"inventory.ndjson", engine.OpInventory},
-	{"events.ndjson", engine.OpEvent},
+// File is one NDJSON file of a world: its name and the kind of record each
+// line holds.
+type File struct {
+	Name string
+	Op   engine.Op
+}
+
+// Files returns the world's NDJSON files, one per record kind, in the order
+// they must be applied (WriteNDJSON adds ".zst" when compressing). Readers
+// of testdata/demo use it too, so the order is written down once.
+func Files() []File {
+	return []File{
+		{"locations.ndjson", engine.OpLocation},
+		{"products.ndjson", engine.OpProduct},
+		{"inventory.ndjson", engine.OpInventory},
+		{"events.ndjson", engine.OpEvent},
+	}
 }
 
 // WriteNDJSON generates the world described by cfg into dir as
@@ -38,7 +45,8 @@ func WriteNDJSON(dir string, cfg Config, compress bool) (err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("world: cannot create %q: %w", dir, err)
 	}
-	var outs [len(ndjsonFiles)]*ndjsonWriter
+	files := Files()
+	outs := make([]*ndjsonWriter, len(files))
 	defer func() {
 		for _, o := range outs {
 			if o != nil {
@@ -46,8 +54,8 @@ func WriteNDJSON(dir string, cfg Config, compress bool) (err error) {
 			}
 		}
 	}()
-	for i, f := range ndjsonFiles {
-		name := f.name
+	for i, f := range files {
+		name := f.Name
 		if compress {
 			name += ".zst"
 		}
@@ -57,8 +65,8 @@ func WriteNDJSON(dir string, cfg Config, compress bool) (err error) {
 	}
 	var line []byte
 	return Generate(cfg, func(r *engine.Record) error {
-		for i, f := range ndjsonFiles {
-			if f.op == r.Op {
+		for i, f := range files {
+			if f.Op == r.Op {
 				line = append(AppendRecordJSON(line[:0], r), '\n')
 				return outs[i].write(line)
 			}

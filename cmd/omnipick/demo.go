@@ -8,19 +8,9 @@ import (
 	"time"
 
 	"github.com/omnipick/omnipick/api"
+	"github.com/omnipick/omnipick/bench/world"
 	"github.com/omnipick/omnipick/engine"
 )
-
-// demoFiles are the demo world's files in the order they must be applied.
-var demoFiles = []struct {
-	name string
-	op   engine.Op
-}{
-	{"locations.ndjson", engine.OpLocation},
-	{"products.ndjson", engine.OpProduct},
-	{"inventory.ndjson", engine.OpInventory},
-	{"events.ndjson", engine.OpEvent},
-}
 
 // loadDemo writes the demo world's records through w, in batches, and
 // returns how many were applied. Any rejected record is an error: the demo
@@ -31,8 +21,8 @@ func loadDemo(dir string, w api.Writer) (int, error) {
 	var rejects []api.Reject
 	var errs []error
 	total := 0
-	for _, f := range demoFiles {
-		body, err := os.ReadFile(filepath.Join(dir, f.name))
+	for _, f := range world.Files() {
+		body, err := os.ReadFile(filepath.Join(dir, f.Name))
 		if err != nil {
 			return total, err
 		}
@@ -47,12 +37,12 @@ func loadDemo(dir string, w api.Writer) (int, error) {
 				}
 				lines++
 			}
-			recs, rejects, err = dec.Decode(f.op, body[:end], true, time.Now().UnixMilli(), recs[:0], rejects[:0])
+			recs, rejects, err = dec.Decode(f.Op, body[:end], true, time.Now().UnixMilli(), recs[:0], rejects[:0])
 			if err != nil {
-				return total, fmt.Errorf("%s: %w", f.name, err)
+				return total, fmt.Errorf("%s: %w", f.Name, err)
 			}
 			if len(rejects) > 0 {
-				return total, fmt.Errorf("%s: record %d: %s: %s", f.name, rejects[0].Index, rejects[0].Field, rejects[0].Reason)
+				return total, fmt.Errorf("%s: record %d: %s: %s", f.Name, rejects[0].Index, rejects[0].Field, rejects[0].Reason)
 			}
 			errs = append(errs[:0], make([]error, len(recs))...)
 			if err := w.Write(recs, errs); err != nil {
@@ -60,7 +50,7 @@ func loadDemo(dir string, w api.Writer) (int, error) {
 			}
 			for i, err := range errs {
 				if err != nil {
-					return total, fmt.Errorf("%s: record %d rejected: %w", f.name, i, err)
+					return total, fmt.Errorf("%s: record %d rejected: %w", f.Name, i, err)
 				}
 			}
 			total += len(recs)

@@ -189,14 +189,7 @@ func (d *Dataset) ReadHoldout(path string) (map[string][]string, error) {
 		if err != nil {
 			return err
 		}
-		for {
-			row, err := c.read()
-			if err == io.EOF {
-				return nil
-			}
-			if err != nil {
-				return err
-			}
+		return c.each(func(row []string) error {
 			cust, item := row[ci], row[ii]
 			if cust == "" || item == "" {
 				return c.errorf(ci, "empty customer or item")
@@ -208,7 +201,8 @@ func (d *Dataset) ReadHoldout(path string) (map[string][]string, error) {
 			if !containsString(items, item) {
 				out[cust] = append(items, strings.Clone(item))
 			}
-		}
+			return nil
+		})
 	})
 	if err != nil {
 		return nil, err
@@ -359,6 +353,24 @@ func (c *csvFile) read() ([]string, error) {
 		return nil, fmt.Errorf("cannot read %q: %w", c.path, err)
 	}
 	return row, err
+}
+
+// each calls fn with every remaining row, in order, until the clean end
+// (nil), a read error or fn's error. The row's slice is reused between
+// calls; its strings are not.
+func (c *csvFile) each(fn func(row []string) error) error {
+	for {
+		row, err := c.read()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(row); err != nil {
+			return err
+		}
+	}
 }
 
 // errorf returns an error naming the file, line and column of the last row.

@@ -1,7 +1,6 @@
 package eval
 
 import (
-	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -30,14 +29,7 @@ func hmCatalog(c *csvFile, l *loader) error {
 		cIndex
 	)
 	in := interner{}
-	for {
-		row, err := c.read()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	return c.each(func(row []string) error {
 		id := row[col[cID]]
 		if id == "" {
 			return c.errorf(col[cID], "empty article_id")
@@ -64,7 +56,8 @@ func hmCatalog(c *csvFile, l *loader) error {
 		if err != nil {
 			return err
 		}
-	}
+		return nil
+	})
 }
 
 // hmEvents reads transactions.csv: one purchase event per row (one row is
@@ -86,14 +79,7 @@ func hmEvents(c *csvFile, l *loader) error {
 		lastTS   int64
 		cust     string
 	)
-	for {
-		row, err := c.read()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	return c.each(func(row []string) error {
 		l.stats.Rows++
 		if d := row[col[cDate]]; d != lastDate {
 			t, err := time.Parse(time.DateOnly, d)
@@ -135,5 +121,6 @@ func hmEvents(c *csvFile, l *loader) error {
 		if err != nil {
 			return err
 		}
-	}
+		return nil
+	})
 }

@@ -1,7 +1,6 @@
 package eval
 
 import (
-	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -26,21 +25,14 @@ func retailCatalog(c *csvFile, l *loader) error {
 		cPrice
 	)
 	in := interner{}
-	for {
-		row, err := c.read()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	return c.each(func(row []string) error {
 		code := row[col[cCode]]
 		if code == "" {
 			return c.errorf(col[cCode], "empty stock_code")
 		}
 		if row[col[cIsProduct]] != "1" {
 			l.skip("non-product code")
-			continue
+			return nil
 		}
 		var price float64
 		if s := row[col[cPrice]]; s != "" {
@@ -75,7 +67,8 @@ func retailCatalog(c *csvFile, l *loader) error {
 		if err != nil {
 			return err
 		}
-	}
+		return nil
+	})
 }
 
 // colourWords are description words naming a colour.
@@ -160,18 +153,11 @@ func retailEvents(c *csvFile, l *loader) error {
 		lines     = map[uint64]bool{} // hashes of the current invoice's lines
 		cust      string
 	)
-	for {
-		row, err := c.read()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	return c.each(func(row []string) error {
 		l.stats.Rows++
 		if row[col[cIsProduct]] != "1" {
 			l.skip("non-product line")
-			continue
+			return nil
 		}
 		if inv := row[col[cInvoice]]; inv != invoice {
 			invoice = strings.Clone(inv)
@@ -185,7 +171,7 @@ func retailEvents(c *csvFile, l *loader) error {
 		}
 		if lines[sum] {
 			l.skip("duplicate line in invoice")
-			continue
+			return nil
 		}
 		lines[sum] = true
 		qty, err := strconv.Atoi(row[col[cQty]])
@@ -195,14 +181,14 @@ func retailEvents(c *csvFile, l *loader) error {
 		cancel := row[col[cCancel]] == "1"
 		if !cancel && qty <= 0 {
 			l.skip("adjustment (quantity <= 0)")
-			continue
+			return nil
 		}
 		if id := row[col[cCust]]; id != cust {
 			cust = strings.Clone(id)
 		}
 		if cancel && cust == "" {
 			l.skip("guest cancellation")
-			continue
+			return nil
 		}
 		if s := row[col[cTS]]; s != lastStamp {
 			t, err := time.Parse("2006-01-02T15:04:05", s)
@@ -241,5 +227,6 @@ func retailEvents(c *csvFile, l *loader) error {
 		if err := l.event(c, col[cTS], e); err != nil {
 			return err
 		}
-	}
+		return nil
+	})
 }

@@ -1,7 +1,6 @@
 package eval
 
 import (
-	"io"
 	"strconv"
 	"strings"
 
@@ -16,14 +15,7 @@ func taobaoCatalog(c *csvFile, l *loader) error {
 		return err
 	}
 	in := interner{}
-	for {
-		row, err := c.read()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	return c.each(func(row []string) error {
 		id, cat := row[col[0]], row[col[1]]
 		if id == "" || cat == "" {
 			return c.errorf(col[0], "empty item_id or category_id")
@@ -32,7 +24,8 @@ func taobaoCatalog(c *csvFile, l *loader) error {
 		if err != nil {
 			return err
 		}
-	}
+		return nil
+	})
 }
 
 // taobaoBehaviours maps the source's behavior_type to event types; see the
@@ -58,14 +51,7 @@ func taobaoEvents(c *csvFile, l *loader) error {
 	)
 	// Users are few (814): share one string per user.
 	users := interner{}
-	for {
-		row, err := c.read()
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	return c.each(func(row []string) error {
 		l.stats.Rows++
 		typ, ok := taobaoBehaviours[row[col[cBehaviour]]]
 		if !ok {
@@ -91,5 +77,6 @@ func taobaoEvents(c *csvFile, l *loader) error {
 		if err != nil {
 			return err
 		}
-	}
+		return nil
+	})
 }

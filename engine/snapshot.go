@@ -169,8 +169,6 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 	return total, nil
 }
 
-const binaryMaxVarint = 10
-
 // captureLocked encodes the shard's profiles if a capture is waiting for
 // them. s.mu must be held.
 func (s *shard) captureLocked() {

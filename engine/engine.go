@@ -229,6 +229,7 @@ type Engine struct {
 	shards []shard
 	rel    relations
 	pop    popularity
+	scans  scans
 
 	pickers sync.Pool  // *picker
 	snapMu  sync.Mutex // one snapshot capture at a time
@@ -530,6 +531,9 @@ func (e *Engine) applyEvent(ev *Event) error {
 			e.tops[f].offer(p, ls, o.TopPerFacet, w > 0)
 		}
 		e.global.offer(p, ls, o.TopGlobal, w > 0)
+	}
+	if ev.Type == EventScan && ev.Location != "" {
+		e.scans.record(ev.Location, Scan{Product: it.ID, Customer: ev.Customer, AnonymousID: ev.AnonymousID, TS: ev.TS})
 	}
 	e.stats.Lock()
 	e.stats.applied[ev.Type]++

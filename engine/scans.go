@@ -1,0 +1,43 @@
+package engine
+
+import "sync"
+
+// Scan is the latest product scanned at one location, as store screens
+// show it: the screen's picks relate to it (and to the customer, when the
+// scan named one).
+type Scan struct {
+	Product     string
+	Customer    string // the scanning customer, if the event named one
+	AnonymousID string
+	TS          int64  // unix milliseconds of the scan event
+	Seq         uint64 // grows with every scan at the location; 0: none yet
+}
+
+// scans keeps the latest scan per location. It is live state for screens,
+// rebuilt by replaying the log's scan events and deliberately left out of
+// snapshots: after a restart from a snapshot a screen shows its store's
+// bestsellers until the next scan.
+type scans struct {
+	mu     sync.Mutex
+	seq    uint64
+	latest map[string]Scan // by location id
+}
+
+func (s *scans) record(loc string, sc Scan) {
+	s.mu.Lock()
+	if s.latest == nil {
+		s.latest = make(map[string]Scan)
+	}
+	s.seq++
+	sc.Seq = s.seq
+	s.latest[loc] = sc
+	s.mu.Unlock()
+}
+
+// LastScan returns the latest scan at a location; Seq is 0 when there was
+// none. A screen polls it cheaply and refreshes its picks when Seq changes.
+func (e *Engine) LastScan(location string) Scan {
+	e.scans.mu.Lock()
+	defer e.scans.mu.Unlock()
+	return e.scans.latest[location]
+}

@@ -20,6 +20,22 @@ type customerJSON struct {
 	Cart       []cartJSON     `json:"cart"`
 	Views      []itemAtJSON   `json:"views"`
 	LinkedIDs  []string       `json:"linked_ids"`
+	// MergedIntoAnonymous: merged_into is another anonymous id.
+	MergedIntoAnonymous bool           `json:"merged_into_anonymous,omitempty"`
+	Impressions         []itemAtJSON   `json:"impressions"`
+	Exclusions          []untilJSON    `json:"exclusions"`
+	Campaigns           []campaignJSON `json:"campaigns"`
+}
+
+type untilJSON struct {
+	Product string    `json:"product"`
+	Until   time.Time `json:"until"`
+}
+
+type campaignJSON struct {
+	Campaign string    `json:"campaign"`
+	At       time.Time `json:"at"`
+	Products []string  `json:"products"`
 }
 
 type affinityJSON struct {
@@ -63,8 +79,16 @@ func (s *Server) handleCustomer(ctx *fasthttp.RequestCtx, idb []byte) {
 		writeError(ctx, fasthttp.StatusNotFound, "no profile for this id", "id")
 		return
 	}
-	out := customerJSON{ID: v.ID, Anonymous: v.Anonymous, MergedInto: v.MergedInto, LinkedIDs: v.Links,
-		Affinities: []affinityJSON{}, Sizes: []sizeJSON{}, Purchases: []itemAtJSON{}, Cart: []cartJSON{}, Views: []itemAtJSON{}}
+	out := customerJSON{ID: v.ID, Anonymous: v.Anonymous, MergedInto: v.MergedInto, MergedIntoAnonymous: v.MergedIntoAnonymous, LinkedIDs: v.Links,
+		Affinities: []affinityJSON{}, Sizes: []sizeJSON{}, Purchases: []itemAtJSON{}, Cart: []cartJSON{}, Views: []itemAtJSON{},
+		Impressions: []itemAtJSON{}, Exclusions: []untilJSON{}, Campaigns: []campaignJSON{}}
+	out.Impressions = appendItems(out.Impressions, v.Impressions)
+	for _, x := range v.Exclusions {
+		out.Exclusions = append(out.Exclusions, untilJSON{Product: x.Product, Until: x.At})
+	}
+	for _, c := range v.Campaigns {
+		out.Campaigns = append(out.Campaigns, campaignJSON{Campaign: c.Name, At: c.At, Products: c.Products})
+	}
 	if out.LinkedIDs == nil {
 		out.LinkedIDs = []string{}
 	}

@@ -20,9 +20,18 @@ import (
 //	            order price:f64 ts:varint(unix ms)
 //	identify  = anonymous_id customer
 //	location  = id name has_coord:byte lat:f64 lon:f64
+//	exclusion = customer anonymous_id product until:varint(unix ms)
+//	campaign  = customer anonymous_id name nproducts:uvarint product* ts:varint(unix ms)
+//
+// Version 2 (identify only, written when it links two anonymous ids):
+//
+//	identify  = anonymous_id customer to_anonymous_id
 //
 // Strings are uvarint length + bytes.
-const recordVersion = 1
+const (
+	recordVersion   = 1
+	recordVersionV2 = 2
+)
 
 // ErrBadRecord reports a payload that does not decode.
 var ErrBadRecord = errors.New("engine: malformed record payload")
@@ -36,6 +45,11 @@ const (
 
 // AppendRecord appends r's payload encoding to dst.
 func AppendRecord(dst []byte, r *Record) []byte {
+	if r.Op == OpIdentify && r.Identify.ToAnonymousID != "" {
+		id := &r.Identify
+		dst = append(dst, recordVersionV2)
+		return binfmt.AppendString(binfmt.AppendString(binfmt.AppendString(dst, id.AnonymousID), id.Customer), id.ToAnonymousID)
+	}
 	dst = append(dst, recordVersion)
 	s := binfmt.AppendString
 	switch r.Op {
@@ -70,6 +84,18 @@ func AppendRecord(dst []byte, r *Record) []byte {
 		dst = s(s(dst, l.ID), l.Name)
 		dst = append(dst, b2u(l.HasCoord))
 		dst = binfmt.AppendFloat(binfmt.AppendFloat(dst, l.Lat), l.Lon)
+	case OpExclusion:
+		x := &r.Exclusion
+		dst = s(s(s(dst, x.Customer), x.AnonymousID), x.Product)
+		dst = binfmt.AppendVarint(dst, x.Until)
+	case OpCampaign:
+		c := &r.Campaign
+		dst = s(s(s(dst, c.Customer), c.AnonymousID), c.Name)
+		dst = binfmt.AppendUvarint(dst, uint64(len(c.Products)))
+		for _, p := range c.Products {
+			dst = s(dst, p)
+		}
+		dst = binfmt.AppendVarint(dst, c.TS)
 	}
 	return dst
 }
@@ -80,7 +106,11 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 	*r = Record{Op: op}
 	rd := binfmt.NewReader(b)
 	rd.MaxString = maxRecordString
-	if v := rd.Byte(); v != recordVersion {
+	switch v := rd.Byte(); {
+	case v == recordVersionV2 && op == OpIdentify:
+		r.Identify = Identify{AnonymousID: rd.String(), Customer: rd.String(), ToAnonymousID: rd.String()}
+		return finishDecode(op, rd, r)
+	case v != recordVersion:
 		return fmt.Errorf("%w: version %d", ErrBadRecord, v)
 	}
 	switch op {
@@ -119,9 +149,28 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 		l.ID, l.Name = rd.String(), rd.String()
 		l.HasCoord = rd.Bool()
 		l.Lat, l.Lon = rd.Float(), rd.Float()
+	case OpExclusion:
+		x := &r.Exclusion
+		x.Customer, x.AnonymousID, x.Product = rd.String(), rd.String(), rd.String()
+		x.Until = rd.Varint()
+	case OpCampaign:
+		c := &r.Campaign
+		c.Customer, c.AnonymousID, c.Name = rd.String(), rd.String(), rd.String()
+		if n := rd.Count(maxListLen); n > 0 {
+			c.Products = make([]string, n)
+			for i := range c.Products {
+				c.Products[i] = rd.String()
+			}
+		}
+		c.TS = rd.Varint()
 	default:
 		return fmt.Errorf("%w: unknown op %d", ErrBadRecord, op)
 	}
+	return finishDecode(op, rd, r)
+}
+
+// finishDecode checks that a payload decoded whole and sane.
+func finishDecode(op Op, rd *binfmt.Reader, r *Record) error {
 	if err := rd.Err(); err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrBadRecord, op, err)
 	}

@@ -16,6 +16,11 @@ var codecCases = []Record{
 	{Op: OpEvent, Event: Event{Type: EventView, AnonymousID: "cookie-ü", Product: "P1", TS: 1}},
 	{Op: OpIdentify, Identify: Identify{AnonymousID: "cookie-9f2", Customer: "C42"}},
 	{Op: OpLocation, Location: Location{ID: "store-berlin-1", Name: "Berlin", Lat: 52.5, Lon: 13.4, HasCoord: true}},
+	{Op: OpIdentify, Identify: Identify{AnonymousID: "cookie-9f2", ToAnonymousID: "device-7"}},
+	{Op: OpExclusion, Exclusion: Exclusion{Customer: "C42", Product: "P1", Until: 1794415080123}},
+	{Op: OpExclusion, Exclusion: Exclusion{Product: "P1", Until: -5}},
+	{Op: OpCampaign, Campaign: Campaign{AnonymousID: "cookie-9f2", Name: "winter-1", Products: []string{"P1", "P2"}, TS: 1794415080123}},
+	{Op: OpCampaign, Campaign: Campaign{Customer: "C42", Name: "empty", TS: 1}},
 }
 
 func TestRecordCodecRoundTrip(t *testing.T) {

@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -73,7 +74,39 @@ type Options struct {
 	RelatedPerAnchor int // strongest relations taken per anchor (twice that for the context); default 16
 	FallbackScan     int // eligible products scanned when sources do not fill k; default 4096
 
+	// FrequencyCaps: per channel of the request, an item shown (impression
+	// events, on any channel) at least Max times within Window ranks below
+	// every item not capped. Zero entries take DefaultFrequencyCap.
+	FrequencyCaps  [numChannels]FrequencyCap
+	MaxImpressions int // impressions remembered per profile; default 256
+
+	// RepurchaseWindows let a bought item come back once its window has
+	// passed, by category prefix (the longest matching prefix wins). An
+	// item in no window never comes back, unless it is returned.
+	RepurchaseWindows []RepurchaseWindow
+
+	CampaignTTL   time.Duration // an email campaign shows the same picks this long; default 7 days
+	MaxCampaigns  int           // campaigns remembered per profile; default 16
+	MaxExclusions int           // exclusions per profile; default 256
+	BoostWeight   float64       // added to the score of a boosted item; default 1
+
 	Now func() time.Time // default time.Now
+}
+
+// FrequencyCap is how often an item may be shown before it is demoted.
+type FrequencyCap struct {
+	Max    int
+	Window time.Duration
+}
+
+// DefaultFrequencyCap: three impressions within two days.
+var DefaultFrequencyCap = FrequencyCap{Max: 3, Window: 48 * time.Hour}
+
+// RepurchaseWindow is how long after a purchase items of a category prefix
+// ("beauty/", "grocery/coffee") may be recommended again.
+type RepurchaseWindow struct {
+	Prefix string
+	Window time.Duration
 }
 
 // DefaultEventWeights weigh what each event says about a customer's taste.
@@ -156,6 +189,22 @@ func (o *Options) setDefaults() {
 	def(&o.Anchors, 48)
 	def(&o.RelatedPerAnchor, 16)
 	def(&o.FallbackScan, 4096)
+	for i := range o.FrequencyCaps {
+		c := &o.FrequencyCaps[i]
+		def(&c.Max, DefaultFrequencyCap.Max)
+		defD(&c.Window, DefaultFrequencyCap.Window)
+	}
+	def(&o.MaxImpressions, 256)
+	defD(&o.CampaignTTL, 7*24*time.Hour)
+	def(&o.MaxCampaigns, 16)
+	def(&o.MaxExclusions, 256)
+	if o.BoostWeight == 0 {
+		o.BoostWeight = 1
+	}
+	o.RepurchaseWindows = slices.Clone(o.RepurchaseWindows)
+	for i := range o.RepurchaseWindows {
+		o.RepurchaseWindows[i].Prefix = strings.Trim(o.RepurchaseWindows[i].Prefix, "/")
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -171,6 +220,9 @@ var (
 	ErrMissingField   = errors.New("engine: missing field")
 	ErrBadOp          = errors.New("engine: unknown record op")
 	ErrBadEventType   = errors.New("engine: unknown event type")
+	ErrIdentifyCycle  = errors.New("engine: the link would make a cycle of anonymous ids")
+	ErrBothTargets    = errors.New("engine: give customer or to_anonymous_id, not both")
+	ErrBadValue       = errors.New("engine: value out of range")
 )
 
 // FieldError is an error caused by one input field.
@@ -218,7 +270,8 @@ type shard struct {
 
 // Engine is the live state. See the package doc for concurrency.
 type Engine struct {
-	opts Options
+	opts       Options
+	capHorizon uint32 // the longest frequency-cap window, seconds
 
 	mu      sync.RWMutex // see lock order
 	idx     *index.Index
@@ -227,9 +280,12 @@ type Engine struct {
 	global  topList
 
 	shards []shard
-	rel    relations
-	pop    popularity
-	scans  scans
+	// excluded holds products kept out of everyone's picks: dense id ->
+	// until (unix seconds). Guarded by mu.
+	excluded map[uint32]uint32
+	rel      relations
+	pop      popularity
+	scans    scans
 
 	pickers sync.Pool  // *picker
 	snapMu  sync.Mutex // one snapshot capture at a time
@@ -255,6 +311,9 @@ func New(opts Options) *Engine {
 	for i := range e.shards {
 		e.shards[i].customers = index.NewDict()
 		e.shards[i].anons = index.NewDict()
+	}
+	for _, c := range opts.FrequencyCaps {
+		e.capHorizon = max(e.capHorizon, uint32(c.Window.Seconds()))
 	}
 	e.rel.max = opts.MaxRelated
 	e.pop.halfLife = opts.PopularityHalfLife.Seconds()
@@ -282,6 +341,10 @@ func (e *Engine) Apply(r *Record) error {
 		return e.applyIdentify(&r.Identify)
 	case OpLocation:
 		return e.applyLocation(&r.Location)
+	case OpExclusion:
+		return e.applyExclusion(&r.Exclusion)
+	case OpCampaign:
+		return e.applyCampaign(&r.Campaign)
 	}
 	return ErrBadOp
 }
@@ -395,24 +458,52 @@ func secs(ms int64) uint32 {
 // nowMS returns Options.Now in unix milliseconds.
 func (e *Engine) nowMS() int64 { return e.opts.Now().UnixMilli() }
 
-// resolveActor follows an anonymous id's merge into a customer. It returns
-// the actor to apply an event to.
+// maxLinkHops bounds how far an anonymous id's links are followed; Identify
+// keeps chains acyclic, the bound keeps a bug from spinning.
+const maxLinkHops = 16
+
+// resolveActor follows an anonymous id's merges (cookie -> device ->
+// customer) to the actor that now holds its history.
 func (e *Engine) resolveActor(id string, anon bool) (string, bool) {
-	for hops := 0; anon && hops < 8; hops++ {
+	for hops := 0; anon && hops < maxLinkHops; hops++ {
 		s, h := e.shardOf(id)
 		s.mu.RLock()
 		pr := s.profileLocked(id, h, true, false)
-		to := ""
+		to, toAnon := "", false
 		if pr != nil {
-			to = pr.mergedTo
+			to, toAnon = pr.mergedTo, pr.mergedAnon
 		}
 		s.mu.RUnlock()
 		if to == "" {
 			break
 		}
-		id, anon = to, false
+		id, anon = to, toAnon
 	}
 	return id, anon
+}
+
+// chainPasses reports whether following anonymous id from's links reaches
+// anonymous id via (from itself included).
+func (e *Engine) chainPasses(from, via string) bool {
+	id := from
+	for hops := 0; hops < maxLinkHops; hops++ {
+		if id == via {
+			return true
+		}
+		s, h := e.shardOf(id)
+		s.mu.RLock()
+		pr := s.profileLocked(id, h, true, false)
+		to, toAnon := "", false
+		if pr != nil {
+			to, toAnon = pr.mergedTo, pr.mergedAnon
+		}
+		s.mu.RUnlock()
+		if to == "" || !toAnon {
+			return false
+		}
+		id = to
+	}
+	return true // too long to be sure: refuse
 }
 
 func (e *Engine) applyEvent(ev *Event) error {
@@ -517,6 +608,8 @@ func (e *Engine) applyEvent(ev *Event) error {
 		if sizeKey != index.OneSize {
 			pr.forgetSize(it.Group, sizeKey)
 		}
+	case EventImpression:
+		pr.addShown(p, t, t-min(t, e.capHorizon), o.MaxImpressions)
 	}
 	s.mu.Unlock()
 
@@ -610,31 +703,49 @@ func (e *Engine) applyIdentify(id *Identify) error {
 	if id.AnonymousID == "" {
 		return fieldErr("anonymous_id", ErrMissingField)
 	}
-	if id.Customer == "" {
+	target, targetAnon := id.Customer, false
+	switch {
+	case id.Customer != "" && id.ToAnonymousID != "":
+		return fieldErr("to_anonymous_id", ErrBothTargets)
+	case id.ToAnonymousID != "":
+		target, targetAnon = id.ToAnonymousID, true
+	case id.Customer == "":
 		return fieldErr("customer", ErrMissingField)
 	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
+	// The history goes where the target's own history now lives; a link
+	// that leads back to the anonymous id itself would make a cycle.
+	if targetAnon && e.chainPasses(target, id.AnonymousID) {
+		return fieldErr("to_anonymous_id", ErrIdentifyCycle)
+	}
+	dest, destAnon := e.resolveActor(target, targetAnon)
+
 	// Take the anonymous profile out of its shard, leaving a forward link.
 	as, ah := e.shardOf(id.AnonymousID)
 	as.mu.Lock()
 	as.captureLocked()
 	ap := as.profileLocked(id.AnonymousID, ah, true, true)
-	if ap.mergedTo == id.Customer {
+	if ap.mergedTo == target && ap.mergedAnon == targetAnon {
 		as.mu.Unlock()
 		return nil
 	}
 	moved := *ap
-	*ap = profile{mergedTo: id.Customer}
+	*ap = profile{mergedTo: target, mergedAnon: targetAnon}
 	as.mu.Unlock()
+	if moved.mergedTo != "" {
+		// Linked before: its history already lives with the earlier
+		// target. Only the link moves.
+		return nil
+	}
 
-	cs, ch := e.shardOf(id.Customer)
-	cs.mu.Lock()
-	cs.captureLocked()
-	cp := cs.profileLocked(id.Customer, ch, false, true)
-	cp.merge(&moved, e.opts.AffinityHalfLife.Seconds(), &e.opts)
-	cp.links = appendUnique(cp.links, id.AnonymousID)
-	cs.mu.Unlock()
+	ds, dh := e.shardOf(dest)
+	ds.mu.Lock()
+	ds.captureLocked()
+	dp := ds.profileLocked(dest, dh, destAnon, true)
+	dp.merge(&moved, e.opts.AffinityHalfLife.Seconds(), &e.opts)
+	dp.links = appendUnique(dp.links, id.AnonymousID)
+	ds.mu.Unlock()
 	return nil
 }
 
@@ -662,9 +773,30 @@ func (pr *profile) merge(o *profile, halfLife float64, opts *Options) {
 	for _, s := range o.sizes {
 		pr.learnSize(s.group, s.size, s.t, s.purchase, opts.MaxSizes)
 	}
+	for _, s := range o.shown {
+		pr.addShown(s.p, s.t, 0, opts.MaxImpressions)
+	}
+	for _, x := range o.excl {
+		pr.exclude(x.p, max32(x.t, pr.exclusionOf(x.p)), opts.MaxExclusions)
+	}
+	for _, c := range o.camps {
+		if _, ok := pr.campaign(c.name); !ok {
+			pr.setCampaign(c, math.MaxUint32, opts.MaxCampaigns)
+		}
+	}
 	for _, l := range o.links {
 		pr.links = appendUnique(pr.links, l)
 	}
+}
+
+// exclusionOf returns until when p is excluded for this actor, else 0.
+func (pr *profile) exclusionOf(p uint32) uint32 {
+	for _, x := range pr.excl {
+		if x.p == p {
+			return x.t
+		}
+	}
+	return 0
 }
 
 func appendUnique(s []string, v string) []string {

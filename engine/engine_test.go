@@ -94,8 +94,10 @@ func pickOf(picks []Pick, id string) (Pick, bool) {
 
 // apparel builds a small catalog: sweaters, leggings, coats in numeric
 // sizes; hats, gloves and scarves one-size, all women's.
-func apparel(t *testing.T) *world {
-	w := newWorld(t, Options{})
+func apparel(t *testing.T) *world { return apparelInto(newWorld(t, Options{})) }
+
+// apparelInto adds the apparel catalog to w.
+func apparelInto(w *world) *world {
 	sizes := []string{"6", "8", "10"}
 	for i := range 4 {
 		w.product(fmt.Sprint("SW", i), "women/knitwear/sweaters", "Nordic", "women-numeric", []string{"winter", "wool"}, sizes...)

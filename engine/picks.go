@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
 	"github.com/omnipick/omnipick/index"
@@ -19,8 +20,18 @@ const (
 
 // Facet scratch bits.
 const (
-	facetTop uint8 = 1 << iota // one of the customer's strongest facets
-	facetCtx                   // a facet of the context product
+	facetTop   uint8 = 1 << iota // one of the customer's strongest facets
+	facetCtx                     // a facet of the context product
+	facetBoost                   // boosted by the request
+	facetBury                    // buried by the request
+)
+
+// Demotions: a buried or frequency-capped candidate ranks below every
+// candidate that is not, whatever its other merits (priors stay below
+// 1e5), and a capped one below a buried one.
+const (
+	buryPenalty = 1e7
+	capPenalty  = 1e8
 )
 
 // slot is a picker's per-product scratch, valid while epoch matches.
@@ -54,6 +65,9 @@ type picker struct {
 	topFacets []uint32
 	sizes     []sizeEntry
 	purchased []uint32 // sorted
+	boughtAt  []uint32 // purchase times, parallel to purchased
+	capped    []uint32 // shown too often lately, sorted
+	boost     []uint32 // facets
 	cart      []uint32
 	views     []uint32
 	anchors   []uint32
@@ -69,10 +83,15 @@ type picker struct {
 	iter      roaring.IntIterator
 	name      []byte
 	popMax    float64
-	ctx       *index.Item // the query's context product, if known
-	ctxNorm   float64     // the context's similarity to itself
+	good      int // candidates neither buried nor capped
+	priceMin  float64
+	priceMax  float64
+	excluded  map[uint32]uint32 // the engine's global exclusions
+	ctx       *index.Item       // the query's context product, if known
+	ctxNorm   float64           // the context's similarity to itself
 	category  string
 	now       uint32
+	channel   Channel
 	opts      *Options
 	prior     *[numReasons]float64
 }
@@ -97,6 +116,8 @@ func (pk *picker) reset(products, facets int) {
 	}
 	pk.aff, pk.topFacets, pk.sizes = pk.aff[:0], pk.topFacets[:0], pk.sizes[:0]
 	pk.purchased, pk.cart, pk.views, pk.anchors = pk.purchased[:0], pk.cart[:0], pk.views[:0], pk.anchors[:0]
+	pk.boughtAt, pk.capped, pk.boost = pk.boughtAt[:0], pk.capped[:0], pk.boost[:0]
+	pk.good, pk.priceMin, pk.priceMax, pk.excluded = 0, 0, 0, nil
 	pk.wear, pk.locs, pk.excl, pk.ids, pk.top = pk.wear[:0], pk.locs[:0], pk.excl[:0], pk.ids[:0], pk.top[:0]
 	pk.rels, pk.cands, pk.deferred, pk.leaves = pk.rels[:0], pk.cands[:0], pk.deferred[:0], pk.leaves[:0]
 	pk.affSum, pk.ctx, pk.ctxNorm, pk.category = 0, nil, 0, ""
@@ -129,13 +150,7 @@ func (pk *picker) reset(products, facets int) {
 // the context. Ties go to the smaller product id. At most ceil(k/3) picks
 // share a leaf category unless too few other candidates qualify.
 func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
-	k := q.K
-	if k <= 0 {
-		k = 10
-	}
-	if k > MaxK {
-		k = MaxK
-	}
+	k := q.k()
 	nowMS := q.Now
 	if nowMS == 0 {
 		nowMS = e.nowMS()
@@ -150,6 +165,7 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	pk.opts = &e.opts
 	pk.prior = &e.opts.Priors[ch]
 	pk.now = secs(nowMS)
+	pk.channel = ch
 
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -190,6 +206,9 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	for _, f := range pk.topFacets {
 		e.walk(pk, &e.tops[f], k, k)
 	}
+	for _, f := range pk.boost {
+		e.walk(pk, &e.tops[f], k, k)
+	}
 	if pk.category != "" {
 		pk.name = append(append(pk.name[:0], index.FacetCategory...), pk.category...)
 		f, _ := e.idx.FacetBytes(pk.name) // known: loadQuery checked
@@ -199,7 +218,7 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	}
 
 	// 3. Anything eligible, when the sources fell short.
-	if len(pk.cands) < k {
+	if pk.good < k {
 		e.fallback(pk, k)
 	}
 
@@ -213,7 +232,34 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 		}
 		return strings.Compare(a.item.ID, b.item.ID)
 	})
-	return pk.diversify(dst, k, e.idx)
+	base := len(dst)
+	dst = pk.diversify(dst, k, e.idx)
+	if len(q.Pins) > 0 {
+		dst = e.pin(pk, dst, base, q.Pins, k)
+	}
+	return dst
+}
+
+// pin places the query's pinned products at their positions among the
+// picks from base on, moving the others down and keeping k.
+func (e *Engine) pin(pk *picker, dst []Pick, base int, pins []Pin, k int) []Pick {
+	for _, pn := range pins {
+		it, ok := e.idx.Item(pn.Product)
+		if !ok || !pk.eligible(e, it) {
+			continue
+		}
+		picks := dst[base:]
+		if i := slices.IndexFunc(picks, func(p Pick) bool { return p.Item == it }); i >= 0 {
+			dst = slices.Delete(dst, base+i, base+i+1)
+		}
+		pos := base + min(max(pn.Pos, 1)-1, len(dst)-base)
+		score, _, _ := pk.score(e, it, 0, 0)
+		dst = slices.Insert(dst, pos, pk.pick(cand{item: it, score: score, reason: ReasonPinned}, e.idx))
+		if len(dst)-base > k {
+			dst = dst[:base+k]
+		}
+	}
+	return dst
 }
 
 // loadProfile copies what ranking needs out of the actor's profile, so the
@@ -263,7 +309,14 @@ func (e *Engine) loadProfile(pk *picker, q *Query) {
 	pk.sizes = append(pk.sizes, pr.sizes...)
 	for _, s := range pr.purchased {
 		pk.purchased = append(pk.purchased, s.p)
+		pk.boughtAt = append(pk.boughtAt, s.t)
 	}
+	for _, x := range pr.excl {
+		if x.t > pk.now {
+			pk.excl = append(pk.excl, x.p)
+		}
+	}
+	pk.loadCaps(pr.shown, e.opts.FrequencyCaps[pk.channel])
 	cartCutoff := uint32(0)
 	if ttl := uint32(e.opts.CartTTL.Seconds()); pk.now > ttl {
 		cartCutoff = pk.now - ttl
@@ -323,12 +376,21 @@ func (e *Engine) loadQuery(pk *picker, q *Query) bool {
 			pk.excl = append(pk.excl, it.Dense)
 			for _, f := range it.Facets {
 				pk.ctxNorm += float64(e.weights.of(f))
-				fs := &pk.facets[f]
-				if fs.epoch != pk.epoch {
-					*fs = facetSlot{epoch: pk.epoch}
-				}
-				fs.bits |= facetCtx
+				pk.markFacet(f, facetCtx)
 			}
+		}
+	}
+	pk.excluded = e.excluded
+	pk.priceMin, pk.priceMax = q.PriceMin, q.PriceMax
+	for _, name := range q.Boost {
+		if f, ok := e.idx.Facet(name); ok {
+			pk.markFacet(f, facetBoost)
+			pk.boost = append(pk.boost, f)
+		}
+	}
+	for _, name := range q.Bury {
+		if f, ok := e.idx.Facet(name); ok {
+			pk.markFacet(f, facetBury)
 		}
 	}
 	if c := strings.Trim(q.Category, "/"); c != "" {
@@ -339,6 +401,47 @@ func (e *Engine) loadQuery(pk *picker, q *Query) bool {
 		pk.category = c
 	}
 	return true
+}
+
+// markFacet sets scratch bits on facet f.
+func (pk *picker) markFacet(f uint32, bits uint8) {
+	if int(f) >= len(pk.facets) {
+		return
+	}
+	fs := &pk.facets[f]
+	if fs.epoch != pk.epoch {
+		*fs = facetSlot{epoch: pk.epoch}
+	}
+	fs.bits |= bits
+}
+
+// loadCaps collects the products shown at least c.Max times within
+// c.Window. shown is sorted by time.
+func (pk *picker) loadCaps(shown []stamp, c FrequencyCap) {
+	from := pk.now - min(pk.now, uint32(c.Window.Seconds()))
+	i, _ := slices.BinarySearchFunc(shown, from, func(s stamp, t uint32) int { return cmpU32(s.t, t) })
+	recent := shown[i:]
+	if len(recent) < c.Max {
+		return
+	}
+	// Sort the recent products and keep those that run c.Max or longer.
+	for _, s := range recent {
+		pk.capped = append(pk.capped, s.p)
+	}
+	slices.Sort(pk.capped)
+	n := 0
+	for i := 0; i < len(pk.capped); {
+		j := i
+		for j < len(pk.capped) && pk.capped[j] == pk.capped[i] {
+			j++
+		}
+		if j-i >= c.Max {
+			pk.capped[n] = pk.capped[i]
+			n++
+		}
+		i = j
+	}
+	pk.capped = pk.capped[:n]
 }
 
 // appendRecentPurchases adds the most recent purchases as anchors until
@@ -426,23 +529,35 @@ func (e *Engine) walk(pk *picker, t *topList, quota, k int) {
 // candidate. It reports whether p qualified.
 func (e *Engine) consider(pk *picker, p uint32, flags uint8, rel float32) bool {
 	it := e.idx.ItemAt(p)
-	if !pk.eligible(e.idx, it) {
+	if !pk.eligible(e, it) {
 		return false
 	}
-	score, reason := pk.score(e, it, flags, rel)
+	score, reason, demoted := pk.score(e, it, flags, rel)
 	pk.cands = append(pk.cands, cand{item: it, score: score, reason: reason})
+	if demoted {
+		return false
+	}
+	pk.good++
 	return true
 }
 
 // eligible applies the hard filters.
-func (pk *picker) eligible(x *index.Index, it *index.Item) bool {
+func (pk *picker) eligible(e *Engine, it *index.Item) bool {
 	if it == nil || !it.Active {
 		return false
 	}
-	if _, bought := slices.BinarySearch(pk.purchased, it.Dense); bought {
+	if i, bought := slices.BinarySearch(pk.purchased, it.Dense); bought && !pk.mayRebuy(e, it, pk.boughtAt[i]) {
 		return false
 	}
 	if slices.Contains(pk.excl, it.Dense) {
+		return false
+	}
+	if len(pk.excluded) > 0 {
+		if until, ok := pk.excluded[it.Dense]; ok && until > pk.now {
+			return false
+		}
+	}
+	if it.Price < pk.priceMin || (pk.priceMax > 0 && it.Price > pk.priceMax) {
 		return false
 	}
 	if c := pk.category; c != "" && it.Category != c &&
@@ -454,15 +569,30 @@ func (pk *picker) eligible(x *index.Index, it *index.Item) bool {
 		size = pk.wear[it.Group]
 	}
 	for _, l := range pk.locs {
-		if x.InStock(it.Dense, l, size) {
+		if e.idx.InStock(it.Dense, l, size) {
 			return true
 		}
 	}
 	return false
 }
 
-// score computes a candidate's score and the source that explains it.
-func (pk *picker) score(e *Engine, it *index.Item, flags uint8, rel float32) (float64, Reason) {
+// mayRebuy reports whether an item bought at t may be recommended again:
+// its category's repurchase window (the longest matching prefix) has
+// passed.
+func (pk *picker) mayRebuy(e *Engine, it *index.Item, t uint32) bool {
+	best, win := -1, time.Duration(0)
+	for _, w := range e.opts.RepurchaseWindows {
+		c := w.Prefix
+		if len(c) > best && (it.Category == c || (strings.HasPrefix(it.Category, c) && it.Category[len(c)] == '/')) {
+			best, win = len(c), w.Window
+		}
+	}
+	return best >= 0 && uint64(pk.now) >= uint64(t)+uint64(win.Seconds())
+}
+
+// score computes a candidate's score and the source that explains it, and
+// whether it is demoted (buried or capped).
+func (pk *picker) score(e *Engine, it *index.Item, flags uint8, rel float32) (float64, Reason, bool) {
 	reason, prior := ReasonPopular, pk.prior[ReasonPopular]
 	consider := func(r Reason) {
 		if p := pk.prior[r]; p > prior || (p == prior && r > reason) {
@@ -509,7 +639,22 @@ func (pk *picker) score(e *Engine, it *index.Item, flags uint8, rel float32) (fl
 		popularity = math.Log1p(v) / math.Log1p(pk.popMax)
 	}
 	o := pk.opts
-	return prior + o.AffinityWeight*dot + o.RelatedWeight*float64(rel) + o.PopularityWeight*popularity, reason
+	score := prior + o.AffinityWeight*dot + o.RelatedWeight*float64(rel) + o.PopularityWeight*popularity
+	demoted := false
+	if bits&facetBoost != 0 {
+		score += o.BoostWeight
+	}
+	if bits&facetBury != 0 {
+		score -= buryPenalty
+		demoted = true
+	}
+	if len(pk.capped) > 0 {
+		if _, capped := slices.BinarySearch(pk.capped, it.Dense); capped {
+			score -= capPenalty
+			demoted = true
+		}
+	}
+	return score, reason, demoted
 }
 
 // fallback considers products no source proposed until k candidates
@@ -535,7 +680,7 @@ func (e *Engine) fallback(pk *picker, k int) {
 func (e *Engine) scan(pk *picker, b *roaring.Bitmap, k int, budget *int) {
 	it := &pk.iter
 	it.Initialize(b)
-	for it.HasNext() && *budget > 0 && len(pk.cands) < k {
+	for it.HasNext() && *budget > 0 && pk.good < k {
 		p := it.Next()
 		if int(p) >= len(pk.slots) {
 			return

@@ -17,8 +17,21 @@ type profile struct {
 	purchased []stamp // sorted by product
 	cart      []cartEntry
 	views     []stamp // most recent last
+	shown     []stamp // impressions, oldest first, for frequency caps
+	excl      []stamp // products excluded for this actor: p, until (unix seconds)
+	camps     []campaign
 	links     []string
-	mergedTo  string // non-empty: this anonymous profile now lives in that customer
+	mergedTo  string // non-empty: this anonymous profile now lives in that actor
+	// mergedAnon says mergedTo is another anonymous id (a cookie merged
+	// into a device id), not a customer.
+	mergedAnon bool
+}
+
+// campaign is the slots an email campaign showed, as first chosen at t.
+type campaign struct {
+	name  string
+	t     uint32
+	items []uint32
 }
 
 type affEntry struct {
@@ -211,6 +224,77 @@ func (pr *profile) addView(p, t uint32, max int) {
 		pr.views = slices.Delete(pr.views, 0, 1)
 	}
 	pr.views = append(pr.views, stamp{p: p, t: t})
+}
+
+// addShown records an impression of p at t, dropping impressions before
+// horizon (older than every frequency-cap window) and, past max, the
+// oldest.
+func (pr *profile) addShown(p, t, horizon uint32, max int) {
+	drop := 0
+	for drop < len(pr.shown) && pr.shown[drop].t < horizon {
+		drop++
+	}
+	if len(pr.shown)-drop >= max {
+		drop = len(pr.shown) - max + 1
+	}
+	if drop > 0 {
+		pr.shown = slices.Delete(pr.shown, 0, drop)
+	}
+	// Events may arrive slightly out of order: keep the list sorted by time.
+	i := len(pr.shown)
+	for i > 0 && pr.shown[i-1].t > t {
+		i--
+	}
+	pr.shown = slices.Insert(pr.shown, i, stamp{p: p, t: t})
+}
+
+// exclude keeps p out of this actor's picks until until (unix seconds),
+// replacing an earlier exclusion of p; past max, the exclusion ending
+// first makes room.
+func (pr *profile) exclude(p, until uint32, max int) {
+	for i := range pr.excl {
+		if pr.excl[i].p == p {
+			pr.excl[i].t = until
+			return
+		}
+	}
+	if len(pr.excl) >= max {
+		first := 0
+		for i := range pr.excl {
+			if pr.excl[i].t < pr.excl[first].t {
+				first = i
+			}
+		}
+		pr.excl = slices.Delete(pr.excl, first, first+1)
+	}
+	pr.excl = append(pr.excl, stamp{p: p, t: until})
+}
+
+// setCampaign stores a campaign's slots, dropping campaigns that expired
+// before t and, past max, the oldest.
+func (pr *profile) setCampaign(c campaign, ttl uint32, max int) {
+	pr.camps = slices.DeleteFunc(pr.camps, func(o campaign) bool {
+		return o.name == c.name || uint64(o.t)+uint64(ttl) < uint64(c.t)
+	})
+	if len(pr.camps) >= max {
+		oldest := 0
+		for i := range pr.camps {
+			if pr.camps[i].t < pr.camps[oldest].t {
+				oldest = i
+			}
+		}
+		pr.camps = slices.Delete(pr.camps, oldest, oldest+1)
+	}
+	pr.camps = append(pr.camps, c)
+}
+
+func (pr *profile) campaign(name string) (campaign, bool) {
+	for _, c := range pr.camps {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return campaign{}, false
 }
 
 const noSKU = ^uint32(0)

@@ -43,10 +43,11 @@ const (
 	ReasonRelated
 	ReasonViewed
 	ReasonCart
+	ReasonPinned // placed by the request's pin parameter
 	numReasons
 )
 
-var reasonNames = [numReasons]string{"popular", "affinity", "related", "viewed", "cart"}
+var reasonNames = [numReasons]string{"popular", "affinity", "related", "viewed", "cart", "pinned"}
 
 func (r Reason) String() string {
 	if r < numReasons {
@@ -71,12 +72,41 @@ type Query struct {
 	Category    string   // category prefix filter
 	Exclude     []string // product ids never to return
 	Now         int64    // unix milliseconds; 0 means Options.Now()
+
+	// Business rules of this request. Boost and Bury name facets as the
+	// index does: "c:women/knitwear" (a category prefix), "b:nordic" (a
+	// brand, lower case), "t:winter" (a tag, lower case). A boosted item
+	// gains Options.BoostWeight and its facets also source candidates; a
+	// buried one ranks below every item not buried.
+	Boost    []string
+	Bury     []string
+	Pins     []Pin   // products placed at fixed positions, if eligible
+	PriceMin float64 // inclusive; 0: no lower bound
+	PriceMax float64 // inclusive; 0: no upper bound
+}
+
+// Pin places a product at a 1-based position of the picks. A pinned
+// product still passes the hard filters (in stock in her size, not bought,
+// not excluded); one that does not is left out.
+type Pin struct {
+	Product string
+	Pos     int
 }
 
 // Reset clears q for reuse, keeping the slices' capacity.
 func (q *Query) Reset() {
-	locs, excl := q.Locations[:0], q.Exclude[:0]
-	*q = Query{Locations: locs, Exclude: excl}
+	*q = Query{Locations: q.Locations[:0], Exclude: q.Exclude[:0], Boost: q.Boost[:0], Bury: q.Bury[:0], Pins: q.Pins[:0]}
+}
+
+// k returns how many picks q asks for, within 1..MaxK.
+func (q *Query) k() int {
+	switch {
+	case q.K <= 0:
+		return 10
+	case q.K > MaxK:
+		return MaxK
+	}
+	return q.K
 }
 
 // Pick is one recommended product. Item is the catalog entry as it was when

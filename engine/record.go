@@ -22,6 +22,8 @@ const (
 	OpEvent     Op = 3 // something a customer did (Record.Event)
 	OpIdentify  Op = 4 // link an anonymous id to a customer (Record.Identify)
 	OpLocation  Op = 5 // register or update a store (Record.Location)
+	OpExclusion Op = 6 // keep a product out of picks until a time (Record.Exclusion)
+	OpCampaign  Op = 7 // the picks an email campaign showed an actor (Record.Campaign)
 )
 
 func (o Op) String() string {
@@ -36,6 +38,10 @@ func (o Op) String() string {
 		return "identify"
 	case OpLocation:
 		return "location"
+	case OpExclusion:
+		return "exclusion"
+	case OpCampaign:
+		return "campaign"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -50,6 +56,8 @@ type Record struct {
 	Event     Event
 	Identify  Identify
 	Location  Location
+	Exclusion Exclusion
+	Campaign  Campaign
 }
 
 // Product is a catalog entry as clients send it.
@@ -134,10 +142,37 @@ type Event struct {
 	TS          int64 // unix milliseconds; 0 means "time of receipt", filled in before logging
 }
 
-// Identify links an anonymous id to a customer.
+// Identify links an anonymous id to a customer, or to another anonymous id
+// (a cookie to a device id): exactly one of Customer and ToAnonymousID is
+// set. Chains resolve: cookie -> device -> customer.
 type Identify struct {
-	AnonymousID string
+	AnonymousID   string
+	Customer      string
+	ToAnonymousID string
+}
+
+// Exclusion keeps a product out of picks until a time: for one actor
+// (Customer or AnonymousID), or for everyone when both are empty. A later
+// exclusion of the same product for the same actor replaces the earlier
+// one, so Until at or before now lifts it.
+type Exclusion struct {
 	Customer    string
+	AnonymousID string
+	Product     string
+	Until       int64 // unix milliseconds
+}
+
+// Campaign is what an email campaign showed an actor: its products in
+// slot order, as first chosen at TS. Later opens of the same campaign
+// within Options.CampaignTTL show the same slots, replacing only those no
+// longer eligible (each replacement is another Campaign record with the
+// original TS).
+type Campaign struct {
+	Customer    string
+	AnonymousID string
+	Name        string
+	Products    []string
+	TS          int64 // unix milliseconds the campaign's picks were first chosen
 }
 
 // Location is a store (or "online") with optional coordinates.

@@ -12,20 +12,23 @@ import (
 	"github.com/omnipick/omnipick/index/binfmt"
 )
 
-// Snapshot encoding of an engine, version 1 (frozen; a new layout gets a new
+// Snapshot encoding of an engine, version 2 (frozen; a new layout gets a new
 // version and the loader keeps reading the old ones):
 //
 //	version:byte index-snapshot
 //	tops:    nfacets ×(n ×(product:uvarint logscore:f64))
 //	global:  n ×(product logscore)
+//	excluded: n ×(product:uvarint until:uvarint)             (version 2)
 //	related: nproducts ×(n ×(product:uvarint weight:f32))
 //	popularity: nproducts ×(logscore:f64)
 //	events applied: numEventTypes ×uvarint
 //	profiles: nsections ×(n ×profile)
 //
 // A profile is stored with its id, so a snapshot loads into any number of
-// shards.
-const engineSnapshotVersion = 1
+// shards. Version 2 appends to each profile: merged_anon:byte, impressions
+// n ×(product time), exclusions n ×(product until), campaigns
+// n ×(name time n ×product). Version 1 is version 2 without those.
+const engineSnapshotVersion = 2
 
 // ErrBadSnapshot reports a snapshot that does not decode.
 var ErrBadSnapshot = errors.New("engine: malformed snapshot")
@@ -59,7 +62,17 @@ func (e *Engine) BeginSnapshot() *Capture {
 	for i := range e.tops {
 		b = e.tops[i].appendSnapshot(b)
 	}
-	c.head = e.global.appendSnapshot(b)
+	b = e.global.appendSnapshot(b)
+	b = binfmt.AppendUvarint(b, uint64(len(e.excluded)))
+	excl := make([]uint32, 0, len(e.excluded))
+	for p := range e.excluded {
+		excl = append(excl, p)
+	}
+	slices.Sort(excl) // the same state, the same bytes
+	for _, p := range excl {
+		b = binfmt.AppendUvarint(binfmt.AppendUvarint(b, uint64(p)), uint64(e.excluded[p]))
+	}
+	c.head = b
 	c.pop = make([]uint64, c.products)
 	for p := range c.pop {
 		c.pop[p] = e.pop.ls[p].Load()
@@ -224,7 +237,25 @@ func (pr *profile) appendSnapshot(b []byte) []byte {
 	for _, l := range pr.links {
 		b = binfmt.AppendString(b, l)
 	}
-	return binfmt.AppendString(b, pr.mergedTo)
+	b = binfmt.AppendString(b, pr.mergedTo)
+	b = append(b, b2u(pr.mergedAnon))
+	for _, list := range [][]stamp{pr.shown, pr.excl} {
+		u(uint32(len(list)))
+		for _, s := range list {
+			u(s.p)
+			u(s.t)
+		}
+	}
+	u(uint32(len(pr.camps)))
+	for _, c := range pr.camps {
+		b = binfmt.AppendString(b, c.name)
+		u(c.t)
+		u(uint32(len(c.items)))
+		for _, p := range c.items {
+			u(p)
+		}
+	}
+	return b
 }
 
 func (t *topList) appendSnapshot(b []byte) []byte {
@@ -241,8 +272,9 @@ func (t *topList) appendSnapshot(b []byte) []byte {
 func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	e := New(opts)
 	r := binfmt.NewReader(data)
-	if v := r.Byte(); v != engineSnapshotVersion {
-		return nil, fmt.Errorf("%w: version %d", ErrBadSnapshot, v)
+	version := r.Byte()
+	if version != 1 && version != engineSnapshotVersion {
+		return nil, fmt.Errorf("%w: version %d", ErrBadSnapshot, version)
 	}
 	idx, err := index.LoadSnapshot(r)
 	if err != nil {
@@ -264,6 +296,19 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	}
 	if err := e.global.loadSnapshot(r, products); err != nil {
 		return nil, err
+	}
+	if version >= 2 {
+		n := r.Count(int(products))
+		for range n {
+			p, until := r.Uint32(), r.Uint32()
+			if p >= products {
+				return nil, bad("exclusion of product %d", p)
+			}
+			if e.excluded == nil {
+				e.excluded = make(map[uint32]uint32, n)
+			}
+			e.excluded[p] = until
+		}
 	}
 	e.rel.grow(int(products))
 	e.pop.grow(int(products))
@@ -304,7 +349,7 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 			}
 			s, h := e.shardOf(name)
 			pr := s.profileLocked(name, h, kind == 1, true)
-			if err := pr.loadSnapshot(r, facets, products); err != nil {
+			if err := pr.loadSnapshot(r, version, facets, products); err != nil {
 				return nil, fmt.Errorf("%w: profile %q: %v", ErrBadSnapshot, name, err)
 			}
 		}
@@ -331,7 +376,7 @@ func (t *topList) loadSnapshot(r *binfmt.Reader, products uint32) error {
 	return r.Err()
 }
 
-func (pr *profile) loadSnapshot(r *binfmt.Reader, facets, products uint32) error {
+func (pr *profile) loadSnapshot(r *binfmt.Reader, version byte, facets, products uint32) error {
 	const maxEntries = 1 << 20
 	pr.last = r.Uint32()
 	pr.aff = make([]affEntry, r.Count(maxEntries))
@@ -368,6 +413,34 @@ func (pr *profile) loadSnapshot(r *binfmt.Reader, facets, products uint32) error
 		}
 	}
 	pr.mergedTo = r.String()
+	if version < 2 {
+		return r.Err()
+	}
+	pr.mergedAnon = r.Bool()
+	for _, list := range []*[]stamp{&pr.shown, &pr.excl} {
+		if n := r.Count(maxEntries); n > 0 {
+			*list = make([]stamp, n)
+			for i := range *list {
+				(*list)[i] = stamp{p: r.Uint32(), t: r.Uint32()}
+				if (*list)[i].p >= products {
+					return errors.New("product out of range")
+				}
+			}
+		}
+	}
+	if n := r.Count(maxEntries); n > 0 {
+		pr.camps = make([]campaign, n)
+		for i := range pr.camps {
+			c := &pr.camps[i]
+			c.name, c.t = r.String(), r.Uint32()
+			c.items = make([]uint32, r.Count(MaxK))
+			for j := range c.items {
+				if c.items[j] = r.Uint32(); c.items[j] >= products {
+					return errors.New("campaign product out of range")
+				}
+			}
+		}
+	}
 	return r.Err()
 }
 

@@ -26,6 +26,21 @@ func replayWorld(w *world, from, to int) {
 		if i%40 == 10 {
 			w.stock("LG1-8", "online", int64(i%3))
 		}
+		// The state issue 5 added: impressions, exclusions, campaigns,
+		// links between anonymous ids.
+		at := w.now.UnixMilli()
+		switch i % 37 {
+		case 3:
+			w.event(EventImpression, c, items[(i*5)%len(items)])
+		case 7:
+			w.apply(Record{Op: OpExclusion, Exclusion: Exclusion{Customer: c, Product: "GL1", Until: at + int64(i)*60_000}})
+		case 13:
+			w.apply(Record{Op: OpExclusion, Exclusion: Exclusion{Product: "SC2", Until: at + int64(i)*1000}})
+		case 17:
+			w.apply(Record{Op: OpCampaign, Campaign: Campaign{Customer: fmt.Sprint("C", i%9), Name: fmt.Sprint("camp-", i%3), Products: []string{"HT0", "SW0"}, TS: at}})
+		case 29:
+			w.apply(Record{Op: OpIdentify, Identify: Identify{AnonymousID: fmt.Sprint("cookie-", i%4), ToAnonymousID: fmt.Sprint("device-", i%2)}})
+		}
 	}
 }
 

@@ -21,6 +21,18 @@ type ProfileView struct {
 	Cart       []CartLine
 	Views      []ItemAt
 	Links      []string // anonymous ids merged into this customer
+	// MergedIntoAnonymous: MergedInto is another anonymous id (a chain).
+	MergedIntoAnonymous bool
+	Impressions         []ItemAt // most recent first
+	Exclusions          []ItemAt // At is when the exclusion ends
+	Campaigns           []CampaignView
+}
+
+// CampaignView is what an email campaign showed, first chosen At.
+type CampaignView struct {
+	Name     string
+	At       time.Time
+	Products []string
 }
 
 // FacetWeight is one affinity, decayed to the time of the request.
@@ -62,7 +74,7 @@ func (e *Engine) Profile(id string, anon bool) (ProfileView, bool) {
 	if pr == nil {
 		return ProfileView{}, false
 	}
-	v := ProfileView{ID: id, Anonymous: anon, MergedInto: pr.mergedTo, Links: slices.Clone(pr.links)}
+	v := ProfileView{ID: id, Anonymous: anon, MergedInto: pr.mergedTo, MergedIntoAnonymous: pr.mergedAnon, Links: slices.Clone(pr.links)}
 	now := secs(e.nowMS())
 	cp := profile{last: pr.last, aff: slices.Clone(pr.aff)}
 	cp.decayTo(now, e.opts.AffinityHalfLife.Seconds())
@@ -103,6 +115,21 @@ func (e *Engine) Profile(id string, anon bool) (ProfileView, bool) {
 	}
 	for i := len(pr.views) - 1; i >= 0; i-- {
 		v.Views = append(v.Views, ItemAt{Product: name(pr.views[i].p), At: at(pr.views[i].t)})
+	}
+	for i := len(pr.shown) - 1; i >= 0; i-- {
+		v.Impressions = append(v.Impressions, ItemAt{Product: name(pr.shown[i].p), At: at(pr.shown[i].t)})
+	}
+	for _, x := range pr.excl {
+		if x.t > now {
+			v.Exclusions = append(v.Exclusions, ItemAt{Product: name(x.p), At: at(x.t)})
+		}
+	}
+	for _, c := range pr.camps {
+		cv := CampaignView{Name: c.name, At: at(c.t)}
+		for _, p := range c.items {
+			cv.Products = append(cv.Products, name(p))
+		}
+		v.Campaigns = append(v.Campaigns, cv)
 	}
 	return v, true
 }

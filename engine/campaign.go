@@ -1,0 +1,242 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// applyExclusion keeps a product out of one actor's picks, or everyone's,
+// until a time.
+func (e *Engine) applyExclusion(x *Exclusion) error {
+	if x.Product == "" {
+		return fieldErr("product", ErrMissingField)
+	}
+	if x.Customer != "" && x.AnonymousID != "" {
+		return fieldErr("customer", ErrBothActors)
+	}
+	until := secsCeil(x.Until)
+	if x.Customer == "" && x.AnonymousID == "" {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		it, ok := e.idx.Item(x.Product)
+		if !ok {
+			return fieldErr("product", ErrUnknownProduct)
+		}
+		if e.excluded == nil {
+			e.excluded = make(map[uint32]uint32)
+		}
+		e.excluded[it.Dense] = until
+		return nil
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	it, ok := e.idx.Item(x.Product)
+	if !ok {
+		return fieldErr("product", ErrUnknownProduct)
+	}
+	actor, anon := e.resolveActor(actorOf(x.Customer, x.AnonymousID))
+	s, h := e.shardOf(actor)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.captureLocked()
+	s.profileLocked(actor, h, anon, true).exclude(it.Dense, until, e.opts.MaxExclusions)
+	return nil
+}
+
+// applyCampaign stores the slots an email campaign showed an actor.
+func (e *Engine) applyCampaign(c *Campaign) error {
+	if c.Name == "" {
+		return fieldErr("campaign", ErrMissingField)
+	}
+	switch {
+	case c.Customer != "" && c.AnonymousID != "":
+		return fieldErr("customer", ErrBothActors)
+	case c.Customer == "" && c.AnonymousID == "":
+		return fieldErr("customer", ErrUnknownActor)
+	}
+	if len(c.Products) > MaxK {
+		return fieldErr("products", fmt.Errorf("%w: a campaign holds at most %d products", ErrBadValue, MaxK))
+	}
+	if c.TS == 0 {
+		c.TS = e.nowMS()
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	items := make([]uint32, 0, len(c.Products))
+	for _, id := range c.Products {
+		it, ok := e.idx.Item(id)
+		if !ok {
+			return fieldErr("products", ErrUnknownProduct)
+		}
+		items = append(items, it.Dense)
+	}
+	actor, anon := e.resolveActor(actorOf(c.Customer, c.AnonymousID))
+	s, h := e.shardOf(actor)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.captureLocked()
+	pr := s.profileLocked(actor, h, anon, true)
+	camp := campaign{name: strings.Clone(c.Name), t: secs(c.TS), items: items}
+	pr.setCampaign(camp, uint32(e.opts.CampaignTTL.Seconds()), e.opts.MaxCampaigns)
+	return nil
+}
+
+// actorOf returns the actor named by a customer or anonymous id.
+func actorOf(customer, anonymousID string) (string, bool) {
+	if customer != "" {
+		return customer, false
+	}
+	return anonymousID, true
+}
+
+// secsCeil is secs rounding up, so that "until" never ends early.
+func secsCeil(ms int64) uint32 {
+	if ms <= 0 {
+		return 0
+	}
+	return secs(ms + 999)
+}
+
+// CampaignPicksInto answers an email campaign: the same picks for the same
+// actor and campaign within Options.CampaignTTL, so a re-opened email shows
+// what it showed. A slot whose item is no longer eligible (sold out in her
+// size, bought since, excluded, retired) is replaced by a fresh pick; the
+// others keep their places. The first open, an expired campaign or a
+// replacement returns the Campaign record to apply (through the log, so it
+// survives restarts); otherwise rec is nil. The caller must make the
+// record durable before it is shown, or accept that the next open may
+// choose again.
+//
+// Unlike PicksInto, it allocates: email opens are not the hot path.
+func (e *Engine) CampaignPicksInto(dst []Pick, q *Query, name string) (_ []Pick, rec *Record) {
+	actor, anon := actorOf(q.Customer, q.AnonymousID)
+	if actor == "" || name == "" {
+		return e.PicksInto(dst, q), nil
+	}
+	k := q.k()
+	nowMS := q.Now
+	if nowMS == 0 {
+		nowMS = e.nowMS()
+	}
+	var stored campaign
+	found := false
+	ra, rAnon := e.resolveActor(actor, anon)
+	s, h := e.shardOf(ra)
+	s.mu.RLock()
+	if pr := s.profileLocked(ra, h, rAnon, false); pr != nil {
+		stored, found = pr.campaign(name)
+		stored.items = slices.Clone(stored.items)
+	}
+	s.mu.RUnlock()
+
+	ttl := uint32(e.opts.CampaignTTL.Seconds())
+	if !found || uint64(stored.t)+uint64(ttl) < uint64(secs(nowMS)) {
+		base := len(dst)
+		dst = e.PicksInto(dst, q)
+		return dst, campaignRecordTS(q, name, dst[base:], nowMS)
+	}
+
+	// Keep the slots still eligible, in their places.
+	base := len(dst)
+	kept, holes := e.keepEligible(dst, q, stored.items[:min(len(stored.items), k)])
+	dst = kept
+	want := holes
+	if n := min(len(stored.items), k); n < k {
+		want += k - n // the campaign asked for fewer: top up
+	}
+	if want == 0 {
+		return dst, nil
+	}
+	fq := *q
+	fq.K = min(want, MaxK)
+	fq.Exclude = slices.Clone(q.Exclude)
+	for _, p := range stored.items {
+		fq.Exclude = append(fq.Exclude, e.itemID(p))
+	}
+	fresh := e.PicksInto(nil, &fq)
+	// Fill the holes in slot order, then append the top-up.
+	slotsPicks := slices.Clone(dst[base:]) // out overwrites dst from base on
+	out := dst[:base]
+	next := 0
+	j := 0
+	for i := range min(len(stored.items), k) {
+		if j < len(slotsPicks) && slotsPicks[j].Item.Dense == stored.items[i] {
+			out = append(out, slotsPicks[j])
+			j++
+			continue
+		}
+		if next < len(fresh) {
+			out = append(out, fresh[next])
+			next++
+		}
+	}
+	out = append(out, fresh[next:]...)
+	return out, campaignRecordTS(q, name, out[base:], int64(stored.t)*1000)
+}
+
+// campaignRecordTS returns the Campaign record of picks, first chosen at
+// ts. Its strings are copies: q's may view a request buffer.
+func campaignRecordTS(q *Query, name string, picks []Pick, ts int64) *Record {
+	c := Campaign{Customer: strings.Clone(q.Customer), AnonymousID: strings.Clone(q.AnonymousID), Name: strings.Clone(name), TS: ts}
+	c.Products = make([]string, len(picks))
+	for i, p := range picks {
+		c.Products[i] = p.Item.ID
+	}
+	return &Record{Op: OpCampaign, Campaign: c}
+}
+
+// itemID returns the external id of a dense product id.
+func (e *Engine) itemID(p uint32) string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if it := e.idx.ItemAt(p); it != nil {
+		return it.ID
+	}
+	return ""
+}
+
+// keepEligible appends to dst, in order, the items that still pass q's
+// hard filters, each scored as PicksInto would; holes counts the others.
+func (e *Engine) keepEligible(dst []Pick, q *Query, items []uint32) (_ []Pick, holes int) {
+	pk := e.pickers.Get().(*picker)
+	defer e.pickers.Put(pk)
+	ch := q.Channel
+	if ch >= numChannels {
+		ch = ChannelWeb
+	}
+	pk.opts, pk.prior, pk.channel = &e.opts, &e.opts.Priors[ch], ch
+	nowMS := q.Now
+	if nowMS == 0 {
+		nowMS = e.nowMS()
+	}
+	pk.now = secs(nowMS)
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	pk.reset(e.idx.Products(), e.idx.Facets())
+	e.loadProfile(pk, q)
+	if !e.loadQuery(pk, q) {
+		return dst, len(items)
+	}
+	pk.popMax = e.pop.valueAt(e.global.best(), pk.now)
+	for _, p := range pk.cart {
+		pk.propose(p, flagCart)
+	}
+	for _, p := range pk.views {
+		pk.propose(p, flagViewed)
+	}
+	for _, p := range items {
+		it := e.idx.ItemAt(p)
+		if !pk.eligible(e, it) {
+			holes++
+			continue
+		}
+		var flags uint8
+		if int(p) < len(pk.slots) && pk.slots[p].epoch == pk.epoch {
+			flags = pk.slots[p].flags
+		}
+		score, reason, _ := pk.score(e, it, flags, 0)
+		dst = append(dst, pk.pick(cand{item: it, score: score, reason: reason}, e.idx))
+	}
+	return dst, holes
+}

@@ -90,7 +90,7 @@ type Decoder struct {
 // returns.
 func (d *Decoder) Decode(op engine.Op, body []byte, ndjson bool, now int64, recs []engine.Record, rejects []Reject) ([]engine.Record, []Reject, error) {
 	switch op {
-	case engine.OpProduct, engine.OpInventory, engine.OpEvent, engine.OpIdentify, engine.OpLocation:
+	case engine.OpProduct, engine.OpInventory, engine.OpEvent, engine.OpIdentify, engine.OpLocation, engine.OpExclusion:
 	default:
 		return recs, rejects, fmt.Errorf("cannot decode records of kind %s", op)
 	}
@@ -237,6 +237,8 @@ func (d *Decoder) decodeObject(idx int, raw []byte) {
 		d.identify(o, &r.Identify)
 	case engine.OpLocation:
 		d.location(o, &r.Location)
+	case engine.OpExclusion:
+		d.exclusion(o, &r.Exclusion)
 	}
 	if d.reason != "" {
 		d.recs = d.recs[:len(d.recs)-1]
@@ -503,12 +505,19 @@ func (d *Decoder) event(o *fastjson.Object, e *engine.Event) {
 
 // ts reads an event time: an RFC 3339 string or unix milliseconds; absent,
 // it is the time of receipt.
-func (d *Decoder) ts(v *fastjson.Value) int64 {
+func (d *Decoder) ts(v *fastjson.Value) int64 { return d.time("ts", v, false) }
+
+// time reads a time field: an RFC 3339 string or unix milliseconds; absent,
+// it is the time of receipt unless required.
+func (d *Decoder) time(field string, v *fastjson.Value, required bool) int64 {
 	if d.reason != "" {
 		return 0
 	}
 	var ms int64
 	switch {
+	case !present(v) && required:
+		d.fail(field, "is required")
+		return 0
 	case !present(v):
 		return d.now
 	case v.Type() == fastjson.TypeString:
@@ -517,43 +526,81 @@ func (d *Decoder) ts(v *fastjson.Value) int64 {
 		// it in the Time it returns, and the error is dropped.
 		t, err := time.Parse(time.RFC3339Nano, unsafe.String(unsafe.SliceData(b), len(b)))
 		if err != nil {
-			d.fail("ts", "must be an rfc 3339 time or unix milliseconds")
+			d.fail(field, "must be an rfc 3339 time or unix milliseconds")
 			return 0
 		}
 		ms = t.UnixMilli()
 	case v.Type() == fastjson.TypeNumber:
-		f, ok := d.number("ts", v)
+		f, ok := d.number(field, v)
 		if !ok {
 			return 0
 		}
 		if f < minTS || f >= maxTS {
-			d.fail("ts", "must be between 2000-01-01 and 2100-01-01")
+			d.fail(field, "must be between 2000-01-01 and 2100-01-01")
 			return 0
 		}
 		ms = int64(f)
 	default:
-		d.fail("ts", "must be an rfc 3339 time or unix milliseconds")
+		d.fail(field, "must be an rfc 3339 time or unix milliseconds")
 		return 0
 	}
 	if ms < minTS || ms >= maxTS {
-		d.fail("ts", "must be between 2000-01-01 and 2100-01-01")
+		d.fail(field, "must be between 2000-01-01 and 2100-01-01")
 		return 0
 	}
 	return ms
 }
 
 func (d *Decoder) identify(o *fastjson.Object, id *engine.Identify) {
-	var anon, customer *fastjson.Value
+	var anon, customer, toAnon *fastjson.Value
 	o.Visit(func(k []byte, v *fastjson.Value) {
 		switch string(k) {
 		case "anonymous_id":
 			anon = v
 		case "customer":
 			customer = v
+		case "to_anonymous_id":
+			toAnon = v
 		}
 	})
 	id.AnonymousID = d.id("anonymous_id", anon, true)
-	id.Customer = d.id("customer", customer, true)
+	id.Customer = d.id("customer", customer, false)
+	id.ToAnonymousID = d.id("to_anonymous_id", toAnon, false)
+	if d.reason == "" {
+		switch {
+		case id.Customer == "" && id.ToAnonymousID == "":
+			d.fail("customer", "customer (or to_anonymous_id, to link two anonymous ids) is required")
+		case id.Customer != "" && id.ToAnonymousID != "":
+			d.fail("to_anonymous_id", "give customer or to_anonymous_id, not both")
+		case id.ToAnonymousID == id.AnonymousID:
+			d.fail("to_anonymous_id", "must differ from anonymous_id")
+		}
+	}
+}
+
+// exclusion reads {"product": ..., "until": ..., "customer" or
+// "anonymous_id" (neither: for everyone)}.
+func (d *Decoder) exclusion(o *fastjson.Object, x *engine.Exclusion) {
+	var customer, anon, product, until *fastjson.Value
+	o.Visit(func(k []byte, v *fastjson.Value) {
+		switch string(k) {
+		case "customer":
+			customer = v
+		case "anonymous_id":
+			anon = v
+		case "product":
+			product = v
+		case "until":
+			until = v
+		}
+	})
+	x.Customer = d.id("customer", customer, false)
+	x.AnonymousID = d.id("anonymous_id", anon, false)
+	if d.reason == "" && x.Customer != "" && x.AnonymousID != "" {
+		d.fail("anonymous_id", "give customer or anonymous_id (or neither, for everyone), not both")
+	}
+	x.Product = d.id("product", product, true)
+	x.Until = d.time("until", until, true)
 }
 
 func (d *Decoder) location(o *fastjson.Object, l *engine.Location) {

@@ -24,10 +24,11 @@ const (
 	epCustomer
 	epHealth
 	epMetrics
+	epExclusions
 	numEndpoints
 )
 
-var endpointNames = [numEndpoints]string{"other", "picks", "events", "products", "inventory", "identify", "locations", "customer", "healthz", "metrics"}
+var endpointNames = [numEndpoints]string{"other", "picks", "events", "products", "inventory", "identify", "locations", "customer", "healthz", "metrics", "exclusions"}
 
 // statusCodes are the statuses counted apart; others count as "other".
 var statusCodes = [...]int{200, 400, 401, 403, 404, 405, 408, 413, 415, 429, 431, 500, 503}
@@ -120,7 +121,7 @@ func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
 		b = fmt.Appendf(b, "omnipick_http_request_duration_seconds_count{endpoint=%q} %d\n", endpointNames[ep], cum)
 	}
 	b = append(b, "# HELP omnipick_records_total Write records by kind and outcome.\n# TYPE omnipick_records_total counter\n"...)
-	for op := engine.OpProduct; op <= engine.OpLocation; op++ {
+	for op := engine.OpProduct; op <= engine.OpCampaign; op++ {
 		b = fmt.Appendf(b, "omnipick_records_total{kind=%q,outcome=\"applied\"} %d\n", op.String(), s.stats.applied[op].Load())
 		b = fmt.Appendf(b, "omnipick_records_total{kind=%q,outcome=\"rejected\"} %d\n", op.String(), s.stats.rejected[op].Load())
 	}

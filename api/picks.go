@@ -1,12 +1,16 @@
 package api
 
 import (
+	"bytes"
+	"errors"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 	"unsafe"
 
 	"github.com/omnipick/omnipick/engine"
+	"github.com/omnipick/omnipick/index"
 	"github.com/valyala/fasthttp"
 )
 
@@ -22,6 +26,13 @@ type pickRequest struct {
 	q     engine.Query
 	picks []engine.Pick
 	out   []byte
+	facet []byte // backs the Boost and Bury facet names
+
+	campaign string // email campaign: stable picks (see engine.CampaignPicksInto)
+	record   bool   // record the picks as impressions
+	html     bool   // answer an HTML fragment instead of JSON
+	recs     []engine.Record
+	errs     []error
 }
 
 // b2s views b as a string without copying. The string is valid only while
@@ -33,16 +44,233 @@ func (s *Server) handlePicks(ctx *fasthttp.RequestCtx) {
 	pr := s.queries.Get().(*pickRequest)
 	defer s.queries.Put(pr)
 	pr.q.Reset()
-	if field, msg := parsePickQuery(&pr.q, ctx.QueryArgs()); field != "" {
+	pr.campaign, pr.record, pr.html = "", false, false
+	if field, msg := parsePickRequest(pr, ctx.QueryArgs()); field != "" {
 		writeError(ctx, fasthttp.StatusBadRequest, msg, field)
 		return
 	}
-	pr.picks = s.opts.Engine.PicksInto(pr.picks[:0], &pr.q)
+	defer clear(pr.picks) // drop item pointers so pooled requests do not pin old catalog entries
+	if pr.campaign == "" {
+		pr.picks = s.opts.Engine.PicksInto(pr.picks[:0], &pr.q)
+	} else {
+		var rec *engine.Record
+		pr.picks, rec = s.opts.Engine.CampaignPicksInto(pr.picks[:0], &pr.q, pr.campaign)
+		if rec != nil {
+			pr.recs = append(pr.recs[:0], *rec)
+		}
+	}
+	if pr.record {
+		pr.recs = appendImpressions(pr.recs, &pr.q, pr.picks, s.opts.Now().UnixMilli())
+	}
+	if len(pr.recs) > 0 && !s.writeSideEffects(ctx, pr) {
+		return
+	}
 	took := time.Since(start)
+	if pr.html {
+		s.writePicksHTML(ctx, &pr.q, pr.picks)
+		return
+	}
 	pr.out = AppendPicksJSON(pr.out[:0], &pr.q, pr.picks, took)
-	clear(pr.picks) // drop item pointers so pooled requests do not pin old catalog entries
 	ctx.SetContentType("application/json")
 	ctx.SetBody(pr.out)
+}
+
+// appendImpressions appends an impression event for every pick, so that
+// frequency caps count what this answer showed.
+func appendImpressions(dst []engine.Record, q *engine.Query, picks []engine.Pick, now int64) []engine.Record {
+	customer, anon := strings.Clone(q.Customer), strings.Clone(q.AnonymousID)
+	for _, p := range picks {
+		dst = append(dst, engine.Record{Op: engine.OpEvent, Event: engine.Event{
+			Type: engine.EventImpression, Customer: customer, AnonymousID: anon,
+			Product: p.Item.ID, Channel: q.Channel.String(), TS: now,
+		}})
+	}
+	return dst
+}
+
+// writeSideEffects makes a picks request's records durable (a campaign's
+// slots, impressions) before the picks are shown. It answers the request
+// itself and returns false when they cannot be stored: the caller asked
+// for them, and a cap or a campaign that silently forgot would be wrong.
+func (s *Server) writeSideEffects(ctx *fasthttp.RequestCtx, pr *pickRequest) bool {
+	defer func() { pr.recs = pr.recs[:0] }()
+	pr.errs = pr.errs[:0]
+	for range pr.recs {
+		pr.errs = append(pr.errs, nil)
+	}
+	if err := s.opts.Writer.Write(pr.recs, pr.errs); err != nil {
+		ctx.Response.Header.Set("Retry-After", "1")
+		if errors.Is(err, engine.ErrOverloaded) {
+			writeError(ctx, fasthttp.StatusServiceUnavailable, "overloaded: cannot record these picks now, retry later", "")
+			return false
+		}
+		s.opts.Log.Error("cannot store picks side effects", "err", err)
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot record these picks: "+err.Error(), "")
+		return false
+	}
+	for i, err := range pr.errs {
+		if err != nil { // the engine refused its own records: a bug, not the client's fault
+			s.opts.Log.Error("picks side effect rejected", "op", pr.recs[i].Op.String(), "err", err)
+		}
+	}
+	for i := range pr.recs {
+		s.stats.countApplied(pr.recs[i].Op, pr.recs[i:i+1], pr.errs[i:i+1])
+	}
+	return true
+}
+
+// parsePickRequest parses what PicksInto needs, then the parameters the
+// handler acts on.
+func parsePickRequest(pr *pickRequest, args *fasthttp.Args) (field, msg string) {
+	if field, msg = parsePickQuery(&pr.q, args); field != "" {
+		return field, msg
+	}
+	var bad bool
+	if pr.q.Boost, pr.facet, bad = appendFacets(pr.q.Boost[:0], pr.facet[:0], args.Peek("boost")); bad {
+		return "boost", facetListMsg("boost")
+	}
+	if pr.q.Bury, pr.facet, bad = appendFacets(pr.q.Bury[:0], pr.facet, args.Peek("bury")); bad {
+		return "bury", facetListMsg("bury")
+	}
+	if pr.q.Pins, bad = appendPins(pr.q.Pins[:0], args.Peek("pin")); bad {
+		return "pin", "pin must be comma-separated product:position pairs, positions from 1 to 100, at most 100 of them"
+	}
+	for _, b := range []struct {
+		name string
+		dst  *float64
+	}{{"price_min", &pr.q.PriceMin}, {"price_max", &pr.q.PriceMax}} {
+		v := args.Peek(b.name)
+		if len(v) == 0 {
+			continue
+		}
+		f, err := strconv.ParseFloat(b2s(v), 64)
+		if err != nil || !(f >= 0 && f <= maxPrice) {
+			return b.name, b.name + " must be a number from 0 to 1000000000"
+		}
+		*b.dst = f
+	}
+	if pr.q.PriceMax > 0 && pr.q.PriceMin > pr.q.PriceMax {
+		return "price_min", "price_min must not exceed price_max"
+	}
+	if c := args.Peek("campaign"); len(c) > 0 {
+		if len(c) > maxIDBytes || !utf8.Valid(c) {
+			return "campaign", "campaign must be valid UTF-8 of at most 256 bytes"
+		}
+		if pr.q.Customer == "" && pr.q.AnonymousID == "" {
+			return "campaign", "campaign picks are kept per person: give customer or anonymous_id"
+		}
+		pr.campaign = b2s(c)
+	}
+	switch r := b2s(args.Peek("record")); r {
+	case "", "0", "false":
+	case "1", "true":
+		if pr.q.Customer == "" && pr.q.AnonymousID == "" {
+			return "record", "impressions are counted per person: give customer or anonymous_id"
+		}
+		pr.record = true
+	default:
+		return "record", "record must be 1 or 0"
+	}
+	switch f := b2s(args.Peek("format")); f {
+	case "", "json":
+	case "html":
+		pr.html = true
+	default:
+		return "format", "format must be json or html"
+	}
+	return "", ""
+}
+
+func facetListMsg(name string) string {
+	return name + " must be at most 100 comma-separated category:PATH, brand:NAME or tag:NAME items"
+}
+
+// appendFacets parses "category:women/knitwear,brand:Nordic,tag:wool" into
+// the engine's facet names ("c:women/knitwear", "b:nordic", "t:wool"),
+// appended to names. ASCII names are views into buf, which is given room
+// for all of them before the first view is taken (a name is never longer
+// than its item), so the views stay valid; brands and tags are lower-cased
+// as the index stores them (non-ASCII ones with strings.ToLower, which
+// allocates).
+func appendFacets(names []string, buf []byte, b []byte) ([]string, []byte, bool) {
+	if len(b) == 0 {
+		return names, buf, false
+	}
+	if !utf8.Valid(b) {
+		return names, buf, true
+	}
+	if cap(buf)-len(buf) < len(b) {
+		buf = make([]byte, 0, len(b)+64) // earlier views keep the old array alive
+	}
+	for item := range bytes.SplitSeq(b, []byte{','}) {
+		if len(item) == 0 {
+			continue
+		}
+		kind, value, ok := bytes.Cut(item, []byte{':'})
+		if !ok || len(value) == 0 || len(value) > maxIDBytes || len(names) == maxListItems {
+			return names, buf, true
+		}
+		var prefix string
+		switch string(kind) {
+		case "category":
+			prefix, value = index.FacetCategory, bytes.Trim(value, "/")
+		case "brand":
+			prefix = index.FacetBrand
+		case "tag":
+			prefix = index.FacetTag
+		default:
+			return names, buf, true
+		}
+		if prefix != index.FacetCategory && !isASCII(value) {
+			names = append(names, prefix+strings.ToLower(string(value)))
+			continue
+		}
+		start := len(buf)
+		buf = append(buf, prefix...)
+		for _, c := range value {
+			if prefix != index.FacetCategory && 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			buf = append(buf, c)
+		}
+		names = append(names, b2s(buf[start:]))
+	}
+	return names, buf, false
+}
+
+func isASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
+
+// appendPins parses "P1:1,P2:3" (product:position) into pins. The product
+// is everything before the last colon, so ids may hold colons.
+func appendPins(pins []engine.Pin, b []byte) ([]engine.Pin, bool) {
+	if len(b) == 0 {
+		return pins, false
+	}
+	if !utf8.Valid(b) {
+		return pins, true
+	}
+	for item := range bytes.SplitSeq(b, []byte{','}) {
+		if len(item) == 0 {
+			continue
+		}
+		i := bytes.LastIndexByte(item, ':')
+		if i <= 0 || i > maxIDBytes || len(pins) == maxListItems {
+			return pins, true
+		}
+		pos, err := strconv.Atoi(b2s(item[i+1:]))
+		if err != nil || pos < 1 || pos > engine.MaxK {
+			return pins, true
+		}
+		pins = append(pins, engine.Pin{Product: b2s(item[:i]), Pos: pos})
+	}
+	return pins, false
 }
 
 // parsePickQuery fills q from the query string. On bad input it returns

@@ -2,6 +2,7 @@ package api
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -18,18 +19,20 @@ import (
 //	go test ./api -run XXX -fuzz FuzzParsePickQuery -fuzztime 30s
 func FuzzParsePickQuery(f *testing.F) {
 	e := tinyEngine(f)
-	params := map[string]bool{"customer": true, "anonymous_id": true, "channel": true, "k": true, "location": true, "context": true, "category": true, "exclude": true}
+	params := map[string]bool{"customer": true, "anonymous_id": true, "channel": true, "k": true, "location": true, "context": true, "category": true, "exclude": true,
+		"boost": true, "bury": true, "pin": true, "price_min": true, "price_max": true, "campaign": true, "record": true, "format": true}
 	var (
 		args  fasthttp.Args
-		q     engine.Query
+		pr    pickRequest
 		picks []engine.Pick
 		out   []byte
 	)
+	q := &pr.q
 	f.Fuzz(func(t *testing.T, query string) {
 		args.Reset()
 		args.Parse(query)
 		q.Reset()
-		field, msg := parsePickQuery(&q, &args)
+		field, msg := parsePickRequest(&pr, &args)
 		if field != "" {
 			if msg == "" || !params[field] {
 				t.Fatalf("error on %q: field %q, message %q", query, field, msg)
@@ -65,7 +68,21 @@ func FuzzParsePickQuery(f *testing.F) {
 			checkID("exclude", x, false)
 		}
 
-		picks = e.PicksInto(picks[:0], &q)
+		for _, name := range append(q.Boost, q.Bury...) {
+			if len(name) < 3 || name[1] != ':' || !strings.Contains("cbt", name[:1]) {
+				t.Fatalf("facet name %q", name)
+			}
+		}
+		for _, p := range q.Pins {
+			if p.Pos < 1 || p.Pos > engine.MaxK {
+				t.Fatalf("pin %+v", p)
+			}
+			checkID("pin", p.Product, false)
+		}
+		if q.PriceMin < 0 || q.PriceMax < 0 || (q.PriceMax > 0 && q.PriceMin > q.PriceMax) {
+			t.Fatalf("price range %v..%v", q.PriceMin, q.PriceMax)
+		}
+		picks = e.PicksInto(picks[:0], q)
 		k := q.K
 		if k == 0 {
 			k = 10
@@ -80,7 +97,7 @@ func FuzzParsePickQuery(f *testing.F) {
 				}
 			}
 		}
-		out = AppendPicksJSON(out[:0], &q, picks, 0)
+		out = AppendPicksJSON(out[:0], q, picks, 0)
 		if !utf8.Valid(out) {
 			t.Fatalf("response is not UTF-8: %q", out)
 		}

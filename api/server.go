@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"log/slog"
 	"net"
 	"strings"
@@ -70,6 +71,8 @@ type Server struct {
 	batches  sync.Pool // *writeBatch
 	queries  sync.Pool // *pickRequest
 
+	picksTmpl *template.Template // format=html
+
 	keys     []apiKey     // empty: open
 	inFlight atomic.Int64 // requests in handle, bounded by MaxInFlight
 	stats    stats
@@ -110,7 +113,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, done: make(chan struct{}), keys: keys, fresh: newFreshConns()}
+	s := &Server{opts: opts, done: make(chan struct{}), keys: keys, fresh: newFreshConns(), picksTmpl: newPicksTemplate()}
 	s.decoders.New = func() any { return new(Decoder) }
 	s.batches.New = func() any { return new(writeBatch) }
 	s.queries.New = func() any { return new(pickRequest) }
@@ -233,6 +236,8 @@ func endpointOf(path []byte) endpoint {
 		return epIdentify
 	case "/v1/locations":
 		return epLocations
+	case "/v1/exclusions":
+		return epExclusions
 	case "/healthz":
 		return epHealth
 	case "/metrics":
@@ -282,7 +287,7 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 			return
 		}
 		s.handleCustomer(ctx, path[len(customerPrefix):])
-	case epEvents, epProducts, epInventory, epIdentify, epLocations:
+	case epEvents, epProducts, epInventory, epIdentify, epLocations, epExclusions:
 		if !ctx.IsPost() {
 			methodNotAllowed(ctx, "POST")
 			return
@@ -299,11 +304,12 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 
 // writeOps maps write endpoints to the records they carry.
 var writeOps = [numEndpoints]engine.Op{
-	epEvents:    engine.OpEvent,
-	epProducts:  engine.OpProduct,
-	epInventory: engine.OpInventory,
-	epIdentify:  engine.OpIdentify,
-	epLocations: engine.OpLocation,
+	epEvents:     engine.OpEvent,
+	epProducts:   engine.OpProduct,
+	epInventory:  engine.OpInventory,
+	epIdentify:   engine.OpIdentify,
+	epLocations:  engine.OpLocation,
+	epExclusions: engine.OpExclusion,
 }
 
 func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {

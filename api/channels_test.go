@@ -226,7 +226,9 @@ func TestBusinessRulesOverHTTP(t *testing.T) {
 func TestExclusionsEndpoint(t *testing.T) {
 	w := newSarahWorld(t)
 	w.post("/v1/events", `{"type":"cart_add","customer":"sarah","sku":"SARAH-LG1-8","channel":"web"}`, `{"type":"cart_add","customer":"anna","sku":"SARAH-LG1-8","channel":"web"}`)
-	has := func(who string) bool { return slices.Contains(products(w.picks("customer="+who+"&channel=ads&k=20")), "SARAH-LG1") }
+	has := func(who string) bool {
+		return slices.Contains(products(w.picks("customer="+who+"&channel=ads&k=20")), "SARAH-LG1")
+	}
 	in := func(d time.Duration) string { return time.Now().Add(d).UTC().Format(time.RFC3339) }
 	w.post("/v1/exclusions", fmt.Sprintf(`{"customer":"sarah","product":"SARAH-LG1","until":%q}`, in(time.Hour)))
 	if has("sarah") || !has("anna") {

@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"html"
 	"image/png"
@@ -17,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 	"github.com/omnipick/omnipick/api"
 )
@@ -99,14 +102,7 @@ func TestScreenKioskInChromium(t *testing.T) {
 		}
 	}()
 
-	shown := func() []string {
-		t.Helper()
-		ids, err := chromedp.Run(tab, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("#picks [data-product]"), e => e.dataset.product)`))
-		if err != nil {
-			t.Fatalf("reading the shown picks: %v", err)
-		}
-		return ids
-	}
+	shown := func() []string { t.Helper(); return shownPicks(t, tab) }
 	// The read key travels in the query string: EventSource cannot send it
 	// in a header.
 	if err := chromedp.Do(tab,
@@ -181,11 +177,56 @@ func TestScreenKioskInChromium(t *testing.T) {
 			t.Fatalf("cannot save the screenshot: %v", err)
 		}
 	}
-	t.Logf("screenshot %dx%d saved to %v; the test took %v", img.Bounds().Dx(), img.Bounds().Dy(), paths, time.Since(start).Round(time.Millisecond))
+	t.Logf("screenshot %dx%d saved to %v", img.Bounds().Dx(), img.Bounds().Dy(), paths)
+
+	// Without EventSource the page polls picks.json.
+	polling, cancelPolling := chromedp.NewContext(tab) // a second tab
+	defer cancelPolling()
+	if err := chromedp.Do(polling,
+		chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+			_, err := cdp.Call(ctx, t, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: "delete window.EventSource;"})
+			return err
+		}),
+		chromedp.Navigate(base+"/screen/store-1?k=4&key="+readKey1),
+		chromedp.WaitReady(`body[data-mode="polling"]`),
+	); err != nil {
+		t.Fatalf("loading the kiosk page without EventSource: %v", err)
+	}
+	scanned = time.Now()
+	request(t, base, "POST", "/v1/events",
+		[]byte(`{"type":"scan","product":"HAT1","anonymous_id":"kiosk-walkin","location":"store-1","channel":"store"}`),
+		"X-API-Key: "+writeKey1)
+	_, _, body = request(t, base, "GET", "/screen/store-1/picks.json?k=4", nil, "X-API-Key: "+readKey1)
+	var want screenJSON
+	if err := json.Unmarshal(body, &want); err != nil || want.Context != "HAT1" {
+		t.Fatalf("picks.json after the scan of HAT1: %s", body)
+	}
+	for deadline := scanned.Add(3 * time.Second); ; {
+		after = shownPicks(t, polling)
+		if slices.Equal(after, products(want.Picks)) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("3 s after the scan of HAT1 the polling kiosk shows %v, want %v", after, products(want.Picks))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("the polling kiosk showed the scan's picks %v after %v; the test took %v", after, time.Since(scanned).Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
 
 	mu.Lock()
 	defer mu.Unlock()
 	if len(problems) > 0 {
 		t.Fatalf("the page reported errors:\n%s", strings.Join(problems, "\n"))
 	}
+}
+
+// shownPicks returns the product ids that the kiosk page in tab shows, in
+// order.
+func shownPicks(t *testing.T, tab context.Context) []string {
+	t.Helper()
+	ids, err := chromedp.Run(tab, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("#picks [data-product]"), e => e.dataset.product)`))
+	if err != nil {
+		t.Fatalf("reading the shown picks: %v", err)
+	}
+	return ids
 }

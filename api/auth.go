@@ -71,6 +71,25 @@ func (s *Server) access(ctx *fasthttp.RequestCtx) access {
 	if !ok {
 		return accessNone
 	}
+	return s.keyAccess(key)
+}
+
+// queryAccess is access for a key given as the query parameter "key", for
+// clients that cannot set headers (a kiosk's EventSource). The query string
+// is never logged.
+func (s *Server) queryAccess(ctx *fasthttp.RequestCtx) access {
+	if len(s.keys) == 0 {
+		return accessWrite
+	}
+	key := bytes.TrimSpace(ctx.QueryArgs().Peek("key"))
+	if len(key) == 0 {
+		return accessNone
+	}
+	return s.keyAccess(key)
+}
+
+// keyAccess returns what a presented key allows; see access.
+func (s *Server) keyAccess(key []byte) access {
 	sum := sha256.Sum256(key)
 	match, write := 0, 0
 	for i := range s.keys {

@@ -25,10 +25,11 @@ const (
 	epHealth
 	epMetrics
 	epExclusions
+	epScreen
 	numEndpoints
 )
 
-var endpointNames = [numEndpoints]string{"other", "picks", "events", "products", "inventory", "identify", "locations", "customer", "healthz", "metrics", "exclusions"}
+var endpointNames = [numEndpoints]string{"other", "picks", "events", "products", "inventory", "identify", "locations", "customer", "healthz", "metrics", "exclusions", "screen"}
 
 // statusCodes are the statuses counted apart; others count as "other".
 var statusCodes = [...]int{200, 400, 401, 403, 404, 405, 408, 413, 415, 429, 431, 500, 503}

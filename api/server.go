@@ -63,6 +63,8 @@ type Server struct {
 	srv      *fasthttp.Server
 	ln       net.Listener
 	done     chan struct{}
+	closing  chan struct{} // closed by Stop: long-lived streams end on it
+	stopOnce sync.Once
 	fresh    *freshConns // connections that have not sent a byte
 	serveMu  sync.Mutex
 	serveErr error
@@ -76,6 +78,8 @@ type Server struct {
 	keys     []apiKey     // empty: open
 	inFlight atomic.Int64 // requests in handle, bounded by MaxInFlight
 	stats    stats
+
+	screenPage *template.Template // the store kiosk page, parsed once
 }
 
 // connsPerInFlight sets fasthttp's connection limit, a backstop above
@@ -98,6 +102,10 @@ func New(opts Options) (*Server, error) {
 			"set write keys and read keys (omnipick serve -write-key/-read-key, or OMNIPICK_WRITE_KEY/OMNIPICK_READ_KEY), "+
 			"or listen on a loopback address such as 127.0.0.1:7070", opts.Addr)
 	}
+	page, err := newScreenPage()
+	if err != nil {
+		return nil, err
+	}
 	if opts.Writer == nil {
 		opts.Writer = direct{opts.Engine}
 	}
@@ -113,7 +121,7 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, done: make(chan struct{}), keys: keys, fresh: newFreshConns(), picksTmpl: newPicksTemplate()}
+	s := &Server{opts: opts, done: make(chan struct{}), closing: make(chan struct{}), keys: keys, fresh: newFreshConns(), screenPage: page, picksTmpl: newPicksTemplate()}
 	s.decoders.New = func() any { return new(Decoder) }
 	s.batches.New = func() any { return new(writeBatch) }
 	s.queries.New = func() any { return new(pickRequest) }
@@ -180,6 +188,9 @@ func (s *Server) Stop(ctx context.Context) error {
 	// never sent a byte would hold it until the read timeout, so close those
 	// first (and any accepted from now on: no request of theirs started).
 	s.fresh.closeAll()
+	// Shutdown also waits for responses being written, and a screen's
+	// event stream would be written forever: end the streams first.
+	s.stopOnce.Do(func() { close(s.closing) })
 	if err := s.srv.ShutdownWithContext(ctx); err != nil {
 		return fmt.Errorf("cannot shut down http server: %w", err)
 	}
@@ -246,6 +257,9 @@ func endpointOf(path []byte) endpoint {
 	if len(path) > len(customerPrefix) && string(path[:len(customerPrefix)]) == customerPrefix {
 		return epCustomer
 	}
+	if len(path) > len(screenPrefix) && string(path[:len(screenPrefix)]) == screenPrefix {
+		return epScreen
+	}
 	return epOther
 }
 
@@ -270,6 +284,11 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 		return
 	}
 	acc := s.access(ctx)
+	if acc == accessNone && ep == epScreen {
+		// A kiosk's EventSource cannot set headers: its page and stream
+		// may carry the key in the query string instead.
+		acc = s.queryAccess(ctx)
+	}
 	if acc == accessNone {
 		unauthorized(ctx)
 		return
@@ -287,6 +306,12 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 			return
 		}
 		s.handleCustomer(ctx, path[len(customerPrefix):])
+	case epScreen:
+		if !get {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.handleScreen(ctx, path[len(screenPrefix):])
 	case epEvents, epProducts, epInventory, epIdentify, epLocations, epExclusions:
 		if !ctx.IsPost() {
 			methodNotAllowed(ctx, "POST")

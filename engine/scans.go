@@ -41,3 +41,13 @@ func (e *Engine) LastScan(location string) Scan {
 	defer e.scans.mu.Unlock()
 	return e.scans.latest[location]
 }
+
+// KnownLocation reports whether a location id has been registered (by a
+// location record) or has held stock, so that a store screen can tell an
+// unknown store from one that has nothing to show yet.
+func (e *Engine) KnownLocation(id string) bool {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	_, ok := e.idx.LookupLocation(id)
+	return ok
+}

@@ -38,3 +38,21 @@ func TestLastScanPerLocation(t *testing.T) {
 		t.Errorf("a view changed the last scan: %+v -> %+v", before, after)
 	}
 }
+
+func TestKnownLocation(t *testing.T) {
+	w := apparel(t)
+	w.apply(Record{Op: OpLocation, Location: Location{ID: "store-9"}})
+	for _, tt := range []struct {
+		id   string
+		want bool
+	}{
+		{"online", true},
+		{"store-9", true},
+		{"store-404", false},
+		{"", false},
+	} {
+		if got := w.e.KnownLocation(tt.id); got != tt.want {
+			t.Errorf("KnownLocation(%q) = %v, want %v", tt.id, got, tt.want)
+		}
+	}
+}

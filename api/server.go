@@ -70,6 +70,8 @@ type Server struct {
 	batches  sync.Pool // *writeBatch
 	queries  sync.Pool // *pickRequest
 
+	audiences audienceStreams
+
 	keys     []apiKey     // empty: open
 	inFlight atomic.Int64 // requests in handle, bounded by MaxInFlight
 	stats    stats
@@ -177,6 +179,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	// never sent a byte would hold it until the read timeout, so close those
 	// first (and any accepted from now on: no request of theirs started).
 	s.fresh.closeAll()
+	s.audiences.stopping.Store(true)
 	if err := s.srv.ShutdownWithContext(ctx); err != nil {
 		return fmt.Errorf("cannot shut down http server: %w", err)
 	}
@@ -241,6 +244,9 @@ func endpointOf(path []byte) endpoint {
 	if len(path) > len(customerPrefix) && string(path[:len(customerPrefix)]) == customerPrefix {
 		return epCustomer
 	}
+	if len(path) > len(audiencePrefix) && string(path[:len(audiencePrefix)]) == audiencePrefix {
+		return epAudiences
+	}
 	return epOther
 }
 
@@ -282,6 +288,12 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 			return
 		}
 		s.handleCustomer(ctx, path[len(customerPrefix):])
+	case epAudiences:
+		if !get {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.handleAudience(ctx, path[len(audiencePrefix):])
 	case epEvents, epProducts, epInventory, epIdentify, epLocations:
 		if !ctx.IsPost() {
 			methodNotAllowed(ctx, "POST")

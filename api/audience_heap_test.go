@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -170,5 +171,71 @@ func BenchmarkAudienceStream(b *testing.B) {
 			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "members/s")
 			b.ReportMetric(float64(bytes)/float64(b.N*n), "wire-B/member")
 		})
+	}
+}
+
+// TestAudienceStreamsAreBounded opens as many streams as the server runs
+// at once, reading none, and checks that one more is refused with 503,
+// that closed streams free their places, and that Stop ends a stalled
+// stream as truncated rather than complete.
+func TestAudienceStreamsAreBounded(t *testing.T) {
+	const n = 8_000 // rows of many MiB: more than loopback buffers hold
+	srv, base := startServerWith(t, api.Options{Engine: bigAudience(t, n)})
+	c := &http.Client{Transport: &http.Transport{DisableCompression: true}}
+	get := func() *http.Response {
+		t.Helper()
+		resp, err := c.Get(base + "/v1/audiences/cart_abandoners")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	limit := max(2, runtime.GOMAXPROCS(0))
+	var open []*http.Response
+	for range limit {
+		resp := get()
+		if resp.StatusCode != 200 {
+			t.Fatalf("stream %d: %d", len(open)+1, resp.StatusCode)
+		}
+		open = append(open, resp)
+	}
+	over := get()
+	body, _ := io.ReadAll(over.Body)
+	over.Body.Close()
+	if over.StatusCode != 503 || over.Header.Get("Retry-After") == "" || over.Header.Get("Content-Encoding") != "" {
+		t.Fatalf("stream %d: %d %v %s; want 503 with Retry-After", limit+1, over.StatusCode, over.Header, body)
+	}
+
+	// Closing a stream's connection frees its place once the server
+	// notices the broken pipe.
+	open[0].Body.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp := get()
+		if resp.StatusCode == 200 {
+			open[0] = resp
+			break
+		}
+		resp.Body.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("a closed stream's place was not freed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// Stop ends the stalled streams: their bodies end in an error, not EOF.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- srv.Stop(ctx) }()
+	for i, resp := range open {
+		_, err := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if err == nil {
+			t.Fatalf("stream %d ended cleanly while the server stopped: a truncated audience would pass for whole", i)
+		}
+	}
+	if err := <-stopped; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -74,6 +74,7 @@ type Server struct {
 	queries  sync.Pool // *pickRequest
 
 	picksTmpl *template.Template // format=html
+	audiences audienceStreams
 
 	keys     []apiKey     // empty: open
 	inFlight atomic.Int64 // requests in handle, bounded by MaxInFlight
@@ -191,6 +192,7 @@ func (s *Server) Stop(ctx context.Context) error {
 	// Shutdown also waits for responses being written, and a screen's
 	// event stream would be written forever: end the streams first.
 	s.stopOnce.Do(func() { close(s.closing) })
+	s.audiences.stopping.Store(true)
 	if err := s.srv.ShutdownWithContext(ctx); err != nil {
 		return fmt.Errorf("cannot shut down http server: %w", err)
 	}
@@ -260,6 +262,9 @@ func endpointOf(path []byte) endpoint {
 	if len(path) > len(screenPrefix) && string(path[:len(screenPrefix)]) == screenPrefix {
 		return epScreen
 	}
+	if len(path) > len(audiencePrefix) && string(path[:len(audiencePrefix)]) == audiencePrefix {
+		return epAudiences
+	}
 	return epOther
 }
 
@@ -312,6 +317,12 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 			return
 		}
 		s.handleScreen(ctx, path[len(screenPrefix):])
+	case epAudiences:
+		if !get {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.handleAudience(ctx, path[len(audiencePrefix):])
 	case epEvents, epProducts, epInventory, epIdentify, epLocations, epExclusions:
 		if !ctx.IsPost() {
 			methodNotAllowed(ctx, "POST")

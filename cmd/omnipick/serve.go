@@ -33,6 +33,8 @@ func runServe(args []string) error {
 	maxInFlight := fs.Int("max-in-flight", 4096, "requests handled at once before new ones get 503 with Retry-After (/healthz and /metrics exempt)")
 	maxQueued := fs.Int64("max-queued-bytes", 64<<20, "log bytes queued for disk before writes get 503")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
+	freqCap := fs.String("frequency-cap", "3/48h", "an item shown COUNT times within WINDOW, on any channel, ranks below unshown ones: COUNT/WINDOW, then CHANNEL=COUNT/WINDOW overrides, e.g. '3/48h,email=5/7d'")
+	repurchase := fs.String("repurchase", "", "category prefixes whose bought items may be recommended again after a window, e.g. 'beauty/=30d,grocery/=7d' (others never, unless returned)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -45,9 +47,16 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
+	var engineOpts engine.Options
+	if err := parseFrequencyCaps(*freqCap, &engineOpts); err != nil {
+		return err
+	}
+	if engineOpts.RepurchaseWindows, err = parseRepurchase(*repurchase); err != nil {
+		return err
+	}
 
 	st, info, err := store.Open(store.Options{
-		Dir: *dataDir, Engine: engine.Options{}, Log: log,
+		Dir: *dataDir, Engine: engineOpts, Log: log,
 		Sync: syncMode, SyncInterval: interval, MaxBufferedBytes: *maxQueued,
 		SnapshotEvery: *snapEvery, SnapshotBytes: *snapBytes,
 	})

@@ -61,7 +61,7 @@ func catalog(n int) []engine.Record {
 func randomBatch(rng *rand.Rand, products int, ts *int64, mu *sync.Mutex) []engine.Record {
 	n := 1 + rng.IntN(20)
 	recs := make([]engine.Record, 0, n)
-	types := []engine.EventType{engine.EventView, engine.EventCartAdd, engine.EventPurchase, engine.EventReturn, engine.EventCartRemove, engine.EventScan}
+	types := []engine.EventType{engine.EventView, engine.EventCartAdd, engine.EventPurchase, engine.EventReturn, engine.EventCartRemove, engine.EventScan, engine.EventImpression}
 	for range n {
 		mu.Lock()
 		*ts += 1000 + rng.Int64N(60000)
@@ -86,7 +86,25 @@ func randomBatch(rng *rand.Rand, products int, ts *int64, mu *sync.Mutex) []engi
 			}
 			recs = append(recs, engine.Record{Op: engine.OpInventory, Inventory: engine.Inventory{SKU: sku, Location: []string{"online", "store-1"}[rng.IntN(2)], Quantity: rng.Int64N(3)}})
 		default:
-			recs = append(recs, engine.Record{Op: engine.OpIdentify, Identify: engine.Identify{AnonymousID: fmt.Sprint("cookie-", rng.IntN(10)), Customer: fmt.Sprint("C", rng.IntN(40))}})
+			// Merges, links between anonymous ids (some would close a
+			// cycle: refused), exclusions and email campaigns.
+			cookie := fmt.Sprint("cookie-", rng.IntN(10))
+			switch rng.IntN(5) {
+			case 0:
+				recs = append(recs, engine.Record{Op: engine.OpIdentify, Identify: engine.Identify{AnonymousID: cookie, Customer: fmt.Sprint("C", rng.IntN(40))}})
+			case 1:
+				recs = append(recs, engine.Record{Op: engine.OpIdentify, Identify: engine.Identify{AnonymousID: cookie, ToAnonymousID: fmt.Sprint("cookie-", rng.IntN(10))}})
+			case 2:
+				x := engine.Exclusion{Product: id, Until: t + rng.Int64N(3600_000)}
+				if rng.IntN(2) == 0 {
+					x.Customer = fmt.Sprint("C", rng.IntN(40))
+				}
+				recs = append(recs, engine.Record{Op: engine.OpExclusion, Exclusion: x})
+			default:
+				c := engine.Campaign{Customer: fmt.Sprint("C", rng.IntN(40)), Name: fmt.Sprint("camp-", rng.IntN(3)), TS: t,
+					Products: []string{id, fmt.Sprintf("P%03d", rng.IntN(products))}}
+				recs = append(recs, engine.Record{Op: engine.OpCampaign, Campaign: c})
+			}
 		}
 	}
 	return recs

@@ -69,6 +69,7 @@ type Server struct {
 	decoders sync.Pool // *Decoder
 	batches  sync.Pool // *writeBatch
 	queries  sync.Pool // *pickRequest
+	feeds    feeds
 
 	keys     []apiKey     // empty: open
 	inFlight atomic.Int64 // requests in handle, bounded by MaxInFlight
@@ -233,6 +234,8 @@ func endpointOf(path []byte) endpoint {
 		return epIdentify
 	case "/v1/locations":
 		return epLocations
+	case "/v1/feeds/products":
+		return epFeeds
 	case "/healthz":
 		return epHealth
 	case "/metrics":
@@ -282,6 +285,12 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 			return
 		}
 		s.handleCustomer(ctx, path[len(customerPrefix):])
+	case epFeeds:
+		if !get {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.handleFeed(ctx)
 	case epEvents, epProducts, epInventory, epIdentify, epLocations:
 		if !ctx.IsPost() {
 			methodNotAllowed(ctx, "POST")

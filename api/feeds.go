@@ -123,6 +123,13 @@ func (s *Server) handleFeed(ctx *fasthttp.RequestCtx) {
 	// Everything the stream needs is copied out of the request now: the
 	// stream outlives the handler, and the request's buffers with it.
 	fw.e, fw.format, fw.coding, fw.locs = s.opts.Engine, format, coding, locs
+	if err := fw.prepare(); err != nil {
+		s.feeds.active.Add(-1)
+		s.feeds.writers.Put(fw)
+		s.opts.Log.Error("cannot start feed", "err", err)
+		writeError(ctx, fasthttp.StatusInternalServerError, err.Error(), "")
+		return
+	}
 	fw.self = string(ctx.URI().FullURI())
 	fw.where = "online"
 	if len(names) > 0 {
@@ -214,29 +221,41 @@ type feedWriter struct {
 	price []byte      // the current product's price
 }
 
-// writeTo writes the whole feed to w, compressed per fw.coding, and
-// returns how many rows (SKUs) it wrote. An error means w failed: the
-// client has gone.
+// prepare makes the compressor fw.coding needs. It runs in the handler,
+// so that a failure is a 500 rather than an empty feed, which a platform
+// would read as "every product gone".
+func (fw *feedWriter) prepare() error {
+	switch {
+	case fw.coding == codingGzip && fw.gz == nil:
+		// Level 5: within a few percent of the default's size, and
+		// faster; a feed is rebuilt for every fetch.
+		gz, err := gzip.NewWriterLevel(io.Discard, 5)
+		if err != nil {
+			return fmt.Errorf("cannot start gzip encoder: %w", err)
+		}
+		fw.gz = gz
+	case fw.coding == codingZstd && fw.zs == nil:
+		// One goroutine and a 1 MiB window: a feed is one of several
+		// streams sharing the machine with picks.
+		zs, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20))
+		if err != nil {
+			return fmt.Errorf("cannot start zstd encoder: %w", err)
+		}
+		fw.zs = zs
+	}
+	return nil
+}
+
+// writeTo writes the whole feed to w, compressed per fw.coding (prepare
+// must have succeeded), and returns how many rows (SKUs) it wrote. An
+// error means w failed: the client has gone.
 func (fw *feedWriter) writeTo(w io.Writer) (rows int, err error) {
 	dst := w
 	switch fw.coding {
 	case codingGzip:
-		if fw.gz == nil {
-			// Level 5: within a few percent of the default's size, and
-			// faster; a feed is rebuilt for every fetch.
-			fw.gz, _ = gzip.NewWriterLevel(nil, 5)
-		}
 		fw.gz.Reset(w)
 		dst = fw.gz
 	case codingZstd:
-		if fw.zs == nil {
-			// One goroutine and a 1 MiB window: a feed is one of several
-			// streams sharing the machine with picks.
-			fw.zs, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(1<<20))
-			if err != nil {
-				return 0, fmt.Errorf("cannot start zstd encoder: %w", err)
-			}
-		}
 		fw.zs.Reset(w)
 		dst = fw.zs
 	}
@@ -246,8 +265,11 @@ func (fw *feedWriter) writeTo(w io.Writer) (rows int, err error) {
 	}
 	fw.out.Reset(dst)
 
-	from, more := uint32(0), true
-	fw.chunk, from, more = fw.e.AppendCatalog(fw.chunk[:0], from, engine.CatalogChunk, fw.locs)
+	var from uint32
+	var more bool
+	// The first chunk comes before the header: the channel link is taken
+	// from it.
+	fw.chunk, from, more = fw.e.AppendCatalog(fw.chunk[:0], 0, engine.CatalogChunk, fw.locs)
 	fw.header()
 	for {
 		for i := range fw.chunk {
@@ -291,7 +313,9 @@ func (fw *feedWriter) release() {
 	clear(fw.chunk)
 	fw.chunk = fw.chunk[:0]
 	fw.e, fw.locs, fw.progress = nil, nil, nil
-	fw.out.Reset(io.Discard)
+	if fw.out != nil {
+		fw.out.Reset(io.Discard)
+	}
 	if fw.gz != nil {
 		fw.gz.Reset(io.Discard)
 	}

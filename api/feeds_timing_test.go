@@ -93,6 +93,9 @@ func BenchmarkFeedGoogle(b *testing.B) {
 			rows := 0
 			for b.Loop() {
 				fw.e, fw.format, fw.coding, fw.locs, fw.self, fw.where = e, bc.format, bc.coding, []uint32{0}, "http://x/", "online"
+				if err := fw.prepare(); err != nil {
+					b.Fatal(err)
+				}
 				n, err := fw.writeTo(&cw)
 				if err != nil {
 					b.Fatal(err)

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/xml"
 	"fmt"
 	"io"
 	"testing"
@@ -34,6 +37,47 @@ func TestNegotiateCoding(t *testing.T) {
 	f("*, gzip;q=0", codingIdentity)
 	f("br", codingIdentity)
 	f(",,;", codingIdentity)
+}
+
+// FuzzNegotiateCoding feeds Accept-Encoding headers to the parser: any
+// header gives one of the three codings, and never a panic.
+func FuzzNegotiateCoding(f *testing.F) {
+	for _, h := range []string{"", "gzip", "zstd;q=0.5, gzip;q=0.4", "*;q=0", ",;=,q=1e400", "gzip;q=-1"} {
+		f.Add(h)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		if c := negotiateCoding([]byte(h)); c > codingZstd {
+			t.Fatalf("negotiateCoding(%q) = %d", h, c)
+		}
+	})
+}
+
+// checkXMLText checks that writeXMLText writes what xml.EscapeText does.
+func checkXMLText(t *testing.T, s string) {
+	t.Helper()
+	var got, want bytes.Buffer
+	o := bufio.NewWriter(&got)
+	writeXMLText(o, []byte(s))
+	o.Flush()
+	_ = xml.EscapeText(&want, []byte(s))
+	if got.String() != want.String() {
+		t.Errorf("writeXMLText(%q) = %q, want %q", s, got.String(), want.String())
+	}
+}
+
+func TestWriteXMLText(t *testing.T) {
+	for _, s := range []string{"", "P100-8", "https://shop.example/p/1?a=1;b=2", "59.00 EUR",
+		"a&b", "<b>", "x>y", `"q"`, "it's", "Café", "☃", "tab\tnew\nline\r", "\x01", "\x7f", "\xff\xfe", "~ !#$%()*+,-./:=?@[]^_`{|}"} {
+		checkXMLText(t, s)
+	}
+}
+
+// FuzzWriteXMLText checks the fast path against xml.EscapeText.
+func FuzzWriteXMLText(f *testing.F) {
+	for _, s := range []string{"plain", "a&b", "Café", "\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(checkXMLText)
 }
 
 func TestAppendDescription(t *testing.T) {

@@ -125,6 +125,7 @@ func (s *Server) handleFeed(ctx *fasthttp.RequestCtx) {
 	fw.e, fw.format, fw.coding, fw.locs = s.opts.Engine, format, coding, locs
 	if err := fw.prepare(); err != nil {
 		s.feeds.active.Add(-1)
+		fw.release()
 		s.feeds.writers.Put(fw)
 		s.opts.Log.Error("cannot start feed", "err", err)
 		writeError(ctx, fasthttp.StatusInternalServerError, err.Error(), "")

@@ -2,7 +2,6 @@ package api
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -46,15 +45,6 @@ type audienceStreams struct {
 // maxOpen bounds the streams running at once: each keeps one core busy
 // ranking picks, so more than the cores only slows them all down.
 func (a *audienceStreams) maxOpen() int64 { return int64(max(2, runtime.GOMAXPROCS(0))) }
-
-// contentCoding is a response Content-Encoding.
-type contentCoding uint8
-
-const (
-	codingIdentity contentCoding = iota
-	codingGzip
-	codingZstd
-)
 
 // audienceFormat is a stream's row format.
 type audienceFormat uint8
@@ -303,56 +293,6 @@ func parseAge(b []byte, def time.Duration) (time.Duration, bool) {
 		d = time.Duration(h * float64(time.Hour))
 	}
 	return d, d >= 0 && d <= maxAudienceAge
-}
-
-// negotiateCoding picks the response coding from an Accept-Encoding
-// header (RFC 9110 section 12.5.3): the acceptable coding with the highest
-// q-value, zstd before gzip before identity on a tie (zstd compresses
-// faster at a like ratio). "*" stands for codings not listed. Without the
-// header, or when nothing we offer is acceptable, the body goes
-// uncompressed: refusing with 406 would help no ad platform.
-func negotiateCoding(h []byte) contentCoding {
-	qZstd, qGzip, qStar := -1.0, -1.0, -1.0
-	for len(h) > 0 {
-		var item []byte
-		item, h, _ = bytes.Cut(h, []byte{','})
-		name, params, _ := bytes.Cut(item, []byte{';'})
-		name = bytes.TrimSpace(name)
-		q := 1.0
-		for len(params) > 0 {
-			var p []byte
-			p, params, _ = bytes.Cut(params, []byte{';'})
-			k, v, _ := bytes.Cut(bytes.TrimSpace(p), []byte{'='})
-			if bytes.EqualFold(bytes.TrimSpace(k), []byte("q")) {
-				f, err := strconv.ParseFloat(string(bytes.TrimSpace(v)), 64)
-				if err != nil || !(f >= 0 && f <= 1) {
-					f = 0
-				}
-				q = f
-			}
-		}
-		switch {
-		case bytes.EqualFold(name, []byte("zstd")):
-			qZstd = q
-		case bytes.EqualFold(name, []byte("gzip")), bytes.EqualFold(name, []byte("x-gzip")):
-			qGzip = max(qGzip, q)
-		case bytes.Equal(name, []byte("*")):
-			qStar = q
-		}
-	}
-	if qZstd < 0 {
-		qZstd = qStar
-	}
-	if qGzip < 0 {
-		qGzip = qStar
-	}
-	switch {
-	case qZstd > 0 && qZstd >= qGzip:
-		return codingZstd
-	case qGzip > 0:
-		return codingGzip
-	}
-	return codingIdentity
 }
 
 // appendAudienceJSON appends one NDJSON row: the member's id and their

@@ -72,6 +72,7 @@ type Server struct {
 	decoders sync.Pool // *Decoder
 	batches  sync.Pool // *writeBatch
 	queries  sync.Pool // *pickRequest
+	feeds    feeds
 
 	picksTmpl *template.Template // format=html
 	audiences audienceStreams
@@ -251,6 +252,8 @@ func endpointOf(path []byte) endpoint {
 		return epLocations
 	case "/v1/exclusions":
 		return epExclusions
+	case "/v1/feeds/products":
+		return epFeeds
 	case "/healthz":
 		return epHealth
 	case "/metrics":
@@ -323,6 +326,12 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 			return
 		}
 		s.handleAudience(ctx, path[len(audiencePrefix):])
+	case epFeeds:
+		if !get {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.handleFeed(ctx)
 	case epEvents, epProducts, epInventory, epIdentify, epLocations, epExclusions:
 		if !ctx.IsPost() {
 			methodNotAllowed(ctx, "POST")

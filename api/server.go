@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/omnipick/omnipick/engine"
+	"github.com/omnipick/omnipick/engine/store"
 	"github.com/valyala/fasthttp"
 )
 
@@ -54,6 +55,14 @@ type Options struct {
 	ReadKeys  []string
 
 	Now func() time.Time // default time.Now
+
+	// Metrics, if set, is where the server counts; default: NewMetrics().
+	// Set it to feed the same registry from outside the server, as
+	// cmd/omnipick does with the write-ahead log's fsyncs.
+	Metrics *Metrics
+	// StoreStats, if set, is called at each scrape of /metrics for the
+	// write-ahead log and snapshot figures (store.(*Store).Stats).
+	StoreStats func() store.Stats
 }
 
 // Server serves the HTTP API. Safe for concurrent use.
@@ -72,7 +81,7 @@ type Server struct {
 
 	keys     []apiKey     // empty: open
 	inFlight atomic.Int64 // requests in handle, bounded by MaxInFlight
-	stats    stats
+	metrics  *Metrics
 }
 
 // connsPerInFlight sets fasthttp's connection limit, a backstop above
@@ -110,7 +119,13 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, done: make(chan struct{}), keys: keys, fresh: newFreshConns()}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics()
+	}
+	s := &Server{opts: opts, done: make(chan struct{}), keys: keys, fresh: newFreshConns(), metrics: opts.Metrics}
+	if err := s.metrics.register(s); err != nil {
+		return nil, err
+	}
 	s.decoders.New = func() any { return new(Decoder) }
 	s.batches.New = func() any { return new(writeBatch) }
 	s.queries.New = func() any { return new(pickRequest) }
@@ -203,7 +218,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	path := ctx.Path()
 	ep := endpointOf(path)
 	s.serve(ctx, ep, path)
-	s.stats.observe(ep, ctx.Response.StatusCode(), time.Since(start))
+	s.metrics.observe(ep, ctx.Response.StatusCode(), time.Since(start))
 }
 
 // serve is handle without the request metrics: it bounds the requests in
@@ -340,7 +355,7 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 		// SecureErrorLogMessage keeps request bytes out of err.
 		writeError(ctx, status, "cannot parse request: "+err.Error(), "")
 	}
-	s.stats.observe(epOther, status, 0)
+	s.metrics.observe(epOther, status, 0)
 }
 
 // fasthttpLogger sends fasthttp's own messages to the server's log. The

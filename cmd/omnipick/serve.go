@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,7 @@ func runServe(args []string) error {
 	maxInFlight := fs.Int("max-in-flight", 4096, "requests handled at once before new ones get 503 with Retry-After (/healthz and /metrics exempt)")
 	maxQueued := fs.Int64("max-queued-bytes", 64<<20, "log bytes queued for disk before writes get 503")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
+	adminAddr := fs.String("admin-addr", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off when empty")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -45,11 +47,20 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
+	if *adminAddr != "" {
+		if err := checkAdminAddr(*adminAddr); err != nil {
+			return err // before the store is opened: nothing to undo
+		}
+	}
+
+	// The metrics exist before the store, whose log reports fsyncs to them.
+	metrics := api.NewMetrics()
 
 	st, info, err := store.Open(store.Options{
 		Dir: *dataDir, Engine: engine.Options{}, Log: log,
 		Sync: syncMode, SyncInterval: interval, MaxBufferedBytes: *maxQueued,
 		SnapshotEvery: *snapEvery, SnapshotBytes: *snapBytes,
+		OnWALSync: metrics.ObserveWALSync,
 	})
 	if err != nil {
 		return err
@@ -72,6 +83,7 @@ func runServe(args []string) error {
 		MaxBodyBytes: *maxBody, MaxInFlight: *maxInFlight,
 		WriteKeys: splitKeys(*writeKeys, os.Getenv("OMNIPICK_WRITE_KEY")),
 		ReadKeys:  splitKeys(*readKeys, os.Getenv("OMNIPICK_READ_KEY")),
+		Metrics:   metrics, StoreStats: st.Stats,
 	})
 	if err != nil {
 		st.Close()
@@ -80,6 +92,14 @@ func runServe(args []string) error {
 	if err := srv.Start(); err != nil {
 		st.Close()
 		return err
+	}
+	var admin *adminServer
+	if *adminAddr != "" {
+		if admin, err = startAdmin(*adminAddr, log); err != nil {
+			srv.Stop(context.Background())
+			st.Close()
+			return err
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -92,7 +112,7 @@ func runServe(args []string) error {
 	// byte are closed at once by Stop).
 	sctx, cancel := context.WithTimeout(context.Background(), 35*time.Second)
 	defer cancel()
-	err = srv.Stop(sctx)
+	err = errors.Join(admin.Stop(), srv.Stop(sctx))
 	if cerr := st.Close(); cerr != nil && err == nil {
 		err = cerr
 	}

@@ -40,7 +40,8 @@ lint:
 eval: build
 	$(BIN) eval -set all -data $(SHARED_DATA) -k 12
 
-## bench: the in-process benchmarks (see bench/README.md for load tests)
+## bench: the in-process benchmarks, metrics cost included (see
+## bench/README.md for the figures and for load tests)
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./index/... ./engine/... ./api/...
 

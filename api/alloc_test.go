@@ -14,8 +14,9 @@ import (
 
 // TestPicksHandlerAllocatesNothing proves that a picks request allocates
 // nothing from the handler's entry to its response, with access control
-// on, once the pools are warm (the race detector's instrumentation
-// allocates, so this runs without it). The request rides a reused
+// and request metrics on, once the pools are warm and the request's
+// metric series exist (the race detector's instrumentation allocates, so
+// this runs without it). The request rides a reused
 // RequestCtx, as fasthttp reuses one per connection.
 func TestPicksHandlerAllocatesNothing(t *testing.T) {
 	const writeKey, readKey = "alloc-test-write-key-0123456789abcdef", "alloc-test-read-key-0123456789abcdef"

@@ -1,15 +1,24 @@
 package api
 
 import (
+	"errors"
 	"fmt"
-	"runtime"
 	"strconv"
 	"sync/atomic"
 	"time"
 
 	"github.com/omnipick/omnipick/engine"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/common/expfmt"
 	"github.com/valyala/fasthttp"
 )
+
+// The metric families are listed, with what to alert on, in
+// docs/operations.md, "Metrics". prometheus/client_golang was chosen over
+// VictoriaMetrics/metrics by BenchmarkObserveRequest and BenchmarkPicksHTTP
+// (figures in bench/README.md, "Metrics cost"), and because its histograms
+// have the "le" buckets a stock Prometheus computes quantiles from.
 
 type endpoint uint8
 
@@ -31,25 +40,14 @@ const (
 	numEndpoints
 )
 
+// endpointNames are the endpoint label's values: a fixed set, so a client
+// requesting random paths cannot grow the number of series.
 var endpointNames = [numEndpoints]string{"other", "picks", "events", "products", "inventory", "identify", "locations", "customer", "healthz", "metrics", "exclusions", "screen", "audiences", "feeds"}
 
 // statusCodes are the statuses counted apart; others count as "other".
 var statusCodes = [...]int{200, 400, 401, 403, 404, 405, 408, 413, 415, 429, 431, 500, 503}
 
 const numStatus = len(statusCodes) + 1
-
-// latencyBuckets are the histogram's upper bounds, in seconds.
-var latencyBuckets = [...]float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1, 5}
-
-// stats are the server's counters: plain atomics, so counting costs the
-// request path a few nanoseconds and no locks.
-type stats struct {
-	requests [numEndpoints][numStatus]atomic.Uint64
-	buckets  [numEndpoints][len(latencyBuckets) + 1]atomic.Uint64
-	sumNanos [numEndpoints]atomic.Uint64
-	applied  [8]atomic.Uint64 // by engine.Op
-	rejected [8]atomic.Uint64
-}
 
 func statusIndex(code int) int {
 	for i, c := range statusCodes {
@@ -60,22 +58,142 @@ func statusIndex(code int) int {
 	return len(statusCodes)
 }
 
-func (st *stats) observe(ep endpoint, status int, d time.Duration) {
-	st.requests[ep][statusIndex(status)].Add(1)
-	sec := d.Seconds()
-	b := len(latencyBuckets)
-	for i, ub := range latencyBuckets {
-		if sec <= ub {
-			b = i
-			break
-		}
+func statusName(si int) string {
+	if si < len(statusCodes) {
+		return strconv.Itoa(statusCodes[si])
 	}
-	st.buckets[ep][b].Add(1)
-	st.sumNanos[ep].Add(uint64(d))
+	return "other"
 }
 
-func (st *stats) countApplied(op engine.Op, recs []engine.Record, errs []error) {
-	var ok, bad uint64
+// Status classes label the latency histogram: a fast 400 and a slow 200
+// should not share quantiles, and classes keep the series few.
+const (
+	class2xx = iota
+	class4xx
+	class5xx
+	classOther
+	numClasses
+)
+
+var classNames = [numClasses]string{"2xx", "4xx", "5xx", "other"}
+
+func statusClass(code int) int {
+	switch code / 100 {
+	case 2:
+		return class2xx
+	case 4:
+		return class4xx
+	case 5:
+		return class5xx
+	}
+	return classOther
+}
+
+// latencyBuckets are the request histogram's upper bounds, in seconds: fine
+// below a millisecond, where picks answer.
+var latencyBuckets = []float64{25e-6, 50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 1, 5}
+
+// fsyncBuckets are the WAL fsync histogram's upper bounds, in seconds: from
+// a battery-backed cache to a struggling disk.
+var fsyncBuckets = []float64{50e-6, 100e-6, 250e-6, 500e-6, 1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3, 1, 2.5}
+
+// Metrics are a server's metrics, in a registry of their own (never
+// prometheus.DefaultRegisterer: two servers in one test process must not
+// share counters). New makes one unless Options.Metrics gives it, which
+// cmd/omnipick does so that the write-ahead log, opened before the server,
+// can report fsyncs to it (ObserveWALSync). A Metrics serves one Server.
+// Safe for concurrent use.
+type Metrics struct {
+	reg       *prometheus.Registry
+	requests  *prometheus.CounterVec
+	latency   *prometheus.HistogramVec
+	records   [engine.OpCampaign + 1][2]prometheus.Counter // by engine.Op; applied, rejected
+	walFsync  prometheus.Histogram
+	walSynced prometheus.Counter
+	inUse     atomic.Bool // claimed by a Server
+
+	// Request series are resolved on first use and cached, so that the
+	// request path makes no label lookup (which hashes and locks) and only
+	// series that saw a request are exported.
+	reqCells [numEndpoints][numStatus]atomic.Pointer[prometheus.Counter]
+	latCells [numEndpoints][numClasses]atomic.Pointer[prometheus.Observer]
+}
+
+// NewMetrics returns the metrics of a server about to be made, with the Go
+// runtime's and the process's own (heap, GC pauses, RSS, file descriptors).
+func NewMetrics() *Metrics {
+	m := &Metrics{reg: prometheus.NewRegistry()}
+	m.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "omnipick_http_requests_total", Help: "HTTP requests by endpoint and status.",
+	}, []string{"endpoint", "status"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "omnipick_http_request_duration_seconds", Help: "HTTP request latency by endpoint and status class, from the handler's entry to its response.",
+		Buckets: latencyBuckets,
+	}, []string{"endpoint", "class"})
+	records := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "omnipick_records_total", Help: "Write records by kind and outcome (rejected: the engine refused it; see the 4xx body).",
+	}, []string{"kind", "outcome"})
+	for op := engine.OpProduct; op <= engine.OpCampaign; op++ {
+		m.records[op][0] = records.WithLabelValues(op.String(), "applied")
+		m.records[op][1] = records.WithLabelValues(op.String(), "rejected")
+	}
+	m.walFsync = prometheus.NewHistogram(prometheus.HistogramOpts{
+		Name: "omnipick_wal_fsync_duration_seconds", Help: "Write-ahead log segment fsync latency; _count is the number of fsyncs.",
+		Buckets: fsyncBuckets,
+	})
+	m.walSynced = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "omnipick_wal_fsync_bytes_total", Help: "Write-ahead log bytes made durable by fsyncs.",
+	})
+	m.reg.MustRegister(m.requests, m.latency, records, m.walFsync, m.walSynced,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// ObserveWALSync records one fsync of the write-ahead log; it fits
+// store.Options.OnWALSync. It does not allocate.
+func (m *Metrics) ObserveWALSync(d time.Duration, bytes int) {
+	m.walFsync.Observe(d.Seconds())
+	m.walSynced.Add(float64(bytes))
+}
+
+// observe counts one request. It allocates nothing once the request's
+// series exist: a few atomic adds.
+func (m *Metrics) observe(ep endpoint, status int, d time.Duration) {
+	si := statusIndex(status)
+	c := m.reqCells[ep][si].Load()
+	if c == nil {
+		c = m.counterCell(ep, si)
+	}
+	(*c).Inc()
+	cl := statusClass(status)
+	h := m.latCells[ep][cl].Load()
+	if h == nil {
+		h = m.latencyCell(ep, cl)
+	}
+	(*h).Observe(d.Seconds())
+}
+
+// counterCell resolves a request counter; racing callers get the same
+// child from the vector, so whichever store wins is right.
+func (m *Metrics) counterCell(ep endpoint, si int) *prometheus.Counter {
+	c := m.requests.WithLabelValues(endpointNames[ep], statusName(si))
+	m.reqCells[ep][si].Store(&c)
+	return &c
+}
+
+func (m *Metrics) latencyCell(ep endpoint, cl int) *prometheus.Observer {
+	h := m.latency.WithLabelValues(endpointNames[ep], classNames[cl])
+	m.latCells[ep][cl].Store(&h)
+	return &h
+}
+
+// countApplied counts a write batch's records by outcome.
+func (m *Metrics) countApplied(op engine.Op, recs []engine.Record, errs []error) {
+	if op < engine.OpProduct || op > engine.OpCampaign {
+		return
+	}
+	var ok, bad int
 	for i := range recs {
 		if errs[i] == nil {
 			ok++
@@ -83,67 +201,119 @@ func (st *stats) countApplied(op engine.Op, recs []engine.Record, errs []error) 
 			bad++
 		}
 	}
-	st.applied[op&7].Add(ok)
-	st.rejected[op&7].Add(bad)
+	m.records[op][0].Add(float64(ok))
+	m.records[op][1].Add(float64(bad))
 }
 
-// handleMetrics writes the Prometheus text exposition format.
-func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
-	b := make([]byte, 0, 16<<10)
-	b = append(b, "# HELP omnipick_http_requests_total HTTP requests by endpoint and status.\n# TYPE omnipick_http_requests_total counter\n"...)
-	for ep := range numEndpoints {
-		for si := range numStatus {
-			n := s.stats.requests[ep][si].Load()
-			if n == 0 {
-				continue
-			}
-			code := "other"
-			if si < len(statusCodes) {
-				code = strconv.Itoa(statusCodes[si])
-			}
-			b = fmt.Appendf(b, "omnipick_http_requests_total{endpoint=%q,status=%q} %d\n", endpointNames[ep], code, n)
-		}
+// scrapeCollector reads the engine's, the store's and the server's gauges
+// when Prometheus scrapes, so that the paths that change them count
+// nothing (engine.Stats takes the engine's read locks briefly).
+type scrapeCollector struct {
+	s *Server
+
+	events, products, skus, locations, facets, profiles, inFlight *prometheus.Desc
+	walBytes, walSegments, walBuffered, walAppends, walFull       *prometheus.Desc
+	snapAge, snapBytes, snapRawBytes, snapDuration, snapPause     *prometheus.Desc
+}
+
+func newScrapeCollector(s *Server) *scrapeCollector {
+	d := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, nil)
 	}
-	b = append(b, "# HELP omnipick_http_request_duration_seconds HTTP request latency by endpoint.\n# TYPE omnipick_http_request_duration_seconds histogram\n"...)
-	for ep := range numEndpoints {
-		var cum uint64
-		for i := range len(latencyBuckets) + 1 {
-			cum += s.stats.buckets[ep][i].Load()
-		}
-		if cum == 0 {
-			continue
-		}
-		cum = 0
-		for i, ub := range latencyBuckets {
-			cum += s.stats.buckets[ep][i].Load()
-			b = fmt.Appendf(b, "omnipick_http_request_duration_seconds_bucket{endpoint=%q,le=%q} %d\n", endpointNames[ep], strconv.FormatFloat(ub, 'g', -1, 64), cum)
-		}
-		cum += s.stats.buckets[ep][len(latencyBuckets)].Load()
-		b = fmt.Appendf(b, "omnipick_http_request_duration_seconds_bucket{endpoint=%q,le=\"+Inf\"} %d\n", endpointNames[ep], cum)
-		b = fmt.Appendf(b, "omnipick_http_request_duration_seconds_sum{endpoint=%q} %g\n", endpointNames[ep], float64(s.stats.sumNanos[ep].Load())/1e9)
-		b = fmt.Appendf(b, "omnipick_http_request_duration_seconds_count{endpoint=%q} %d\n", endpointNames[ep], cum)
+	return &scrapeCollector{
+		s:            s,
+		events:       d("omnipick_events_total", "Events applied by type (live and replayed at start-up).", "type"),
+		products:     d("omnipick_products", "Products in the catalog."),
+		skus:         d("omnipick_skus", "SKUs in the catalog."),
+		locations:    d("omnipick_locations", "Stock locations."),
+		facets:       d("omnipick_facets", "Catalog facets (categories, brands, tags) indexed."),
+		profiles:     d("omnipick_profiles", "Customer and anonymous profiles."),
+		inFlight:     d("omnipick_http_requests_in_flight", "Requests being handled, against -max-in-flight."),
+		walBytes:     d("omnipick_wal_bytes", "Bytes in write-ahead log segment files."),
+		walSegments:  d("omnipick_wal_segments", "Write-ahead log segment files."),
+		walBuffered:  d("omnipick_wal_buffered_bytes", "Log bytes appended but not yet written, against -max-queued-bytes."),
+		walAppends:   d("omnipick_wal_records_total", "Records appended to the write-ahead log since start."),
+		walFull:      d("omnipick_wal_full_total", "Appends refused because -max-queued-bytes were queued (answered 503)."),
+		snapAge:      d("omnipick_snapshot_age_seconds", "Seconds since the capture of the newest snapshot (written, or loaded at start)."),
+		snapBytes:    d("omnipick_snapshot_bytes", "File size of the newest snapshot."),
+		snapRawBytes: d("omnipick_snapshot_raw_bytes", "Uncompressed size of the newest snapshot."),
+		snapDuration: d("omnipick_snapshot_duration_seconds", "How long the newest snapshot written since start took."),
+		snapPause:    d("omnipick_snapshot_pause_seconds", "How long the newest snapshot written since start held writes back."),
 	}
-	b = append(b, "# HELP omnipick_records_total Write records by kind and outcome.\n# TYPE omnipick_records_total counter\n"...)
-	for op := engine.OpProduct; op <= engine.OpCampaign; op++ {
-		b = fmt.Appendf(b, "omnipick_records_total{kind=%q,outcome=\"applied\"} %d\n", op.String(), s.stats.applied[op].Load())
-		b = fmt.Appendf(b, "omnipick_records_total{kind=%q,outcome=\"rejected\"} %d\n", op.String(), s.stats.rejected[op].Load())
+}
+
+func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.events, c.products, c.skus, c.locations, c.facets, c.profiles, c.inFlight,
+		c.walBytes, c.walSegments, c.walBuffered, c.walAppends, c.walFull,
+		c.snapAge, c.snapBytes, c.snapRawBytes, c.snapDuration, c.snapPause} {
+		ch <- d
 	}
-	st := s.opts.Engine.Stats()
-	b = append(b, "# HELP omnipick_events_total Events applied by type.\n# TYPE omnipick_events_total counter\n"...)
+}
+
+func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
+	gauge := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
+	counter := func(d *prometheus.Desc, v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, labels...)
+	}
+	st := c.s.opts.Engine.Stats()
 	for t := engine.EventView; t <= engine.EventImpression; t++ {
-		b = fmt.Appendf(b, "omnipick_events_total{type=%q} %d\n", t.String(), st.EventCount(t))
+		counter(c.events, float64(st.EventCount(t)), t.String())
 	}
-	gauge := func(name, help string, v float64) {
-		b = fmt.Appendf(b, "# HELP %s %s\n# TYPE %s gauge\n%s %g\n", name, help, name, name, v)
+	gauge(c.products, float64(st.Products))
+	gauge(c.skus, float64(st.SKUs))
+	gauge(c.locations, float64(st.Locations))
+	gauge(c.facets, float64(st.Facets))
+	gauge(c.profiles, float64(st.Profiles))
+	gauge(c.inFlight, float64(c.s.inFlight.Load()))
+	if c.s.opts.StoreStats == nil {
+		return
 	}
-	gauge("omnipick_products", "Products in the catalog.", float64(st.Products))
-	gauge("omnipick_skus", "SKUs in the catalog.", float64(st.SKUs))
-	gauge("omnipick_locations", "Stock locations.", float64(st.Locations))
-	gauge("omnipick_profiles", "Customer and anonymous profiles.", float64(st.Profiles))
-	var ms runtime.MemStats
-	runtime.ReadMemStats(&ms)
-	gauge("omnipick_go_heap_bytes", "Go heap in use.", float64(ms.HeapInuse))
-	gauge("omnipick_go_sys_bytes", "Memory obtained from the OS by the Go runtime.", float64(ms.Sys))
-	ctx.SetContentType("text/plain; version=0.0.4")
-	ctx.SetBody(b)
+	ss := c.s.opts.StoreStats()
+	gauge(c.walBytes, float64(ss.WAL.Bytes))
+	gauge(c.walSegments, float64(ss.WAL.Segments))
+	gauge(c.walBuffered, float64(ss.WAL.BufferedBytes))
+	counter(c.walAppends, float64(ss.WAL.Appends))
+	counter(c.walFull, float64(ss.WAL.Full))
+	if snap := ss.LastSnapshot; snap != nil {
+		gauge(c.snapAge, c.s.opts.Now().Sub(snap.At).Seconds())
+		gauge(c.snapBytes, float64(snap.FileBytes))
+		gauge(c.snapRawBytes, float64(snap.RawBytes))
+		if snap.Took > 0 { // zero for a snapshot loaded at start: not measured
+			gauge(c.snapDuration, snap.Took.Seconds())
+			gauge(c.snapPause, snap.Pause.Seconds())
+		}
+	}
+}
+
+// errMetricsShared refuses a Metrics already serving another Server: the
+// scrape-time gauges would be registered twice.
+var errMetricsShared = errors.New("api: Options.Metrics already serves another Server")
+
+// register adds the server's scrape-time collector to m.
+func (m *Metrics) register(s *Server) error {
+	if !m.inUse.CompareAndSwap(false, true) {
+		return errMetricsShared
+	}
+	if err := m.reg.Register(newScrapeCollector(s)); err != nil {
+		return fmt.Errorf("cannot register the server's metrics: %w", err)
+	}
+	return nil
+}
+
+// handleMetrics writes the Prometheus text exposition format. A collector
+// that fails does not hide the others: what was gathered is served, and
+// the failure logged.
+func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
+	mfs, err := s.metrics.reg.Gather()
+	if err != nil {
+		s.opts.Log.Warn("metrics: cannot gather every metric", "err", err)
+	}
+	ctx.SetContentType(string(expfmt.FmtText))
+	for _, mf := range mfs {
+		if _, err := expfmt.MetricFamilyToText(ctx, mf); err != nil {
+			// Writes into the response buffer do not fail; a bad family
+			// (an invalid name) would, and the rest still go out.
+			s.opts.Log.Warn("metrics: cannot encode", "family", mf.GetName(), "err", err)
+		}
+	}
 }

@@ -114,7 +114,7 @@ func (s *Server) writeSideEffects(ctx *fasthttp.RequestCtx, pr *pickRequest) boo
 		}
 	}
 	for i := range pr.recs {
-		s.stats.countApplied(pr.recs[i].Op, pr.recs[i:i+1], pr.errs[i:i+1])
+		s.metrics.countApplied(pr.recs[i].Op, pr.recs[i:i+1], pr.errs[i:i+1])
 	}
 	return true
 }

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/omnipick/omnipick/engine"
+	"github.com/omnipick/omnipick/engine/store"
 	"github.com/valyala/fasthttp"
 )
 
@@ -55,6 +56,14 @@ type Options struct {
 	ReadKeys  []string
 
 	Now func() time.Time // default time.Now
+
+	// Metrics, if set, is where the server counts; default: NewMetrics().
+	// Set it to feed the same registry from outside the server, as
+	// cmd/omnipick does with the write-ahead log's fsyncs.
+	Metrics *Metrics
+	// StoreStats, if set, is called at each scrape of /metrics for the
+	// write-ahead log and snapshot figures (store.(*Store).Stats).
+	StoreStats func() store.Stats
 }
 
 // Server serves the HTTP API. Safe for concurrent use.
@@ -79,7 +88,7 @@ type Server struct {
 
 	keys     []apiKey     // empty: open
 	inFlight atomic.Int64 // requests in handle, bounded by MaxInFlight
-	stats    stats
+	metrics  *Metrics
 
 	screenPage *template.Template // the store kiosk page, parsed once
 }
@@ -123,7 +132,14 @@ func New(opts Options) (*Server, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	s := &Server{opts: opts, done: make(chan struct{}), closing: make(chan struct{}), keys: keys, fresh: newFreshConns(), screenPage: page, picksTmpl: newPicksTemplate()}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics()
+	}
+	s := &Server{opts: opts, done: make(chan struct{}), closing: make(chan struct{}), keys: keys, fresh: newFreshConns(),
+		screenPage: page, picksTmpl: newPicksTemplate(), metrics: opts.Metrics}
+	if err := s.metrics.register(s); err != nil {
+		return nil, err
+	}
 	s.decoders.New = func() any { return new(Decoder) }
 	s.batches.New = func() any { return new(writeBatch) }
 	s.queries.New = func() any { return new(pickRequest) }
@@ -219,6 +235,13 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	path := ctx.Path()
 	ep := endpointOf(path)
+	s.serve(ctx, ep, path)
+	s.metrics.observe(ep, ctx.Response.StatusCode(), time.Since(start))
+}
+
+// serve is handle without the request metrics: it bounds the requests in
+// flight and routes. Benchmarks call it to measure what metrics cost.
+func (s *Server) serve(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 	// /healthz and /metrics are cheap and are how operators see an
 	// overload: they do not count against MaxInFlight.
 	if ep != epHealth && ep != epMetrics {
@@ -227,12 +250,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		if n > int64(s.opts.MaxInFlight) {
 			ctx.Response.Header.Set("Retry-After", "1")
 			writeErrorBody(ctx, fasthttp.StatusServiceUnavailable, bodyOverloaded)
-			s.stats.observe(ep, fasthttp.StatusServiceUnavailable, time.Since(start))
 			return
 		}
 	}
 	s.route(ctx, ep, path)
-	s.stats.observe(ep, ctx.Response.StatusCode(), time.Since(start))
 }
 
 // endpointOf maps a path to its endpoint; epOther when there is none.
@@ -386,7 +407,7 @@ func (s *Server) handleParseError(ctx *fasthttp.RequestCtx, err error) {
 		// SecureErrorLogMessage keeps request bytes out of err.
 		writeError(ctx, status, "cannot parse request: "+err.Error(), "")
 	}
-	s.stats.observe(epOther, status, 0)
+	s.metrics.observe(epOther, status, 0)
 }
 
 // fasthttpLogger sends fasthttp's own messages to the server's log. The

@@ -76,7 +76,7 @@ func (s *Server) handleWrite(ctx *fasthttp.RequestCtx, op engine.Op) {
 		}
 	}
 	applied := s.mergeRejects(wb)
-	s.stats.countApplied(op, wb.recs, wb.errs)
+	s.metrics.countApplied(op, wb.recs, wb.errs)
 
 	if applied == 0 && len(wb.rejects) > 0 {
 		first := wb.rejects[0]

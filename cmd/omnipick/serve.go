@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -35,6 +36,7 @@ func runServe(args []string) error {
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	freqCap := fs.String("frequency-cap", "3/48h", "an item shown COUNT times within WINDOW, on any channel, ranks below unshown ones: COUNT/WINDOW, then CHANNEL=COUNT/WINDOW overrides, e.g. '3/48h,email=5/7d'")
 	repurchase := fs.String("repurchase", "", "category prefixes whose bought items may be recommended again after a window, e.g. 'beauty/=30d,grocery/=7d' (others never, unless returned)")
+	adminAddr := fs.String("admin-addr", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off when empty")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,11 +56,20 @@ func runServe(args []string) error {
 	if engineOpts.RepurchaseWindows, err = parseRepurchase(*repurchase); err != nil {
 		return err
 	}
+	if *adminAddr != "" {
+		if err := checkAdminAddr(*adminAddr); err != nil {
+			return err // before the store is opened: nothing to undo
+		}
+	}
+
+	// The metrics exist before the store, whose log reports fsyncs to them.
+	metrics := api.NewMetrics()
 
 	st, info, err := store.Open(store.Options{
 		Dir: *dataDir, Engine: engineOpts, Log: log,
 		Sync: syncMode, SyncInterval: interval, MaxBufferedBytes: *maxQueued,
 		SnapshotEvery: *snapEvery, SnapshotBytes: *snapBytes,
+		OnWALSync: metrics.ObserveWALSync,
 	})
 	if err != nil {
 		return err
@@ -81,6 +92,7 @@ func runServe(args []string) error {
 		MaxBodyBytes: *maxBody, MaxInFlight: *maxInFlight,
 		WriteKeys: splitKeys(*writeKeys, os.Getenv("OMNIPICK_WRITE_KEY")),
 		ReadKeys:  splitKeys(*readKeys, os.Getenv("OMNIPICK_READ_KEY")),
+		Metrics:   metrics, StoreStats: st.Stats,
 	})
 	if err != nil {
 		st.Close()
@@ -89,6 +101,14 @@ func runServe(args []string) error {
 	if err := srv.Start(); err != nil {
 		st.Close()
 		return err
+	}
+	var admin *adminServer
+	if *adminAddr != "" {
+		if admin, err = startAdmin(*adminAddr, log); err != nil {
+			srv.Stop(context.Background())
+			st.Close()
+			return err
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -101,7 +121,7 @@ func runServe(args []string) error {
 	// byte are closed at once by Stop).
 	sctx, cancel := context.WithTimeout(context.Background(), 35*time.Second)
 	defer cancel()
-	err = srv.Stop(sctx)
+	err = errors.Join(admin.Stop(), srv.Stop(sctx))
 	if cerr := st.Close(); cerr != nil && err == nil {
 		err = cerr
 	}

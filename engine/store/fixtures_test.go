@@ -192,7 +192,8 @@ func TestSnapshotFixtures(t *testing.T) {
 	for _, fx := range snapFixtures {
 		t.Run(fx.file, func(t *testing.T) {
 			path := snapFixturePath(t, fx.file)
-			seq, raw, err := readSnapshotFile(wal.OS(), path)
+			snap, raw, err := readSnapshotFile(wal.OS(), path)
+			seq := snap.Seq
 			if fx.bad == "" {
 				if err != nil {
 					t.Fatalf("readSnapshotFile: %v", err)

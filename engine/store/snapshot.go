@@ -55,7 +55,8 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // ErrBadSnapshotFile reports a snapshot file that fails its checks.
 var ErrBadSnapshotFile = errors.New("store: damaged snapshot file")
 
-// SnapshotInfo describes a snapshot the store wrote.
+// SnapshotInfo describes a snapshot the store wrote, or the one Open
+// loaded (then Pause, Took and RemovedWAL are zero).
 type SnapshotInfo struct {
 	Path       string
 	Seq        uint64
@@ -63,8 +64,8 @@ type SnapshotInfo struct {
 	FileBytes  int64
 	Pause      time.Duration // writes held back while the capture began
 	Took       time.Duration // whole snapshot, pause included
-	At         time.Time
-	RemovedWAL int // log segments the snapshot made unnecessary
+	At         time.Time     // when the capture began: the state is as of then
+	RemovedWAL int           // log segments the snapshot made unnecessary
 }
 
 // Snapshot writes a snapshot of the current state and prunes what it makes
@@ -200,79 +201,89 @@ func (c *countWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// readSnapshotFile checks a snapshot file and returns its seq and the
-// decompressed engine encoding.
-func readSnapshotFile(fs wal.FS, name string) (uint64, []byte, error) {
+// readSnapshotFile checks a snapshot file and returns what its header and
+// size say (Path, Seq, At, RawBytes, FileBytes) and the decompressed engine
+// encoding.
+func readSnapshotFile(fs wal.FS, name string) (SnapshotInfo, []byte, error) {
+	seq, at, size, raw, err := readSnapshotBytes(fs, name)
+	if err != nil {
+		return SnapshotInfo{}, nil, err
+	}
+	return SnapshotInfo{Path: name, Seq: seq, At: at, RawBytes: int64(len(raw)), FileBytes: size}, raw, nil
+}
+
+func readSnapshotBytes(fs wal.FS, name string) (seq uint64, at time.Time, size int64, raw []byte, err error) {
 	f, err := fs.Open(name)
 	if err != nil {
-		return 0, nil, fmt.Errorf("cannot open snapshot %q: %w", name, err)
+		return 0, time.Time{}, 0, nil, fmt.Errorf("cannot open snapshot %q: %w", name, err)
 	}
 	defer f.Close()
-	size, err := fs.Size(name)
+	size, err = fs.Size(name)
 	if err != nil {
-		return 0, nil, fmt.Errorf("cannot stat snapshot %q: %w", name, err)
+		return 0, time.Time{}, 0, nil, fmt.Errorf("cannot stat snapshot %q: %w", name, err)
 	}
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: %q: %s", ErrBadSnapshotFile, name, fmt.Sprintf(format, args...))
 	}
 	if size < snapHeaderSize+snapTrailer {
-		return 0, nil, bad("%d bytes is too short", size)
+		return 0, time.Time{}, 0, nil, bad("%d bytes is too short", size)
 	}
 	hdr := make([]byte, snapHeaderSize)
 	if _, err := f.ReadAt(hdr, 0); err != nil {
-		return 0, nil, fmt.Errorf("cannot read snapshot %q: %w", name, err)
+		return 0, time.Time{}, 0, nil, fmt.Errorf("cannot read snapshot %q: %w", name, err)
 	}
 	if string(hdr[:8]) != snapMagic {
-		return 0, nil, bad("not a snapshot (bad magic)")
+		return 0, time.Time{}, 0, nil, bad("not a snapshot (bad magic)")
 	}
 	if crc32.Checksum(hdr[:snapHeaderSize-4], castagnoli) != binary.LittleEndian.Uint32(hdr[snapHeaderSize-4:]) {
-		return 0, nil, bad("header checksum mismatch")
+		return 0, time.Time{}, 0, nil, bad("header checksum mismatch")
 	}
 	if v := binary.LittleEndian.Uint16(hdr[8:]); v != snapVersion {
-		return 0, nil, bad("unknown version %d", v)
+		return 0, time.Time{}, 0, nil, bad("unknown version %d", v)
 	}
-	seq := binary.LittleEndian.Uint64(hdr[10:])
+	seq = binary.LittleEndian.Uint64(hdr[10:])
+	at = time.UnixMilli(int64(binary.LittleEndian.Uint64(hdr[18:])))
 	tr := make([]byte, snapTrailer)
 	if _, err := f.ReadAt(tr, size-snapTrailer); err != nil {
-		return 0, nil, fmt.Errorf("cannot read snapshot %q: %w", name, err)
+		return 0, time.Time{}, 0, nil, fmt.Errorf("cannot read snapshot %q: %w", name, err)
 	}
 	if string(tr[12:]) != snapEndMagic {
-		return 0, nil, bad("incomplete (no end marker)")
+		return 0, time.Time{}, 0, nil, bad("incomplete (no end marker)")
 	}
 	rawSize, wantCRC := binary.LittleEndian.Uint64(tr), binary.LittleEndian.Uint32(tr[8:])
 	if rawSize > maxSnapshotRaw {
-		return 0, nil, bad("claims %d bytes", rawSize)
+		return 0, time.Time{}, 0, nil, bad("claims %d bytes", rawSize)
 	}
 	body := io.NewSectionReader(f, snapHeaderSize, size-snapHeaderSize-snapTrailer)
 	// The decoder's memory covers the output and the frame's window, which
 	// for a streamed frame can exceed a small snapshot's size.
 	zr, err := zstd.NewReader(bufio.NewReaderSize(body, 1<<20), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(rawSize+maxWindow))
 	if err != nil {
-		return 0, nil, fmt.Errorf("cannot start zstd: %w", err)
+		return 0, time.Time{}, 0, nil, fmt.Errorf("cannot start zstd: %w", err)
 	}
 	defer zr.Close()
 	// rawSize is not trusted until the checksum matches: grow towards it.
-	raw := make([]byte, 0, min(rawSize, 64<<20))
+	raw = make([]byte, 0, min(rawSize, 64<<20))
 	var h hash.Hash32 = crc32.New(castagnoli)
 	buf := make([]byte, 1<<20)
 	for {
 		n, err := zr.Read(buf)
 		raw = append(raw, buf[:n]...)
 		if uint64(len(raw)) > rawSize {
-			return 0, nil, bad("decompresses past its stated size")
+			return 0, time.Time{}, 0, nil, bad("decompresses past its stated size")
 		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return 0, nil, bad("cannot decompress: %v", err)
+			return 0, time.Time{}, 0, nil, bad("cannot decompress: %v", err)
 		}
 	}
 	h.Write(raw)
 	if uint64(len(raw)) != rawSize || h.Sum32() != wantCRC {
-		return 0, nil, bad("content checksum mismatch")
+		return 0, time.Time{}, 0, nil, bad("content checksum mismatch")
 	}
-	return seq, raw, nil
+	return seq, at, size, raw, nil
 }
 
 // listSnapshots returns the seqs of the snapshot files in dir, newest first.
@@ -299,14 +310,16 @@ func listSnapshots(fs wal.FS, dir string) ([]uint64, error) {
 
 // loadLatestSnapshot loads the newest snapshot that passes its checks,
 // falling back to older ones. With none, it returns an empty engine at seq 0.
-func loadLatestSnapshot(fs wal.FS, dir string, opts engine.Options, info *RecoveryInfo, log *slog.Logger) (*engine.Engine, uint64, error) {
+// It also returns what the loaded snapshot's file says (nil when none).
+func loadLatestSnapshot(fs wal.FS, dir string, opts engine.Options, info *RecoveryInfo, log *slog.Logger) (*engine.Engine, uint64, *SnapshotInfo, error) {
 	seqs, err := listSnapshots(fs, dir)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	for _, want := range seqs {
 		name := join(dir, snapName(want))
-		seq, raw, err := readSnapshotFile(fs, name)
+		snap, raw, err := readSnapshotFile(fs, name)
+		seq := snap.Seq
 		if err == nil && seq != want {
 			err = fmt.Errorf("%w: %q holds seq %d", ErrBadSnapshotFile, name, seq)
 		}
@@ -320,9 +333,9 @@ func loadLatestSnapshot(fs wal.FS, dir string, opts engine.Options, info *Recove
 			continue
 		}
 		info.Snapshot = name
-		return e, seq, nil
+		return e, seq, &snap, nil
 	}
-	return engine.New(opts), 0, nil
+	return engine.New(opts), 0, nil, nil
 }
 
 // removeTemps deletes snapshot files a crash left half-written.

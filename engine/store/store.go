@@ -36,6 +36,9 @@ type Options struct {
 	SyncInterval     time.Duration // for SyncInterval; default 100ms
 	SegmentBytes     int64         // WAL segment size; default 64 MiB
 	MaxBufferedBytes int64         // WAL bytes queued before writes get ErrOverloaded; default 64 MiB
+	// OnWALSync is passed to the log as wal.Options.OnSync: called after
+	// every segment fsync, on the log's flusher, for metrics.
+	OnWALSync func(d time.Duration, bytes int)
 
 	SnapshotEvery time.Duration // take a snapshot this often when there were writes; default 10 min
 	SnapshotBytes int64         // or once this much log was written since the last; default 256 MiB
@@ -110,7 +113,7 @@ func Open(opts Options) (*Store, RecoveryInfo, error) {
 	}
 	removeTemps(fs, snapDir, opts.Log)
 
-	e, seq, err := loadLatestSnapshot(fs, snapDir, opts.Engine, &info, opts.Log)
+	e, seq, loaded, err := loadLatestSnapshot(fs, snapDir, opts.Engine, &info, opts.Log)
 	if err != nil {
 		return nil, info, err
 	}
@@ -158,7 +161,7 @@ func Open(opts Options) (*Store, RecoveryInfo, error) {
 	}
 	log, err := wal.Open(fs, walDir, wal.Options{
 		FirstSeq: next, SegmentBytes: opts.SegmentBytes, Sync: opts.Sync, Interval: opts.SyncInterval,
-		MaxBufferedBytes: opts.MaxBufferedBytes, Logger: opts.Log,
+		MaxBufferedBytes: opts.MaxBufferedBytes, Logger: opts.Log, OnSync: opts.OnWALSync,
 	})
 	if err != nil {
 		return nil, info, fmt.Errorf("cannot open the write-ahead log: %w", err)
@@ -166,6 +169,7 @@ func Open(opts Options) (*Store, RecoveryInfo, error) {
 	s := &Store{opts: opts, e: e, log: log, applied: next - 1, stop: make(chan struct{}), done: make(chan struct{})}
 	s.snapSeq.Store(seq)
 	s.snapBytes.Store(log.Stats().Bytes)
+	s.snapStats.Store(loaded)
 	info.NextSeq = next
 	info.Took = time.Since(start)
 	opts.Log.Info("recovered", "snapshot", info.Snapshot, "snapshot_seq", seq, "replayed", info.Replayed,
@@ -261,8 +265,11 @@ func (s *Store) background() {
 
 // Stats are the store's counters, for metrics.
 type Stats struct {
-	WAL          wal.Stats
-	LastSnapshot *SnapshotInfo // nil before the first
+	WAL wal.Stats
+	// LastSnapshot is the newest snapshot this store wrote or, before it
+	// wrote one, the one Open loaded; nil when there is none. It is
+	// shared: do not modify it.
+	LastSnapshot *SnapshotInfo
 	AppliedSeq   uint64
 }
 

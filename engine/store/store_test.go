@@ -473,3 +473,33 @@ func TestWriteAfterClose(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestStatsLastSnapshot checks what metrics read about snapshots: none on
+// an empty folder, the one written, and after a restart the one loaded,
+// with the same capture time and file size.
+func TestStatsLastSnapshot(t *testing.T) {
+	fs := wal.NewMemFS()
+	s, _ := openMem(t, fs, nil)
+	if got := s.Stats().LastSnapshot; got != nil {
+		t.Fatalf("LastSnapshot on an empty folder = %+v, want nil", got)
+	}
+	write(t, s, catalog(20))
+	info, err := s.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := s.Stats().LastSnapshot
+	if got == nil || got.Seq != info.Seq || got.FileBytes <= 0 || got.Took <= 0 || got.At.IsZero() {
+		t.Fatalf("LastSnapshot after Snapshot = %+v", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := openMem(t, fs, nil)
+	defer s2.Close()
+	loaded := s2.Stats().LastSnapshot
+	if loaded == nil || loaded.Seq != info.Seq || loaded.FileBytes != info.FileBytes || loaded.RawBytes != info.RawBytes ||
+		!loaded.At.Equal(info.At.Truncate(time.Millisecond)) || loaded.Took != 0 {
+		t.Fatalf("LastSnapshot after reopening = %+v; want the file written: %+v", loaded, info)
+	}
+}

@@ -49,6 +49,13 @@ type Options struct {
 	// Logger receives rare events: torn tails repaired at Open, failures.
 	// Default: discard.
 	Logger *slog.Logger
+	// OnSync, if set, is called after every fsync of a segment file with
+	// its latency and the bytes it made durable (written since the
+	// previous fsync), whether it failed or not. It runs on the flusher
+	// goroutine (or in Open), so it must be quick and must not call the
+	// Log: every write waiting for durability waits for it too. It exists
+	// for metrics, which the Log does not know about.
+	OnSync func(d time.Duration, bytes int)
 }
 
 // Default option values.
@@ -96,6 +103,7 @@ type Log struct {
 	segPath    string
 	segSize    int64
 	segRecords int
+	unsynced   int // bytes written to the active segment since its last fsync
 
 	fsyncs     atomic.Uint64
 	fsyncNanos atomic.Int64
@@ -458,6 +466,7 @@ func (l *Log) writeSeg(p []byte) error {
 	if _, err := l.seg.Write(p); err != nil {
 		return fmt.Errorf("cannot write wal segment %q: %w", l.segPath, err)
 	}
+	l.unsynced += len(p)
 	l.segMu.Lock()
 	l.segs[len(l.segs)-1].size += int64(len(p))
 	l.segMu.Unlock()
@@ -497,6 +506,7 @@ func (l *Log) createSegment(first uint64) error {
 	if _, err := f.Write(appendHeader(nil, first)); err != nil {
 		return fmt.Errorf("cannot write wal segment %q: %w", path, err)
 	}
+	l.unsynced = HeaderSize
 	if err := l.syncSeg(); err != nil {
 		return err
 	}
@@ -514,6 +524,10 @@ func (l *Log) syncSeg() error {
 	l.fsyncs.Add(1)
 	l.fsyncNanos.Add(int64(d))
 	l.lastFsync.Store(int64(d))
+	if l.opts.OnSync != nil {
+		l.opts.OnSync(d, l.unsynced)
+	}
+	l.unsynced = 0
 	if err != nil {
 		return fmt.Errorf("cannot sync wal segment %q: %w", l.segPath, err)
 	}

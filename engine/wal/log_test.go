@@ -536,3 +536,49 @@ func TestStats(t *testing.T) {
 	}
 	l.Close()
 }
+
+// TestOnSync checks that the fsync hook sees every fsync of a segment and,
+// between them, every byte written: headers and records, across rotations
+// and in both sync modes.
+func TestOnSync(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		opts Options
+	}{
+		{"always", Options{Sync: SyncAlways}},
+		{"always, rotating", Options{Sync: SyncAlways, SegmentBytes: 300}},
+		{"interval", Options{Sync: SyncInterval, Interval: time.Millisecond}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			fsys := NewMemFS()
+			var mu sync.Mutex // the hook runs on the flusher, the test reads at the end
+			var syncs, bytes int
+			opts := tt.opts
+			opts.OnSync = func(d time.Duration, n int) {
+				mu.Lock()
+				syncs++
+				bytes += n
+				mu.Unlock()
+			}
+			payloads := manyPayloads(20, 100)
+			writeLog(t, fsys, "wal", opts, payloads)
+			want := 0
+			segs, err := listSegments(fsys, "wal")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range segs {
+				n, err := fsys.Size(filepath.Join("wal", SegmentName(s.first)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				want += int(n)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if syncs < len(segs) || bytes != want {
+				t.Fatalf("%d fsyncs covering %d bytes; want at least %d covering %d (the segments' sizes)", syncs, bytes, len(segs), want)
+			}
+		})
+	}
+}

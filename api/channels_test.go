@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/omnipick/omnipick/api"
+	"github.com/omnipick/omnipick/engine"
 )
 
 // The issue's acceptance cases for every channel, over HTTP.
@@ -253,5 +254,37 @@ func TestExclusionsEndpoint(t *testing.T) {
 		if status != 400 || !strings.Contains(string(body), `"field":"`+tc.field+`"`) {
 			t.Errorf("%s: %d %s, want 400 naming %s", tc.body, status, body, tc.field)
 		}
+	}
+}
+
+func TestRepurchaseWindowsOverHTTP(t *testing.T) {
+	e := engine.New(engine.Options{RepurchaseWindows: []engine.RepurchaseWindow{
+		{Prefix: "beauty/", Window: 30 * 24 * time.Hour},
+		{Prefix: "grocery/coffee", Window: 7 * 24 * time.Hour},
+	}})
+	c := client{t, startServer(t, api.Options{Engine: e})}
+	for _, p := range []struct{ id, cat string }{{"CREAM", "beauty/face"}, {"SERUM", "beauty/face"}, {"BEANS", "grocery/coffee/beans"}, {"MUG", "home/kitchen"}} {
+		c.post("/v1/products", fmt.Sprintf(`{"id":%q,"title":%q,"price":10,"category":%q,"variants":[{"sku":%q}]}`, p.id, p.id, p.cat, p.id))
+		c.post("/v1/inventory", fmt.Sprintf(`{"sku":%q,"location":"online","quantity":5}`, p.id))
+	}
+	ago := func(d time.Duration) string { return time.Now().Add(-d).UTC().Format(time.RFC3339) }
+	day := 24 * time.Hour
+	c.post("/v1/events",
+		fmt.Sprintf(`{"type":"purchase","customer":"ann","product":"CREAM","ts":%q}`, ago(31*day)), // window passed
+		fmt.Sprintf(`{"type":"purchase","customer":"ann","product":"SERUM","ts":%q}`, ago(3*day)),  // within its window
+		fmt.Sprintf(`{"type":"purchase","customer":"ann","product":"BEANS","ts":%q}`, ago(8*day)),  // coffee's 7 days passed
+		fmt.Sprintf(`{"type":"purchase","customer":"ann","product":"MUG","ts":%q}`, ago(300*day)),  // no window: never
+	)
+	got := products(c.picks("customer=ann&channel=web&k=10"))
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"BEANS", "CREAM"}) {
+		t.Fatalf("picks %v, want the items whose window passed: BEANS, CREAM", got)
+	}
+	// A return re-enables at once.
+	c.post("/v1/events", `{"type":"return","customer":"ann","product":"SERUM"}`, `{"type":"return","customer":"ann","product":"MUG"}`)
+	got = products(c.picks("customer=ann&channel=web&k=10"))
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"BEANS", "CREAM", "MUG", "SERUM"}) {
+		t.Fatalf("after returns: %v", got)
 	}
 }

@@ -307,40 +307,10 @@ func appendAudienceJSON(dst []byte, m engine.Member, picks []engine.Pick) []byte
 	dst = appendJSONString(dst, m.ID)
 	dst = append(dst, `,"picks":[`...)
 	for i := range picks {
-		p := &picks[i]
-		it := p.Item
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, `{"product":`...)
-		dst = appendJSONString(dst, it.ID)
-		dst = append(dst, `,"title":`...)
-		dst = appendJSONString(dst, it.Title)
-		dst = append(dst, `,"url":`...)
-		dst = appendJSONString(dst, it.URL)
-		dst = append(dst, `,"image":`...)
-		dst = appendJSONString(dst, it.Image)
-		dst = append(dst, `,"price":`...)
-		dst = strconv.AppendFloat(dst, it.Price, 'f', -1, 64)
-		if it.Currency != "" {
-			dst = append(dst, `,"currency":`...)
-			dst = appendJSONString(dst, it.Currency)
-		}
-		dst = append(dst, `,"sizes":[`...)
-		n := 0
-		for j, v := range it.Variants {
-			if p.SizeMask&(1<<uint(j)) == 0 || v.Size == "" {
-				continue
-			}
-			if n > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendJSONString(dst, v.Size)
-			n++
-		}
-		dst = append(dst, `],"reason":"`...)
-		dst = append(dst, p.Reason.String()...)
-		dst = append(dst, `"}`...)
+		dst = appendPickJSON(dst, &picks[i], false)
 	}
 	return append(dst, "]}\n"...)
 }

@@ -366,48 +366,59 @@ func AppendPicksJSON(dst []byte, q *engine.Query, picks []engine.Pick, took time
 	dst = strconv.AppendInt(dst, took.Microseconds(), 10)
 	dst = append(dst, `,"picks":[`...)
 	for i := range picks {
-		p := &picks[i]
-		it := p.Item
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = append(dst, `{"product":`...)
-		dst = appendJSONString(dst, it.ID)
-		dst = append(dst, `,"title":`...)
-		dst = appendJSONString(dst, it.Title)
-		dst = append(dst, `,"price":`...)
-		dst = strconv.AppendFloat(dst, it.Price, 'f', -1, 64)
-		if it.Currency != "" {
-			dst = append(dst, `,"currency":`...)
-			dst = appendJSONString(dst, it.Currency)
-		}
-		dst = append(dst, `,"url":`...)
-		dst = appendJSONString(dst, it.URL)
-		dst = append(dst, `,"image":`...)
-		dst = appendJSONString(dst, it.Image)
+		dst = appendPickJSON(dst, &picks[i], true)
+	}
+	return append(dst, "]}"...)
+}
+
+// appendPickJSON appends one pick as a JSON object: what an ad or a page
+// shows (product, title, price, currency, url, image, sizes in stock that
+// fit, reason), and with full set also category, brand and score.
+func appendPickJSON(dst []byte, p *engine.Pick, full bool) []byte {
+	it := p.Item
+	dst = append(dst, `{"product":`...)
+	dst = appendJSONString(dst, it.ID)
+	dst = append(dst, `,"title":`...)
+	dst = appendJSONString(dst, it.Title)
+	dst = append(dst, `,"price":`...)
+	dst = strconv.AppendFloat(dst, it.Price, 'f', -1, 64)
+	if it.Currency != "" {
+		dst = append(dst, `,"currency":`...)
+		dst = appendJSONString(dst, it.Currency)
+	}
+	dst = append(dst, `,"url":`...)
+	dst = appendJSONString(dst, it.URL)
+	dst = append(dst, `,"image":`...)
+	dst = appendJSONString(dst, it.Image)
+	if full {
 		dst = append(dst, `,"category":`...)
 		dst = appendJSONString(dst, it.Category)
 		if it.Brand != "" {
 			dst = append(dst, `,"brand":`...)
 			dst = appendJSONString(dst, it.Brand)
 		}
-		dst = append(dst, `,"sizes":[`...)
-		n := 0
-		for j, v := range it.Variants {
-			if p.SizeMask&(1<<uint(j)) == 0 || v.Size == "" {
-				continue
-			}
-			if n > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendJSONString(dst, v.Size)
-			n++
-		}
-		dst = append(dst, `],"reason":"`...)
-		dst = append(dst, p.Reason.String()...)
-		dst = append(dst, `","score":`...)
-		dst = strconv.AppendFloat(dst, p.Score, 'f', 4, 64)
-		dst = append(dst, '}')
 	}
-	return append(dst, "]}"...)
+	dst = append(dst, `,"sizes":[`...)
+	n := 0
+	for j, v := range it.Variants {
+		if p.SizeMask&(1<<uint(j)) == 0 || v.Size == "" {
+			continue
+		}
+		if n > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendJSONString(dst, v.Size)
+		n++
+	}
+	dst = append(dst, `],"reason":"`...)
+	dst = append(dst, p.Reason.String()...)
+	if !full {
+		return append(dst, `"}`...)
+	}
+	dst = append(dst, `","score":`...)
+	dst = strconv.AppendFloat(dst, p.Score, 'f', 4, 64)
+	return append(dst, '}')
 }

@@ -466,20 +466,25 @@ const maxLinkHops = 16
 // customer) to the actor that now holds its history.
 func (e *Engine) resolveActor(id string, anon bool) (string, bool) {
 	for hops := 0; anon && hops < maxLinkHops; hops++ {
-		s, h := e.shardOf(id)
-		s.mu.RLock()
-		pr := s.profileLocked(id, h, true, false)
-		to, toAnon := "", false
-		if pr != nil {
-			to, toAnon = pr.mergedTo, pr.mergedAnon
-		}
-		s.mu.RUnlock()
+		to, toAnon := e.linkOf(id)
 		if to == "" {
 			break
 		}
 		id, anon = to, toAnon
 	}
 	return id, anon
+}
+
+// linkOf returns where anonymous id's history went, if it was linked: a
+// customer, or another anonymous id (toAnon).
+func (e *Engine) linkOf(id string) (to string, toAnon bool) {
+	s, h := e.shardOf(id)
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if pr := s.profileLocked(id, h, true, false); pr != nil {
+		return pr.mergedTo, pr.mergedAnon
+	}
+	return "", false
 }
 
 // chainPasses reports whether following anonymous id from's links reaches
@@ -490,14 +495,7 @@ func (e *Engine) chainPasses(from, via string) bool {
 		if id == via {
 			return true
 		}
-		s, h := e.shardOf(id)
-		s.mu.RLock()
-		pr := s.profileLocked(id, h, true, false)
-		to, toAnon := "", false
-		if pr != nil {
-			to, toAnon = pr.mergedTo, pr.mergedAnon
-		}
-		s.mu.RUnlock()
+		to, toAnon := e.linkOf(id)
 		if to == "" || !toAnon {
 			return false
 		}

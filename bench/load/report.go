@@ -87,7 +87,8 @@ type EventStats struct {
 
 func us(d time.Duration) float64 { return float64(d) / 1e3 }
 
-func latencyOf(h *Histogram) Latency {
+// LatencyOf summarizes a histogram in microseconds.
+func LatencyOf(h *Histogram) Latency {
 	return Latency{
 		Count: h.Count(),
 		Mean:  us(h.Mean()),
@@ -115,7 +116,7 @@ func (r *recorder) report(o *Options, base string, secs float64) *Report {
 	}
 	if o.Rate > 0 {
 		rep.Mode, rep.Rate = "open", o.Rate
-		s, l := latencyOf(&r.service), latencyOf(&r.lag)
+		s, l := LatencyOf(&r.service), LatencyOf(&r.lag)
 		rep.ServiceTime, rep.SendLag = &s, &l
 	}
 	perSec := func(n uint64) float64 {
@@ -138,12 +139,12 @@ func (r *recorder) report(o *Options, base string, secs float64) *Report {
 			picksAnswered += answered
 		}
 		if o.Mix[k] > 0 {
-			rep.Kinds = append(rep.Kinds, KindStats{Kind: k.String(), Requests: sent, RPS: perSec(answered), Latency: latencyOf(h)})
+			rep.Kinds = append(rep.Kinds, KindStats{Kind: k.String(), Requests: sent, RPS: perSec(answered), Latency: LatencyOf(h)})
 		}
 	}
 	rep.RPS = perSec(rep.Answered)
-	rep.Picks = KindStats{Kind: "picks", Requests: rep.Picks.Requests, RPS: perSec(picksAnswered), Latency: latencyOf(&picks)}
-	rep.All = KindStats{Kind: "all", Requests: rep.Requests, RPS: rep.RPS, Latency: latencyOf(&all)}
+	rep.Picks = KindStats{Kind: "picks", Requests: rep.Picks.Requests, RPS: perSec(picksAnswered), Latency: LatencyOf(&picks)}
+	rep.All = KindStats{Kind: "all", Requests: rep.Requests, RPS: rep.RPS, Latency: LatencyOf(&all)}
 	for code := range r.status {
 		if n := r.status[code].Load(); n > 0 {
 			rep.Status[strconv.Itoa(code)] = n

@@ -18,19 +18,22 @@ import (
 const benchUsage = `usage:
   omnipick bench load [flags]      load-test a running service (see omnipick bench load -h)
   omnipick bench ceiling [-addr A] serve a fixed 300-byte JSON answer to every request, until interrupted
+  omnipick bench scale [flags]     build the bench world in this process and measure memory, picks latency, restart
 `
 
 // runBench dispatches "omnipick bench <tool>".
 func runBench(args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, benchUsage)
-		return errors.New("missing tool: load or ceiling")
+		return errors.New("missing tool: load, ceiling or scale")
 	}
 	switch args[0] {
 	case "load":
 		return runLoad(args[1:])
 	case "ceiling":
 		return runCeiling(args[1:])
+	case "scale":
+		return runScale(args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(benchUsage)
 		return nil

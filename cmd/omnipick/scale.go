@@ -1,0 +1,64 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/omnipick/omnipick/bench/scale"
+	"github.com/omnipick/omnipick/bench/world"
+)
+
+// runScale is "omnipick bench scale": build a generated world in this
+// process and measure it (see bench/scale and bench/README.md).
+func runScale(args []string) error {
+	fs := flag.NewFlagSet("omnipick bench scale", flag.ContinueOnError)
+	customers := fs.Int("customers", 0, "customers (default: the bench world's 10,000,000)")
+	products := fs.Int("products", 0, "products (default: the bench world's 1,000,000)")
+	stores := fs.Int("stores", -1, "stores besides online (default: the bench world's 199)")
+	days := fs.Int("days", 0, "days of history (default: the bench world's 60)")
+	workers := fs.Int("workers", 0, "goroutines applying events (default GOMAXPROCS)")
+	queries := fs.Int("queries", 200_000, "picks calls to time")
+	dir := fs.String("data", "", "store folder for the snapshot and restart (default: a temporary folder, removed after)")
+	restart := fs.Bool("restart", true, "snapshot, close and reopen the store, timing each")
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	cfg := world.Bench()
+	if *customers > 0 {
+		cfg.Customers = *customers
+	}
+	if *products > 0 {
+		cfg.Products = *products
+	}
+	if *stores >= 0 {
+		cfg.Stores = *stores
+	}
+	if *days > 0 {
+		cfg.Days = *days
+	}
+	if *dir == "" {
+		tmp, err := os.MkdirTemp("", "omnipick-scale-")
+		if err != nil {
+			return fmt.Errorf("cannot make a temporary store folder: %w", err)
+		}
+		defer os.RemoveAll(tmp)
+		*dir = tmp
+	}
+	rep, err := scale.Run(scale.Options{World: cfg, Dir: *dir, Workers: *workers, Queries: *queries, Restart: *restart, Log: os.Stderr})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(os.Stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	return rep.WriteText(os.Stdout)
+}

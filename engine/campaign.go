@@ -218,7 +218,7 @@ func (e *Engine) keepEligible(dst []Pick, q *Query, items []uint32) (_ []Pick, h
 	if !e.loadQuery(pk, q) {
 		return dst, len(items)
 	}
-	pk.popMax = e.pop.valueAt(e.global.best(), pk.now)
+	pk.loadPopularity(e)
 	for _, p := range pk.cart {
 		pk.propose(p, flagCart)
 	}

@@ -83,6 +83,7 @@ type picker struct {
 	iter      roaring.IntIterator
 	name      []byte
 	popMax    float64
+	popLogMax float64 // log1p(popMax), the popularity term's divisor
 	good      int // candidates neither buried nor capped
 	priceMin  float64
 	priceMax  float64
@@ -174,7 +175,7 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	if !e.loadQuery(pk, q) {
 		return dst
 	}
-	pk.popMax = e.pop.valueAt(e.global.best(), pk.now)
+	pk.loadPopularity(e)
 
 	// 1. Personal sources. The context's relations weigh double.
 	perAnchor := e.opts.RelatedPerAnchor
@@ -401,6 +402,13 @@ func (e *Engine) loadQuery(pk *picker, q *Query) bool {
 		pk.category = c
 	}
 	return true
+}
+
+// loadPopularity reads the most popular product's value now: popularity
+// terms are relative to it, on a log scale.
+func (pk *picker) loadPopularity(e *Engine) {
+	pk.popMax = e.pop.valueAt(e.global.best(), pk.now)
+	pk.popLogMax = math.Log1p(pk.popMax)
 }
 
 // markFacet sets scratch bits on facet f.
@@ -636,7 +644,7 @@ func (pk *picker) score(e *Engine, it *index.Item, flags uint8, rel float32) (fl
 	popularity := 0.0
 	if pk.popMax > 0 {
 		v := e.pop.valueAt(e.pop.logScore(it.Dense), pk.now)
-		popularity = math.Log1p(v) / math.Log1p(pk.popMax)
+		popularity = math.Log1p(v) / pk.popLogMax
 	}
 	o := pk.opts
 	score := prior + o.AffinityWeight*dot + o.RelatedWeight*float64(rel) + o.PopularityWeight*popularity

@@ -103,9 +103,12 @@ func Run(opts Options) (*Report, error) {
 	}()
 	e := st.Engine()
 	rep := &Report{World: opts.World, Workers: opts.Workers}
-	if err := build(e, opts, rep); err != nil {
+	b, err := Build(e, opts.World, opts.Workers, opts.Log)
+	if err != nil {
 		return nil, err
 	}
+	rep.Records, rep.Rejected, rep.Events = b.Records, b.Rejected, b.Events
+	rep.CatalogTook, rep.EventsTook, rep.HeapCatalog = b.CatalogTook, b.EventsTook, b.HeapCatalog
 	s := e.Stats()
 	rep.Products, rep.SKUs, rep.Profiles = s.Products, s.SKUs, s.Profiles
 	start := time.Now()
@@ -149,14 +152,31 @@ func Run(opts Options) (*Report, error) {
 	return rep, nil
 }
 
-// build applies the world: the catalog and stock in order on this
-// goroutine, then events from opts.Workers goroutines, each actor's events
-// on one of them (by a hash of the actor), so that every profile sees its
-// events in order, as with one goroutine. A link goes with its anonymous
-// id.
-func build(e *engine.Engine, opts Options, rep *Report) error {
+// BuildStats says what Build applied and how long it took.
+type BuildStats struct {
+	Records     int // catalog and stock included
+	Events      int // events and links
+	Rejected    int
+	CatalogTook time.Duration // locations, products and stock
+	EventsTook  time.Duration
+	HeapCatalog uint64 // live heap once the catalog and stock were in, after a GC
+}
+
+// Build applies the world cfg generates to e, straight, without a log: the
+// catalog and stock in order on this goroutine, then events from workers
+// goroutines, each actor's events on one of them (by a hash of the actor),
+// so that every profile sees its events in order, as with one goroutine. A
+// link goes with its anonymous id. Progress lines go to log (may be nil).
+func Build(e *engine.Engine, cfg world.Config, workers int, log io.Writer) (BuildStats, error) {
 	const batch = 512
-	chans := make([]chan []engine.Record, opts.Workers)
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if log == nil {
+		log = io.Discard
+	}
+	var st BuildStats
+	chans := make([]chan []engine.Record, workers)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var rejected int
@@ -181,26 +201,26 @@ func build(e *engine.Engine, opts Options, rep *Report) error {
 			mu.Unlock()
 		}(chans[i])
 	}
-	pending := make([][]engine.Record, opts.Workers)
+	pending := make([][]engine.Record, workers)
 	start := time.Now()
 	catalogDone := false
 	progress := time.Now()
-	err := world.Generate(opts.World, func(r *engine.Record) error {
-		rep.Records++
+	err := world.Generate(cfg, func(r *engine.Record) error {
+		st.Records++
 		if r.Op != engine.OpEvent && r.Op != engine.OpIdentify {
 			if e.Apply(r) != nil {
-				rep.Rejected++
+				st.Rejected++
 			}
 			return nil
 		}
 		if !catalogDone {
 			catalogDone = true
-			rep.CatalogTook = time.Since(start)
-			rep.HeapCatalog = liveHeap()
-			fmt.Fprintf(opts.Log, "catalog and stock: %d records in %v, heap %d MiB\n", rep.Records-1, rep.CatalogTook.Round(time.Millisecond), rep.HeapCatalog>>20)
+			st.CatalogTook = time.Since(start)
+			st.HeapCatalog = liveHeap()
+			fmt.Fprintf(log, "catalog and stock: %d records in %v, heap %d MiB\n", st.Records-1, st.CatalogTook.Round(time.Millisecond), st.HeapCatalog>>20)
 			start = time.Now()
 		}
-		rep.Events++
+		st.Events++
 		actor := r.Event.Customer
 		switch {
 		case r.Op == engine.OpIdentify:
@@ -217,9 +237,9 @@ func build(e *engine.Engine, opts Options, rep *Report) error {
 			chans[w] <- pending[w]
 			pending[w] = nil
 		}
-		if rep.Events%(1<<22) == 0 && time.Since(progress) > 10*time.Second {
+		if st.Events%(1<<20) == 0 && time.Since(progress) > 10*time.Second {
 			progress = time.Now()
-			fmt.Fprintf(opts.Log, "  %d events, %.0f/s\n", rep.Events, float64(rep.Events)/time.Since(start).Seconds())
+			fmt.Fprintf(log, "  %d events, %.0f/s\n", st.Events, float64(st.Events)/time.Since(start).Seconds())
 		}
 		return nil
 	})
@@ -230,16 +250,16 @@ func build(e *engine.Engine, opts Options, rep *Report) error {
 		close(chans[i])
 	}
 	wg.Wait()
-	rep.EventsTook = time.Since(start)
-	rep.Rejected += rejected
+	st.EventsTook = time.Since(start)
+	st.Rejected += rejected
 	if !catalogDone {
-		rep.CatalogTook, rep.EventsTook = rep.EventsTook, 0
-		rep.HeapCatalog = liveHeap()
+		st.CatalogTook, st.EventsTook = st.EventsTook, 0
+		st.HeapCatalog = liveHeap()
 	}
 	if err != nil {
-		return fmt.Errorf("cannot generate the world: %w", err)
+		return st, fmt.Errorf("cannot generate the world: %w", err)
 	}
-	return nil
+	return st, nil
 }
 
 // measurePicks times opts.Queries picks calls on one goroutine, drawn like

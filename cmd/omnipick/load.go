@@ -19,13 +19,14 @@ const benchUsage = `usage:
   omnipick bench load [flags]      load-test a running service (see omnipick bench load -h)
   omnipick bench ceiling [-addr A] serve a fixed 300-byte JSON answer to every request, until interrupted
   omnipick bench scale [flags]     build the bench world in this process and measure memory, picks latency, restart
+  omnipick bench world [flags]     generate the bench world: time it, or write it as NDJSON (zstd)
 `
 
 // runBench dispatches "omnipick bench <tool>".
 func runBench(args []string) error {
 	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, benchUsage)
-		return errors.New("missing tool: load, ceiling or scale")
+		return errors.New("missing tool: load, ceiling, scale or world")
 	}
 	switch args[0] {
 	case "load":
@@ -34,6 +35,8 @@ func runBench(args []string) error {
 		return runCeiling(args[1:])
 	case "scale":
 		return runScale(args[1:])
+	case "world":
+		return runWorld(args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(benchUsage)
 		return nil

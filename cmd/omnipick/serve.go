@@ -27,6 +27,9 @@ func runServe(args []string) error {
 	dataDir := fs.String("data", "./data", "data folder: write-ahead log and snapshots")
 	demo := fs.Bool("demo", false, "load the demo world (see -demo-dir) when the data folder is empty")
 	demoDir := fs.String("demo-dir", "testdata/demo", "folder of the demo world's NDJSON files")
+	worldName := fs.String("world", "", "'bench': build the generated bench world (1M products, 10M customers, 200 locations) in memory when the data folder is empty, then snapshot it; for load tests (see bench/README.md)")
+	worldCustomers := fs.Int("world-customers", 0, "with -world: customers instead of the bench world's")
+	worldProducts := fs.Int("world-products", 0, "with -world: products instead of the bench world's")
 	fsync := fs.String("fsync", "always", "when a write is acknowledged: 'always' (once fsynced: survives power loss) or 'interval:100ms' (once written to the OS: survives a crash of omnipick, a power loss may lose the last interval)")
 	snapEvery := fs.Duration("snapshot-every", 10*time.Minute, "take a snapshot this often when there were writes")
 	snapBytes := fs.Int64("snapshot-bytes", 256<<20, "or once the log grew this much since the last snapshot")
@@ -73,6 +76,12 @@ func runServe(args []string) error {
 	})
 	if err != nil {
 		return err
+	}
+	if *worldName != "" {
+		if err := loadWorld(st, info, *worldName, *worldCustomers, *worldProducts, log); err != nil {
+			st.Close()
+			return err
+		}
 	}
 	if *demo {
 		if info.Snapshot == "" && info.NextSeq == 1 {

@@ -613,10 +613,9 @@ func (e *Engine) applyEvent(ev *Event) error {
 	}
 	s.mu.Unlock()
 
+	e.rel.addAll(p, anchors, relW)
 	for _, a := range anchors {
-		rw := min(relW, a.w)
-		e.rel.add(p, a.p, rw)
-		e.rel.add(a.p, p, rw)
+		e.rel.add(a.p, p, min(relW, a.w))
 	}
 	if w != 0 {
 		ls := e.pop.add(p, float64(w), t)

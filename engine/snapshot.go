@@ -315,7 +315,7 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	if n := r.Count(math.MaxInt32); n != int(products) {
 		return nil, bad("%d relation lists for %d products", n, products)
 	}
-	for p := range e.rel.lists {
+	for p := range products {
 		n := r.Count(math.MaxInt32)
 		if n > e.opts.MaxRelated {
 			n = e.opts.MaxRelated // a smaller bound than when it was written keeps the strongest
@@ -328,7 +328,7 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 			}
 			l = append(l, relEntry{p: q, w: w})
 		}
-		e.rel.lists[p] = l
+		e.rel.set(p, l)
 	}
 	if n := r.Count(math.MaxInt32); n != int(products) {
 		return nil, bad("%d popularity scores for %d products", n, products)

@@ -362,6 +362,12 @@ type topList struct {
 	mu     sync.Mutex
 	ids    []uint32
 	scores []float64
+
+	// floor is, while the list is full, the bits of its last score (0:
+	// not full, or not known). Most events are on products far below
+	// every top list; this lets them skip the lock, which every event
+	// would otherwise take for the global list. Written under mu.
+	floor atomic.Uint64
 }
 
 func before(s1 float64, d1 uint32, s2 float64, d2 uint32) bool {
@@ -373,8 +379,14 @@ func before(s1 float64, d1 uint32, s2 float64, d2 uint32) bool {
 // that cannot enter a full list was not in it before either, and the scan
 // for d is skipped (most events are on products far from any top list).
 func (t *topList) offer(d uint32, ls float64, max int, rose bool) {
+	// Lower than the last of a full list cannot enter it: what the
+	// locked check below says too, for one atomic load.
+	if f := t.floor.Load(); rose && f != 0 && ls < math.Float64frombits(f) {
+		return
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	defer t.setFloor(ls, max)
 	if n := len(t.ids); rose && n >= max && n > 0 && !before(ls, d, t.scores[n-1], t.ids[n-1]) {
 		return
 	}
@@ -410,6 +422,17 @@ func (t *topList) offer(d uint32, ls float64, max int, rose bool) {
 	copy(t.ids[lo+1:], t.ids[lo:])
 	copy(t.scores[lo+1:], t.scores[lo:])
 	t.ids[lo], t.scores[lo] = d, ls
+}
+
+// setFloor publishes the list's floor after an offer of ls with bound
+// max; a removal (noScore, any bound) clears it until the next offer.
+// t.mu must be held.
+func (t *topList) setFloor(ls float64, max int) {
+	var f uint64
+	if n := len(t.scores); ls != noScore && n > 0 && n >= max {
+		f = math.Float64bits(t.scores[n-1])
+	}
+	t.floor.Store(f)
 }
 
 // appendTo appends up to n of the list's products to dst, best first.

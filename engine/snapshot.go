@@ -78,9 +78,10 @@ func (e *Engine) BeginSnapshot() *Capture {
 		c.pop[p] = e.pop.ls[p].Load()
 	}
 	e.mu.RUnlock()
-	e.stats.Lock()
-	c.counts = slices.Clone(e.stats.applied[:])
-	e.stats.Unlock()
+	c.counts = make([]uint64, len(e.applied))
+	for i := range e.applied {
+		c.counts[i] = e.applied[i].Load()
+	}
 
 	e.idxSnap.Lock()
 	e.idxSnapPending, e.idxSnapBytes = true, nil
@@ -336,8 +337,8 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	for p := range products {
 		e.pop.ls[p].Store(math.Float64bits(r.Float()))
 	}
-	for i := range e.stats.applied {
-		e.stats.applied[i] = r.Uvarint()
+	for i := range e.applied {
+		e.applied[i].Store(r.Uvarint())
 	}
 	sections := r.Count(math.MaxInt32)
 	for range sections {

@@ -26,6 +26,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cespare/xxhash/v2"
@@ -296,10 +297,9 @@ type Engine struct {
 	idxSnapPending bool
 	idxSnapBytes   []byte
 
-	stats struct {
-		sync.Mutex
-		applied [numEventTypes]uint64
-	}
+	// applied counts events by type: an atomic each, so parallel ingest
+	// shares no lock for it.
+	applied [numEventTypes]atomic.Uint64
 }
 
 // New returns an empty engine.
@@ -611,10 +611,9 @@ func (e *Engine) applyEvent(ev *Event) error {
 	}
 	s.mu.Unlock()
 
+	e.rel.addAll(p, anchors, relW)
 	for _, a := range anchors {
-		rw := min(relW, a.w)
-		e.rel.add(p, a.p, rw)
-		e.rel.add(a.p, p, rw)
+		e.rel.add(a.p, p, min(relW, a.w))
 	}
 	if w != 0 {
 		ls := e.pop.add(p, float64(w), t)
@@ -626,9 +625,7 @@ func (e *Engine) applyEvent(ev *Event) error {
 	if ev.Type == EventScan && ev.Location != "" {
 		e.scans.record(ev.Location, Scan{Product: it.ID, Customer: ev.Customer, AnonymousID: ev.AnonymousID, TS: ev.TS})
 	}
-	e.stats.Lock()
-	e.stats.applied[ev.Type]++
-	e.stats.Unlock()
+	e.applied[ev.Type].Add(1)
 	return nil
 }
 
@@ -831,9 +828,9 @@ func (e *Engine) Stats() Stats {
 		st.Profiles += len(s.profiles)
 		s.mu.RUnlock()
 	}
-	e.stats.Lock()
-	st.Events = e.stats.applied
-	e.stats.Unlock()
+	for i := range e.applied {
+		st.Events[i] = e.applied[i].Load()
+	}
 	return st
 }
 

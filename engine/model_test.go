@@ -241,7 +241,7 @@ func (r *refWorld) picks(e *Engine, q Query) []refPick {
 		if !ok {
 			return
 		}
-		l := e.rel.lists[it.Dense]
+		l := e.rel.appendTo(nil, it.Dense, e.opts.MaxRelated)
 		var mx float32
 		for _, x := range l {
 			mx = max(mx, x.w)

@@ -78,9 +78,10 @@ func (e *Engine) BeginSnapshot() *Capture {
 		c.pop[p] = e.pop.ls[p].Load()
 	}
 	e.mu.RUnlock()
-	e.stats.Lock()
-	c.counts = slices.Clone(e.stats.applied[:])
-	e.stats.Unlock()
+	c.counts = make([]uint64, len(e.applied))
+	for i := range e.applied {
+		c.counts[i] = e.applied[i].Load()
+	}
 
 	e.idxSnap.Lock()
 	e.idxSnapPending, e.idxSnapBytes = true, nil
@@ -315,7 +316,7 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	if n := r.Count(math.MaxInt32); n != int(products) {
 		return nil, bad("%d relation lists for %d products", n, products)
 	}
-	for p := range e.rel.lists {
+	for p := range products {
 		n := r.Count(math.MaxInt32)
 		if n > e.opts.MaxRelated {
 			n = e.opts.MaxRelated // a smaller bound than when it was written keeps the strongest
@@ -328,7 +329,7 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 			}
 			l = append(l, relEntry{p: q, w: w})
 		}
-		e.rel.lists[p] = l
+		e.rel.set(p, l)
 	}
 	if n := r.Count(math.MaxInt32); n != int(products) {
 		return nil, bad("%d popularity scores for %d products", n, products)
@@ -336,8 +337,8 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	for p := range products {
 		e.pop.ls[p].Store(math.Float64bits(r.Float()))
 	}
-	for i := range e.stats.applied {
-		e.stats.applied[i] = r.Uvarint()
+	for i := range e.applied {
+		e.applied[i].Store(r.Uvarint())
 	}
 	sections := r.Count(math.MaxInt32)
 	for range sections {

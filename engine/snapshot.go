@@ -318,16 +318,21 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	}
 	for p := range products {
 		n := r.Count(math.MaxInt32)
-		if n > e.opts.MaxRelated {
-			n = e.opts.MaxRelated // a smaller bound than when it was written keeps the strongest
+		if n > r.Len()/5 { // an entry takes 5 bytes at the least
+			return nil, bad("%d relations of product %d in %d bytes", n, p, r.Len())
 		}
-		l := make([]relEntry, 0, n)
-		for range n {
+		// Lists are stored strongest first: a smaller MaxRelated than when
+		// the snapshot was written keeps the strongest, and the rest are
+		// read past.
+		l := make([]relEntry, 0, min(n, e.opts.MaxRelated))
+		for i := range n {
 			q, w := r.Uint32(), r.Float32()
 			if q >= products || !(w > 0) {
 				return nil, bad("relation %d->%d weight %v", p, q, w)
 			}
-			l = append(l, relEntry{p: q, w: w})
+			if i < e.opts.MaxRelated {
+				l = append(l, relEntry{p: q, w: w})
+			}
 		}
 		e.rel.set(p, l)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -117,6 +119,36 @@ func TestSnapshotIntoOtherShardCount(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameAnswers(t, w.e, loaded, w.now)
+}
+
+// TestSnapshotIntoSmallerMaxRelated: a snapshot loads into an engine that
+// keeps fewer relations per product: each list keeps its strongest, and
+// everything after the relations (popularity, profiles) still loads.
+func TestSnapshotIntoSmallerMaxRelated(t *testing.T) {
+	w := apparel(t)
+	replayWorld(w, 0, 300)
+	opts := w.e.Options()
+	opts.MaxRelated = 2
+	loaded, err := LoadSnapshot(opts, snapshotBytes(t, w.e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := w.e.Stats(), loaded.Stats(); a != b {
+		t.Fatalf("stats differ: %+v vs %+v", a, b)
+	}
+	for p := range uint32(w.e.idx.Products()) {
+		want := w.e.rel.appendTo(nil, p, 2)
+		if got := loaded.rel.appendTo(nil, p, 100); !slices.Equal(got, want) {
+			t.Fatalf("product %d: relations %v, want the strongest two %v", p, got, want)
+		}
+	}
+	for _, c := range []string{"C1", "C2", "cookie-1"} {
+		a, okA := w.e.Profile(c, strings.HasPrefix(c, "cookie"))
+		b, okB := loaded.Profile(c, strings.HasPrefix(c, "cookie"))
+		if okA != okB || !reflect.DeepEqual(a, b) {
+			t.Fatalf("profile %s differs after loading", c)
+		}
+	}
 }
 
 // TestSnapshotIsAPointInTime takes a snapshot, keeps writing before the

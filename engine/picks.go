@@ -84,7 +84,7 @@ type picker struct {
 	name      []byte
 	popMax    float64
 	popLogMax float64 // log1p(popMax), the popularity term's divisor
-	good      int // candidates neither buried nor capped
+	good      int     // candidates neither buried nor capped
 	priceMin  float64
 	priceMax  float64
 	excluded  map[uint32]uint32 // the engine's global exclusions

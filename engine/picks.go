@@ -536,8 +536,8 @@ func (e *Engine) walk(pk *picker, t *topList, quota, k int) {
 // consider filters product p and, if it qualifies, scores it as a
 // candidate. It reports whether p qualified.
 func (e *Engine) consider(pk *picker, p uint32, flags uint8, rel float32) bool {
-	it := e.idx.ItemAt(p)
-	if !pk.eligible(e, it) {
+	it := pk.eligibleAt(e, p)
+	if it == nil {
 		return false
 	}
 	score, reason, demoted := pk.score(e, it, flags, rel)
@@ -549,39 +549,55 @@ func (e *Engine) consider(pk *picker, p uint32, flags uint8, rel float32) bool {
 	return true
 }
 
-// eligible applies the hard filters.
+// eligible applies the hard filters to an item.
 func (pk *picker) eligible(e *Engine, it *index.Item) bool {
-	if it == nil || !it.Active {
-		return false
+	return it != nil && pk.eligibleAt(e, it.Dense) == it
+}
+
+// eligibleAt applies the hard filters to product p and returns its item if
+// it passes, else nil. The cheap, selective tests come first and read only
+// dense arrays and bitmaps (activity, size group, purchases, exclusions,
+// stock), so that a rejected candidate costs no fetch of its *Item: the
+// top-list walks of a store's screen reject most of what they look at.
+func (pk *picker) eligibleAt(e *Engine, p uint32) *index.Item {
+	group, active, ok := e.idx.Meta(p)
+	if !ok || !active {
+		return nil
 	}
-	if i, bought := slices.BinarySearch(pk.purchased, it.Dense); bought && !pk.mayRebuy(e, it, pk.boughtAt[i]) {
-		return false
-	}
-	if slices.Contains(pk.excl, it.Dense) {
-		return false
+	if slices.Contains(pk.excl, p) {
+		return nil
 	}
 	if len(pk.excluded) > 0 {
-		if until, ok := pk.excluded[it.Dense]; ok && until > pk.now {
-			return false
+		if until, ok := pk.excluded[p]; ok && until > pk.now {
+			return nil
 		}
 	}
+	size := index.AnySize
+	if int(group) < len(pk.wear) {
+		size = pk.wear[group]
+	}
+	inStock := false
+	for _, l := range pk.locs {
+		if e.idx.InStock(p, l, size) {
+			inStock = true
+			break
+		}
+	}
+	if !inStock {
+		return nil
+	}
+	it := e.idx.ItemAt(p)
+	if i, bought := slices.BinarySearch(pk.purchased, p); bought && !pk.mayRebuy(e, it, pk.boughtAt[i]) {
+		return nil
+	}
 	if it.Price < pk.priceMin || (pk.priceMax > 0 && it.Price > pk.priceMax) {
-		return false
+		return nil
 	}
 	if c := pk.category; c != "" && it.Category != c &&
 		!(strings.HasPrefix(it.Category, c) && it.Category[len(c)] == '/') {
-		return false
+		return nil
 	}
-	size := index.AnySize
-	if int(it.Group) < len(pk.wear) {
-		size = pk.wear[it.Group]
-	}
-	for _, l := range pk.locs {
-		if e.idx.InStock(it.Dense, l, size) {
-			return true
-		}
-	}
-	return false
+	return it
 }
 
 // mayRebuy reports whether an item bought at t may be recommended again:

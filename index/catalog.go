@@ -87,7 +87,7 @@ type skuInfo struct {
 // locStock is the stock of one location.
 type locStock struct {
 	qty    map[uint32]int32           // sku -> quantity (absent: 0)
-	bySize map[uint32]*roaring.Bitmap // size key -> products in stock in that size
+	bySize []*roaring.Bitmap // by size key: products in stock in that size; nil: none yet
 	any    *roaring.Bitmap            // products with any SKU in stock
 }
 
@@ -95,6 +95,11 @@ type locStock struct {
 type Index struct {
 	products  *Dict
 	items     []*Item // by dense product id; nil for ids known only by reference
+	// meta holds, by dense product id, what the picks filters read first:
+	// group<<1 | active. A dense array, so that rejecting a candidate
+	// does not fetch its *Item from wherever the heap put it (at a million
+	// products, a cache miss per candidate).
+	meta []uint32
 	skus      *Dict
 	skuInfo   []skuInfo
 	locations *Dict
@@ -137,7 +142,7 @@ func (x *Index) Location(id string) uint32 {
 }
 
 func newLocStock() locStock {
-	return locStock{qty: make(map[uint32]int32), bySize: make(map[uint32]*roaring.Bitmap), any: roaring.New()}
+	return locStock{qty: make(map[uint32]int32), any: roaring.New()}
 }
 
 func newBitmap() *roaring.Bitmap { return roaring.New() }
@@ -170,6 +175,16 @@ func (x *Index) ItemAt(d uint32) *Item {
 
 // Products is one more than the largest dense product id.
 func (x *Index) Products() int { return len(x.items) }
+
+// Meta returns product p's size group and whether it is active, from a
+// dense array (see Index.meta); ok is false for an unknown product.
+func (x *Index) Meta(p uint32) (group uint32, active, ok bool) {
+	if int(p) >= len(x.meta) {
+		return 0, false, false
+	}
+	m := x.meta[p]
+	return m >> 1, m&1 != 0, x.items[p] != nil
+}
 
 // SKUs is the number of known SKUs.
 func (x *Index) SKUs() int { return x.skus.Len() }
@@ -307,7 +322,7 @@ func (x *Index) Upsert(it *Item) error {
 			ls := &x.locStock[l]
 			ls.any.Remove(pd)
 			for _, v := range old.Variants {
-				if b := ls.bySize[v.SizeKey]; b != nil {
+				if b := ls.sized(v.SizeKey); b != nil {
 					b.Remove(pd)
 				}
 			}
@@ -357,6 +372,13 @@ func (x *Index) Upsert(it *Item) error {
 		}
 	}
 	x.items[pd] = it
+	for int(pd) >= len(x.meta) {
+		x.meta = append(x.meta, 0)
+	}
+	x.meta[pd] = it.Group << 1
+	if it.Active {
+		x.meta[pd] |= 1
+	}
 
 	for _, f := range it.Facets {
 		x.postings[f].Add(pd)

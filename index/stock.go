@@ -72,9 +72,12 @@ func (x *Index) refreshStockBits(l uint32, it *Item, k uint32) {
 			}
 		}
 	}
-	b := ls.bySize[k]
+	b := ls.sized(k)
 	if inSize {
 		if b == nil {
+			for int(k) >= len(ls.bySize) {
+				ls.bySize = append(ls.bySize, nil)
+			}
 			b = roaring.New()
 			ls.bySize[k] = b
 		}
@@ -100,7 +103,7 @@ func (x *Index) InStock(p, l, size uint32) bool {
 	if size == AnySize {
 		return ls.any.Contains(p)
 	}
-	b := ls.bySize[size]
+	b := ls.sized(size)
 	return b != nil && b.Contains(p)
 }
 
@@ -113,7 +116,15 @@ func (x *Index) StockBitmap(l, size uint32) *roaring.Bitmap {
 	if size == AnySize {
 		return x.locStock[l].any
 	}
-	return x.locStock[l].bySize[size]
+	return x.locStock[l].sized(size)
+}
+
+// sized returns the bitmap of size key k, or nil.
+func (ls *locStock) sized(k uint32) *roaring.Bitmap {
+	if int(k) >= len(ls.bySize) {
+		return nil
+	}
+	return ls.bySize[k]
 }
 
 // FitMask returns a mask with bit i set when it.Variants[i] is in stock at

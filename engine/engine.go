@@ -73,7 +73,12 @@ type Options struct {
 	AffinityFacets   int // top facets of a profile that source candidates; default 4
 	Anchors          int // most recent history items whose relations source candidates; default 48
 	RelatedPerAnchor int // strongest relations taken per anchor (twice that for the context); default 16
-	FallbackScan     int // eligible products scanned when sources do not fill k; default 4096
+	// TaperAnchors: anchors after the first TaperAnchors (older history)
+	// take a quarter of RelatedPerAnchor (at least 2); default 16 (the
+	// evaluation scores it as no taper, at half the candidates for long
+	// histories); negative: no taper.
+	TaperAnchors int
+	FallbackScan int // eligible products scanned when sources do not fill k; default 4096
 
 	// FrequencyCaps: per channel of the request, an item shown (impression
 	// events, on any channel) at least Max times within Window ranks below
@@ -189,6 +194,9 @@ func (o *Options) setDefaults() {
 	def(&o.AffinityFacets, 4)
 	def(&o.Anchors, 48)
 	def(&o.RelatedPerAnchor, 16)
+	if o.TaperAnchors == 0 {
+		o.TaperAnchors = 16
+	}
 	def(&o.FallbackScan, 4096)
 	for i := range o.FrequencyCaps {
 		c := &o.FrequencyCaps[i]

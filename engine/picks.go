@@ -183,8 +183,12 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 		e.addRelated(pk, pk.ctx.Dense, 2, 2*perAnchor)
 	}
 	if ch != ChannelScreen {
-		for _, a := range pk.anchors {
-			e.addRelated(pk, a, 1, perAnchor)
+		for i, a := range pk.anchors {
+			n := perAnchor
+			if t := e.opts.TaperAnchors; t >= 0 && i >= t {
+				n = max(2, perAnchor/4)
+			}
+			e.addRelated(pk, a, 1, n)
 		}
 	}
 	for _, p := range pk.cart {
@@ -223,18 +227,8 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 		e.fallback(pk, k)
 	}
 
-	pk.leaves = pk.leaves[:0] // diversify counts afresh
-	slices.SortFunc(pk.cands, func(a, b cand) int {
-		switch {
-		case a.score > b.score:
-			return -1
-		case a.score < b.score:
-			return 1
-		}
-		return strings.Compare(a.item.ID, b.item.ID)
-	})
 	base := len(dst)
-	dst = pk.diversify(dst, k, e.idx)
+	dst = pk.rank(dst, k, e.idx)
 	if len(q.Pins) > 0 {
 		dst = e.pin(pk, dst, base, q.Pins, k)
 	}
@@ -719,12 +713,85 @@ func (e *Engine) scan(pk *picker, b *roaring.Bitmap, k int, budget *int) {
 	}
 }
 
-// diversify appends the best k candidates to dst, at most ceil(k/3) from one
-// leaf category, filling from the held-back ones when too few remain.
-func (pk *picker) diversify(dst []Pick, k int, x *index.Index) []Pick {
+// candOrder orders candidates best first: by score, ties to the smaller
+// product id.
+func candOrder(a, b cand) int {
+	switch {
+	case a.score > b.score:
+		return -1
+	case a.score < b.score:
+		return 1
+	}
+	return strings.Compare(a.item.ID, b.item.ID)
+}
+
+// rank appends the best k candidates to dst in order, diversified. Only
+// the best few need an order: it selects the 4k best, sorts those and
+// diversifies them; only when they hold fewer than k picks within the
+// diversity cap (one leaf category crowds them) does it sort everything
+// and start again. Either way the answer is what sorting all of them
+// would give.
+func (pk *picker) rank(dst []Pick, k int, x *index.Index) []Pick {
+	base := len(dst)
+	m := min(len(pk.cands), 4*k)
+	if m < len(pk.cands) {
+		selectBest(pk.cands, m)
+	}
+	slices.SortFunc(pk.cands[:m], candOrder)
+	pk.leaves, pk.deferred = pk.leaves[:0], pk.deferred[:0]
+	out, accepted := pk.diversify(dst, pk.cands[:m], k, x)
+	if accepted == k || m == len(pk.cands) {
+		return out
+	}
+	slices.SortFunc(pk.cands, candOrder)
+	pk.leaves, pk.deferred = pk.leaves[:0], pk.deferred[:0]
+	out, _ = pk.diversify(dst[:base], pk.cands, k, x)
+	return out
+}
+
+// selectBest reorders cands so that its first m are the m best (in no
+// particular order): quickselect, median-of-three pivots.
+func selectBest(cands []cand, m int) {
+	lo, hi := 0, len(cands)-1
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		// Median of three to cands[hi] as the pivot.
+		if candOrder(cands[mid], cands[lo]) < 0 {
+			cands[mid], cands[lo] = cands[lo], cands[mid]
+		}
+		if candOrder(cands[hi], cands[lo]) < 0 {
+			cands[hi], cands[lo] = cands[lo], cands[hi]
+		}
+		if candOrder(cands[mid], cands[hi]) < 0 {
+			cands[mid], cands[hi] = cands[hi], cands[mid]
+		}
+		pivot := cands[hi]
+		i := lo
+		for j := lo; j < hi; j++ {
+			if candOrder(cands[j], pivot) < 0 {
+				cands[i], cands[j] = cands[j], cands[i]
+				i++
+			}
+		}
+		cands[i], cands[hi] = cands[hi], cands[i]
+		switch {
+		case i == m-1 || i == m:
+			return
+		case i < m:
+			lo = i + 1
+		default:
+			hi = i - 1
+		}
+	}
+}
+
+// diversify appends to dst, from cands in order, the first k candidates
+// within ceil(k/3) of a leaf category, then fills from the held-back ones
+// when too few were within it. accepted counts those within the cap.
+func (pk *picker) diversify(dst []Pick, cands []cand, k int, x *index.Index) (_ []Pick, accepted int) {
 	limit := (k + 2) / 3
 	n := 0
-	for _, c := range pk.cands {
+	for _, c := range cands {
 		if n == k {
 			break
 		}
@@ -735,6 +802,7 @@ func (pk *picker) diversify(dst []Pick, k int, x *index.Index) []Pick {
 		dst = append(dst, pk.pick(c, x))
 		n++
 	}
+	accepted = n
 	for _, c := range pk.deferred {
 		if n == k {
 			break
@@ -742,7 +810,7 @@ func (pk *picker) diversify(dst []Pick, k int, x *index.Index) []Pick {
 		dst = append(dst, pk.pick(c, x))
 		n++
 	}
-	return dst
+	return dst, accepted
 }
 
 func (pk *picker) bumpLeaf(leaf uint32) int {

@@ -85,6 +85,7 @@ var tuneKnobs = []knob{
 	{"ViewWindow.h", []float64{1, 6, 24, 72}, func(o *engine.Options, x float64) { o.ViewWindow = hours(x) }},
 	{"Anchors", []float64{4, 8, 12, 24, 48}, func(o *engine.Options, x float64) { o.Anchors = int(x) }},
 	{"RelatedPerAnchor", []float64{4, 6, 8, 12, 16, 32}, func(o *engine.Options, x float64) { o.RelatedPerAnchor = int(x) }},
+	{"TaperAnchors", []float64{-1, 4, 8, 12, 16, 24}, func(o *engine.Options, x float64) { o.TaperAnchors = int(x) }},
 	{"AffinityFacets", []float64{2, 4, 8}, func(o *engine.Options, x float64) { o.AffinityFacets = int(x) }},
 	{"TopPerFacet", []float64{32, 64, 128}, func(o *engine.Options, x float64) { o.TopPerFacet = int(x) }},
 	{"FacetWeights.category", []float64{0.25, 0.5, 1, 2}, func(o *engine.Options, x float64) { o.FacetWeights[0] = float32(x) }},

@@ -6,7 +6,7 @@ BIN       := bin/omnipick
 PKGS      := ./...
 SHARED_DATA ?= ../shared/data
 
-.PHONY: run build test test-short lint bench eval clean
+.PHONY: run build test test-short lint bench bench-scale eval clean
 
 ## run: serve the demo world on $(ADDR), state in $(DATA)
 run: build
@@ -44,6 +44,14 @@ eval: build
 ## bench/README.md for the figures and for load tests)
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./index/... ./engine/... ./api/...
+
+## bench-scale: build the issue-4 world (1M products, 10M customers, 200
+## locations; SCALE_FLAGS to resize, e.g. '-customers 1000000') in memory
+## and measure build rate, memory, picks latency, snapshot and restart
+## (about half an hour and ~10 GiB on the 2-core machine)
+SCALE_FLAGS ?=
+bench-scale: build
+	$(BIN) bench scale $(SCALE_FLAGS)
 
 clean:
 	rm -rf bin

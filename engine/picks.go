@@ -202,7 +202,28 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 		e.consider(pk, p, s.flags, s.rel)
 	}
 
-	// 2. Top lists, walked best first with quotas.
+	// 2. Top lists, walked best first with quotas, and 3. anything
+	// eligible when the sources fell short: unless the personal
+	// candidates already fill k places that nothing walked could reach.
+	if !pk.personalSuffice(k) {
+		e.walkAll(pk, k)
+		if pk.good < k {
+			e.fallback(pk, k)
+		}
+	}
+
+	base := len(dst)
+	dst = pk.rank(dst, k, e.idx)
+	if len(q.Pins) > 0 {
+		dst = e.pin(pk, dst, base, q.Pins, k)
+	}
+	return dst
+}
+
+// walkAll walks the top lists: the context's facets and the customer's
+// strongest (k each), the boosted facets (k each), then the category's or
+// the global list (2k).
+func (e *Engine) walkAll(pk *picker, k int) {
 	if pk.ctx != nil {
 		for _, f := range pk.ctx.Facets {
 			e.walk(pk, &e.tops[f], k, k)
@@ -218,21 +239,53 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 		pk.name = append(append(pk.name[:0], index.FacetCategory...), pk.category...)
 		f, _ := e.idx.FacetBytes(pk.name) // known: loadQuery checked
 		e.walk(pk, &e.tops[f], 2*k, k)
-	} else {
-		e.walk(pk, &e.global, 2*k, k)
+		return
 	}
+	e.walk(pk, &e.global, 2*k, k)
+}
 
-	// 3. Anything eligible, when the sources fell short.
-	if pk.good < k {
-		e.fallback(pk, k)
+// walkBound is the highest score a product no personal source proposed can
+// have: the best prior it can earn (popular; affinity, if it shares one of
+// the customer's strongest facets; related, if similar to the context),
+// full affinity, full context similarity, full popularity, and the boost.
+func (pk *picker) walkBound() float64 {
+	o := pk.opts
+	prior := pk.prior[ReasonPopular]
+	if len(pk.topFacets) > 0 {
+		prior = max(prior, pk.prior[ReasonAffinity])
 	}
+	rel := 0.0
+	if pk.ctxNorm > 0 {
+		prior = max(prior, pk.prior[ReasonRelated])
+		rel = o.ContextWeight
+	}
+	b := prior + o.AffinityWeight + o.RelatedWeight*rel + o.PopularityWeight
+	if len(pk.boost) > 0 {
+		b += o.BoostWeight
+	}
+	return b
+}
 
-	base := len(dst)
-	dst = pk.rank(dst, k, e.idx)
-	if len(q.Pins) > 0 {
-		dst = e.pin(pk, dst, base, q.Pins, k)
+// personalSuffice reports whether the candidates so far (the personal
+// sources') hold k that score above walkBound within the diversity cap.
+// Then the walks cannot change the answer: ranking takes those k first,
+// before any product scoring at most the bound. Ads and email lead with
+// the cart, views and related items (priors 100 and up, over an affinity
+// tier of 10), so there it often saves the walks; on the web, whose priors
+// are small, it rarely does.
+func (pk *picker) personalSuffice(k int) bool {
+	bound := pk.walkBound()
+	limit := (k + 2) / 3
+	pk.leaves = pk.leaves[:0]
+	n := 0
+	for _, c := range pk.cands {
+		if c.score > bound && pk.bumpLeaf(c.item.Leaf) <= limit {
+			if n++; n == k {
+				return true
+			}
+		}
 	}
-	return dst
+	return false
 }
 
 // pin places the query's pinned products at their positions among the
@@ -654,7 +707,9 @@ func (pk *picker) score(e *Engine, it *index.Item, flags uint8, rel float32) (fl
 	popularity := 0.0
 	if pk.popMax > 0 {
 		v := e.pop.valueAt(e.pop.logScore(it.Dense), pk.now)
-		popularity = math.Log1p(v) / pk.popLogMax
+		// At most 1: the global list's best is the most popular product,
+		// and walkBound relies on the bound.
+		popularity = min(1, math.Log1p(v)/pk.popLogMax)
 	}
 	o := pk.opts
 	score := prior + o.AffinityWeight*dot + o.RelatedWeight*float64(rel) + o.PopularityWeight*popularity

@@ -49,8 +49,9 @@ type facetSlot struct {
 }
 
 type cand struct {
-	item   *index.Item
+	item   *index.Item // not read while ranking: see index.Hot
 	score  float64
+	leaf   uint32
 	reason Reason
 }
 
@@ -279,7 +280,7 @@ func (pk *picker) personalSuffice(k int) bool {
 	pk.leaves = pk.leaves[:0]
 	n := 0
 	for _, c := range pk.cands {
-		if c.score > bound && pk.bumpLeaf(c.item.Leaf) <= limit {
+		if c.score > bound && pk.bumpLeaf(c.leaf) <= limit {
 			if n++; n == k {
 				return true
 			}
@@ -572,7 +573,7 @@ func (e *Engine) walk(pk *picker, t *topList, quota, k int) {
 			continue
 		}
 		*s = slot{epoch: pk.epoch, flags: flagSeen}
-		if e.consider(pk, p, 0, 0) && pk.bumpLeaf(pk.cands[len(pk.cands)-1].item.Leaf) <= limit {
+		if e.consider(pk, p, 0, 0) && pk.bumpLeaf(pk.cands[len(pk.cands)-1].leaf) <= limit {
 			if n++; n == quota {
 				return
 			}
@@ -583,12 +584,13 @@ func (e *Engine) walk(pk *picker, t *topList, quota, k int) {
 // consider filters product p and, if it qualifies, scores it as a
 // candidate. It reports whether p qualified.
 func (e *Engine) consider(pk *picker, p uint32, flags uint8, rel float32) bool {
-	it := pk.eligibleAt(e, p)
+	h := e.idx.Hot(p)
+	it := pk.eligibleHot(e, p, &h)
 	if it == nil {
 		return false
 	}
-	score, reason, demoted := pk.score(e, it, flags, rel)
-	pk.cands = append(pk.cands, cand{item: it, score: score, reason: reason})
+	score, reason, demoted := pk.scoreHot(e, p, &h, it, flags, rel)
+	pk.cands = append(pk.cands, cand{item: it, score: score, leaf: h.Leaf, reason: reason})
 	if demoted {
 		return false
 	}
@@ -598,17 +600,20 @@ func (e *Engine) consider(pk *picker, p uint32, flags uint8, rel float32) bool {
 
 // eligible applies the hard filters to an item.
 func (pk *picker) eligible(e *Engine, it *index.Item) bool {
-	return it != nil && pk.eligibleAt(e, it.Dense) == it
+	if it == nil {
+		return false
+	}
+	h := e.idx.Hot(it.Dense)
+	return pk.eligibleHot(e, it.Dense, &h) == it
 }
 
-// eligibleAt applies the hard filters to product p and returns its item if
-// it passes, else nil. The cheap, selective tests come first and read only
-// dense arrays and bitmaps (activity, size group, purchases, exclusions,
-// stock), so that a rejected candidate costs no fetch of its *Item: the
-// top-list walks of a store's screen reject most of what they look at.
-func (pk *picker) eligibleAt(e *Engine, p uint32) *index.Item {
-	group, active, ok := e.idx.Meta(p)
-	if !ok || !active {
+// eligibleHot applies the hard filters to product p, whose hot record is
+// h, and returns its item if it passes, else nil. It reads the *Item only
+// for the filters that need its strings (category, repurchase window):
+// the rest come from h, the purchase and exclusion lists and the stock
+// bitmaps, so that a candidate costs one cache line of the catalog.
+func (pk *picker) eligibleHot(e *Engine, p uint32, h *index.Hot) *index.Item {
+	if !h.Known || !h.Active {
 		return nil
 	}
 	if slices.Contains(pk.excl, p) {
@@ -619,9 +624,12 @@ func (pk *picker) eligibleAt(e *Engine, p uint32) *index.Item {
 			return nil
 		}
 	}
+	if h.Price < pk.priceMin || (pk.priceMax > 0 && h.Price > pk.priceMax) {
+		return nil
+	}
 	size := index.AnySize
-	if int(group) < len(pk.wear) {
-		size = pk.wear[group]
+	if int(h.Group) < len(pk.wear) {
+		size = pk.wear[h.Group]
 	}
 	inStock := false
 	for _, l := range pk.locs {
@@ -633,11 +641,8 @@ func (pk *picker) eligibleAt(e *Engine, p uint32) *index.Item {
 	if !inStock {
 		return nil
 	}
-	it := e.idx.ItemAt(p)
+	it := e.idx.ItemAt(p) // the pointer only: its fields stay unread unless needed
 	if i, bought := slices.BinarySearch(pk.purchased, p); bought && !pk.mayRebuy(e, it, pk.boughtAt[i]) {
-		return nil
-	}
-	if it.Price < pk.priceMin || (pk.priceMax > 0 && it.Price > pk.priceMax) {
 		return nil
 	}
 	if c := pk.category; c != "" && it.Category != c &&
@@ -664,6 +669,13 @@ func (pk *picker) mayRebuy(e *Engine, it *index.Item, t uint32) bool {
 // score computes a candidate's score and the source that explains it, and
 // whether it is demoted (buried or capped).
 func (pk *picker) score(e *Engine, it *index.Item, flags uint8, rel float32) (float64, Reason, bool) {
+	h := e.idx.Hot(it.Dense)
+	return pk.scoreHot(e, it.Dense, &h, it, flags, rel)
+}
+
+// scoreHot is score for product p with hot record h (and item it, read
+// only when h cannot hold all its facets).
+func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, flags uint8, rel float32) (float64, Reason, bool) {
 	reason, prior := ReasonPopular, pk.prior[ReasonPopular]
 	consider := func(r Reason) {
 		if p := pk.prior[r]; p > prior || (p == prior && r > reason) {
@@ -681,7 +693,11 @@ func (pk *picker) score(e *Engine, it *index.Item, flags uint8, rel float32) (fl
 	}
 	var dot, shared float64
 	var bits uint8
-	for _, f := range it.Facets {
+	facets := h.Facets[:min(int(h.NFacets), index.HotFacets)]
+	if h.NFacets == index.HotSpill {
+		facets = it.Facets
+	}
+	for _, f := range facets {
 		fs := pk.facets[f]
 		if fs.epoch != pk.epoch {
 			continue
@@ -706,7 +722,7 @@ func (pk *picker) score(e *Engine, it *index.Item, flags uint8, rel float32) (fl
 	}
 	popularity := 0.0
 	if pk.popMax > 0 {
-		v := e.pop.valueAt(e.pop.logScore(it.Dense), pk.now)
+		v := e.pop.valueAt(e.pop.logScore(p), pk.now)
 		// At most 1: the global list's best is the most popular product,
 		// and walkBound relies on the bound.
 		popularity = min(1, math.Log1p(v)/pk.popLogMax)
@@ -722,7 +738,7 @@ func (pk *picker) score(e *Engine, it *index.Item, flags uint8, rel float32) (fl
 		demoted = true
 	}
 	if len(pk.capped) > 0 {
-		if _, capped := slices.BinarySearch(pk.capped, it.Dense); capped {
+		if _, capped := slices.BinarySearch(pk.capped, p); capped {
 			score -= capPenalty
 			demoted = true
 		}
@@ -850,7 +866,7 @@ func (pk *picker) diversify(dst []Pick, cands []cand, k int, x *index.Index) (_ 
 		if n == k {
 			break
 		}
-		if pk.bumpLeaf(c.item.Leaf) > limit {
+		if pk.bumpLeaf(c.leaf) > limit {
 			pk.deferred = append(pk.deferred, c)
 			continue
 		}

@@ -30,7 +30,7 @@ func TestRankEqualsFullSort(t *testing.T) {
 			if crowd && score >= 10 {
 				items[i].Leaf = 0
 			}
-			cands[i] = cand{item: items[i], score: score}
+			cands[i] = cand{item: items[i], score: score, leaf: items[i].Leaf}
 		}
 		want := func() []string {
 			pk := &picker{cands: slices.Clone(cands)}

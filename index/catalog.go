@@ -86,20 +86,21 @@ type skuInfo struct {
 
 // locStock is the stock of one location.
 type locStock struct {
-	qty    map[uint32]int32           // sku -> quantity (absent: 0)
+	qty    map[uint32]int32  // sku -> quantity (absent: 0)
 	bySize []*roaring.Bitmap // by size key: products in stock in that size; nil: none yet
-	any    *roaring.Bitmap            // products with any SKU in stock
+	any    *roaring.Bitmap   // products with any SKU in stock
 }
 
 // Index is the catalog and the stock. See the package doc for concurrency.
 type Index struct {
-	products  *Dict
-	items     []*Item // by dense product id; nil for ids known only by reference
-	// meta holds, by dense product id, what the picks filters read first:
-	// group<<1 | active. A dense array, so that rejecting a candidate
-	// does not fetch its *Item from wherever the heap put it (at a million
-	// products, a cache miss per candidate).
-	meta []uint32
+	products *Dict
+	items    []*Item // by dense product id; nil for ids known only by reference
+	// hot holds, by dense product id, what ranking reads of a product,
+	// packed in one cache line: filtering and scoring a candidate then
+	// costs one fetch, not the *Item and its Facets array from wherever
+	// the heap put them (at a million products, two cache misses a
+	// candidate).
+	hot       []Hot
 	skus      *Dict
 	skuInfo   []skuInfo
 	locations *Dict
@@ -176,14 +177,42 @@ func (x *Index) ItemAt(d uint32) *Item {
 // Products is one more than the largest dense product id.
 func (x *Index) Products() int { return len(x.items) }
 
-// Meta returns product p's size group and whether it is active, from a
-// dense array (see Index.meta); ok is false for an unknown product.
-func (x *Index) Meta(p uint32) (group uint32, active, ok bool) {
-	if int(p) >= len(x.meta) {
-		return 0, false, false
+// HotFacets is how many facets a Hot record holds inline; a product with
+// more (many tags) has NFacets == HotSpill and its Item.Facets is read.
+const (
+	HotFacets = 10
+	HotSpill  = 0xff
+)
+
+// Hot is what ranking reads of a product, in 64 bytes.
+type Hot struct {
+	Price   float64
+	Group   uint32 // dense size-group id
+	Leaf    uint32 // facet id of the full category path
+	Active  bool
+	Known   bool  // the product is in the catalog (not only referenced)
+	NFacets uint8 // facets inline, or HotSpill
+	_       uint8
+	Facets  [HotFacets]uint32
+}
+
+func hotOf(it *Item) Hot {
+	h := Hot{Price: it.Price, Group: it.Group, Leaf: it.Leaf, Active: it.Active, Known: true}
+	if len(it.Facets) > HotFacets {
+		h.NFacets = HotSpill
+		return h
 	}
-	m := x.meta[p]
-	return m >> 1, m&1 != 0, x.items[p] != nil
+	h.NFacets = uint8(copy(h.Facets[:], it.Facets))
+	return h
+}
+
+// Hot returns product p's hot record (see Index.hot); its Known is false
+// for an unknown product.
+func (x *Index) Hot(p uint32) Hot {
+	if int(p) >= len(x.hot) {
+		return Hot{}
+	}
+	return x.hot[p]
 }
 
 // SKUs is the number of known SKUs.
@@ -372,13 +401,10 @@ func (x *Index) Upsert(it *Item) error {
 		}
 	}
 	x.items[pd] = it
-	for int(pd) >= len(x.meta) {
-		x.meta = append(x.meta, 0)
+	for int(pd) >= len(x.hot) {
+		x.hot = append(x.hot, Hot{})
 	}
-	x.meta[pd] = it.Group << 1
-	if it.Active {
-		x.meta[pd] |= 1
-	}
+	x.hot[pd] = hotOf(it)
 
 	for _, f := range it.Facets {
 		x.postings[f].Add(pd)

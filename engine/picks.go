@@ -94,8 +94,11 @@ type picker struct {
 	category  string
 	now       uint32
 	channel   Channel
-	opts      *Options
-	prior     *[numReasons]float64
+	// sparse: the query asks only for stores, whose stock covers little of
+	// the catalog, so candidates are tested against it before anything.
+	sparse bool
+	opts   *Options
+	prior  *[numReasons]float64
 }
 
 type leafCount struct {
@@ -407,6 +410,8 @@ func (e *Engine) loadQuery(pk *picker, q *Query) bool {
 	if len(pk.locs) == 0 {
 		return false
 	}
+	pk.sparse = !slices.Contains(pk.locs, 0) // location 0 is "online"
+
 	for g := range e.idx.Groups() {
 		w := index.AnySize
 		if g > 0 {
@@ -584,6 +589,9 @@ func (e *Engine) walk(pk *picker, t *topList, quota, k int) {
 // consider filters product p and, if it qualifies, scores it as a
 // candidate. It reports whether p qualified.
 func (e *Engine) consider(pk *picker, p uint32, flags uint8, rel float32) bool {
+	if pk.sparse && !pk.anyStock(e, p) {
+		return false // most of a store's walks: rejected before its hot record is fetched
+	}
 	h := e.idx.Hot(p)
 	it := pk.eligibleHot(e, p, &h)
 	if it == nil {
@@ -596,6 +604,17 @@ func (e *Engine) consider(pk *picker, p uint32, flags uint8, rel float32) bool {
 	}
 	pk.good++
 	return true
+}
+
+// anyStock reports whether product p is in stock in some size at one of
+// the query's locations: a bitmap test that needs nothing of the product.
+func (pk *picker) anyStock(e *Engine, p uint32) bool {
+	for _, l := range pk.locs {
+		if e.idx.InStock(p, l, index.AnySize) {
+			return true
+		}
+	}
+	return false
 }
 
 // eligible applies the hard filters to an item.

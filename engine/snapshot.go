@@ -196,7 +196,7 @@ func (s *shard) captureLocked() {
 		if kind == 1 {
 			slots = s.anonProf
 		}
-		for i, name := range d.Names() {
+		for i, name := range d.All() {
 			b = append(b, byte(kind))
 			b = binfmt.AppendString(b, name)
 			b = s.profiles[slots[i]].appendSnapshot(b)

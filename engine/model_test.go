@@ -216,7 +216,9 @@ func (r *refWorld) picks(e *Engine, q Query) []refPick {
 			addAnchor(id)
 		}
 		s, h := e.shardOf(q.Customer)
-		if pr := s.profileLocked(q.Customer, h, false, false); pr != nil {
+		if slot, ok := s.slotLocked(q.Customer, h, false, false); ok {
+			var pr profile
+			s.readLocked(slot, &pr, true)
 			aff = pr.aff
 		}
 	}

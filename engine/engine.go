@@ -728,7 +728,7 @@ func (e *Engine) applyIdentify(id *Identify) error {
 	// moved is a profile of its own, not a scratch: it outlives the lock.
 	var moved profile
 	as.readLocked(slot, &moved, true)
-	link := as.editLocked(slot)
+	link := &as.scratch
 	link.reset()
 	link.mergedTo, link.mergedAnon = target, targetAnon
 	as.writeLocked(slot, link)

@@ -158,3 +158,24 @@ func TestShardArena(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkProfileRead is what the arena adds to a picks call: decoding a
+// profile (without strings) into the picker's scratch. Profile sizes are
+// entries per list: 20 is a typical customer of the bench world, 200 a
+// heavy one.
+func BenchmarkProfileRead(b *testing.B) {
+	for _, n := range []int{20, 200} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			s := testShard(defaultMinGarbage)
+			slot, _ := s.slotLocked("C1", 1, false, true)
+			pr := sampleProfile(n)
+			s.writeLocked(slot, &pr)
+			var scratch profile
+			b.SetBytes(int64(s.refs[slot].n))
+			b.ReportAllocs()
+			for b.Loop() {
+				s.readLocked(slot, &scratch, false)
+			}
+		})
+	}
+}

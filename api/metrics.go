@@ -140,6 +140,7 @@ func (s *Server) handleMetrics(ctx *fasthttp.RequestCtx) {
 	gauge("omnipick_skus", "SKUs in the catalog.", float64(st.SKUs))
 	gauge("omnipick_locations", "Stock locations.", float64(st.Locations))
 	gauge("omnipick_profiles", "Customer and anonymous profiles.", float64(st.Profiles))
+	gauge("omnipick_profile_bytes", "Bytes of the profiles' encodings (their arenas hold up to about twice that).", float64(st.ProfileBytes))
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	gauge("omnipick_go_heap_bytes", "Go heap in use.", float64(ms.HeapInuse))

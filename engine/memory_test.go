@@ -3,6 +3,7 @@ package engine_test
 import (
 	"os"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -69,9 +70,15 @@ func TestWorldProfileMemory(t *testing.T) {
 		time.Since(start).Round(time.Millisecond), events, rejected, float64(events)/evTook.Seconds(), e)
 
 	inuse, alloc := heap()
-	profiles := e.Stats().Profiles
+	st := e.Stats()
+	profiles := st.Profiles
+	t.Logf("stats: %+v", st)
 	t.Logf("heap after GC: catalog %d MiB in use (%d MiB live); with profiles %d MiB in use (%d MiB live); RSS %s",
 		catInuse>>20, catAlloc>>20, inuse>>20, alloc>>20, rss())
+	debug.FreeOSMemory()
+	runtime.ReadMemStats(&ms)
+	t.Logf("after FreeOSMemory: RSS %s; heap sys %d MiB, idle %d MiB, released %d MiB; GC cycles %d",
+		rss(), ms.HeapSys>>20, ms.HeapIdle>>20, ms.HeapReleased>>20, ms.NumGC)
 	t.Logf("per profile (%d profiles): %.0f bytes in use, %.0f bytes live",
 		profiles, float64(inuse-catInuse)/float64(profiles), float64(alloc-catAlloc)/float64(profiles))
 

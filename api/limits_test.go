@@ -188,7 +188,7 @@ func (w *hostileWorld) state() string {
 	}
 	_, _, metrics := request(w.t, w.base, "GET", "/metrics", nil)
 	for line := range strings.Lines(string(metrics)) {
-		for _, g := range []string{"omnipick_products ", "omnipick_skus ", "omnipick_locations ", "omnipick_profiles ", "omnipick_events_total", `outcome="applied"`} {
+		for _, g := range []string{"omnipick_products ", "omnipick_skus ", "omnipick_locations ", "omnipick_profiles ", "omnipick_profile_bytes ", "omnipick_events_total", `outcome="applied"`} {
 			if strings.HasPrefix(line, g) || strings.Contains(line, g) {
 				b.WriteString(line)
 			}

@@ -212,6 +212,7 @@ type scrapeCollector struct {
 	s *Server
 
 	events, products, skus, locations, facets, profiles, inFlight *prometheus.Desc
+	profileBytes                                                  *prometheus.Desc
 	walBytes, walSegments, walBuffered, walAppends, walFull       *prometheus.Desc
 	snapAge, snapBytes, snapRawBytes, snapDuration, snapPause     *prometheus.Desc
 }
@@ -228,6 +229,7 @@ func newScrapeCollector(s *Server) *scrapeCollector {
 		locations:    d("omnipick_locations", "Stock locations."),
 		facets:       d("omnipick_facets", "Catalog facets (categories, brands, tags) indexed."),
 		profiles:     d("omnipick_profiles", "Customer and anonymous profiles."),
+		profileBytes: d("omnipick_profile_bytes", "Bytes of the profiles' arenas (encoded profiles and room left to grow)."),
 		inFlight:     d("omnipick_http_requests_in_flight", "Requests being handled, against -max-in-flight."),
 		walBytes:     d("omnipick_wal_bytes", "Bytes in write-ahead log segment files."),
 		walSegments:  d("omnipick_wal_segments", "Write-ahead log segment files."),
@@ -243,7 +245,7 @@ func newScrapeCollector(s *Server) *scrapeCollector {
 }
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.events, c.products, c.skus, c.locations, c.facets, c.profiles, c.inFlight,
+	for _, d := range []*prometheus.Desc{c.events, c.products, c.skus, c.locations, c.facets, c.profiles, c.profileBytes, c.inFlight,
 		c.walBytes, c.walSegments, c.walBuffered, c.walAppends, c.walFull,
 		c.snapAge, c.snapBytes, c.snapRawBytes, c.snapDuration, c.snapPause} {
 		ch <- d
@@ -264,6 +266,7 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.locations, float64(st.Locations))
 	gauge(c.facets, float64(st.Facets))
 	gauge(c.profiles, float64(st.Profiles))
+	gauge(c.profileBytes, float64(st.ProfileBytes))
 	gauge(c.inFlight, float64(c.s.inFlight.Load()))
 	if c.s.opts.StoreStats == nil {
 		return

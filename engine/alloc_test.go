@@ -2,7 +2,10 @@
 
 package engine
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 // TestPicksAllocateNothing proves the picks path allocates nothing once its
 // pooled scratch is warm (the race detector's instrumentation allocates, so
@@ -21,5 +24,53 @@ func TestPicksAllocateNothing(t *testing.T) {
 				t.Fatal("no picks")
 			}
 		})
+	}
+}
+
+// TestPicksForLinkedAnonymousAllocateNothing follows an anonymous id's
+// link to its customer: the link's target comes out of the shard without
+// a copy.
+func TestPicksForLinkedAnonymousAllocateNothing(t *testing.T) {
+	e, _ := benchWorld(t, 3000, 300)
+	for _, id := range []Identify{{AnonymousID: "cookie-1", ToAnonymousID: "device-1"}, {AnonymousID: "device-1", Customer: "C17"}} {
+		if err := e.Apply(&Record{Op: OpIdentify, Identify: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	q := Query{AnonymousID: "cookie-1", Channel: ChannelWeb, K: 10}
+	dst := e.PicksInto(make([]Pick, 0, MaxK), &q)
+	want := e.PicksInto(nil, &Query{Customer: "C17", Channel: ChannelWeb, K: 10})
+	if n := testing.AllocsPerRun(200, func() { dst = e.PicksInto(dst[:0], &q) }); n != 0 {
+		t.Fatalf("%v allocations per call", n)
+	}
+	if len(dst) == 0 || len(dst) != len(want) || dst[0].Item != want[0].Item {
+		t.Fatal("the linked id does not get its customer's picks")
+	}
+}
+
+// TestProfileReadsAllocateNothing: once a scratch profile has grown, reading
+// a profile into it allocates nothing, with its strings (equal to those it
+// holds) or without.
+func TestProfileReadsAllocateNothing(t *testing.T) {
+	s := testShard(defaultMinGarbage)
+	for i := range 2 {
+		slot, _ := s.slotLocked(fmt.Sprint("C", i), uint64(i), false, true)
+		pr := sampleProfile(10 * (i + 1))
+		s.writeLocked(slot, &pr)
+	}
+	var scratch profile
+	for _, strs := range []bool{false, true} {
+		s.readLocked(1, &scratch, strs) // grow
+		if n := testing.AllocsPerRun(100, func() {
+			s.readLocked(0, &scratch, strs)
+			s.readLocked(1, &scratch, strs)
+		}); n != 0 && !strs {
+			t.Fatalf("strs=%v: %v allocations per read", strs, n)
+		}
+		// With strings, the smaller profile's differ from the larger's, so
+		// only reading one profile again and again allocates nothing.
+		if n := testing.AllocsPerRun(100, func() { s.readLocked(1, &scratch, strs) }); n != 0 {
+			t.Fatalf("strs=%v: %v allocations per read", strs, n)
+		}
 	}
 }

@@ -151,8 +151,11 @@ func (e *Engine) scanShard(s *shard, anon bool, d int, m *matcher, batch []Membe
 	n := min(dict.Len(), len(slots))
 	end := min(n, d+audienceScan)
 	for ; d < end && len(batch) < cap(batch); d++ {
-		pr := &s.profiles[slots[d]]
-		if pr.mergedTo == "" && m.match(pr) {
+		if s.refs[slots[d]].to != 0 {
+			continue // merged: its history lives with another actor
+		}
+		s.readLocked(slots[d], &m.prof, false)
+		if m.match(&m.prof) {
 			batch = append(batch, Member{ID: dict.Name(uint32(d)), Anonymous: anon})
 		}
 	}
@@ -172,6 +175,7 @@ type matcher struct {
 	known   bool
 	any     bool
 	posting *roaring.Bitmap
+	prof    profile // the profile being judged, decoded
 }
 
 func (e *Engine) newMatcher(q *AudienceQuery, now uint32) (*matcher, error) {

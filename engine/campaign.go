@@ -40,7 +40,10 @@ func (e *Engine) applyExclusion(x *Exclusion) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.captureLocked()
-	s.profileLocked(actor, h, anon, true).exclude(it.Dense, until, e.opts.MaxExclusions)
+	slot, _ := s.slotLocked(actor, h, anon, true)
+	pr := s.editLocked(slot)
+	pr.exclude(it.Dense, until, e.opts.MaxExclusions)
+	s.writeLocked(slot, pr)
 	return nil
 }
 
@@ -76,9 +79,11 @@ func (e *Engine) applyCampaign(c *Campaign) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.captureLocked()
-	pr := s.profileLocked(actor, h, anon, true)
+	slot, _ := s.slotLocked(actor, h, anon, true)
+	pr := s.editLocked(slot)
 	camp := campaign{name: strings.Clone(c.Name), t: secs(c.TS), items: items}
 	pr.setCampaign(camp, uint32(e.opts.CampaignTTL.Seconds()), e.opts.MaxCampaigns)
+	s.writeLocked(slot, pr)
 	return nil
 }
 
@@ -124,9 +129,10 @@ func (e *Engine) CampaignPicksInto(dst []Pick, q *Query, name string) (_ []Pick,
 	ra, rAnon := e.resolveActor(actor, anon)
 	s, h := e.shardOf(ra)
 	s.mu.RLock()
-	if pr := s.profileLocked(ra, h, rAnon, false); pr != nil {
+	if slot, ok := s.slotLocked(ra, h, rAnon, false); ok {
+		var pr profile // a profile of its own: stored outlives the lock
+		s.readLocked(slot, &pr, true)
 		stored, found = pr.campaign(name)
-		stored.items = slices.Clone(stored.items)
 	}
 	s.mu.RUnlock()
 

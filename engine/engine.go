@@ -264,13 +264,25 @@ func (f *facetWeights) of(facet uint32) float32 {
 	return f.w[f.kind[facet]]
 }
 
+// shard holds the profiles of the actors whose ids hash to it. The
+// profiles are encoded in one arena (see arena.go): nothing here holds a
+// pointer per profile.
 type shard struct {
 	mu        sync.RWMutex
 	customers *index.Dict
 	anons     *index.Dict
-	custProf  []uint32 // dense customer id -> profiles index
-	anonProf  []uint32 // dense anonymous id -> profiles index
-	profiles  []profile
+	custProf  []uint32 // dense customer id -> profile slot
+	anonProf  []uint32 // dense anonymous id -> profile slot
+
+	refs        []profRef // by profile slot
+	data        []byte    // the arena of encoded profiles
+	garbage     int       // bytes of data that no profRef covers
+	encoded     int       // the sum of profRef.n
+	compactions int
+	minGarbage  int         // compaction waits for this much garbage
+	targets     *index.Dict // the ids profiles were merged to (profRef.to)
+	scratch     profile     // the profile a write is changing; mu held exclusively
+	enc         []byte      // the encoding a write is storing
 
 	// A snapshot in progress waits for this shard's profiles (see Capture).
 	snapPending bool
@@ -319,6 +331,8 @@ func New(opts Options) *Engine {
 	for i := range e.shards {
 		e.shards[i].customers = index.NewDict()
 		e.shards[i].anons = index.NewDict()
+		e.shards[i].targets = index.NewDict()
+		e.shards[i].minGarbage = defaultMinGarbage
 	}
 	for _, c := range opts.FrequencyCaps {
 		e.capHorizon = max(e.capHorizon, uint32(c.Window.Seconds()))
@@ -433,25 +447,6 @@ func (e *Engine) shardOf(id string) (*shard, uint64) {
 	return &e.shards[h%uint64(len(e.shards))], h
 }
 
-// profileLocked returns the profile of an actor in s, creating it when
-// create is set. s.mu must be held (exclusively when create is set).
-func (s *shard) profileLocked(id string, h uint64, anon, create bool) *profile {
-	dict, slots := s.customers, &s.custProf
-	if anon {
-		dict, slots = s.anons, &s.anonProf
-	}
-	if d, ok := dict.LookupHashed(h, id); ok {
-		return &s.profiles[(*slots)[d]]
-	}
-	if !create {
-		return nil
-	}
-	dict.Intern(id)
-	*slots = append(*slots, uint32(len(s.profiles)))
-	s.profiles = append(s.profiles, profile{})
-	return &s.profiles[len(s.profiles)-1]
-}
-
 func secs(ms int64) uint32 {
 	if ms <= 0 {
 		return 0
@@ -489,8 +484,8 @@ func (e *Engine) linkOf(id string) (to string, toAnon bool) {
 	s, h := e.shardOf(id)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if pr := s.profileLocked(id, h, true, false); pr != nil {
-		return pr.mergedTo, pr.mergedAnon
+	if slot, ok := s.slotLocked(id, h, true, false); ok {
+		return s.mergedLocked(slot)
 	}
 	return "", false
 }
@@ -582,7 +577,8 @@ func (e *Engine) applyEvent(ev *Event) error {
 	s, h := e.shardOf(actor)
 	s.mu.Lock()
 	s.captureLocked()
-	pr := s.profileLocked(actor, h, anon, true)
+	slot, _ := s.slotLocked(actor, h, anon, true)
+	pr := s.editLocked(slot)
 	if relW > 0 {
 		anchors = pr.appendAnchors(anchors, p, t, uint32(o.ViewWindow.Seconds()), uint32(o.PurchaseWindow.Seconds()))
 	}
@@ -617,6 +613,7 @@ func (e *Engine) applyEvent(ev *Event) error {
 	case EventImpression:
 		pr.addShown(p, t, t-min(t, e.capHorizon), o.MaxImpressions)
 	}
+	s.writeLocked(slot, pr)
 	s.mu.Unlock()
 
 	e.rel.addAll(p, anchors, relW)
@@ -728,13 +725,18 @@ func (e *Engine) applyIdentify(id *Identify) error {
 	as, ah := e.shardOf(id.AnonymousID)
 	as.mu.Lock()
 	as.captureLocked()
-	ap := as.profileLocked(id.AnonymousID, ah, true, true)
-	if ap.mergedTo == target && ap.mergedAnon == targetAnon {
+	slot, _ := as.slotLocked(id.AnonymousID, ah, true, true)
+	if to, toAnon := as.mergedLocked(slot); to == target && toAnon == targetAnon {
 		as.mu.Unlock()
 		return nil
 	}
-	moved := *ap
-	*ap = profile{mergedTo: target, mergedAnon: targetAnon}
+	// moved is a profile of its own, not a scratch: it outlives the lock.
+	var moved profile
+	as.readLocked(slot, &moved, true)
+	link := &as.scratch
+	link.reset()
+	link.mergedTo, link.mergedAnon = target, targetAnon
+	as.writeLocked(slot, link)
 	as.mu.Unlock()
 	if moved.mergedTo != "" {
 		// Linked before: its history already lives with the earlier
@@ -745,9 +747,11 @@ func (e *Engine) applyIdentify(id *Identify) error {
 	ds, dh := e.shardOf(dest)
 	ds.mu.Lock()
 	ds.captureLocked()
-	dp := ds.profileLocked(dest, dh, destAnon, true)
+	dslot, _ := ds.slotLocked(dest, dh, destAnon, true)
+	dp := ds.editLocked(dslot)
 	dp.merge(&moved, e.opts.AffinityHalfLife.Seconds(), &e.opts)
 	dp.links = appendUnique(dp.links, id.AnonymousID)
+	ds.writeLocked(dslot, dp)
 	ds.mu.Unlock()
 	return nil
 }
@@ -818,7 +822,11 @@ type Stats struct {
 	Locations int
 	Facets    int
 	Profiles  int
-	Events    [numEventTypes]uint64
+	// ProfileBytes is the size of the profiles' encodings: what the state
+	// holds, whatever its history. The arenas that hold them are larger,
+	// by the room left for growth and the bytes awaiting compaction.
+	ProfileBytes int64
+	Events       [numEventTypes]uint64
 }
 
 // EventCount returns how many events of a type were applied.
@@ -833,7 +841,8 @@ func (e *Engine) Stats() Stats {
 	for i := range e.shards {
 		s := &e.shards[i]
 		s.mu.RLock()
-		st.Profiles += len(s.profiles)
+		st.Profiles += len(s.refs)
+		st.ProfileBytes += int64(s.encoded)
 		s.mu.RUnlock()
 	}
 	for i := range e.applied {

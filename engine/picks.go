@@ -89,6 +89,7 @@ type picker struct {
 	priceMin  float64
 	priceMax  float64
 	excluded  map[uint32]uint32 // the engine's global exclusions
+	prof      profile           // the actor's profile, decoded (no links or campaigns)
 	ctx       *index.Item       // the query's context product, if known
 	ctxNorm   float64           // the context's similarity to itself
 	category  string
@@ -328,10 +329,12 @@ func (e *Engine) loadProfile(pk *picker, q *Query) {
 	s, h := e.shardOf(actor)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	pr := s.profileLocked(actor, h, anon, false)
-	if pr == nil {
+	slot, ok := s.slotLocked(actor, h, anon, false)
+	if !ok {
 		return
 	}
+	pr := &pk.prof
+	s.readLocked(slot, pr, false)
 	for _, a := range pr.aff {
 		pk.affSum += float64(a.w)
 		if int(a.facet) < len(pk.facets) {

@@ -190,17 +190,17 @@ func (s *shard) captureLocked() {
 		return
 	}
 	s.snapPending = false
-	b := make([]byte, 0, 64+len(s.profiles)*64)
+	b := make([]byte, 0, 64+len(s.data)+len(s.refs)*16)
 	b = binfmt.AppendUvarint(b, uint64(len(s.custProf)+len(s.anonProf)))
 	for kind, d := range []*index.Dict{s.customers, s.anons} {
 		slots := s.custProf
 		if kind == 1 {
 			slots = s.anonProf
 		}
-		for i, name := range d.Names() {
+		for i, name := range d.All() {
 			b = append(b, byte(kind))
 			b = binfmt.AppendString(b, name)
-			b = s.profiles[slots[i]].appendSnapshot(b)
+			b = s.appendRecordOf(b, slots[i])
 		}
 	}
 	s.snap = b
@@ -354,10 +354,12 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 				return nil, bad("profile header")
 			}
 			s, h := e.shardOf(name)
-			pr := s.profileLocked(name, h, kind == 1, true)
-			if err := pr.loadSnapshot(r, version, facets, products); err != nil {
+			slot, _ := s.slotLocked(name, h, kind == 1, true)
+			pr := &s.scratch
+			if err := pr.decode(r, version, facets, products, true); err != nil {
 				return nil, fmt.Errorf("%w: profile %q: %v", ErrBadSnapshot, name, err)
 			}
+			s.writeLocked(slot, pr)
 		}
 	}
 	if r.Err() != nil {
@@ -382,72 +384,112 @@ func (t *topList) loadSnapshot(r *binfmt.Reader, products uint32) error {
 	return r.Err()
 }
 
-func (pr *profile) loadSnapshot(r *binfmt.Reader, version byte, facets, products uint32) error {
+// decode reads a profile written by appendSnapshot (version 1 or 2) into
+// pr, replacing its contents but reusing its slices' capacity: once pr has
+// grown to the profiles it reads, decoding allocates nothing, strings
+// included when they equal those pr holds. With strs unset it stops before
+// the campaigns and skips the links and mergedTo, leaving them as they
+// were: the picks path needs none of them and copying strings allocates.
+// It checks products and facets against the given bounds.
+func (pr *profile) decode(r *binfmt.Reader, version byte, facets, products uint32, strs bool) error {
 	const maxEntries = 1 << 20
+	var err error
 	pr.last = r.Uint32()
-	pr.aff = make([]affEntry, r.Count(maxEntries))
+	pr.aff = resize(pr.aff, r.Count(maxEntries))
 	for i := range pr.aff {
 		pr.aff[i] = affEntry{facet: r.Uint32(), w: r.Float32()}
 		if pr.aff[i].facet >= facets || (i > 0 && pr.aff[i].facet <= pr.aff[i-1].facet) {
 			return errors.New("affinity facets out of range or order")
 		}
 	}
-	pr.sizes = make([]sizeEntry, r.Count(maxEntries))
+	pr.sizes = resize(pr.sizes, r.Count(maxEntries))
 	for i := range pr.sizes {
 		pr.sizes[i] = sizeEntry{group: r.Uint32(), size: r.Uint32(), t: r.Uint32(), purchase: r.Bool()}
 	}
-	for _, list := range []*[]stamp{&pr.purchased, &pr.views} {
-		*list = make([]stamp, r.Count(maxEntries))
-		for i := range *list {
-			(*list)[i] = stamp{p: r.Uint32(), t: r.Uint32()}
-			if (*list)[i].p >= products {
-				return errors.New("product out of range")
-			}
-		}
+	if pr.purchased, err = decodeStamps(r, pr.purchased, products); err != nil {
+		return err
 	}
-	pr.cart = make([]cartEntry, r.Count(maxEntries))
+	if pr.views, err = decodeStamps(r, pr.views, products); err != nil {
+		return err
+	}
+	pr.cart = resize(pr.cart, r.Count(maxEntries))
 	for i := range pr.cart {
 		pr.cart[i] = cartEntry{sku: r.Uint32(), p: r.Uint32(), t: r.Uint32()}
 		if pr.cart[i].p >= products {
 			return errors.New("cart product out of range")
 		}
 	}
-	if n := r.Count(maxEntries); n > 0 {
-		pr.links = make([]string, n)
+	n := r.Count(maxEntries)
+	if strs {
+		pr.links = resize(pr.links, n)
 		for i := range pr.links {
-			pr.links[i] = r.String()
+			decodeString(r, &pr.links[i])
+		}
+		decodeString(r, &pr.mergedTo)
+	} else {
+		for range n + 1 { // the links, then mergedTo
+			r.Bytes()
 		}
 	}
-	pr.mergedTo = r.String()
+	pr.mergedAnon = false
 	if version < 2 {
+		pr.shown, pr.excl, pr.camps = pr.shown[:0], pr.excl[:0], pr.camps[:0]
 		return r.Err()
 	}
 	pr.mergedAnon = r.Bool()
-	for _, list := range []*[]stamp{&pr.shown, &pr.excl} {
-		if n := r.Count(maxEntries); n > 0 {
-			*list = make([]stamp, n)
-			for i := range *list {
-				(*list)[i] = stamp{p: r.Uint32(), t: r.Uint32()}
-				if (*list)[i].p >= products {
-					return errors.New("product out of range")
-				}
-			}
-		}
+	if pr.shown, err = decodeStamps(r, pr.shown, products); err != nil {
+		return err
 	}
-	if n := r.Count(maxEntries); n > 0 {
-		pr.camps = make([]campaign, n)
-		for i := range pr.camps {
-			c := &pr.camps[i]
-			c.name, c.t = r.String(), r.Uint32()
-			c.items = make([]uint32, r.Count(MaxK))
-			for j := range c.items {
-				if c.items[j] = r.Uint32(); c.items[j] >= products {
-					return errors.New("campaign product out of range")
-				}
+	if pr.excl, err = decodeStamps(r, pr.excl, products); err != nil {
+		return err
+	}
+	if !strs {
+		pr.camps = pr.camps[:0]
+		return r.Err()
+	}
+	pr.camps = resize(pr.camps, r.Count(maxEntries))
+	for i := range pr.camps {
+		c := &pr.camps[i]
+		decodeString(r, &c.name)
+		c.t = r.Uint32()
+		c.items = resize(c.items, r.Count(MaxK))
+		for j := range c.items {
+			if c.items[j] = r.Uint32(); c.items[j] >= products {
+				return errors.New("campaign product out of range")
 			}
 		}
 	}
 	return r.Err()
+}
+
+// decodeStamps reads a list of (product, time) pairs into s's array.
+func decodeStamps(r *binfmt.Reader, s []stamp, products uint32) ([]stamp, error) {
+	s = resize(s, r.Count(1<<20))
+	for i := range s {
+		s[i] = stamp{p: r.Uint32(), t: r.Uint32()}
+		if s[i].p >= products {
+			return s, errors.New("product out of range")
+		}
+	}
+	return s, nil
+}
+
+// decodeString reads a string into *dst, copying it only when it differs
+// from what *dst holds.
+func decodeString(r *binfmt.Reader, dst *string) {
+	if b := r.Bytes(); *dst != string(b) {
+		*dst = string(b)
+	}
+}
+
+// resize returns s with length n, reusing its array when it has the
+// capacity; the elements' old values stay for the caller to overwrite (or
+// compare).
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
 }
 
 // syncFacets grows the per-facet arrays (facet kinds, top lists) to the

@@ -70,10 +70,12 @@ func (e *Engine) Profile(id string, anon bool) (ProfileView, bool) {
 	s, h := e.shardOf(id)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	pr := s.profileLocked(id, h, anon, false)
-	if pr == nil {
+	slot, ok := s.slotLocked(id, h, anon, false)
+	if !ok {
 		return ProfileView{}, false
 	}
+	pr := new(profile) // of its own: the view's strings outlive the lock
+	s.readLocked(slot, pr, true)
 	v := ProfileView{ID: id, Anonymous: anon, MergedInto: pr.mergedTo, MergedIntoAnonymous: pr.mergedAnon, Links: slices.Clone(pr.links)}
 	now := secs(e.nowMS())
 	cp := profile{last: pr.last, aff: slices.Clone(pr.aff)}

@@ -25,7 +25,7 @@ func (x *Index) AppendSnapshot(dst []byte) []byte {
 	dst = append(dst, snapshotVersion)
 	for _, d := range []*Dict{x.products, x.skus, x.locations, x.facets, x.groups, x.sizeKeys} {
 		dst = binfmt.AppendUvarint(dst, uint64(d.Len()))
-		for _, n := range d.Names() {
+		for _, n := range d.All() {
 			dst = binfmt.AppendString(dst, n)
 		}
 	}

@@ -116,7 +116,13 @@ func (s *shard) editLocked(slot uint32) *profile {
 // exclusively.
 func (s *shard) writeLocked(slot uint32, pr *profile) {
 	s.enc = pr.appendSnapshot(s.enc[:0])
-	n := len(s.enc)
+	s.storeLocked(slot, pr, s.enc)
+}
+
+// storeLocked stores enc, pr's encoding, as the profile in slot. s.mu must
+// be held.
+func (s *shard) storeLocked(slot uint32, pr *profile, enc []byte) {
+	n := len(enc)
 	ref := &s.refs[slot]
 	s.encoded += n - int(ref.n)
 	ref.to = 0
@@ -129,12 +135,12 @@ func (s *shard) writeLocked(slot uint32, pr *profile) {
 	}
 	if n <= int(ref.room) {
 		off := int(ref.off) * recAlign
-		copy(s.data[off:off+n], s.enc)
+		copy(s.data[off:off+n], enc)
 		ref.n = uint32(n)
 	} else {
 		// It does not fit: move it to the end, with a quarter more room,
 		// so that a growing profile moves a few times, not on every event.
-		*ref = s.appendRecord(s.enc, n/4, ref.to)
+		*ref = s.appendRecord(enc, n/4, ref.to)
 	}
 	if waste := len(s.data) - s.encoded; waste > s.minGarbage && waste > len(s.data)/2 {
 		s.compactLocked()

@@ -356,10 +356,17 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 			s, h := e.shardOf(name)
 			slot, _ := s.slotLocked(name, h, kind == 1, true)
 			pr := &s.scratch
+			rest := r.Rest()
 			if err := pr.decode(r, version, facets, products, true); err != nil {
 				return nil, fmt.Errorf("%w: profile %q: %v", ErrBadSnapshot, name, err)
 			}
-			s.writeLocked(slot, pr)
+			if version == engineSnapshotVersion {
+				// The arena holds profiles in this very encoding: store
+				// the checked bytes as they are, without encoding again.
+				s.storeLocked(slot, pr, rest[:len(rest)-r.Len()])
+			} else {
+				s.writeLocked(slot, pr)
+			}
 		}
 	}
 	if r.Err() != nil {

@@ -60,6 +60,11 @@ func (r *Reader) Err() error { return r.err }
 // Len returns the number of unread bytes.
 func (r *Reader) Len() int { return len(r.b) }
 
+// Rest returns the unread bytes, shared with the Reader's input: a caller
+// that notes Rest before reading a value and Len after can slice out the
+// value's encoding.
+func (r *Reader) Rest() []byte { return r.b }
+
 func (r *Reader) fail(err error) {
 	if r.err == nil {
 		r.err = err

@@ -116,12 +116,14 @@ func (s *shard) editLocked(slot uint32) *profile {
 // exclusively.
 func (s *shard) writeLocked(slot uint32, pr *profile) {
 	s.enc = pr.appendSnapshot(s.enc[:0])
-	s.storeLocked(slot, pr, s.enc)
+	s.storeLocked(slot, pr, s.enc, 4)
 }
 
-// storeLocked stores enc, pr's encoding, as the profile in slot. s.mu must
-// be held.
-func (s *shard) storeLocked(slot uint32, pr *profile, enc []byte) {
+// storeLocked stores enc, pr's encoding, as the profile in slot; a record
+// that must move gets 1/headroom of its size as room to grow (0: none, for
+// profiles loaded from a snapshot, most of which never change again). s.mu
+// must be held.
+func (s *shard) storeLocked(slot uint32, pr *profile, enc []byte, headroom int) {
 	n := len(enc)
 	ref := &s.refs[slot]
 	s.encoded += n - int(ref.n)
@@ -140,7 +142,11 @@ func (s *shard) storeLocked(slot uint32, pr *profile, enc []byte) {
 	} else {
 		// It does not fit: move it to the end, with a quarter more room,
 		// so that a growing profile moves a few times, not on every event.
-		*ref = s.appendRecord(enc, n/4, ref.to)
+		extra := 0
+		if headroom > 0 {
+			extra = n / headroom
+		}
+		*ref = s.appendRecord(enc, extra, ref.to)
 	}
 	if waste := len(s.data) - s.encoded; waste > s.minGarbage && waste > len(s.data)/2 {
 		s.compactLocked()
@@ -162,9 +168,22 @@ func (s *shard) appendRecord(rec []byte, extra int, to uint32) profRef {
 		s.data = grown
 	}
 	off := len(s.data)
-	s.data = append(s.data, rec...)
-	s.data = append(s.data, make([]byte, room-len(rec))...)
+	s.data = s.data[:off+room]
+	copy(s.data[off:], rec)
+	clear(s.data[off+len(rec):])
 	return profRef{off: uint32(off / recAlign), n: uint32(len(rec)), room: uint32(room), to: to}
+}
+
+// reserveLocked makes room for n more arena bytes at once: loading a
+// snapshot knows about how much its shard will hold, and growing towards
+// it a quarter at a time would copy the arena over and over. s.mu must be
+// held.
+func (s *shard) reserveLocked(n int) {
+	if need := len(s.data) + n; need > cap(s.data) {
+		grown := make([]byte, len(s.data), need)
+		copy(grown, s.data)
+		s.data = grown
+	}
 }
 
 // compactLocked copies the live records into a new arena, each with no

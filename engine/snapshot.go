@@ -346,6 +346,11 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 		e.applied[i].Store(r.Uvarint())
 	}
 	sections := r.Count(math.MaxInt32)
+	// What is left is the profiles, spread evenly over the shards by
+	// hash: give each arena its share at once.
+	for i := range e.shards {
+		e.shards[i].reserveLocked(r.Len()/len(e.shards) + r.Len()/len(e.shards)/16)
+	}
 	for range sections {
 		n := r.Count(math.MaxInt32)
 		for range n {
@@ -363,7 +368,7 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 			if version == engineSnapshotVersion {
 				// The arena holds profiles in this very encoding: store
 				// the checked bytes as they are, without encoding again.
-				s.storeLocked(slot, pr, rest[:len(rest)-r.Len()])
+				s.storeLocked(slot, pr, rest[:len(rest)-r.Len()], 0)
 			} else {
 				s.writeLocked(slot, pr)
 			}

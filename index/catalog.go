@@ -314,7 +314,13 @@ func NormalizeCategory(c string) string {
 // index is as if the old version had never been there. it must not be
 // modified afterwards. The returned error says which input is at fault; on
 // error the index is unchanged.
-func (x *Index) Upsert(it *Item) error {
+func (x *Index) Upsert(it *Item) error { return x.upsert(it, true) }
+
+// upsert is Upsert; without refresh it leaves the stock bitmaps alone,
+// for a snapshot load, whose stock quantities come after the items and
+// set the bits themselves (refreshing every item at every location there
+// took a third of a million-product restart).
+func (x *Index) upsert(it *Item, refresh bool) error {
 	if len(it.Variants) == 0 {
 		return ErrNoVariants
 	}
@@ -414,6 +420,9 @@ func (x *Index) Upsert(it *Item) error {
 		x.active.Add(pd)
 	} else {
 		x.active.Remove(pd)
+	}
+	if !refresh {
+		return nil
 	}
 	for l := range x.locStock {
 		for i := range it.Variants {

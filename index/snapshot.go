@@ -145,7 +145,7 @@ func LoadSnapshot(r *binfmt.Reader) (*Index, error) {
 		if r.Err() != nil {
 			break
 		}
-		if err := x.Upsert(it); err != nil {
+		if err := x.upsert(it, false); err != nil {
 			return nil, fmt.Errorf("%w: item %q: %v", ErrBadSnapshot, it.ID, err)
 		}
 	}

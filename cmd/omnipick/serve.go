@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -77,6 +78,10 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
+	// Recovery decompressed the snapshot into a buffer as large as the
+	// state, now garbage: hand it back to the OS rather than keep it in
+	// the heap's high-water mark.
+	debug.FreeOSMemory()
 	if *worldName != "" {
 		if err := loadWorld(st, info, *worldName, *worldCustomers, *worldProducts, log); err != nil {
 			st.Close()

@@ -262,8 +262,12 @@ func readSnapshotBytes(fs wal.FS, name string) (seq uint64, at time.Time, size i
 		return 0, time.Time{}, 0, nil, fmt.Errorf("cannot start zstd: %w", err)
 	}
 	defer zr.Close()
-	// rawSize is not trusted until the checksum matches: grow towards it.
-	raw = make([]byte, 0, min(rawSize, 64<<20))
+	// rawSize is not trusted until the checksum matches, but growing
+	// towards it by appends would copy a multi-GiB buffer several times
+	// (and hold twice its size at the end): take it at once when it is
+	// within what zstd could plausibly have packed into the file, else
+	// grow towards it.
+	raw = make([]byte, 0, min(rawSize, max(64<<20, 16*uint64(size))))
 	var h hash.Hash32 = crc32.New(castagnoli)
 	buf := make([]byte, 1<<20)
 	for {

@@ -35,16 +35,25 @@ func (e *Engine) applyExclusion(x *Exclusion) error {
 	if !ok {
 		return fieldErr("product", ErrUnknownProduct)
 	}
-	actor, anon := e.resolveActor(actorOf(x.Customer, x.AnonymousID))
+	e.editProfile(x.Customer, x.AnonymousID, func(pr *profile) {
+		pr.exclude(it.Dense, until, e.opts.MaxExclusions)
+	})
+	return nil
+}
+
+// editProfile applies edit to the profile now holding the history of the
+// customer or anonymous id (following links), creating it if need be.
+// e.mu must be held shared.
+func (e *Engine) editProfile(customer, anonymousID string, edit func(pr *profile)) {
+	actor, anon := e.resolveActor(actorOf(customer, anonymousID))
 	s, h := e.shardOf(actor)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.captureLocked()
 	slot, _ := s.slotLocked(actor, h, anon, true)
 	pr := s.editLocked(slot)
-	pr.exclude(it.Dense, until, e.opts.MaxExclusions)
+	edit(pr)
 	s.writeLocked(slot, pr)
-	return nil
 }
 
 // applyCampaign stores the slots an email campaign showed an actor.
@@ -74,16 +83,10 @@ func (e *Engine) applyCampaign(c *Campaign) error {
 		}
 		items = append(items, it.Dense)
 	}
-	actor, anon := e.resolveActor(actorOf(c.Customer, c.AnonymousID))
-	s, h := e.shardOf(actor)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.captureLocked()
-	slot, _ := s.slotLocked(actor, h, anon, true)
-	pr := s.editLocked(slot)
 	camp := campaign{name: strings.Clone(c.Name), t: secs(c.TS), items: items}
-	pr.setCampaign(camp, uint32(e.opts.CampaignTTL.Seconds()), e.opts.MaxCampaigns)
-	s.writeLocked(slot, pr)
+	e.editProfile(c.Customer, c.AnonymousID, func(pr *profile) {
+		pr.setCampaign(camp, uint32(e.opts.CampaignTTL.Seconds()), e.opts.MaxCampaigns)
+	})
 	return nil
 }
 

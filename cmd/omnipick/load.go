@@ -131,9 +131,7 @@ func runLoad(args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(os.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+		return printJSON(s)
 	}
 	return s.WriteText(os.Stdout)
 }
@@ -157,4 +155,11 @@ func runCeiling(args []string) error {
 	defer cancel()
 	<-ctx.Done()
 	return nil
+}
+
+// printJSON prints a report as indented JSON on stdout.
+func printJSON(v any) error {
+	enc := json.NewEncoder(os.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -309,9 +309,10 @@ func measurePicks(e *engine.Engine, opts Options, rep *Report) {
 	hists := make([]load.Histogram, len(kinds))
 	var all load.Histogram
 	dst := make([]engine.Pick, 0, engine.MaxK)
-	// Warm the pooled scratch first: its growth to the catalog's size is
-	// not what a call costs.
-	for i := range min(1000, len(calls)) {
+	// Warm the pooled scratch first with every call: its growth to the
+	// catalog's size and to the largest profile met is not what a call
+	// costs once warm.
+	for i := range calls {
 		dst = e.PicksInto(dst[:0], &calls[i].q)
 	}
 	var before, after runtime.MemStats

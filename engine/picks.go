@@ -95,6 +95,7 @@ type picker struct {
 	category  string
 	now       uint32
 	channel   Channel
+	sink      uint64 // keeps touch's loads from being optimized away
 	// sparse: the query asks only for stores, whose stock covers little of
 	// the catalog, so candidates are tested against it before anything.
 	sparse bool
@@ -202,6 +203,7 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	for _, p := range pk.views {
 		pk.propose(p, flagViewed)
 	}
+	e.touch(pk, pk.ids)
 	for _, p := range pk.ids {
 		s := &pk.slots[p]
 		e.consider(pk, p, s.flags, s.rel)
@@ -223,6 +225,21 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 		dst = e.pin(pk, dst, base, q.Pins, k)
 	}
 	return dst
+}
+
+// touch loads the hot records and popularity of the products in ids
+// before they are considered, so that their cache misses overlap (at a
+// million products nearly every candidate's are misses) instead of
+// coming one after another.
+func (e *Engine) touch(pk *picker, ids []uint32) {
+	var acc uint64
+	for _, p := range ids {
+		acc += uint64(e.idx.Touch(p))
+		if int(p) < len(e.pop.ls) {
+			acc += e.pop.ls[p].Load()
+		}
+	}
+	pk.sink += acc
 }
 
 // walkAll walks the top lists: the context's facets and the customer's

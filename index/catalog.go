@@ -215,6 +215,18 @@ func (x *Index) Hot(p uint32) Hot {
 	return x.hot[p]
 }
 
+// Touch reads a word of product p's hot record and returns it, for a
+// caller that loads the records of many candidates before it uses them:
+// independent loads let the CPU overlap their cache misses, where the
+// dependent work of filtering one candidate after another would wait for
+// each in turn.
+func (x *Index) Touch(p uint32) uint32 {
+	if int(p) >= len(x.hot) {
+		return 0
+	}
+	return x.hot[p].Group
+}
+
 // SKUs is the number of known SKUs.
 func (x *Index) SKUs() int { return x.skus.Len() }
 

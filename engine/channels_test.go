@@ -322,3 +322,27 @@ func TestIdentityChains(t *testing.T) {
 		t.Fatalf("both targets: %v", err)
 	}
 }
+
+func TestCategoryFilterIsNormalized(t *testing.T) {
+	w := apparel(t)
+	tests := []struct{ category, want string }{
+		{"women/accessories/hats", "women/accessories/hats"},
+		{"Women/Accessories/Hats", "women/accessories/hats"},
+		{"/women/accessories/hats/", "women/accessories/hats"},
+		{" women // accessories/hats ", "women/accessories/hats"},
+	}
+	for _, tt := range tests {
+		if got := normalCategory(tt.category); got != tt.want {
+			t.Errorf("normalCategory(%q) = %q, want %q", tt.category, got, tt.want)
+		}
+		got := w.picks(Query{Channel: ChannelWeb, K: 10, Category: tt.category})
+		if len(got) != 4 {
+			t.Fatalf("category %q: %v, want the four hats", tt.category, ids(got))
+		}
+		for _, p := range got {
+			if p.Item.Category != "women/accessories/hats" {
+				t.Fatalf("category %q: picked %s in %s", tt.category, p.Item.ID, p.Item.Category)
+			}
+		}
+	}
+}

@@ -467,7 +467,7 @@ func (e *Engine) loadQuery(pk *picker, q *Query) bool {
 			pk.markFacet(f, facetBury)
 		}
 	}
-	if c := strings.Trim(q.Category, "/"); c != "" {
+	if c := normalCategory(q.Category); c != "" {
 		pk.name = append(append(pk.name[:0], index.FacetCategory...), c...)
 		if _, ok := e.idx.FacetBytes(pk.name); !ok {
 			return false // no such category
@@ -482,6 +482,21 @@ func (e *Engine) loadQuery(pk *picker, q *Query) bool {
 func (pk *picker) loadPopularity(e *Engine) {
 	pk.popMax = e.pop.valueAt(e.global.best(), pk.now)
 	pk.popLogMax = math.Log1p(pk.popMax)
+}
+
+// normalCategory returns c as the catalog spells categories
+// (index.NormalizeCategory: lower case, no empty or padded segments). A
+// category already in that form, as clients usually send it, is returned
+// as it is, without allocating.
+func normalCategory(c string) string {
+	for i := 0; i < len(c); i++ {
+		b := c[i]
+		if ('A' <= b && b <= 'Z') || b >= 0x80 || b == ' ' || b == '\t' ||
+			(b == '/' && (i == 0 || i == len(c)-1 || c[i+1] == '/')) {
+			return index.NormalizeCategory(c)
+		}
+	}
+	return c
 }
 
 // markFacet sets scratch bits on facet f.

@@ -252,7 +252,8 @@ func (s *Server) serveScreenEvents(ctx *fasthttp.RequestCtx, store string, k int
 
 // streamScreen writes a screen's events until the client goes away (a
 // write fails), the server stops, or life has passed. It sends the current
-// picks at once, then again whenever the store's last scan changes.
+// picks at once, then again whenever the store's last scan changes or its
+// stock or the catalog is written (LocationVersion).
 func (s *Server) streamScreen(w *bufio.Writer, f *screenFeed, life time.Duration) {
 	poll := time.NewTicker(screenPoll)
 	defer poll.Stop()
@@ -266,10 +267,13 @@ func (s *Server) streamScreen(w *bufio.Writer, f *screenFeed, life time.Duration
 	buf = strconv.AppendInt(buf, screenRetry.Milliseconds(), 10)
 	buf = append(buf, "\n\n"...)
 	sent := false
-	var seq uint64
+	var seq, ver uint64
 	for {
-		if sc := f.e.LastScan(f.store); !sent || sc.Seq != seq {
-			sent, seq = true, sc.Seq
+		// A new scan, or a stock or catalog write that may change what
+		// the screen shows (an item selling out on the shelf).
+		sc, v := f.e.LastScan(f.store), f.e.LocationVersion(f.store)
+		if !sent || sc.Seq != seq || v != ver {
+			sent, seq, ver = true, sc.Seq, v
 			buf = append(buf, "event: picks\nid: "...)
 			buf = strconv.AppendUint(buf, sc.Seq, 10)
 			buf = append(buf, "\ndata: "...)

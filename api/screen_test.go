@@ -385,6 +385,30 @@ func TestScreenEventStream(t *testing.T) {
 	}
 	w.checkInStore(t, next.Picks, "M")
 
+	// The first pick sells out on the store's shelf: the screen drops it
+	// within a second, with no new scan.
+	gone := next.Picks[0].Product
+	for _, size := range w.inStore[gone] {
+		c.post("/v1/inventory", fmt.Sprintf(`{"sku":%q,"location":"store-1","quantity":0}`, sku(gone, size)))
+	}
+	start = time.Now()
+	for {
+		ev := readEvent(t, r)
+		if time.Since(start) > time.Second {
+			t.Fatalf("the sold-out %s still shown after %v: %+v", gone, time.Since(start), ev)
+		}
+		shown := false
+		for _, p := range ev.Picks {
+			shown = shown || p.Product == gone
+		}
+		if !shown {
+			if ev.Seq != next.Seq || ev.Context != "SW1" {
+				t.Fatalf("a stock change moved the scan: %+v", ev)
+			}
+			break
+		}
+	}
+
 	// Stop with the stream open: it must end the stream, not wait for it.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()

@@ -392,6 +392,7 @@ func (e *Engine) applyProduct(p *Product) error {
 		return fieldErr("variants", err)
 	}
 	e.syncFacets()
+	e.scans.catalogChanged()
 	e.rel.grow(e.idx.Products())
 	e.pop.grow(e.idx.Products())
 	// The product's popularity moves to the top lists of its new facets.
@@ -427,6 +428,7 @@ func (e *Engine) applyInventory(inv *Inventory) error {
 		}
 		return fieldErr("sku", err)
 	}
+	e.scans.stockChanged(inv.Location)
 	return nil
 }
 

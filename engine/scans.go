@@ -18,9 +18,27 @@ type Scan struct {
 // snapshots: after a restart from a snapshot a screen shows its store's
 // bestsellers until the next scan.
 type scans struct {
-	mu     sync.Mutex
-	seq    uint64
-	latest map[string]Scan // by location id
+	mu      sync.Mutex
+	seq     uint64
+	latest  map[string]Scan   // by location id
+	stock   map[string]uint64 // by location id: stock writes there
+	catalog uint64            // catalog writes
+}
+
+// stockChanged counts a stock write at loc, for LocationVersion.
+func (s *scans) stockChanged(loc string) {
+	s.mu.Lock()
+	if s.stock == nil {
+		s.stock = make(map[string]uint64)
+	}
+	s.stock[loc]++
+	s.mu.Unlock()
+}
+
+func (s *scans) catalogChanged() {
+	s.mu.Lock()
+	s.catalog++
+	s.mu.Unlock()
 }
 
 func (s *scans) record(loc string, sc Scan) {
@@ -32,6 +50,16 @@ func (s *scans) record(loc string, sc Scan) {
 	sc.Seq = s.seq
 	s.latest[loc] = sc
 	s.mu.Unlock()
+}
+
+// LocationVersion grows whenever what a location's screen shows may have
+// changed besides a scan: a stock write at the location, or any catalog
+// write (a retired product, a new price). A screen re-asks for its picks
+// when it moves. Like the scans, it is live state, not in snapshots.
+func (e *Engine) LocationVersion(location string) uint64 {
+	e.scans.mu.Lock()
+	defer e.scans.mu.Unlock()
+	return e.scans.stock[location] + e.scans.catalog
 }
 
 // LastScan returns the latest scan at a location; Seq is 0 when there was

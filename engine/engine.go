@@ -276,7 +276,6 @@ type shard struct {
 
 	refs        []profRef // by profile slot
 	data        []byte    // the arena of encoded profiles
-	garbage     int       // bytes of data that no profRef covers
 	encoded     int       // the sum of profRef.n
 	compactions int
 	minGarbage  int         // compaction waits for this much garbage

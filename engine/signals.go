@@ -24,8 +24,6 @@ type relEntry struct {
 // touches half the cache lines of a list of (id, weight) pairs.
 type relList []uint32
 
-func (l relList) ids() []uint32 { return l[:len(l)] }
-
 func (l relList) ws() []uint32 {
 	c := cap(l) / 2
 	return l[c : c+len(l) : c+len(l)]

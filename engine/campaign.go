@@ -143,7 +143,7 @@ func (e *Engine) CampaignPicksInto(dst []Pick, q *Query, name string) (_ []Pick,
 	if !found || uint64(stored.t)+uint64(ttl) < uint64(secs(nowMS)) {
 		base := len(dst)
 		dst = e.PicksInto(dst, q)
-		return dst, campaignRecordTS(q, name, dst[base:], nowMS)
+		return dst, campaignRecord(q, name, dst[base:], nowMS)
 	}
 
 	// Keep the slots still eligible, in their places.
@@ -159,10 +159,7 @@ func (e *Engine) CampaignPicksInto(dst []Pick, q *Query, name string) (_ []Pick,
 	}
 	fq := *q
 	fq.K = min(want, MaxK)
-	fq.Exclude = slices.Clone(q.Exclude)
-	for _, p := range stored.items {
-		fq.Exclude = append(fq.Exclude, e.itemID(p))
-	}
+	fq.Exclude = e.appendItemIDs(slices.Clone(q.Exclude), stored.items)
 	fresh := e.PicksInto(nil, &fq)
 	// Fill the holes in slot order, then append the top-up.
 	slotsPicks := slices.Clone(dst[base:]) // out overwrites dst from base on
@@ -181,12 +178,12 @@ func (e *Engine) CampaignPicksInto(dst []Pick, q *Query, name string) (_ []Pick,
 		}
 	}
 	out = append(out, fresh[next:]...)
-	return out, campaignRecordTS(q, name, out[base:], int64(stored.t)*1000)
+	return out, campaignRecord(q, name, out[base:], int64(stored.t)*1000)
 }
 
-// campaignRecordTS returns the Campaign record of picks, first chosen at
+// campaignRecord returns the Campaign record of picks, first chosen at
 // ts. Its strings are copies: q's may view a request buffer.
-func campaignRecordTS(q *Query, name string, picks []Pick, ts int64) *Record {
+func campaignRecord(q *Query, name string, picks []Pick, ts int64) *Record {
 	c := Campaign{Customer: strings.Clone(q.Customer), AnonymousID: strings.Clone(q.AnonymousID), Name: strings.Clone(name), TS: ts}
 	c.Products = make([]string, len(picks))
 	for i, p := range picks {
@@ -195,14 +192,17 @@ func campaignRecordTS(q *Query, name string, picks []Pick, ts int64) *Record {
 	return &Record{Op: OpCampaign, Campaign: c}
 }
 
-// itemID returns the external id of a dense product id.
-func (e *Engine) itemID(p uint32) string {
+// appendItemIDs appends the external ids of dense product ids, under one
+// read lock.
+func (e *Engine) appendItemIDs(dst []string, ps []uint32) []string {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	if it := e.idx.ItemAt(p); it != nil {
-		return it.ID
+	for _, p := range ps {
+		if it := e.idx.ItemAt(p); it != nil {
+			dst = append(dst, it.ID)
+		}
 	}
-	return ""
+	return dst
 }
 
 // keepEligible appends to dst, in order, the items that still pass q's

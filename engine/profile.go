@@ -169,12 +169,7 @@ func (pr *profile) addPurchase(p, t uint32, max int) {
 		return
 	}
 	if len(pr.purchased) >= max {
-		oldest := 0
-		for j := range pr.purchased {
-			if pr.purchased[j].t < pr.purchased[oldest].t {
-				oldest = j
-			}
-		}
+		oldest := earliest(pr.purchased)
 		pr.purchased = slices.Delete(pr.purchased, oldest, oldest+1)
 		if oldest < i {
 			i--
@@ -259,12 +254,7 @@ func (pr *profile) exclude(p, until uint32, max int) {
 		}
 	}
 	if len(pr.excl) >= max {
-		first := 0
-		for i := range pr.excl {
-			if pr.excl[i].t < pr.excl[first].t {
-				first = i
-			}
-		}
+		first := earliest(pr.excl)
 		pr.excl = slices.Delete(pr.excl, first, first+1)
 	}
 	pr.excl = append(pr.excl, stamp{p: p, t: until})
@@ -295,6 +285,18 @@ func (pr *profile) campaign(name string) (campaign, bool) {
 		}
 	}
 	return campaign{}, false
+}
+
+// earliest returns the index of the stamp with the smallest time (the
+// first of equals); s must not be empty.
+func earliest(s []stamp) int {
+	e := 0
+	for i := range s {
+		if s[i].t < s[e].t {
+			e = i
+		}
+	}
+	return e
 }
 
 const noSKU = ^uint32(0)

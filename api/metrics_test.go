@@ -24,16 +24,8 @@ func TestMetricsExposition(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer st.Close()
-	srv, err := api.New(api.Options{Addr: "127.0.0.1:0", Engine: st.Engine(), Writer: st, Metrics: m, StoreStats: st.Stats})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Stop(t.Context())
-	base := "http://" + srv.Addr()
+	t.Cleanup(func() { st.Close() }) // after the server stops
+	_, base := startServerWith(t, api.Options{Engine: st.Engine(), Writer: st, Metrics: m, StoreStats: st.Stats})
 	do := func(method, path, body string, want int) {
 		t.Helper()
 		req, err := http.NewRequest(method, base+path, strings.NewReader(body))

@@ -35,6 +35,7 @@ func startServerWith(t *testing.T, opts api.Options) (*api.Server, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkContract(t, srv) // every request and answer is held to api/openapi.yaml
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}

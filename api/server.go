@@ -279,6 +279,8 @@ func endpointOf(path []byte) endpoint {
 		return epHealth
 	case "/metrics":
 		return epMetrics
+	case openAPIYAMLPath, openAPIJSONPath:
+		return epOpenAPI
 	}
 	if len(path) > len(customerPrefix) && string(path[:len(customerPrefix)]) == customerPrefix {
 		return epCustomer
@@ -301,6 +303,10 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 	get := ctx.IsGet() || ctx.IsHead()
 	switch ep {
 	case epHealth:
+		if !get {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"status":"ok"}`)
 		return
@@ -353,6 +359,12 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 			return
 		}
 		s.handleFeed(ctx)
+	case epOpenAPI:
+		if !get {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		serveOpenAPI(ctx, path)
 	case epEvents, epProducts, epInventory, epIdentify, epLocations, epExclusions:
 		if !ctx.IsPost() {
 			methodNotAllowed(ctx, "POST")

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/omnipick/omnipick/api"
+	apiclient "github.com/omnipick/omnipick/api/client"
 	"github.com/omnipick/omnipick/engine"
 )
 
@@ -85,11 +86,8 @@ func (c client) do(method, path, ctype, body string) (int, []byte) {
 	return resp.StatusCode, b
 }
 
-type pickJSON struct {
-	Product string   `json:"product"`
-	Sizes   []string `json:"sizes"`
-	Reason  string   `json:"reason"`
-}
+// pickJSON is a pick as the API answers it.
+type pickJSON = apiclient.Pick
 
 func (c client) picks(params string) []pickJSON {
 	c.t.Helper()
@@ -106,6 +104,81 @@ func (c client) picks(params string) []pickJSON {
 	return r.Picks
 }
 
+// typed is the Go client for integrators (api/client) on a test server:
+// the end-to-end tests of the journeys and channels drive the server
+// through it, so that it is held to the same contract. Raw requests (do,
+// post) remain for what it cannot send: bad input.
+type typed struct {
+	client
+	api *apiclient.Client
+}
+
+func newTyped(t *testing.T, base string) typed {
+	t.Helper()
+	c, err := apiclient.New(apiclient.Options{BaseURL: base})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return typed{client{t, base}, c}
+}
+
+// applied fails the test unless a write applied all n objects.
+func (c typed) applied(what string, n int, res apiclient.WriteResult, err error) {
+	c.t.Helper()
+	if err != nil || res.Applied != n || len(res.Rejected) != 0 {
+		c.t.Fatalf("%s: %+v %v", what, res, err)
+	}
+}
+
+func (c typed) putProducts(ps ...apiclient.Product) {
+	c.t.Helper()
+	res, err := c.api.Products(c.t.Context(), ps)
+	c.applied("products", len(ps), res, err)
+}
+
+func (c typed) putStock(inv ...apiclient.Inventory) {
+	c.t.Helper()
+	res, err := c.api.Inventory(c.t.Context(), inv)
+	c.applied("inventory", len(inv), res, err)
+}
+
+func (c typed) putEvents(evs ...apiclient.Event) {
+	c.t.Helper()
+	res, err := c.api.Events(c.t.Context(), evs)
+	c.applied("events", len(evs), res, err)
+}
+
+func (c typed) putLinks(ids ...apiclient.Identify) {
+	c.t.Helper()
+	res, err := c.api.Identify(c.t.Context(), ids)
+	c.applied("identify", len(ids), res, err)
+}
+
+func (c typed) putExclusions(xs ...apiclient.Exclusion) {
+	c.t.Helper()
+	res, err := c.api.Exclusions(c.t.Context(), xs)
+	c.applied("exclusions", len(xs), res, err)
+}
+
+// pick asks for picks and fails the test on an error.
+func (c typed) pick(q apiclient.PicksQuery) []pickJSON {
+	c.t.Helper()
+	p, err := c.api.Picks(c.t.Context(), q)
+	if err != nil {
+		c.t.Fatalf("picks %+v: %v", q, err)
+	}
+	return p.Picks
+}
+
+func (c typed) profile(id string) *apiclient.Profile {
+	c.t.Helper()
+	p, err := c.api.Customer(c.t.Context(), id)
+	if err != nil {
+		c.t.Fatalf("profile of %s: %v", id, err)
+	}
+	return p
+}
+
 func products(ps []pickJSON) []string {
 	out := make([]string, len(ps))
 	for i, p := range ps {
@@ -116,14 +189,17 @@ func products(ps []pickJSON) []string {
 
 // sarahWorld is a small winter catalog with stock online and in one store.
 type sarahWorld struct {
-	client
-	stock map[string]int // "sku@location" -> quantity
-	sized map[string]bool
+	typed
+	stockAt map[string]int // "sku@location" -> quantity
+	sized   map[string]bool
 }
 
 func newSarahWorld(t *testing.T) *sarahWorld {
-	w := &sarahWorld{client: client{t, startServer(t, api.Options{})}, stock: map[string]int{}, sized: map[string]bool{}}
-	w.post("/v1/locations", `{"id":"store-berlin-1","name":"Berlin Mitte","lat":52.52,"lon":13.40}`)
+	base := startServer(t, api.Options{})
+	w := &sarahWorld{typed: newTyped(t, base), stockAt: map[string]int{}, sized: map[string]bool{}}
+	lat, lon := 52.52, 13.40
+	res, err := w.api.Locations(t.Context(), []apiclient.Location{{ID: "store-berlin-1", Name: "Berlin Mitte", Lat: &lat, Lon: &lon}})
+	w.applied("locations", 1, res, err)
 	type prod struct {
 		id, title, cat, brand string
 		tags                  []string
@@ -147,61 +223,63 @@ func newSarahWorld(t *testing.T) *sarahWorld {
 		{"SARAH-TS2", "Sports top", "women/tops/sport", "Move", []string{"sport"}, true},
 		{"SARAH-DR1", "Summer dress", "women/dresses", "Sun", []string{"summer"}, true},
 	}
+	var ps []apiclient.Product
+	var inv []apiclient.Inventory
 	for _, p := range catalog {
-		variants := fmt.Sprintf(`[{"sku":%q}]`, p.id)
-		group := ""
+		prod := apiclient.Product{ID: p.id, Title: p.title, URL: "https://shop.example/p/" + p.id, Image: "https://shop.example/i/" + p.id + ".jpg",
+			Price: 49.5, Currency: "EUR", Category: p.cat, Brand: p.brand, Tags: p.tags, Variants: []apiclient.Variant{{SKU: p.id}}}
 		if p.sized {
-			variants = fmt.Sprintf(`[{"sku":"%s-6","size":"6"},{"sku":"%s-8","size":"8"},{"sku":"%s-10","size":"10"}]`, p.id, p.id, p.id)
-			group = "women-numeric"
+			prod.SizeGroup = "women-numeric"
+			prod.Variants = []apiclient.Variant{{SKU: p.id + "-6", Size: "6"}, {SKU: p.id + "-8", Size: "8"}, {SKU: p.id + "-10", Size: "10"}}
 			w.sized[p.id] = true
 		}
-		tags, _ := json.Marshal(p.tags)
-		w.post("/v1/products", fmt.Sprintf(`{"id":%q,"title":%q,"url":"https://shop.example/p/%s","image":"https://shop.example/i/%s.jpg","price":49.5,"currency":"EUR","category":%q,"brand":%q,"tags":%s,"size_group":%q,"variants":%s}`,
-			p.id, p.title, p.id, p.id, p.cat, p.brand, tags, group, variants))
-		skus := []string{p.id}
-		if p.sized {
-			skus = []string{p.id + "-6", p.id + "-8", p.id + "-10"}
-		}
-		for _, sku := range skus {
-			w.setStock(sku, "online", 5)
+		ps = append(ps, prod)
+		for _, v := range prod.Variants {
+			inv = append(inv, apiclient.Inventory{SKU: v.SKU, Location: "online", Quantity: 5})
 		}
 	}
+	w.putProducts(ps...)
 	// Sold out online in size 8: the thermal leggings and the wool coat.
-	w.setStock("SARAH-LG2-8", "online", 0)
-	w.setStock("SARAH-CO2-8", "online", 0)
+	inv = append(inv, apiclient.Inventory{SKU: "SARAH-LG2-8", Location: "online"}, apiclient.Inventory{SKU: "SARAH-CO2-8", Location: "online"})
 	// The Berlin store carries a few things, the wool coat only in 10.
-	for sku, q := range map[string]int{"SARAH-GL1": 2, "SARAH-GL2": 1, "SARAH-SC2": 3, "SARAH-CO1-8": 1, "SARAH-CO2-10": 2, "SARAH-HAT2": 4, "SARAH-TS1-8": 2, "SARAH-LG3-10": 1} {
-		w.setStock(sku, "store-berlin-1", q)
+	for sku, q := range map[string]int64{"SARAH-GL1": 2, "SARAH-GL2": 1, "SARAH-SC2": 3, "SARAH-CO1-8": 1, "SARAH-CO2-10": 2, "SARAH-HAT2": 4, "SARAH-TS1-8": 2, "SARAH-LG3-10": 1} {
+		inv = append(inv, apiclient.Inventory{SKU: sku, Location: "store-berlin-1", Quantity: q})
+	}
+	w.putStock(inv...)
+	for _, i := range inv {
+		w.stockAt[i.SKU+"@"+i.Location] = int(i.Quantity)
 	}
 	// Other shoppers teach the engine what goes together: winter wear with
 	// winter wear, leggings with sports tops.
 	ts := time.Now().Add(-72 * time.Hour)
-	ev := func(typ, customer, item string) string {
+	ev := func(typ, customer, item string) apiclient.Event {
 		ts = ts.Add(time.Minute)
-		key := "product"
+		e := apiclient.Event{Type: typ, Customer: customer, Channel: "web", TS: ts}
 		if strings.Count(item, "-") == 2 {
-			key = "sku"
+			e.SKU = item
+		} else {
+			e.Product = item
 		}
-		return fmt.Sprintf(`{"type":%q,"customer":%q,%q:%q,"channel":"web","ts":%q}`, typ, customer, key, item, ts.Format(time.RFC3339))
+		return e
 	}
-	var lines []string
+	var evs []apiclient.Event
 	for i := range 6 {
 		c := fmt.Sprint("shopper", i)
-		lines = append(lines, ev("purchase", c, "SARAH-HAT1"), ev("purchase", c, "SARAH-GL1"), ev("purchase", c, "SARAH-SC1"), ev("purchase", c, "SARAH-CO1-10"))
+		evs = append(evs, ev("purchase", c, "SARAH-HAT1"), ev("purchase", c, "SARAH-GL1"), ev("purchase", c, "SARAH-SC1"), ev("purchase", c, "SARAH-CO1-10"))
 		if i%2 == 0 {
-			lines = append(lines, ev("purchase", c, "SARAH-GL2"), ev("purchase", c, "SARAH-SC2"), ev("view", c, "SARAH-CO2"))
+			evs = append(evs, ev("purchase", c, "SARAH-GL2"), ev("purchase", c, "SARAH-SC2"), ev("view", c, "SARAH-CO2"))
 		}
-		lines = append(lines, ev("purchase", fmt.Sprint("runner", i), "SARAH-LG1-10"), ev("purchase", fmt.Sprint("runner", i), "SARAH-TS2-10"))
-		lines = append(lines, ev("purchase", fmt.Sprint("sun", i), "SARAH-TS1-6"), ev("purchase", fmt.Sprint("sun", i), "SARAH-DR1-6"))
+		evs = append(evs, ev("purchase", fmt.Sprint("runner", i), "SARAH-LG1-10"), ev("purchase", fmt.Sprint("runner", i), "SARAH-TS2-10"))
+		evs = append(evs, ev("purchase", fmt.Sprint("sun", i), "SARAH-TS1-6"), ev("purchase", fmt.Sprint("sun", i), "SARAH-DR1-6"))
 	}
-	w.post("/v1/events", lines...)
+	w.putEvents(evs...)
 	return w
 }
 
 func (w *sarahWorld) setStock(sku, loc string, q int) {
 	w.t.Helper()
-	w.post("/v1/inventory", fmt.Sprintf(`{"sku":%q,"location":%q,"quantity":%d}`, sku, loc, q))
-	w.stock[sku+"@"+loc] = q
+	w.putStock(apiclient.Inventory{SKU: sku, Location: loc, Quantity: int64(q)})
+	w.stockAt[sku+"@"+loc] = q
 }
 
 // checkFits fails unless every pick is in stock at loc in size 8 (or is
@@ -210,13 +288,13 @@ func (w *sarahWorld) checkFits(ps []pickJSON, loc string) {
 	w.t.Helper()
 	for _, p := range ps {
 		if !w.sized[p.Product] {
-			if w.stock[p.Product+"@"+loc] <= 0 {
+			if w.stockAt[p.Product+"@"+loc] <= 0 {
 				w.t.Fatalf("%s picked but not in stock at %s", p.Product, loc)
 			}
 			continue
 		}
-		if !slices.Equal(p.Sizes, []string{"8"}) || w.stock[p.Product+"-8@"+loc] <= 0 {
-			w.t.Fatalf("%s picked with sizes %v; in stock in 8 at %s: %d", p.Product, p.Sizes, loc, w.stock[p.Product+"-8@"+loc])
+		if !slices.Equal(p.Sizes, []string{"8"}) || w.stockAt[p.Product+"-8@"+loc] <= 0 {
+			w.t.Fatalf("%s picked with sizes %v; in stock in 8 at %s: %d", p.Product, p.Sizes, loc, w.stockAt[p.Product+"-8@"+loc])
 		}
 	}
 }
@@ -242,24 +320,24 @@ func isWinterWear(id string) bool {
 func TestSarahJourney(t *testing.T) {
 	w := newSarahWorld(t)
 	now := time.Now()
-	at := func(d time.Duration) string { return now.Add(d).UTC().Format(time.RFC3339) }
+	at := func(d time.Duration) time.Time { return now.Add(d) }
 
 	// Sarah buys a sweater in size 8 on a social shop.
-	w.post("/v1/events", fmt.Sprintf(`{"type":"purchase","customer":"sarah","sku":"SARAH-SW1-8","channel":"social","order":"O1","price":59,"ts":%q}`, at(-3*time.Hour)))
+	w.putEvents(ev{Type: apiclient.Purchase, Customer: "sarah", SKU: "SARAH-SW1-8", Channel: "social", Order: "O1", Price: 59, TS: at(-3 * time.Hour)})
 	// Later she browses, puts size-8 leggings in the cart and leaves.
-	w.post("/v1/events",
-		fmt.Sprintf(`{"type":"view","customer":"sarah","product":"SARAH-LG2","channel":"web","ts":%q}`, at(-2*time.Hour)),
-		fmt.Sprintf(`{"type":"view","customer":"sarah","product":"SARAH-LG1","channel":"web","ts":%q}`, at(-119*time.Minute)),
-		fmt.Sprintf(`{"type":"cart_add","customer":"sarah","sku":"SARAH-LG1-8","channel":"web","ts":%q}`, at(-118*time.Minute)),
-		fmt.Sprintf(`{"type":"view","customer":"sarah","product":"SARAH-CO2","channel":"web","ts":%q}`, at(-117*time.Minute)),
-		fmt.Sprintf(`{"type":"view","customer":"sarah","product":"SARAH-HAT1","channel":"web","ts":%q}`, at(-116*time.Minute)),
+	w.putEvents(
+		ev{Type: apiclient.View, Customer: "sarah", Product: "SARAH-LG2", Channel: "web", TS: at(-2 * time.Hour)},
+		ev{Type: apiclient.View, Customer: "sarah", Product: "SARAH-LG1", Channel: "web", TS: at(-119 * time.Minute)},
+		ev{Type: apiclient.CartAdd, Customer: "sarah", SKU: "SARAH-LG1-8", Channel: "web", TS: at(-118 * time.Minute)},
+		ev{Type: apiclient.View, Customer: "sarah", Product: "SARAH-CO2", Channel: "web", TS: at(-117 * time.Minute)},
+		ev{Type: apiclient.View, Customer: "sarah", Product: "SARAH-HAT1", Channel: "web", TS: at(-116 * time.Minute)},
 	)
 
 	// Ads and the abandoned-cart email show the leggings first, and what she
 	// browsed, but nothing sold out in size 8.
 	var before []pickJSON
 	for _, ch := range []string{"ads", "email"} {
-		ps := w.picks("customer=sarah&channel=" + ch + "&k=8")
+		ps := w.pick(q{Customer: "sarah", Channel: ch, K: 8})
 		if len(ps) == 0 || ps[0].Product != "SARAH-LG1" || ps[0].Reason != "cart" {
 			t.Fatalf("%s: first pick %v, want SARAH-LG1 (cart)", ch, ps)
 		}
@@ -276,21 +354,23 @@ func TestSarahJourney(t *testing.T) {
 	}
 
 	// She buys the leggings and a hat.
-	w.post("/v1/events",
-		fmt.Sprintf(`{"type":"purchase","customer":"sarah","sku":"SARAH-LG1-8","channel":"app","order":"O2","ts":%q}`, at(-time.Hour)),
-		fmt.Sprintf(`{"type":"purchase","customer":"sarah","product":"SARAH-HAT1","channel":"app","order":"O2","ts":%q}`, at(-time.Hour)),
+	w.putEvents(
+		ev{Type: apiclient.Purchase, Customer: "sarah", SKU: "SARAH-LG1-8", Channel: "app", Order: "O2", TS: at(-time.Hour)},
+		ev{Type: apiclient.Purchase, Customer: "sarah", Product: "SARAH-HAT1", Channel: "app", Order: "O2", TS: at(-time.Hour)},
 	)
 	// From then on no channel shows the leggings, the hat or the sweater.
-	for _, q := range []string{"channel=ads", "channel=email", "channel=web", "channel=app", "channel=screen&location=store-berlin-1", "channel=web&category=women/leggings"} {
-		ps := w.picks("customer=sarah&k=20&" + q)
+	for _, query := range []q{{Channel: "ads"}, {Channel: "email"}, {Channel: "web"}, {Channel: "app"},
+		{Channel: "screen", Locations: []string{"store-berlin-1"}}, {Channel: "web", Category: "women/leggings"}} {
+		query.Customer, query.K = "sarah", 20
+		ps := w.pick(query)
 		for _, banned := range []string{"SARAH-LG1", "SARAH-HAT1", "SARAH-SW1"} {
 			if slices.Contains(products(ps), banned) {
-				t.Fatalf("%s: picked %s after she bought it: %v", q, banned, products(ps))
+				t.Fatalf("%+v: picked %s after she bought it: %v", query, banned, products(ps))
 			}
 		}
 	}
 	// Related winter wear rises: gloves, scarves and coats lead the ads.
-	after := w.picks("customer=sarah&channel=ads&k=8")
+	after := w.pick(q{Customer: "sarah", Channel: "ads", K: 8})
 	w.checkFits(after, "online")
 	top := 0
 	for _, p := range after[:4] {
@@ -309,7 +389,8 @@ func TestSarahJourney(t *testing.T) {
 
 	// She walks into the Berlin store: its screen shows what is on its
 	// shelves in her size.
-	store := w.picks("customer=sarah&channel=screen&location=store-berlin-1&k=10")
+	berlin := []string{"store-berlin-1"}
+	store := w.pick(q{Customer: "sarah", Channel: "screen", Locations: berlin, K: 10})
 	if len(store) == 0 {
 		t.Fatal("store screen shows nothing")
 	}
@@ -318,18 +399,18 @@ func TestSarahJourney(t *testing.T) {
 		t.Fatal("store screen shows the wool coat, which the store has only in 10")
 	}
 	// A scanned hat: related items in stock there.
-	scan := w.picks("customer=sarah&channel=screen&location=store-berlin-1&context=SARAH-HAT2&k=5")
+	scan := w.pick(q{Customer: "sarah", Channel: "screen", Locations: berlin, Context: "SARAH-HAT2", K: 5})
 	w.checkFits(scan, "store-berlin-1")
 	if len(scan) == 0 || !isWinterWear(scan[0].Product) || scan[0].Reason != "related" {
 		t.Fatalf("scan of a hat: %+v, want related winter wear first", scan)
 	}
-	anon := w.picks("channel=screen&location=store-berlin-1&context=SARAH-HAT1&k=5")
+	anon := w.pick(q{Channel: "screen", Locations: berlin, Context: "SARAH-HAT1", K: 5})
 	if len(anon) == 0 || anon[0].Reason != "related" || !isWinterWear(anon[0].Product) {
 		t.Fatalf("scan without a customer: %+v", anon)
 	}
-	w.stock["SARAH-HAT1@store-berlin-1"] = 0
+	w.stockAt["SARAH-HAT1@store-berlin-1"] = 0
 	for _, p := range anon {
-		if w.stock[p.Product+"@store-berlin-1"] <= 0 && w.stock[p.Product+"-8@store-berlin-1"] <= 0 && w.stock[p.Product+"-6@store-berlin-1"] <= 0 && w.stock[p.Product+"-10@store-berlin-1"] <= 0 {
+		if w.stockAt[p.Product+"@store-berlin-1"] <= 0 && w.stockAt[p.Product+"-8@store-berlin-1"] <= 0 && w.stockAt[p.Product+"-6@store-berlin-1"] <= 0 && w.stockAt[p.Product+"-10@store-berlin-1"] <= 0 {
 			t.Fatalf("scan pick %s not in stock in the store", p.Product)
 		}
 	}

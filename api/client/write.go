@@ -131,9 +131,7 @@ func (c *Client) post(ctx context.Context, path string, ndjson []byte) (writeRep
 		}
 		return reply, err
 	}
-	defer drain(resp)
-	if err := json.NewDecoder(resp.Body).Decode(&reply); err != nil {
-		return reply, fmt.Errorf("omnipick: cannot decode the reply of POST %s: %w", path, err)
-	}
-	return reply, nil
+	defer resp.Body.Close()
+	err = c.decode(resp, &reply, "POST "+path)
+	return reply, err
 }

@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/zstd"
+	"github.com/valyala/fastjson"
 )
 
 // Compression is how write bodies are encoded.
@@ -97,6 +98,7 @@ type Client struct {
 	maxBatch  int
 	zw        *zstd.Encoder // EncodeAll is safe for concurrent use
 	bufs      sync.Pool     // *bytes.Buffer: answers being read
+	parsers   fastjson.ParserPool
 }
 
 // New returns a Client for the server at opts.BaseURL.

@@ -2,6 +2,7 @@ package client
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -17,12 +18,25 @@ import (
 
 // Picks asks what a customer should see now (GET /v1/picks).
 func (c *Client) Picks(ctx context.Context, q PicksQuery) (*Picks, error) {
-	r := &request{path: "/v1/picks", query: q.values(), idempotent: !q.Record}
-	var p Picks
-	if err := c.getJSON(ctx, r, &p); err != nil {
+	r := &request{method: http.MethodGet, path: "/v1/picks", query: q.values(), idempotent: !q.Record}
+	resp, err := c.do(ctx, r)
+	if err != nil {
 		return nil, err
 	}
-	return &p, nil
+	defer resp.Body.Close()
+	buf := c.bufs.Get().(*bytes.Buffer)
+	defer c.bufs.Put(buf)
+	buf.Reset()
+	if _, err := buf.ReadFrom(resp.Body); err != nil {
+		return nil, fmt.Errorf("omnipick: cannot read the picks: %w", err)
+	}
+	parser := c.parsers.Get()
+	defer c.parsers.Put(parser)
+	p := new(Picks)
+	if err := decodePicks(parser, buf.Bytes(), p); err != nil {
+		return nil, fmt.Errorf("omnipick: cannot decode the picks: %w", err)
+	}
+	return p, nil
 }
 
 // PicksHTML asks for the picks as an HTML fragment for email templates

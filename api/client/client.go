@@ -12,10 +12,10 @@
 // (it keeps connections open).
 //
 // Retries. A request is retried, after an exponential backoff with jitter
-// (or the server's Retry-After), when the server is overloaded (503 with
-// Retry-After) or times out reading it (408), when a proxy in front of it
-// fails (502, 504), and, for requests that are safe to repeat, when the
-// connection fails. Every write is safe to repeat: products, stock,
+// (or the server's Retry-After, when not longer than Retry.Max), when the
+// server is overloaded (503 with Retry-After) or times out reading it
+// (408), when a proxy in front of it fails (502, 504), and, for requests
+// that are safe to repeat, when the connection fails. Every write is safe to repeat: products, stock,
 // stores and exclusions are absolute, and events, links and exclusions
 // carry an event_id (filled in here when empty) that the server applies
 // once. Picks with Record set are repeated only when the server said it
@@ -58,7 +58,7 @@ const (
 type Retry struct {
 	Attempts int           // tries in all, the first included; 1: no retry
 	Base     time.Duration // the first backoff; each next one doubles
-	Max      time.Duration // the longest backoff (and the longest Retry-After heeded)
+	Max      time.Duration // the longest backoff; a longer Retry-After is returned, not waited for
 }
 
 // Options configure a Client. Only BaseURL is required.
@@ -204,7 +204,10 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 				retry = true
 			}
 		}
-		if !retry || attempt+1 >= c.retry.Attempts {
+		// A Retry-After longer than the longest backoff is the caller's to
+		// schedule (Error.RetryAfter): retrying sooner would only be
+		// refused again.
+		if !retry || attempt+1 >= c.retry.Attempts || wait > c.retry.Max {
 			return nil, lastErr
 		}
 		if err := c.sleep(ctx, attempt, wait); err != nil {
@@ -264,7 +267,6 @@ func (c *Client) sleep(ctx context.Context, attempt int, retryAfter time.Duratio
 		}
 		d = mathrand.N(ceil) + 1
 	}
-	d = min(d, c.retry.Max)
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
 		return context.DeadlineExceeded
 	}

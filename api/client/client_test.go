@@ -255,10 +255,17 @@ func TestRetryAfterOverload(t *testing.T) {
 	}
 	// More overloads than attempts: the last answer is the error.
 	w.fails.Store(10)
-	c = newClient(t, client.Options{BaseURL: c.BaseURL(), WriteKey: writeKey, Retry: client.Retry{Attempts: 2, Base: time.Millisecond, Max: 10 * time.Millisecond}})
+	c = newClient(t, client.Options{BaseURL: c.BaseURL(), WriteKey: writeKey, Retry: client.Retry{Attempts: 3, Base: time.Millisecond, Max: 2 * time.Second}})
 	var ce *client.Error
-	if _, err := c.Inventory(t.Context(), []client.Inventory{{SKU: "HAT", Location: "online", Quantity: 1}}); !errors.As(err, &ce) || ce.Status != 503 || ce.RetryAfter != time.Second {
-		t.Fatalf("overloaded twice: %v", err)
+	calls = w.calls.Load()
+	if _, err := c.Inventory(t.Context(), []client.Inventory{{SKU: "HAT", Location: "online", Quantity: 1}}); !errors.As(err, &ce) || ce.Status != 503 || ce.RetryAfter != time.Second || w.calls.Load()-calls != 3 {
+		t.Fatalf("overloaded three times: %v after %d writes", err, w.calls.Load()-calls)
+	}
+	// A Retry-After beyond Retry.Max is the caller's to schedule: no wait.
+	c = newClient(t, client.Options{BaseURL: c.BaseURL(), WriteKey: writeKey, Retry: client.Retry{Attempts: 3, Base: time.Millisecond, Max: 100 * time.Millisecond}})
+	calls, start = w.calls.Load(), time.Now()
+	if _, err := c.Inventory(t.Context(), []client.Inventory{{SKU: "HAT", Location: "online", Quantity: 1}}); !errors.As(err, &ce) || ce.RetryAfter != time.Second || w.calls.Load()-calls != 1 || time.Since(start) > 900*time.Millisecond {
+		t.Fatalf("Retry-After over Max: %v after %d writes and %v", err, w.calls.Load()-calls, time.Since(start))
 	}
 }
 

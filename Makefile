@@ -16,7 +16,9 @@ run: build
 build:
 	$(GO) build -o $(BIN) ./cmd/omnipick
 
-## test: lint, then every test with the race detector, then the
+## test: lint, then every test with the race detector (among them the
+## OpenAPI contract: api/openapi.yaml linted by kin-openapi, every request
+## and answer of the api tests validated against it), then the
 ## allocation proofs and the real-data evaluation check (both need a
 ## build without -race: one counts allocations, the other would take
 ## minutes under it)

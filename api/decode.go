@@ -11,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/omnipick/omnipick/engine"
+	"github.com/omnipick/omnipick/internal/jsonenc"
 	"github.com/valyala/fastjson"
 )
 
@@ -1112,54 +1113,10 @@ func AppendRejectsJSON(dst []byte, applied int, rejects []Reject) []byte {
 		dst = append(dst, `{"index":`...)
 		dst = strconv.AppendInt(dst, int64(r.Index), 10)
 		dst = append(dst, `,"field":`...)
-		dst = appendJSONString(dst, r.Field)
+		dst = jsonenc.AppendString(dst, r.Field)
 		dst = append(dst, `,"reason":`...)
-		dst = appendJSONString(dst, r.Reason)
+		dst = jsonenc.AppendString(dst, r.Reason)
 		dst = append(dst, '}')
 	}
 	return append(dst, "]}"...)
-}
-
-// appendJSONString appends s to dst as a quoted JSON string. It escapes
-// quotes, backslashes and control characters, and also <, >, &, U+2028 and
-// U+2029 so that the output is safe to embed in HTML and JavaScript.
-// Invalid UTF-8 is replaced with U+FFFD, so the output is always valid JSON.
-func appendJSONString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			if c == '"' || c == '\\' {
-				dst = append(dst, '\\', c)
-			} else {
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && size == 1:
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
-		default:
-			i += size
-			continue
-		}
-		i += size
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

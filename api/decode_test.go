@@ -668,32 +668,6 @@ func TestAppendRejectsJSON(t *testing.T) {
 		`{"applied":3,"rejected":[{"index":1,"field":"variants[1].sku","reason":"duplicate sku"},{"index":4,"field":"","reason":"invalid json: \"x\""}]}`)
 }
 
-func TestAppendJSONString(t *testing.T) {
-	f := func(s, want string) {
-		t.Helper()
-		got := string(appendJSONString(nil, s))
-		if got != want {
-			t.Errorf("appendJSONString(%q) = %s, want %s", s, got, want)
-		}
-		var back string
-		if err := json.Unmarshal([]byte(got), &back); err != nil {
-			t.Errorf("appendJSONString(%q) = %s: not JSON: %v", s, got, err)
-		}
-		if utf8.ValidString(s) && back != s {
-			t.Errorf("appendJSONString(%q) round-trips to %q", s, back)
-		}
-	}
-	f("", `""`)
-	f("plain ascii", `"plain ascii"`)
-	f(`q"b\s/`, `"q\"b\\s/"`)
-	f("\x00\x01\n\r\t\x1f\x7f", `"\u0000\u0001\u000a\u000d\u0009\u001f`+"\x7f"+`"`)
-	f("<script>&amp;</script>", `"\u003cscript\u003e\u0026amp;\u003c/script\u003e"`)
-	f("café 😀", `"café 😀"`)
-	f("a\u2028b\u2029c", `"a\u2028b\u2029c"`)
-	f("bad\xffutf8\xc3", `"bad\ufffdutf8\ufffd"`)
-	f("\xed\xa0\x80", `"\ufffd\ufffd\ufffd"`)
-}
-
 // checkDecoded checks the invariants every decoded batch holds, whatever
 // the input: it is shared by the tests and the fuzz targets.
 func checkDecoded(t *testing.T, op engine.Op, recs []engine.Record, rejects []Reject) {

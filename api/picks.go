@@ -11,6 +11,7 @@ import (
 
 	"github.com/omnipick/omnipick/engine"
 	"github.com/omnipick/omnipick/index"
+	"github.com/omnipick/omnipick/internal/jsonenc"
 	"github.com/valyala/fasthttp"
 )
 
@@ -353,11 +354,11 @@ func AppendPicksJSON(dst []byte, q *engine.Query, picks []engine.Pick, took time
 	dst = append(dst, '{')
 	if q.Customer != "" {
 		dst = append(dst, `"customer":`...)
-		dst = appendJSONString(dst, q.Customer)
+		dst = jsonenc.AppendString(dst, q.Customer)
 		dst = append(dst, ',')
 	} else if q.AnonymousID != "" {
 		dst = append(dst, `"anonymous_id":`...)
-		dst = appendJSONString(dst, q.AnonymousID)
+		dst = jsonenc.AppendString(dst, q.AnonymousID)
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"channel":"`...)
@@ -380,25 +381,25 @@ func AppendPicksJSON(dst []byte, q *engine.Query, picks []engine.Pick, took time
 func appendPickJSON(dst []byte, p *engine.Pick, full bool) []byte {
 	it := p.Item
 	dst = append(dst, `{"product":`...)
-	dst = appendJSONString(dst, it.ID)
+	dst = jsonenc.AppendString(dst, it.ID)
 	dst = append(dst, `,"title":`...)
-	dst = appendJSONString(dst, it.Title)
+	dst = jsonenc.AppendString(dst, it.Title)
 	dst = append(dst, `,"price":`...)
 	dst = strconv.AppendFloat(dst, it.Price, 'f', -1, 64)
 	if it.Currency != "" {
 		dst = append(dst, `,"currency":`...)
-		dst = appendJSONString(dst, it.Currency)
+		dst = jsonenc.AppendString(dst, it.Currency)
 	}
 	dst = append(dst, `,"url":`...)
-	dst = appendJSONString(dst, it.URL)
+	dst = jsonenc.AppendString(dst, it.URL)
 	dst = append(dst, `,"image":`...)
-	dst = appendJSONString(dst, it.Image)
+	dst = jsonenc.AppendString(dst, it.Image)
 	if full {
 		dst = append(dst, `,"category":`...)
-		dst = appendJSONString(dst, it.Category)
+		dst = jsonenc.AppendString(dst, it.Category)
 		if it.Brand != "" {
 			dst = append(dst, `,"brand":`...)
-			dst = appendJSONString(dst, it.Brand)
+			dst = jsonenc.AppendString(dst, it.Brand)
 		}
 	}
 	dst = append(dst, `,"sizes":[`...)
@@ -410,7 +411,7 @@ func appendPickJSON(dst []byte, p *engine.Pick, full bool) []byte {
 		if n > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, v.Size)
+		dst = jsonenc.AppendString(dst, v.Size)
 		n++
 	}
 	dst = append(dst, `],"reason":"`...)

@@ -26,6 +26,7 @@ import (
 
 	"github.com/omnipick/omnipick/engine"
 	"github.com/omnipick/omnipick/engine/store"
+	"github.com/omnipick/omnipick/internal/jsonenc"
 	"github.com/valyala/fasthttp"
 )
 
@@ -446,10 +447,10 @@ func writeErrorBody(ctx *fasthttp.RequestCtx, status int, body string) {
 // the closing brace.
 func appendError(b []byte, msg, field string, close bool) []byte {
 	b = append(b, `{"error":`...)
-	b = appendJSONString(b, msg)
+	b = jsonenc.AppendString(b, msg)
 	if field != "" {
 		b = append(b, `,"field":`...)
-		b = appendJSONString(b, field)
+		b = jsonenc.AppendString(b, field)
 	}
 	if close {
 		b = append(b, '}')

@@ -831,3 +831,33 @@ func TestDecodeEmptySizeGroupIsOneSize(t *testing.T) {
 		t.Fatalf("recs %+v rejects %+v err %v", recs, rejects, err)
 	}
 }
+
+// BenchmarkCheckJSON measures checkJSON on event lines against the
+// validators of encoding/json and fastjson, which it stands in for.
+func BenchmarkCheckJSON(b *testing.B) {
+	lines := bytes.Split(bytes.TrimSpace(benchEventsBody(100)), []byte{'\n'})
+	n := 0
+	for _, l := range lines {
+		n += len(l)
+	}
+	for _, c := range []struct {
+		name  string
+		valid func([]byte) bool
+	}{
+		{"checkJSON", func(b []byte) bool { return checkJSON(b) == "" }},
+		{"encoding-json", json.Valid},
+		{"fastjson", func(b []byte) bool { return fastjson.ValidateBytes(b) == nil }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, l := range lines {
+					if !c.valid(l) {
+						b.Fatalf("%s refuses %s", c.name, l)
+					}
+				}
+			}
+		})
+	}
+}

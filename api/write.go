@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/omnipick/omnipick/engine"
+	"github.com/omnipick/omnipick/internal/jsonenc"
 	"github.com/valyala/fasthttp"
 )
 
@@ -194,4 +196,30 @@ func (s *Server) putBatch(wb *writeBatch) {
 		wb.body = bytes.Buffer{} // do not pin a huge buffer in the pool
 	}
 	s.batches.Put(wb)
+}
+
+// AppendRejectsJSON appends the reply to a write to dst and returns the
+// extended buffer:
+//
+//	{"applied":N,"rejected":[{"index":i,"field":"...","reason":"..."}]}
+//
+// "rejected" is always present, empty when nothing was rejected.
+func AppendRejectsJSON(dst []byte, applied int, rejects []Reject) []byte {
+	dst = append(dst, `{"applied":`...)
+	dst = strconv.AppendInt(dst, int64(applied), 10)
+	dst = append(dst, `,"rejected":[`...)
+	for i := range rejects {
+		r := &rejects[i]
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"index":`...)
+		dst = strconv.AppendInt(dst, int64(r.Index), 10)
+		dst = append(dst, `,"field":`...)
+		dst = jsonenc.AppendString(dst, r.Field)
+		dst = append(dst, `,"reason":`...)
+		dst = jsonenc.AppendString(dst, r.Reason)
+		dst = append(dst, '}')
+	}
+	return append(dst, "]}"...)
 }

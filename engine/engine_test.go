@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/omnipick/omnipick/index"
 )
 
 // world is a small engine with a fixed clock and terse helpers.
@@ -349,9 +351,12 @@ func TestApplyRejects(t *testing.T) {
 		err   error
 	}{
 		{"product without id", Record{Op: OpProduct, Product: Product{Variants: []Variant{{SKU: "x"}}}}, "id", ErrMissingField},
-		{"sku of another product", Record{Op: OpProduct, Product: Product{ID: "NEW", Variants: []Variant{{SKU: "SW0-8"}}}}, "variants", nil},
-		{"unknown sku stock", Record{Op: OpInventory, Inventory: Inventory{SKU: "nope", Location: "online", Quantity: 1}}, "sku", nil},
-		{"negative stock", Record{Op: OpInventory, Inventory: Inventory{SKU: "SW0-8", Location: "online", Quantity: -1}}, "quantity", nil},
+		{"sku of another product", Record{Op: OpProduct, Product: Product{ID: "NEW", Variants: []Variant{{SKU: "SW0-8"}}}}, "variants", index.ErrSKUOwned},
+		{"sku twice", Record{Op: OpProduct, Product: Product{ID: "NEW", Variants: []Variant{{SKU: "N-1"}, {SKU: "N-1"}}}}, "variants", index.ErrDuplicateSKU},
+		{"unknown sku stock", Record{Op: OpInventory, Inventory: Inventory{SKU: "nope", Location: "online", Quantity: 1}}, "sku", index.ErrUnknownSKU},
+		{"negative stock", Record{Op: OpInventory, Inventory: Inventory{SKU: "SW0-8", Location: "online", Quantity: -1}}, "quantity", index.ErrNegativeQuantity},
+		{"stock without location", Record{Op: OpInventory, Inventory: Inventory{SKU: "SW0-8", Quantity: 1}}, "location", ErrMissingField},
+		{"identify both targets", Record{Op: OpIdentify, Identify: Identify{AnonymousID: "x", Customer: "a", ToAnonymousID: "y"}}, "to_anonymous_id", ErrBothTargets},
 		{"event no actor", Record{Op: OpEvent, Event: Event{Type: EventView, Product: "SW0"}}, "customer", ErrUnknownActor},
 		{"event two actors", Record{Op: OpEvent, Event: Event{Type: EventView, Customer: "a", AnonymousID: "b", Product: "SW0"}}, "customer", ErrBothActors},
 		{"event unknown product", Record{Op: OpEvent, Event: Event{Type: EventView, Customer: "a", Product: "nope"}}, "product", ErrUnknownProduct},
@@ -367,8 +372,12 @@ func TestApplyRejects(t *testing.T) {
 			if !errors.As(err, &fe) || fe.Field != tc.field {
 				t.Fatalf("err = %v, want a field error on %q", err, tc.field)
 			}
-			if tc.err != nil && !errors.Is(err, tc.err) {
+			if !errors.Is(err, tc.err) {
 				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+			// The reason is shown to the client as it is: no package prefix.
+			if msg := fe.Err.Error(); strings.Contains(msg, "engine: ") || strings.Contains(msg, "index: ") {
+				t.Fatalf("reason %q names a package", msg)
 			}
 			if after := w.e.Stats(); after != before {
 				t.Fatalf("a rejected record changed state: %+v -> %+v", before, after)

@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -456,5 +457,55 @@ func TestAffinityDecays(t *testing.T) {
 	w.now = w.now.Add(w.e.Options().AffinityHalfLife)
 	if after := weight(); after < before*0.49 || after > before*0.51 {
 		t.Fatalf("after one half-life: %v -> %v", before, after)
+	}
+}
+
+func TestDefaultOptions(t *testing.T) {
+	a := DefaultOptions()
+	a.EventWeights[EventView] = 42
+	a.Priors[ChannelWeb][ReasonCart] = 42
+	b := DefaultOptions()
+	if b.EventWeights[EventView] == 42 || b.Priors[ChannelWeb][ReasonCart] == 42 {
+		t.Fatal("DefaultOptions shares state between calls")
+	}
+	lit := New(Options{}).Options()
+	lit.Now, b.Now = nil, nil
+	if !reflect.DeepEqual(lit, b) {
+		t.Fatalf("Options{} and DefaultOptions differ:\n%+v\n%+v", lit, b)
+	}
+}
+
+// TestExplicitZeroWeights: with WeightsSet, a zero weight is zero; in a
+// literal without it, zero takes the default.
+func TestExplicitZeroWeights(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		opts     Options
+		affinity float64
+		view     float32
+	}{
+		{"defaults", DefaultOptions(), 0.25, 0.25},
+		{"literal zero takes the default", Options{AffinityWeight: 0}, 0.25, 0.25},
+		{"literal value", Options{AffinityWeight: 2}, 2, 0.25},
+		{"explicit zero", func() Options {
+			o := DefaultOptions()
+			o.AffinityWeight, o.EventWeights[EventView] = 0, 0
+			return o
+		}(), 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := New(tc.opts).Options()
+			if o.AffinityWeight != tc.affinity || o.EventWeights[EventView] != tc.view {
+				t.Fatalf("AffinityWeight %v, view weight %v; want %v, %v", o.AffinityWeight, o.EventWeights[EventView], tc.affinity, tc.view)
+			}
+		})
+	}
+	// A view with weight zero leaves no affinity behind.
+	o := DefaultOptions()
+	o.EventWeights[EventView] = 0
+	w := apparelInto(newWorld(t, o))
+	w.event(EventView, "C1", "SW0")
+	if v, _ := w.e.Profile("C1", false); len(v.Affinities) != 0 {
+		t.Fatalf("zero view weight, affinity %v", v.Affinities)
 	}
 }

@@ -3,7 +3,7 @@ package engine
 import (
 	"fmt"
 
-	"github.com/omnipick/omnipick/index/binfmt"
+	"github.com/omnipick/omnipick/internal/binfmt"
 )
 
 // Profiles are stored encoded, in one byte arena per shard, not as Go

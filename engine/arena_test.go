@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/omnipick/omnipick/index"
-	"github.com/omnipick/omnipick/index/binfmt"
+	"github.com/omnipick/omnipick/internal/binfmt"
 )
 
 // sampleProfile returns a profile with every field set, sized by n.

@@ -33,7 +33,20 @@ import (
 	"github.com/omnipick/omnipick/index"
 )
 
-// Options configure an Engine. Zero values take the documented defaults.
+// Options configure an Engine. Start from DefaultOptions and change what
+// you need, or write a literal: New fills every zero field of a literal
+// with its documented default, so Options{} is the default engine.
+//
+// Weights are the exception that WeightsSet makes: a weight of zero is a
+// real setting (a signal switched off), so with WeightsSet true New takes
+// every weight field (EventWeights, FacetWeights, Priors and the *Weight
+// fields) as it is, zeros included. DefaultOptions sets it, so
+//
+//	o := engine.DefaultOptions()
+//	o.AffinityWeight = 0 // affinity plays no part in the score
+//
+// means zero. With WeightsSet false (a literal), zero weights take their
+// defaults as every other zero field does.
 type Options struct {
 	Shards int // customer shards; default 64
 
@@ -43,8 +56,12 @@ type Options struct {
 	ViewWindow         time.Duration // views this recent relate to the next item; default 1 day
 	PurchaseWindow     time.Duration // purchases this recent relate to the next item (a basket); default 1 hour
 
+	// WeightsSet says the weight fields below hold exactly the weights
+	// wanted, zeros included; see Options.
+	WeightsSet bool
+
 	// EventWeights is how much each event type adds to affinity and
-	// popularity; zero entries take DefaultEventWeights.
+	// popularity; see DefaultOptions for the defaults.
 	EventWeights [numEventTypes]float32
 	// FacetWeights scales affinity per facet kind: category, brand, tag.
 	FacetWeights [3]float32
@@ -82,7 +99,8 @@ type Options struct {
 
 	// FrequencyCaps: per channel of the request, an item shown (impression
 	// events, on any channel) at least Max times within Window ranks below
-	// every item not capped. Zero entries take DefaultFrequencyCap.
+	// every item not capped. Zero entries take three impressions within
+	// two days.
 	FrequencyCaps  [numChannels]FrequencyCap
 	MaxImpressions int // impressions remembered per profile; default 256
 
@@ -105,9 +123,6 @@ type FrequencyCap struct {
 	Window time.Duration
 }
 
-// DefaultFrequencyCap: three impressions within two days.
-var DefaultFrequencyCap = FrequencyCap{Max: 3, Window: 48 * time.Hour}
-
 // RepurchaseWindow is how long after a purchase items of a category prefix
 // ("beauty/", "grocery/coffee") may be recommended again.
 type RepurchaseWindow struct {
@@ -115,30 +130,77 @@ type RepurchaseWindow struct {
 	Window time.Duration
 }
 
-// DefaultEventWeights weigh what each event says about a customer's taste.
-var DefaultEventWeights = [numEventTypes]float32{
-	EventView:       0.25,
-	EventCartAdd:    3,
-	EventCartRemove: 0,
-	EventPurchase:   5,
-	EventReturn:     -5,
-	EventScan:       2,
-	EventEmailClick: 1.5,
-	EventAdClick:    1.5,
-	EventImpression: 0,
+// DefaultOptions returns the default options, every field filled in and
+// WeightsSet true: a fresh value each call, so changing it changes nothing
+// else.
+func DefaultOptions() Options {
+	var o Options
+	o.setDefaults()
+	return o
 }
 
-// DefaultPriors order candidate sources per channel. Ads and email lead
+// defaultFrequencyCap: three impressions within two days.
+func defaultFrequencyCap() FrequencyCap { return FrequencyCap{Max: 3, Window: 48 * time.Hour} }
+
+// defaultEventWeights weigh what each event type says about a customer's
+// taste.
+func defaultEventWeights() [numEventTypes]float32 {
+	return [numEventTypes]float32{
+		EventView:       0.25,
+		EventCartAdd:    3,
+		EventCartRemove: 0,
+		EventPurchase:   5,
+		EventReturn:     -5,
+		EventScan:       2,
+		EventEmailClick: 1.5,
+		EventAdClick:    1.5,
+		EventImpression: 0,
+	}
+}
+
+// defaultPriors order candidate sources per channel. Ads and email lead
 // with the cart, then views, then related items; a store screen leads with
 // items related to the scanned product. Web and app blend: only the cart
 // keeps a lead, and learned relation strength, popularity and affinity
 // decide the rest (chosen by the offline evaluation, bench/eval).
-var DefaultPriors = [numChannels][numReasons]float64{
-	ChannelWeb:    {ReasonPopular: 0, ReasonAffinity: 0, ReasonRelated: 0.125, ReasonViewed: 0, ReasonCart: 2},
-	ChannelApp:    {ReasonPopular: 0, ReasonAffinity: 0, ReasonRelated: 0.125, ReasonViewed: 0, ReasonCart: 2},
-	ChannelAds:    {ReasonPopular: 0, ReasonAffinity: 10, ReasonRelated: 100, ReasonViewed: 1000, ReasonCart: 10000},
-	ChannelEmail:  {ReasonPopular: 0, ReasonAffinity: 10, ReasonRelated: 100, ReasonViewed: 1000, ReasonCart: 10000},
-	ChannelScreen: {ReasonPopular: 0, ReasonAffinity: 10, ReasonRelated: 1000, ReasonViewed: 10, ReasonCart: 10},
+func defaultPriors() [numChannels][numReasons]float64 {
+	return [numChannels][numReasons]float64{
+		ChannelWeb:    {ReasonPopular: 0, ReasonAffinity: 0, ReasonRelated: 0.125, ReasonViewed: 0, ReasonCart: 2},
+		ChannelApp:    {ReasonPopular: 0, ReasonAffinity: 0, ReasonRelated: 0.125, ReasonViewed: 0, ReasonCart: 2},
+		ChannelAds:    {ReasonPopular: 0, ReasonAffinity: 10, ReasonRelated: 100, ReasonViewed: 1000, ReasonCart: 10000},
+		ChannelEmail:  {ReasonPopular: 0, ReasonAffinity: 10, ReasonRelated: 100, ReasonViewed: 1000, ReasonCart: 10000},
+		ChannelScreen: {ReasonPopular: 0, ReasonAffinity: 10, ReasonRelated: 1000, ReasonViewed: 10, ReasonCart: 10},
+	}
+}
+
+// setWeightDefaults fills the zero weights of an Options literal.
+func (o *Options) setWeightDefaults() {
+	if o.WeightsSet {
+		return
+	}
+	o.WeightsSet = true
+	dw := defaultEventWeights()
+	for i := range o.EventWeights {
+		if o.EventWeights[i] == 0 {
+			o.EventWeights[i] = dw[i]
+		}
+	}
+	if o.FacetWeights == [3]float32{} {
+		o.FacetWeights = [3]float32{1, 0.5, 0.5}
+	}
+	if o.Priors == [numChannels][numReasons]float64{} {
+		o.Priors = defaultPriors()
+	}
+	defF := func(v *float64, d float64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	defF(&o.AffinityWeight, 0.25)
+	defF(&o.RelatedWeight, 0.25)
+	defF(&o.PopularityWeight, 0.5)
+	defF(&o.ContextWeight, 1)
+	defF(&o.BoostWeight, 1)
 }
 
 func (o *Options) setDefaults() {
@@ -158,14 +220,7 @@ func (o *Options) setDefaults() {
 	defD(&o.CartTTL, 30*24*time.Hour)
 	defD(&o.ViewWindow, 24*time.Hour)
 	defD(&o.PurchaseWindow, time.Hour)
-	for i := range o.EventWeights {
-		if o.EventWeights[i] == 0 {
-			o.EventWeights[i] = DefaultEventWeights[i]
-		}
-	}
-	if o.FacetWeights == [3]float32{} {
-		o.FacetWeights = [3]float32{1, 0.5, 0.5}
-	}
+	o.setWeightDefaults()
 	def(&o.MaxAffinity, 64)
 	def(&o.MaxViews, 20)
 	def(&o.MaxCart, 50)
@@ -176,21 +231,6 @@ func (o *Options) setDefaults() {
 	o.EventAnchors = min(o.EventAnchors, 64)
 	def(&o.TopPerFacet, 64)
 	def(&o.TopGlobal, 512)
-	if o.Priors == [numChannels][numReasons]float64{} {
-		o.Priors = DefaultPriors
-	}
-	if o.AffinityWeight == 0 {
-		o.AffinityWeight = 0.25
-	}
-	if o.RelatedWeight == 0 {
-		o.RelatedWeight = 0.25
-	}
-	if o.PopularityWeight == 0 {
-		o.PopularityWeight = 0.5
-	}
-	if o.ContextWeight == 0 {
-		o.ContextWeight = 1
-	}
 	def(&o.AffinityFacets, 4)
 	def(&o.Anchors, 48)
 	def(&o.RelatedPerAnchor, 16)
@@ -198,18 +238,16 @@ func (o *Options) setDefaults() {
 		o.TaperAnchors = 16
 	}
 	def(&o.FallbackScan, 4096)
+	dc := defaultFrequencyCap()
 	for i := range o.FrequencyCaps {
 		c := &o.FrequencyCaps[i]
-		def(&c.Max, DefaultFrequencyCap.Max)
-		defD(&c.Window, DefaultFrequencyCap.Window)
+		def(&c.Max, dc.Max)
+		defD(&c.Window, dc.Window)
 	}
 	def(&o.MaxImpressions, 256)
 	defD(&o.CampaignTTL, 7*24*time.Hour)
 	def(&o.MaxCampaigns, 16)
 	def(&o.MaxExclusions, 256)
-	if o.BoostWeight == 0 {
-		o.BoostWeight = 1
-	}
 	o.RepurchaseWindows = slices.Clone(o.RepurchaseWindows)
 	for i := range o.RepurchaseWindows {
 		o.RepurchaseWindows[i].Prefix = strings.Trim(o.RepurchaseWindows[i].Prefix, "/")
@@ -219,22 +257,33 @@ func (o *Options) setDefaults() {
 	}
 }
 
-// Errors of Apply. A *FieldError wraps them with the input field at fault.
+// Errors of Apply for a record that is not valid input. Apply returns them
+// inside a *FieldError naming the input field at fault (use errors.As for
+// the field and errors.Is for the sentinel). Their texts are written for
+// the client that sent the record, so they carry no package prefix: the
+// API shows FieldError.Err's text as it is, with no string surgery.
 var (
-	ErrUnknownActor   = errors.New("engine: event has no customer or anonymous_id")
-	ErrBothActors     = errors.New("engine: event has both customer and anonymous_id")
-	ErrUnknownProduct = errors.New("engine: unknown product")
-	ErrUnknownSKU     = errors.New("engine: unknown sku")
-	ErrSKUMismatch    = errors.New("engine: sku is not a variant of product")
-	ErrMissingField   = errors.New("engine: missing field")
-	ErrBadOp          = errors.New("engine: unknown record op")
-	ErrBadEventType   = errors.New("engine: unknown event type")
-	ErrIdentifyCycle  = errors.New("engine: the link would make a cycle of anonymous ids")
-	ErrBothTargets    = errors.New("engine: give customer or to_anonymous_id, not both")
-	ErrBadValue       = errors.New("engine: value out of range")
+	ErrUnknownActor   = errors.New("event has no customer or anonymous_id")
+	ErrBothActors     = errors.New("event has both customer and anonymous_id")
+	ErrUnknownProduct = errors.New("unknown product")
+	ErrUnknownSKU     = errors.New("unknown sku")
+	ErrSKUMismatch    = errors.New("sku is not a variant of product")
+	ErrMissingField   = errors.New("missing field")
+	ErrBadEventType   = errors.New("unknown event type")
+	ErrIdentifyCycle  = errors.New("the link would make a cycle of anonymous ids")
+	ErrBothTargets    = errors.New("give customer or to_anonymous_id, not both")
+	ErrBadValue       = errors.New("value out of range")
 )
 
-// FieldError is an error caused by one input field.
+// ErrBadOp is Apply's error for a record whose Op is none of the known
+// ones: a programming error of the caller, not client input.
+var ErrBadOp = errors.New("engine: unknown record op")
+
+// FieldError is a rejection of client input caused by one field: Field is
+// the input's JSON name ("sku", "variants", "customer"), Err the reason,
+// wrapping one of the sentinels above or of package index (index's
+// catalog and stock errors, such as index.ErrSKUOwned, reach the client
+// the same way). Err's text is meant to be shown to the client as it is.
 type FieldError struct {
 	Field string
 	Err   error

@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/omnipick/omnipick/index"
-	"github.com/omnipick/omnipick/index/binfmt"
+	"github.com/omnipick/omnipick/internal/binfmt"
 )
 
 // Snapshot encoding of an engine, version 2 (frozen; a new layout gets a new
@@ -363,7 +363,7 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 			pr := &s.scratch
 			rest := r.Rest()
 			if err := pr.decode(r, version, facets, products, true); err != nil {
-				return nil, fmt.Errorf("%w: profile %q: %v", ErrBadSnapshot, name, err)
+				return nil, fmt.Errorf("%w: profile %q: %w", ErrBadSnapshot, name, err)
 			}
 			if version == engineSnapshotVersion {
 				// The arena holds profiles in this very encoding: store
@@ -375,7 +375,7 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 		}
 	}
 	if r.Err() != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, r.Err())
+		return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, r.Err())
 	}
 	if r.Len() != 0 {
 		return nil, bad("%d trailing bytes", r.Len())

@@ -31,14 +31,17 @@ const OneSize uint32 = 0
 // unknown: any size in stock will do.
 const AnySize uint32 = ^uint32(0)
 
-// Errors returned for catalog input that cannot be applied.
+// Errors returned for catalog input that cannot be applied. Their texts
+// are written for the client that sent the input, so they carry no package
+// prefix: the engine wraps them in an engine.FieldError naming the field,
+// and the API shows the text as it is.
 var (
-	ErrUnknownProduct  = errors.New("index: unknown product")
-	ErrUnknownSKU      = errors.New("index: unknown sku")
-	ErrSKUOwned        = errors.New("index: sku belongs to another product")
-	ErrNoVariants      = errors.New("index: product has no variants")
-	ErrTooManyVariants = errors.New("index: product has more than 64 variants")
-	ErrDuplicateSKU    = errors.New("index: sku listed twice")
+	ErrUnknownProduct  = errors.New("unknown product")
+	ErrUnknownSKU      = errors.New("unknown sku")
+	ErrSKUOwned        = errors.New("sku belongs to another product")
+	ErrNoVariants      = errors.New("product has no variants")
+	ErrTooManyVariants = errors.New("product has more than 64 variants")
+	ErrDuplicateSKU    = errors.New("sku listed twice")
 )
 
 // MaxVariants bounds the variants of one product, so a pick can describe

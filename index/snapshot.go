@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/omnipick/omnipick/index/binfmt"
+	"github.com/omnipick/omnipick/internal/binfmt"
 )
 
 // Snapshot encoding of an index: the dictionaries in dense-id order (so
@@ -94,7 +94,7 @@ func LoadSnapshot(r *binfmt.Reader) (*Index, error) {
 		}
 	}
 	if r.Err() != nil {
-		return nil, fmt.Errorf("%w: dictionaries: %v", ErrBadSnapshot, r.Err())
+		return nil, fmt.Errorf("%w: dictionaries: %w", ErrBadSnapshot, r.Err())
 	}
 	for range x.sizeKeys.Len() {
 		x.sizeNames = append(x.sizeNames, r.String())
@@ -146,7 +146,7 @@ func LoadSnapshot(r *binfmt.Reader) (*Index, error) {
 			break
 		}
 		if err := x.upsert(it, false); err != nil {
-			return nil, fmt.Errorf("%w: item %q: %v", ErrBadSnapshot, it.ID, err)
+			return nil, fmt.Errorf("%w: item %q: %w", ErrBadSnapshot, it.ID, err)
 		}
 	}
 	ns := r.Count(maxSnapshotCount)
@@ -180,7 +180,7 @@ func LoadSnapshot(r *binfmt.Reader) (*Index, error) {
 		}
 	}
 	if r.Err() != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, r.Err())
+		return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, r.Err())
 	}
 	return x, nil
 }

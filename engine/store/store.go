@@ -224,7 +224,7 @@ func (s *Store) appendApply(recs []engine.Record, errs []error) (uint64, error) 
 	if err != nil {
 		s.applyMu.Unlock()
 		if errors.Is(err, wal.ErrFull) {
-			return 0, fmt.Errorf("%w: %v", engine.ErrOverloaded, err)
+			return 0, fmt.Errorf("%w: %w", engine.ErrOverloaded, err)
 		}
 		return 0, fmt.Errorf("cannot append to the write-ahead log: %w", err)
 	}

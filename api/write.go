@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"strings"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
@@ -109,12 +108,8 @@ func (s *Server) mergeRejects(wb *writeBatch) int {
 			pos++
 		}
 		if err := wb.errs[i]; err != nil {
-			field := ""
-			var fe *engine.FieldError
-			if errors.As(err, &fe) {
-				field, err = fe.Field, fe.Err
-			}
-			wb.rejects = append(wb.rejects, Reject{Index: pos, Field: field, Reason: reason(err)})
+			field, reason := clientError(err)
+			wb.rejects = append(wb.rejects, Reject{Index: pos, Field: field, Reason: reason})
 		} else {
 			applied++
 		}
@@ -134,14 +129,16 @@ func sortRejects(r []Reject) {
 	}
 }
 
-// reason turns an error into the text a client sees, without package
-// prefixes.
-func reason(err error) string {
-	msg := err.Error()
-	for _, p := range []string{"engine: ", "index: "} {
-		msg = strings.ReplaceAll(msg, p, "")
+// clientError returns the field at fault and the reason a client sees for
+// an error of the engine: an *engine.FieldError names the field, and its
+// Err's text is written for the client (engine and index sentinels of bad
+// input carry no package prefix). Any other error is shown as it is.
+func clientError(err error) (field, reason string) {
+	var fe *engine.FieldError
+	if errors.As(err, &fe) {
+		return fe.Field, fe.Err.Error()
 	}
-	return msg
+	return "", err.Error()
 }
 
 // requestBody returns the request body, decompressed per Content-Encoding

@@ -768,8 +768,24 @@ func checkDecoded(t *testing.T, op engine.Op, recs []engine.Record, rejects []Re
 				t.Fatalf("ts %d", e.TS)
 			}
 		case engine.OpIdentify:
-			id("anonymous_id", r.Identify.AnonymousID)
-			id("customer", r.Identify.Customer)
+			l := r.Identify
+			id("anonymous_id", l.AnonymousID)
+			optID("customer", l.Customer)
+			optID("to_anonymous_id", l.ToAnonymousID)
+			if (l.Customer == "") == (l.ToAnonymousID == "") || l.ToAnonymousID == l.AnonymousID {
+				t.Fatalf("identify: %+v", l)
+			}
+		case engine.OpExclusion:
+			x := r.Exclusion
+			optID("customer", x.Customer)
+			optID("anonymous_id", x.AnonymousID)
+			if x.Customer != "" && x.AnonymousID != "" {
+				t.Fatalf("exclusion for two actors: %+v", x)
+			}
+			id("product", x.Product)
+			if x.Until < minTS || x.Until >= maxTS {
+				t.Fatalf("until %d", x.Until)
+			}
 		case engine.OpLocation:
 			l := r.Location
 			id("location id", l.ID)

@@ -877,3 +877,29 @@ func BenchmarkCheckJSON(b *testing.B) {
 		})
 	}
 }
+
+// TestRecordKinds checks the decoder's table: every op the API writes has
+// a kind, whose field list fits Decoder.vals and names each field once.
+func TestRecordKinds(t *testing.T) {
+	for _, op := range []engine.Op{engine.OpProduct, engine.OpInventory, engine.OpEvent, engine.OpIdentify, engine.OpLocation, engine.OpExclusion} {
+		k := kindOf(op)
+		if k == nil {
+			t.Fatalf("%s: no record kind", op)
+		}
+		if len(k.fields) > maxFields {
+			t.Errorf("%s reads %d fields, more than maxFields (%d)", op, len(k.fields), maxFields)
+		}
+		seen := map[string]bool{}
+		for _, f := range k.fields {
+			if f == "" || seen[f] {
+				t.Errorf("%s: field %q empty or listed twice", op, f)
+			}
+			seen[f] = true
+		}
+	}
+	for _, op := range []engine.Op{0, engine.OpCampaign, 200} {
+		if kindOf(op) != nil {
+			t.Errorf("%s: the API does not write it, yet it has a kind", op)
+		}
+	}
+}

@@ -55,7 +55,6 @@ type Decoder struct {
 	maxParsed int
 	field     string // the first fault of the current object, if reason != ""
 	reason    string
-	vals      [maxFields]*fastjson.Value // the current object's fields (see recordKind)
 }
 
 // Decode decodes body, a batch of objects for op, appending one record per
@@ -92,7 +91,6 @@ func (d *Decoder) Decode(op engine.Op, body []byte, ndjson bool, now int64, recs
 	err := d.decodeBody(body, ndjson)
 	recs, rejects = d.recs, d.rejects
 	d.recs, d.rejects, d.field, d.reason = nil, nil, "", ""
-	clear(d.vals[:]) // they point into the parser's memory
 	if d.maxParsed > maxRetainedParse {
 		d.p = fastjson.Parser{}
 	}
@@ -220,8 +218,9 @@ func (d *Decoder) decodeObject(idx int, raw []byte) {
 	d.field, d.reason = "", ""
 	d.recs = append(d.recs, engine.Record{Op: d.op})
 	k := kindOf(d.op)
-	walkFields(o, k.fields, d.vals[:len(k.fields)])
-	k.decode(d, &d.recs[len(d.recs)-1])
+	var fields fieldValues
+	walkFields(o, k.fields, fields[:len(k.fields)])
+	k.decode(d, fields, &d.recs[len(d.recs)-1])
 	if d.reason != "" {
 		d.recs = d.recs[:len(d.recs)-1]
 		d.rejects = append(d.rejects, Reject{Index: idx, Field: d.field, Reason: d.reason})

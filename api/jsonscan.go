@@ -59,10 +59,10 @@ var valueStart = func() (t [256]jsonClass) {
 	return t
 }()
 
-// jsonScanner is the state of one checkJSON call.
+// jsonScanner is the state of one checkJSON call but the position, which
+// its steps take and return so that it stays in a register.
 type jsonScanner struct {
 	b       []byte
-	i       int    // the next byte
 	depth   int    // open objects and arrays
 	objects uint64 // bit k is set when nesting level k+1 is an object
 }
@@ -73,27 +73,15 @@ type jsonScanner struct {
 func checkJSON(b []byte) string {
 	s := jsonScanner{b: b}
 	state := stateValue
-	for s.i = skipWS(b, 0); s.i < len(b); s.i = skipWS(b, s.i) {
-		var reason string
+	var reason string
+	for i := skipWS(b, 0); i < len(b); i = skipWS(b, i) {
 		switch state {
-		case stateValue:
-			state, reason = s.value()
-		case stateValueOrEnd:
-			if b[s.i] == ']' {
-				state = s.close()
-			} else {
-				state, reason = s.value()
-			}
-		case stateKey:
-			state, reason = s.key()
-		case stateKeyOrEnd:
-			if b[s.i] == '}' {
-				state = s.close()
-			} else {
-				state, reason = s.key()
-			}
+		case stateValue, stateValueOrEnd:
+			i, state, reason = s.value(i, state)
+		case stateKey, stateKeyOrEnd:
+			i, state, reason = s.key(i, state)
 		case stateAfter:
-			state, reason = s.after()
+			i, state, reason = s.after(i)
 		}
 		if reason != "" {
 			return reason
@@ -105,112 +93,113 @@ func checkJSON(b []byte) string {
 	return reasonEndOfInput
 }
 
-// value scans the value that starts at b[i].
-func (s *jsonScanner) value() (jsonState, string) {
-	c := s.b[s.i]
+// value scans the value that starts at b[i], or in stateValueOrEnd the
+// ']' of an empty array.
+func (s *jsonScanner) value(i int, state jsonState) (int, jsonState, string) {
+	c := s.b[i]
 	switch valueStart[c] {
 	case classOpen:
-		return s.open(c)
+		return s.open(i, c)
 	case classString:
-		end, reason := scanJSONString(s.b, s.i+1)
-		s.i = end
-		return stateAfter, reason
+		end, reason := scanJSONString(s.b, i+1)
+		return end, stateAfter, reason
 	case classLiteral:
-		return stateAfter, s.literal(c)
+		return s.literal(i, c)
 	case classNumber:
-		return stateAfter, s.number()
+		return s.number(i)
 	}
-	return stateValue, unexpectedByte(s.b, s.i)
+	if c == ']' && state == stateValueOrEnd {
+		return s.close(i)
+	}
+	return i, state, unexpectedByte(s.b, i)
 }
 
 // open enters the object or array that b[i] opens.
-func (s *jsonScanner) open(c byte) (jsonState, string) {
+func (s *jsonScanner) open(i int, c byte) (int, jsonState, string) {
 	if s.depth == maxNesting {
-		return stateValue, reasonTooDeep
+		return i, stateValue, reasonTooDeep
 	}
-	s.i++
 	if c == '[' {
 		s.objects &^= 1 << s.depth
 		s.depth++
-		return stateValueOrEnd, ""
+		return i + 1, stateValueOrEnd, ""
 	}
 	s.objects |= 1 << s.depth
 	s.depth++
-	return stateKeyOrEnd, ""
+	return i + 1, stateKeyOrEnd, ""
 }
 
 // close leaves the object or array that b[i] closes (the caller checked
 // that it is the right bracket).
-func (s *jsonScanner) close() jsonState {
+func (s *jsonScanner) close(i int) (int, jsonState, string) {
 	s.depth--
-	s.i++
-	return stateAfter
+	return i + 1, stateAfter, ""
 }
 
-// key scans a member's key and the colon after it.
-func (s *jsonScanner) key() (jsonState, string) {
-	if s.b[s.i] != '"' {
-		return stateKey, unexpectedByte(s.b, s.i)
+// key scans a member's key and the colon after it, or in stateKeyOrEnd
+// the '}' of an empty object.
+func (s *jsonScanner) key(i int, state jsonState) (int, jsonState, string) {
+	b := s.b
+	if b[i] != '"' {
+		if b[i] == '}' && state == stateKeyOrEnd {
+			return s.close(i)
+		}
+		return i, state, unexpectedByte(b, i)
 	}
-	end, reason := scanJSONString(s.b, s.i+1)
+	end, reason := scanJSONString(b, i+1)
 	if reason != "" {
-		return stateKey, reason
+		return end, state, reason
 	}
-	s.i = skipWS(s.b, end)
-	if s.i >= len(s.b) || s.b[s.i] != ':' {
-		return stateKey, unexpectedByte(s.b, s.i)
+	i = skipWS(b, end)
+	if i >= len(b) || b[i] != ':' {
+		return i, state, unexpectedByte(b, i)
 	}
-	s.i++
-	return stateValue, ""
+	return i + 1, stateValue, ""
 }
 
 // after scans what follows a value: a comma or the closing bracket of the
 // object or array it is in.
-func (s *jsonScanner) after() (jsonState, string) {
+func (s *jsonScanner) after(i int) (int, jsonState, string) {
 	if s.depth == 0 {
-		return stateAfter, unexpectedByte(s.b, s.i)
+		return i, stateAfter, unexpectedByte(s.b, i)
 	}
 	inObject := s.objects>>(s.depth-1)&1 == 1
-	switch c := s.b[s.i]; {
+	switch c := s.b[i]; {
 	case c == ',' && inObject:
-		s.i++
-		return stateKey, ""
+		return i + 1, stateKey, ""
 	case c == ',':
-		s.i++
-		return stateValue, ""
+		return i + 1, stateValue, ""
 	case c == '}' && inObject || c == ']' && !inObject:
-		return s.close(), ""
+		return s.close(i)
 	}
-	return stateAfter, unexpectedByte(s.b, s.i)
+	return i, stateAfter, unexpectedByte(s.b, i)
 }
 
 // literal scans true, false or null, whichever starts with c.
-func (s *jsonScanner) literal(c byte) string {
+func (s *jsonScanner) literal(i int, c byte) (int, jsonState, string) {
 	lit := "null"
 	if c == 't' {
 		lit = "true"
 	} else if c == 'f' {
 		lit = "false"
 	}
-	if !bytes.HasPrefix(s.b[s.i:], []byte(lit)) {
-		return unexpectedByte(s.b, s.i)
+	if !bytes.HasPrefix(s.b[i:], []byte(lit)) {
+		return i, stateValue, unexpectedByte(s.b, i)
 	}
-	s.i += len(lit)
-	return ""
+	return i + len(lit), stateAfter, ""
 }
 
 // number scans the run of bytes a number may hold and checks it against
 // the grammar.
-func (s *jsonScanner) number() string {
-	b, j := s.b, s.i+1
+func (s *jsonScanner) number(i int) (int, jsonState, string) {
+	b, j := s.b, i+1
 	for j < len(b) && (b[j] >= '0' && b[j] <= '9' || b[j] == '.' || b[j] == 'e' || b[j] == 'E' || b[j] == '+' || b[j] == '-') {
 		j++
 	}
-	if !isJSONNumber(b[s.i:j]) {
-		return fmt.Sprintf("invalid json: invalid number at byte %d", s.i)
+	if !isJSONNumber(b[i:j]) {
+		return i, stateValue, fmt.Sprintf("invalid json: invalid number at byte %d", i)
 	}
-	s.i = j
-	return ""
+	return j, stateAfter, ""
 }
 
 // scanJSONString checks the JSON string whose opening quote is just before
@@ -264,6 +253,10 @@ func isHex4(b []byte) bool {
 	return true
 }
 
+// unexpectedByte says what is wrong at b[i]. It is kept out of line: it
+// runs on failure only.
+//
+//go:noinline
 func unexpectedByte(b []byte, i int) string {
 	if i >= len(b) {
 		return reasonEndOfInput

@@ -1,12 +1,14 @@
 package engine
 
 import (
+	"cmp"
 	"math"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/omnipick/omnipick/engine/profile"
 	"github.com/omnipick/omnipick/index"
 )
 
@@ -59,12 +61,12 @@ type cand struct {
 // allocates nothing once warm. Nothing in it outlives the call.
 type picker struct {
 	epoch     uint32
-	slots     []slot      // by product
-	facets    []facetSlot // by facet
-	aff       []affEntry  // the profile's affinity vector
+	slots     []slot             // by product
+	facets    []facetSlot        // by facet
+	aff       []profile.AffEntry // the profile's affinity vector
 	affSum    float64
 	topFacets []uint32
-	sizes     []sizeEntry
+	sizes     []profile.SizeEntry
 	purchased []uint32 // sorted
 	boughtAt  []uint32 // purchase times, parallel to purchased
 	capped    []uint32 // shown too often lately, sorted
@@ -89,7 +91,7 @@ type picker struct {
 	priceMin  float64
 	priceMax  float64
 	excluded  map[uint32]uint32 // the engine's global exclusions
-	prof      profile           // the actor's profile, decoded (no links or campaigns)
+	prof      profile.Profile   // the actor's profile, decoded (no links or campaigns)
 	ctx       *index.Item       // the query's context product, if known
 	ctxNorm   float64           // the context's similarity to itself
 	category  string
@@ -342,64 +344,59 @@ func (e *Engine) loadProfile(pk *picker, q *Query) {
 	if actor == "" {
 		return
 	}
-	actor, anon = e.resolveActor(actor, anon)
-	s, h := e.shardOf(actor)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	slot, ok := s.slotLocked(actor, h, anon, false)
-	if !ok {
+	actor, anon = e.profiles.Resolve(actor, anon)
+	pr := &pk.prof
+	if !e.profiles.Read(actor, anon, pr, false) {
 		return
 	}
-	pr := &pk.prof
-	s.readLocked(slot, pr, false)
-	for _, a := range pr.aff {
-		pk.affSum += float64(a.w)
-		if int(a.facet) < len(pk.facets) {
-			pk.facets[a.facet] = facetSlot{epoch: pk.epoch, aff: a.w}
+	for _, a := range pr.Aff {
+		pk.affSum += float64(a.W)
+		if int(a.Facet) < len(pk.facets) {
+			pk.facets[a.Facet] = facetSlot{epoch: pk.epoch, aff: a.W}
 		}
 	}
 	// The strongest facets source candidates.
 	for range e.opts.AffinityFacets {
 		best := -1
-		for i, a := range pr.aff {
-			if slices.Contains(pk.topFacets, a.facet) {
+		for i, a := range pr.Aff {
+			if slices.Contains(pk.topFacets, a.Facet) {
 				continue
 			}
-			if best < 0 || a.w > pr.aff[best].w || (a.w == pr.aff[best].w && a.facet < pr.aff[best].facet) {
+			if best < 0 || a.W > pr.Aff[best].W || (a.W == pr.Aff[best].W && a.Facet < pr.Aff[best].Facet) {
 				best = i
 			}
 		}
 		if best < 0 {
 			break
 		}
-		f := pr.aff[best].facet
+		f := pr.Aff[best].Facet
 		pk.topFacets = append(pk.topFacets, f)
 		if int(f) < len(pk.facets) {
 			pk.facets[f].bits |= facetTop
 		}
 	}
-	pk.sizes = append(pk.sizes, pr.sizes...)
-	for _, s := range pr.purchased {
-		pk.purchased = append(pk.purchased, s.p)
-		pk.boughtAt = append(pk.boughtAt, s.t)
+	pk.sizes = append(pk.sizes, pr.Sizes...)
+	for _, s := range pr.Purchased {
+		pk.purchased = append(pk.purchased, s.P)
+		pk.boughtAt = append(pk.boughtAt, s.T)
 	}
-	for _, x := range pr.excl {
-		if x.t > pk.now {
-			pk.excl = append(pk.excl, x.p)
+	for _, x := range pr.Excl {
+		if x.T > pk.now {
+			pk.excl = append(pk.excl, x.P)
 		}
 	}
-	pk.loadCaps(pr.shown, e.opts.FrequencyCaps[pk.channel])
+	pk.loadCaps(pr.Shown, e.opts.FrequencyCaps[pk.channel])
 	cartCutoff := uint32(0)
 	if ttl := uint32(e.opts.CartTTL.Seconds()); pk.now > ttl {
 		cartCutoff = pk.now - ttl
 	}
-	for i := len(pr.cart) - 1; i >= 0; i-- {
-		if c := pr.cart[i]; c.t >= cartCutoff && !slices.Contains(pk.cart, c.p) {
-			pk.cart = append(pk.cart, c.p)
+	for i := len(pr.Cart) - 1; i >= 0; i-- {
+		if c := pr.Cart[i]; c.T >= cartCutoff && !slices.Contains(pk.cart, c.P) {
+			pk.cart = append(pk.cart, c.P)
 		}
 	}
-	for i := len(pr.views) - 1; i >= 0; i-- {
-		pk.views = append(pk.views, pr.views[i].p)
+	for i := len(pr.Views) - 1; i >= 0; i-- {
+		pk.views = append(pk.views, pr.Views[i].P)
 	}
 	// Anchors: the most recent history, cart first, then views, then purchases.
 	add := func(p uint32) {
@@ -413,7 +410,7 @@ func (e *Engine) loadProfile(pk *picker, q *Query) {
 	for _, p := range pk.views {
 		add(p)
 	}
-	pk.appendRecentPurchases(pr.purchased, e.opts.Anchors)
+	pk.appendRecentPurchases(pr.Purchased, e.opts.Anchors)
 }
 
 // loadQuery resolves the query's locations, sizes, exclusions, context and
@@ -449,7 +446,7 @@ func (e *Engine) loadQuery(pk *picker, q *Query) bool {
 			pk.ctx = it
 			pk.excl = append(pk.excl, it.Dense)
 			for _, f := range it.Facets {
-				pk.ctxNorm += float64(e.weights.of(f))
+				pk.ctxNorm += float64(e.weights.Of(f))
 				pk.markFacet(f, facetCtx)
 			}
 		}
@@ -513,16 +510,16 @@ func (pk *picker) markFacet(f uint32, bits uint8) {
 
 // loadCaps collects the products shown at least c.Max times within
 // c.Window. shown is sorted by time.
-func (pk *picker) loadCaps(shown []stamp, c FrequencyCap) {
+func (pk *picker) loadCaps(shown []profile.Stamp, c FrequencyCap) {
 	from := pk.now - min(pk.now, uint32(c.Window.Seconds()))
-	i, _ := slices.BinarySearchFunc(shown, from, func(s stamp, t uint32) int { return cmpU32(s.t, t) })
+	i, _ := slices.BinarySearchFunc(shown, from, func(s profile.Stamp, t uint32) int { return cmp.Compare(s.T, t) })
 	recent := shown[i:]
 	if len(recent) < c.Max {
 		return
 	}
 	// Sort the recent products and keep those that run c.Max or longer.
 	for _, s := range recent {
-		pk.capped = append(pk.capped, s.p)
+		pk.capped = append(pk.capped, s.P)
 	}
 	slices.Sort(pk.capped)
 	n := 0
@@ -542,27 +539,27 @@ func (pk *picker) loadCaps(shown []stamp, c FrequencyCap) {
 
 // appendRecentPurchases adds the most recent purchases as anchors until
 // there are max anchors.
-func (pk *picker) appendRecentPurchases(purchased []stamp, max int) {
+func (pk *picker) appendRecentPurchases(purchased []profile.Stamp, max int) {
 	for len(pk.anchors) < max {
 		best := -1
 		for i, s := range purchased {
-			if slices.Contains(pk.anchors, s.p) {
+			if slices.Contains(pk.anchors, s.P) {
 				continue
 			}
-			if best < 0 || s.t > purchased[best].t || (s.t == purchased[best].t && s.p < purchased[best].p) {
+			if best < 0 || s.T > purchased[best].T || (s.T == purchased[best].T && s.P < purchased[best].P) {
 				best = i
 			}
 		}
 		if best < 0 {
 			return
 		}
-		pk.anchors = append(pk.anchors, purchased[best].p)
+		pk.anchors = append(pk.anchors, purchased[best].P)
 	}
 }
 
-func wearOf(sizes []sizeEntry, g uint32) uint32 {
-	pr := profile{sizes: sizes}
-	return pr.wear(g)
+func wearOf(sizes []profile.SizeEntry, g uint32) uint32 {
+	pr := profile.Profile{Sizes: sizes}
+	return pr.Wear(g)
 }
 
 // propose marks product p as a personal candidate with the given flags.
@@ -759,7 +756,7 @@ func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, fl
 		dot += float64(fs.aff)
 		bits |= fs.bits
 		if fs.bits&facetCtx != 0 {
-			shared += float64(e.weights.of(f))
+			shared += float64(e.weights.Of(f))
 		}
 	}
 	if bits&facetTop != 0 {

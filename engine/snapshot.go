@@ -177,8 +177,6 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 	return total, nil
 }
 
-
-
 func (t *topList) appendSnapshot(b []byte) []byte {
 	t.mu.Lock()
 	defer t.mu.Unlock()

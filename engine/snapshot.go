@@ -202,60 +202,16 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	e.idx = idx
 	e.syncFacets()
 	products, facets := uint32(idx.Products()), uint32(idx.Facets())
-	bad := func(what string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrBadSnapshot, fmt.Sprintf(what, args...))
-	}
-	if n := r.Count(math.MaxInt32); n != len(e.tops) {
-		return nil, bad("%d top lists for %d facets", n, len(e.tops))
-	}
-	for i := range e.tops {
-		if err := e.tops[i].loadSnapshot(r, products); err != nil {
-			return nil, err
-		}
-	}
-	if err := e.global.loadSnapshot(r, products); err != nil {
+	if err := e.loadTops(r, version, products); err != nil {
 		return nil, err
-	}
-	if version >= 2 {
-		n := r.Count(int(products))
-		for range n {
-			p, until := r.Uint32(), r.Uint32()
-			if p >= products {
-				return nil, bad("exclusion of product %d", p)
-			}
-			if e.excluded == nil {
-				e.excluded = make(map[uint32]uint32, n)
-			}
-			e.excluded[p] = until
-		}
 	}
 	e.rel.grow(int(products))
 	e.pop.grow(int(products))
-	if n := r.Count(math.MaxInt32); n != int(products) {
-		return nil, bad("%d relation lists for %d products", n, products)
-	}
-	for p := range products {
-		n := r.Count(math.MaxInt32)
-		if n > r.Len()/5 { // an entry takes 5 bytes at the least
-			return nil, bad("%d relations of product %d in %d bytes", n, p, r.Len())
-		}
-		// Lists are stored strongest first: a smaller MaxRelated than when
-		// the snapshot was written keeps the strongest, and the rest are
-		// read past.
-		l := make([]relEntry, 0, min(n, e.opts.MaxRelated))
-		for i := range n {
-			q, w := r.Uint32(), r.Float32()
-			if q >= products || !(w > 0) {
-				return nil, bad("relation %d->%d weight %v", p, q, w)
-			}
-			if i < e.opts.MaxRelated {
-				l = append(l, relEntry{p: q, w: w})
-			}
-		}
-		e.rel.set(p, l)
+	if err := e.loadRelations(r, products); err != nil {
+		return nil, err
 	}
 	if n := r.Count(math.MaxInt32); n != int(products) {
-		return nil, bad("%d popularity scores for %d products", n, products)
+		return nil, badSnapshot("%d popularity scores for %d products", n, products)
 	}
 	for p := range products {
 		e.pop.ls[p].Store(math.Float64bits(r.Float()))
@@ -276,9 +232,71 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 		return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, r.Err())
 	}
 	if r.Len() != 0 {
-		return nil, bad("%d trailing bytes", r.Len())
+		return nil, badSnapshot("%d trailing bytes", r.Len())
 	}
 	return e, nil
+}
+
+func badSnapshot(what string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadSnapshot, fmt.Sprintf(what, args...))
+}
+
+// loadTops reads the top lists and, from version 2, the global exclusions.
+func (e *Engine) loadTops(r *binfmt.Reader, version byte, products uint32) error {
+	if n := r.Count(math.MaxInt32); n != len(e.tops) {
+		return badSnapshot("%d top lists for %d facets", n, len(e.tops))
+	}
+	for i := range e.tops {
+		if err := e.tops[i].loadSnapshot(r, products); err != nil {
+			return err
+		}
+	}
+	if err := e.global.loadSnapshot(r, products); err != nil {
+		return err
+	}
+	if version < 2 {
+		return nil
+	}
+	n := r.Count(int(products))
+	for range n {
+		p, until := r.Uint32(), r.Uint32()
+		if p >= products {
+			return badSnapshot("exclusion of product %d", p)
+		}
+		if e.excluded == nil {
+			e.excluded = make(map[uint32]uint32, n)
+		}
+		e.excluded[p] = until
+	}
+	return nil
+}
+
+// loadRelations reads every product's relation list.
+func (e *Engine) loadRelations(r *binfmt.Reader, products uint32) error {
+	if n := r.Count(math.MaxInt32); n != int(products) {
+		return badSnapshot("%d relation lists for %d products", n, products)
+	}
+	for p := range products {
+		n := r.Count(math.MaxInt32)
+		if n > r.Len()/5 { // an entry takes 5 bytes at the least
+			return badSnapshot("%d relations of product %d in %d bytes", n, p, r.Len())
+		}
+		// Lists are stored strongest first: a smaller MaxRelated than when
+		// the snapshot was written keeps the strongest, and the rest are
+		// read past.
+		l := make([]relEntry, 0, min(n, e.opts.MaxRelated))
+		for i := range n {
+			q, w := r.Uint32(), r.Float32()
+			if q >= products || !(w > 0) {
+				return badSnapshot("relation %d->%d weight %v", p, q, w)
+			}
+			if i < e.opts.MaxRelated {
+				l = append(l, relEntry{p: q, w: w})
+			}
+		}
+		e.rel.set(p, l)
+	}
+	return nil
 }
 
 func (t *topList) loadSnapshot(r *binfmt.Reader, products uint32) error {

@@ -1,22 +1,58 @@
 // Package engine holds Omnipick's live state beyond the catalog: a profile
-// per customer or anonymous id, item-to-item relations and popularity, all
-// learned from events as they arrive, and the ranking that turns them into
-// picks. It knows nothing of HTTP or files: every change arrives as a Record
-// through Apply, and picks come from PicksInto.
+// per customer or anonymous id (through package profile), item-to-item
+// relations and popularity, all learned from events as they arrive, and
+// the ranking that turns them into picks. It knows nothing of HTTP or
+// files: every change arrives as a Record through Apply, and picks come
+// from PicksInto.
+//
+// # Floor plan
+//
+// Each package imports only those below it:
+//
+//	cmd/omnipick       the binary: flags, demo loading, serve, eval
+//	     |
+//	    api            HTTP: decode requests, call the engine, encode answers
+//	     |
+//	engine/store       durability: one order of log appends and Applies, snapshots
+//	     |      \
+//	     |     engine/wal        the write-ahead log's files (payloads opaque)
+//	     |
+//	  engine           Apply dispatch, catalog signals, ranking, the record
+//	     |      \       codec (record_codec.go) and snapshot format (snapshot.go)
+//	     |     engine/profile    profiles: shards, arenas, the profile encoding
+//	     |      /
+//	   index           catalog and stock: dense ids, facet postings, stock bitmaps
+//	     |
+//	internal/binfmt    varints, strings and floats, and a Reader that never panics
+//
+// bench/ sits beside cmd and may import any of them.
+//
+// engine owns: the index (behind Engine.mu), the profile store, relations
+// (signals.go), popularity and top lists, scans, global exclusions, the
+// event counters and Options. It may import engine/profile, index,
+// internal/binfmt and the libraries of the design card, never api or
+// engine/store.
 //
 // # Concurrency and lock order
 //
-// An Engine is safe for concurrent use. Locks are taken in this order and
-// never the other way round:
+// An Engine is safe for concurrent use. Over the whole service, locks are
+// taken in this order and never the other way round; a package's locks
+// are never held while calling a package above it:
 //
-//  1. Engine.mu: an RWMutex over the index (catalog and stock) and over the
+//  1. store.snapMu, then store.applyMu (engine/store): one snapshot at a
+//     time; log append and Apply as one step. The log's own locks
+//     (engine/wal) are taken under applyMu and are leaves.
+//  2. Engine.snapMu: one snapshot capture at a time, from BeginSnapshot to
+//     the end of WriteTo (writes and reads go on meanwhile).
+//  3. Engine.mu: an RWMutex over the index (catalog and stock) and over the
 //     length of every per-product array. Catalog and stock writes hold it
-//     exclusively; events and picks hold it shared.
-//  2. shard.mu: one per customer shard (a customer's shard is
-//     xxhash(id) % Shards). Picks copy what they need out of the profile and
-//     release the shard before ranking.
-//  3. relation stripe locks, top-list locks: leaf locks, held for a few
-//     hundred nanoseconds, never while taking another lock.
+//     exclusively; events and picks hold it shared. Engine.idxSnap is
+//     taken under it, for the index part of a capture.
+//  4. profile shard locks (engine/profile): one per shard, taken one at a
+//     time inside profile.Store's methods. Picks copy what they need out
+//     of the profile and release the shard before ranking.
+//  5. relation stripe locks, top-list locks, the scans lock: leaf locks,
+//     held for a few hundred nanoseconds, never while taking another lock.
 package engine
 
 import (

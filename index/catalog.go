@@ -2,9 +2,14 @@
 // SKUs, locations and facets, facet postings and per-size stock as roaring
 // bitmaps. It knows nothing of HTTP, customers or ranking.
 //
-// An Index is not safe for concurrent use. Its owner serialises writes and
-// may share reads, for example under a sync.RWMutex: every method that does
-// not change the index is a read.
+// It owns the dictionaries of ids, items, postings, size groups and stock
+// levels, and the index snapshot format (snapshot.go). It may import
+// internal/binfmt and roaring, never engine or anything above it.
+//
+// An Index is not safe for concurrent use and takes no locks. Its owner
+// serialises writes and may share reads, for example under a sync.RWMutex
+// (engine's Engine.mu): every method that does not change the index is a
+// read. A Dict likewise.
 package index
 
 import (

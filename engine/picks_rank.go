@@ -7,6 +7,9 @@ import (
 	"github.com/omnipick/omnipick/index"
 )
 
+// Ranking the scored candidates: selection of the best, diversity across
+// leaf categories, and the Pick each becomes.
+
 // candOrder orders candidates best first: by score, ties to the smaller
 // product id.
 func candOrder(a, b cand) int {

@@ -9,6 +9,9 @@ import (
 	"github.com/omnipick/omnipick/index"
 )
 
+// Eligibility and scoring of one candidate: the hard filters (stock in the
+// customer's size, purchases, exclusions, price) and the score formula.
+
 // anyStock reports whether product p is in stock in some size at one of
 // the query's locations: a bitmap test that needs nothing of the product.
 func (pk *picker) anyStock(e *Engine, p uint32) bool {

@@ -9,7 +9,7 @@ import (
 
 // Profile is what the engine knows of one customer or anonymous id. Times
 // are unix seconds (uint32 lasts until 2106). All slices are bounded by
-// Options, so a Profile's size is bounded whatever the traffic.
+// Limits (engine.Options), so a profile's size is bounded whatever the traffic.
 type Profile struct {
 	Last      uint32     // time the affinity vector was last decayed to
 	Aff       []AffEntry // sparse facet weights, sorted by facet
@@ -27,18 +27,20 @@ type Profile struct {
 	MergedAnon bool
 }
 
-// Campaign is the slots an email Campaign showed, as first chosen at t.
+// Campaign is the slots an email campaign showed, as first chosen at T.
 type Campaign struct {
 	Name  string
 	T     uint32
 	Items []uint32
 }
 
+// AffEntry is the affinity to one facet.
 type AffEntry struct {
 	Facet uint32
 	W     float32
 }
 
+// SizeEntry is a size learned for a size group, at T.
 type SizeEntry struct {
 	Group    uint32
 	Size     uint32
@@ -46,11 +48,15 @@ type SizeEntry struct {
 	Purchase bool // learned from a purchase (beats cart adds)
 }
 
+// Stamp is a product with a time: a purchase, view, impression, or
+// exclusion (then T is until when).
 type Stamp struct {
 	P uint32
 	T uint32
 }
 
+// CartEntry is one cart line: a SKU (NoSKU when no size was chosen) of
+// product P, added at T.
 type CartEntry struct {
 	SKU uint32
 	P   uint32
@@ -155,11 +161,14 @@ func (pr *Profile) Wear(g uint32) uint32 {
 	return best
 }
 
+// Bought reports whether p was purchased (and not returned).
 func (pr *Profile) Bought(p uint32) bool {
 	_, found := slices.BinarySearchFunc(pr.Purchased, p, func(s Stamp, p uint32) int { return cmpU32(s.P, p) })
 	return found
 }
 
+// AddPurchase records a purchase of p at t; past max, the oldest
+// purchase is forgotten.
 func (pr *Profile) AddPurchase(p, t uint32, max int) {
 	i, found := slices.BinarySearchFunc(pr.Purchased, p, func(s Stamp, p uint32) int { return cmpU32(s.P, p) })
 	if found {
@@ -178,6 +187,7 @@ func (pr *Profile) AddPurchase(p, t uint32, max int) {
 	pr.Purchased = slices.Insert(pr.Purchased, i, Stamp{P: p, T: t})
 }
 
+// RemovePurchase forgets a purchase of p: it was returned.
 func (pr *Profile) RemovePurchase(p uint32) {
 	i, found := slices.BinarySearchFunc(pr.Purchased, p, func(s Stamp, p uint32) int { return cmpU32(s.P, p) })
 	if found {
@@ -185,6 +195,8 @@ func (pr *Profile) RemovePurchase(p uint32) {
 	}
 }
 
+// AddCart adds a cart line, or refreshes its time; past max, the oldest
+// line makes room.
 func (pr *Profile) AddCart(sku, p, t uint32, max int) {
 	for i := range pr.Cart {
 		if pr.Cart[i].SKU == sku && pr.Cart[i].P == p {
@@ -211,6 +223,8 @@ func (pr *Profile) ExpireCart(cutoff uint32) {
 	pr.Cart = slices.DeleteFunc(pr.Cart, func(c CartEntry) bool { return c.T < cutoff })
 }
 
+// AddView records a view of p at t as the most recent; past max, the
+// oldest view is dropped.
 func (pr *Profile) AddView(p, t uint32, max int) {
 	if i := slices.IndexFunc(pr.Views, func(s Stamp) bool { return s.P == p }); i >= 0 {
 		pr.Views = slices.Delete(pr.Views, i, i+1)
@@ -278,6 +292,7 @@ func (pr *Profile) SetCampaign(c Campaign, ttl uint32, max int) {
 	pr.Camps = append(pr.Camps, c)
 }
 
+// Campaign returns the stored campaign of that name.
 func (pr *Profile) Campaign(name string) (Campaign, bool) {
 	for _, c := range pr.Camps {
 		if c.Name == name {
@@ -299,6 +314,7 @@ func earliest(s []Stamp) int {
 	return e
 }
 
+// NoSKU is the SKU of a cart line whose size was not chosen.
 const NoSKU = ^uint32(0)
 
 func cmpU32(a, b uint32) int {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/omnipick/omnipick/engine/profile"
 	"github.com/omnipick/omnipick/index"
 )
 
@@ -507,5 +508,13 @@ func TestExplicitZeroWeights(t *testing.T) {
 	w.event(EventView, "C1", "SW0")
 	if v, _ := w.e.Profile("C1", false); len(v.Affinities) != 0 {
 		t.Fatalf("zero view weight, affinity %v", v.Affinities)
+	}
+}
+
+// TestCampaignBound: the profile encoding bounds a campaign's products by
+// the same number that bounds picks.
+func TestCampaignBound(t *testing.T) {
+	if MaxK != profile.MaxCampaignItems {
+		t.Fatalf("MaxK %d, profile.MaxCampaignItems %d", MaxK, profile.MaxCampaignItems)
 	}
 }

@@ -125,10 +125,12 @@ func (e *Engine) applyEvent(ev *Event) error {
 	}
 	x.w = e.opts.EventWeights[ev.Type]
 	x.relW = relationWeight(ev.Type)
+	// The anchors live on this stack: editProfile returns them rather than
+	// store them through a pointer, which would move the buffer to the heap.
 	var anchorBuf [64]relEntry
-	x.anchors = anchorBuf[:0:e.opts.EventAnchors]
-	e.profiles.Edit(actor, anon, x.editProfile)
-	e.learn(&x)
+	anchors := anchorBuf[:0:e.opts.EventAnchors]
+	e.profiles.Edit(actor, anon, func(pr *profile.Profile) { anchors = x.editProfile(pr, anchors) })
+	e.learn(&x, anchors)
 	if ev.Type == EventScan && ev.Location != "" {
 		e.scans.record(ev.Location, Scan{Product: x.it.ID, Customer: ev.Customer, AnonymousID: ev.AnonymousID, TS: ev.TS})
 	}
@@ -176,7 +178,6 @@ type eventEdit struct {
 	t          uint32 // unix seconds
 	w          float32
 	relW       float32
-	anchors    []relEntry // the recent items the product relates to
 	o          *Options
 	weights    *profile.FacetWeights
 	capHorizon uint32
@@ -215,13 +216,13 @@ func (x *eventEdit) resolveItem(idx *index.Index, ev *Event) error {
 	return nil
 }
 
-// editProfile updates the actor's profile, first collecting the recent
-// items the event's product relates to. It runs under the profile's shard
-// lock (profile.Store.Edit).
-func (x *eventEdit) editProfile(pr *profile.Profile) {
+// editProfile updates the actor's profile, first appending to anchors the
+// recent items the event's product relates to. It runs under the profile's
+// shard lock (profile.Store.Edit).
+func (x *eventEdit) editProfile(pr *profile.Profile, anchors []relEntry) []relEntry {
 	o := x.o
 	if x.relW > 0 {
-		x.anchors = appendAnchors(pr, x.anchors, x.p, x.t, uint32(o.ViewWindow.Seconds()), uint32(o.PurchaseWindow.Seconds()))
+		anchors = appendAnchors(pr, anchors, x.p, x.t, uint32(o.ViewWindow.Seconds()), uint32(o.PurchaseWindow.Seconds()))
 	}
 	pr.DecayTo(x.t, o.AffinityHalfLife.Seconds())
 	if x.w != 0 {
@@ -250,6 +251,7 @@ func (x *eventEdit) editProfile(pr *profile.Profile) {
 	case EventImpression:
 		pr.AddShown(x.p, x.t, x.t-min(x.t, x.capHorizon), o.MaxImpressions)
 	}
+	return anchors
 }
 
 // learnSize records the size chosen, if the product has sizes.
@@ -262,9 +264,9 @@ func (x *eventEdit) learnSize(pr *profile.Profile, purchase bool) {
 // learn updates the catalog signals after the profile: relations between
 // the product and the anchors, popularity and the top lists. The caller
 // holds Engine.mu shared.
-func (e *Engine) learn(x *eventEdit) {
-	e.rel.addAll(x.p, x.anchors, x.relW)
-	for _, a := range x.anchors {
+func (e *Engine) learn(x *eventEdit, anchors []relEntry) {
+	e.rel.addAll(x.p, anchors, x.relW)
+	for _, a := range anchors {
 		e.rel.add(a.p, x.p, min(x.relW, a.w))
 	}
 	if x.w != 0 {

@@ -36,6 +36,7 @@ const (
 	stateKey                         // a member's key: after an object's ','
 	stateKeyOrEnd                    // a key or '}': just after '{'
 	stateAfter                       // ',' or the closing bracket; the end of input at depth 0
+	stateBad                         // an error was found (see jsonScanner)
 )
 
 // jsonClass sorts the bytes that may start a value.
@@ -60,11 +61,14 @@ var valueStart = func() (t [256]jsonClass) {
 }()
 
 // jsonScanner is the state of one checkJSON call but the position, which
-// its steps take and return so that it stays in a register.
+// its steps take and return so that it stays in a register. A step that
+// finds an error returns stateBad, with the reason in reason when it is
+// more than an unexpected byte at the position returned.
 type jsonScanner struct {
 	b       []byte
 	depth   int    // open objects and arrays
 	objects uint64 // bit k is set when nesting level k+1 is an object
+	reason  string
 }
 
 // checkJSON returns why b is not one valid JSON value (RFC 8259) nested at
@@ -73,18 +77,17 @@ type jsonScanner struct {
 func checkJSON(b []byte) string {
 	s := jsonScanner{b: b}
 	state := stateValue
-	var reason string
 	for i := skipWS(b, 0); i < len(b); i = skipWS(b, i) {
 		switch state {
 		case stateValue, stateValueOrEnd:
-			i, state, reason = s.value(i, state)
+			i, state = s.value(i, state)
 		case stateKey, stateKeyOrEnd:
-			i, state, reason = s.key(i, state)
+			i, state = s.key(i, state)
 		case stateAfter:
-			i, state, reason = s.after(i)
+			i, state = s.after(i)
 		}
-		if reason != "" {
-			return reason
+		if state == stateBad {
+			return s.fault(i)
 		}
 	}
 	if state == stateAfter && s.depth == 0 {
@@ -93,90 +96,103 @@ func checkJSON(b []byte) string {
 	return reasonEndOfInput
 }
 
+// fault returns the reason of the error a step found at b[i].
+func (s *jsonScanner) fault(i int) string {
+	if s.reason != "" {
+		return s.reason
+	}
+	return unexpectedByte(s.b, i)
+}
+
 // value scans the value that starts at b[i], or in stateValueOrEnd the
 // ']' of an empty array.
-func (s *jsonScanner) value(i int, state jsonState) (int, jsonState, string) {
+func (s *jsonScanner) value(i int, state jsonState) (int, jsonState) {
 	c := s.b[i]
 	switch valueStart[c] {
+	case classString:
+		return s.str(i + 1)
 	case classOpen:
 		return s.open(i, c)
-	case classString:
-		end, reason := scanJSONString(s.b, i+1)
-		return end, stateAfter, reason
 	case classLiteral:
 		return s.literal(i, c)
 	case classNumber:
 		return s.number(i)
 	}
 	if c == ']' && state == stateValueOrEnd {
-		return s.close(i)
+		s.depth--
+		return i + 1, stateAfter
 	}
-	return i, state, unexpectedByte(s.b, i)
+	return i, stateBad
+}
+
+// str scans the string whose opening quote is just before b[i].
+func (s *jsonScanner) str(i int) (int, jsonState) {
+	end, reason := scanJSONString(s.b, i)
+	if reason != "" {
+		s.reason = reason
+		return end, stateBad
+	}
+	return end, stateAfter
 }
 
 // open enters the object or array that b[i] opens.
-func (s *jsonScanner) open(i int, c byte) (int, jsonState, string) {
+func (s *jsonScanner) open(i int, c byte) (int, jsonState) {
 	if s.depth == maxNesting {
-		return i, stateValue, reasonTooDeep
+		s.reason = reasonTooDeep
+		return i, stateBad
 	}
 	if c == '[' {
 		s.objects &^= 1 << s.depth
 		s.depth++
-		return i + 1, stateValueOrEnd, ""
+		return i + 1, stateValueOrEnd
 	}
 	s.objects |= 1 << s.depth
 	s.depth++
-	return i + 1, stateKeyOrEnd, ""
-}
-
-// close leaves the object or array that b[i] closes (the caller checked
-// that it is the right bracket).
-func (s *jsonScanner) close(i int) (int, jsonState, string) {
-	s.depth--
-	return i + 1, stateAfter, ""
+	return i + 1, stateKeyOrEnd
 }
 
 // key scans a member's key and the colon after it, or in stateKeyOrEnd
 // the '}' of an empty object.
-func (s *jsonScanner) key(i int, state jsonState) (int, jsonState, string) {
+func (s *jsonScanner) key(i int, state jsonState) (int, jsonState) {
 	b := s.b
-	if b[i] != '"' {
-		if b[i] == '}' && state == stateKeyOrEnd {
-			return s.close(i)
-		}
-		return i, state, unexpectedByte(b, i)
+	switch {
+	case b[i] == '}' && state == stateKeyOrEnd:
+		s.depth--
+		return i + 1, stateAfter
+	case b[i] != '"':
+		return i, stateBad
 	}
-	end, reason := scanJSONString(b, i+1)
-	if reason != "" {
-		return end, state, reason
+	i, state = s.str(i + 1)
+	if state == stateBad {
+		return i, state
 	}
-	i = skipWS(b, end)
-	if i >= len(b) || b[i] != ':' {
-		return i, state, unexpectedByte(b, i)
+	if i = skipWS(b, i); i >= len(b) || b[i] != ':' {
+		return i, stateBad
 	}
-	return i + 1, stateValue, ""
+	return i + 1, stateValue
 }
 
 // after scans what follows a value: a comma or the closing bracket of the
 // object or array it is in.
-func (s *jsonScanner) after(i int) (int, jsonState, string) {
+func (s *jsonScanner) after(i int) (int, jsonState) {
 	if s.depth == 0 {
-		return i, stateAfter, unexpectedByte(s.b, i)
+		return i, stateBad
 	}
 	inObject := s.objects>>(s.depth-1)&1 == 1
 	switch c := s.b[i]; {
 	case c == ',' && inObject:
-		return i + 1, stateKey, ""
+		return i + 1, stateKey
 	case c == ',':
-		return i + 1, stateValue, ""
+		return i + 1, stateValue
 	case c == '}' && inObject || c == ']' && !inObject:
-		return s.close(i)
+		s.depth--
+		return i + 1, stateAfter
 	}
-	return i, stateAfter, unexpectedByte(s.b, i)
+	return i, stateBad
 }
 
 // literal scans true, false or null, whichever starts with c.
-func (s *jsonScanner) literal(i int, c byte) (int, jsonState, string) {
+func (s *jsonScanner) literal(i int, c byte) (int, jsonState) {
 	lit := "null"
 	if c == 't' {
 		lit = "true"
@@ -184,22 +200,23 @@ func (s *jsonScanner) literal(i int, c byte) (int, jsonState, string) {
 		lit = "false"
 	}
 	if !bytes.HasPrefix(s.b[i:], []byte(lit)) {
-		return i, stateValue, unexpectedByte(s.b, i)
+		return i, stateBad
 	}
-	return i + len(lit), stateAfter, ""
+	return i + len(lit), stateAfter
 }
 
 // number scans the run of bytes a number may hold and checks it against
 // the grammar.
-func (s *jsonScanner) number(i int) (int, jsonState, string) {
+func (s *jsonScanner) number(i int) (int, jsonState) {
 	b, j := s.b, i+1
 	for j < len(b) && (b[j] >= '0' && b[j] <= '9' || b[j] == '.' || b[j] == 'e' || b[j] == 'E' || b[j] == '+' || b[j] == '-') {
 		j++
 	}
 	if !isJSONNumber(b[i:j]) {
-		return i, stateValue, fmt.Sprintf("invalid json: invalid number at byte %d", i)
+		s.reason = fmt.Sprintf("invalid json: invalid number at byte %d", i)
+		return i, stateBad
 	}
-	return j, stateAfter, ""
+	return j, stateAfter
 }
 
 // scanJSONString checks the JSON string whose opening quote is just before

@@ -394,3 +394,65 @@ func TestBadObjectsAreRejectsNotErrors(t *testing.T) {
 		t.Fatalf("%+v %v", res, err)
 	}
 }
+
+// TestStreamsAndScreens: audiences row by row (zstd), the product feed,
+// a store screen's picks.
+func TestStreamsAndScreens(t *testing.T) {
+	c := newClient(t, client.Options{BaseURL: startServer(t, nil, nil), WriteKey: writeKey})
+	catalog(t, c)
+	ctx := t.Context()
+	if _, err := c.Locations(ctx, []client.Location{{ID: "store-1", Name: "Mitte"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Inventory(ctx, []client.Inventory{{SKU: "HAT", Location: "store-1", Quantity: 2}}); err != nil {
+		t.Fatal(err)
+	}
+	two := time.Now().Add(-2 * time.Hour)
+	if res, err := c.Events(ctx, []client.Event{
+		{Type: client.CartAdd, Customer: "sarah", SKU: "LG-8", TS: two},
+		{Type: client.CartAdd, AnonymousID: "cookie-1", Product: "HAT", TS: two},
+		{Type: client.CartAdd, Customer: "fresh", SKU: "SW-8"}, // too recent for min_age
+	}); err != nil || res.Applied != 3 {
+		t.Fatalf("events: %+v %v", res, err)
+	}
+	members := map[string][]string{}
+	err := c.Audience(ctx, client.AudienceQuery{Name: "cart_abandoners", MinAge: time.Hour, K: 2}, func(r client.AudienceRow) error {
+		who := r.Customer + r.AnonymousID
+		for _, p := range r.Picks {
+			members[who] = append(members[who], p.Product)
+		}
+		if len(r.Picks) == 0 {
+			members[who] = nil
+		}
+		return nil
+	})
+	if err != nil || len(members) != 2 || len(members["sarah"]) == 0 || members["sarah"][0] != "LG" || members["cookie-1"] == nil {
+		t.Fatalf("cart abandoners: %v %v", members, err)
+	}
+	stop := errors.New("enough")
+	if err := c.Audience(ctx, client.AudienceQuery{Name: "cart_abandoners"}, func(client.AudienceRow) error { return stop }); !errors.Is(err, stop) {
+		t.Fatalf("a callback's error: %v", err)
+	}
+	var ce *client.Error
+	if err := c.Audience(ctx, client.AudienceQuery{Name: "nope"}, func(client.AudienceRow) error { return nil }); !errors.As(err, &ce) || ce.Status != 404 {
+		t.Fatalf("unknown audience: %v", err)
+	}
+
+	feed, err := c.ProductFeed(ctx, "google", "store-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rss, err := io.ReadAll(feed)
+	feed.Close()
+	if err != nil || !bytes.Contains(rss, []byte("<g:id>HAT</g:id>")) || !bytes.Contains(rss, []byte("<g:availability>in_stock</g:availability>")) {
+		t.Fatalf("feed: %v\n%.600s", err, rss)
+	}
+
+	sp, err := c.ScreenPicks(ctx, "store-1", 3)
+	if err != nil || sp.Store != "store-1" || sp.Channel != "screen" || len(sp.Picks) != 1 || sp.Picks[0].Product != "HAT" {
+		t.Fatalf("screen: %+v %v", sp, err)
+	}
+	if _, err := c.ScreenPicks(ctx, "store-404", 0); !errors.As(err, &ce) || ce.Status != 404 || ce.Field != "store" {
+		t.Fatalf("unknown store: %v", err)
+	}
+}

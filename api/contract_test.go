@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -52,6 +54,8 @@ type contract struct {
 	doc    *openapi3.T
 	router routers.Router
 	errors *openapi3.Schema // components.schemas.Error
+
+	exercised sync.Map // "METHOD /path" of the document -> true, once a test had it answered 2xx
 }
 
 var loadContract = sync.OnceValues(func() (*contract, error) {
@@ -181,6 +185,9 @@ func (cc *contractCheck) check(ctx *fasthttp.RequestCtx) string {
 	case err != nil:
 		return "cannot route: " + err.Error()
 	}
+	if status >= 200 && status < 300 && len(ctx.Request.Header.Peek(routeWalkHeader)) == 0 {
+		cc.c.exercised.Store(route.Method+" "+route.Path, true)
+	}
 
 	opts := &openapi3filter.Options{
 		AuthenticationFunc:    openapi3filter.NoopAuthenticationFunc, // the server's to check: 401 and 403 are documented
@@ -243,6 +250,10 @@ func (cc *contractCheck) check(ctx *fasthttp.RequestCtx) string {
 	}
 	return ""
 }
+
+// routeWalkHeader marks the route walk's requests, which reach every
+// operation with a made-up id: they do not count as exercising it.
+const routeWalkHeader = "X-Contract-Route-Walk"
 
 // maxCheckedBody bounds what the check decompresses: the limit tests send
 // bombs.
@@ -338,4 +349,37 @@ func mediaType(ct string) string {
 		return strings.ToLower(strings.TrimSpace(ct))
 	}
 	return mt
+}
+
+// unexercised lists the document's operations that no test had answered
+// with success (the route walk reaches every one, mostly with 4xx), or nil
+// when no test loaded the document.
+func unexercised() []string {
+	c, err := loadContract()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for path, item := range c.doc.Paths.Map() {
+		for method := range item.Operations() {
+			if _, ok := c.exercised.Load(method + " " + path); !ok {
+				out = append(out, method+" "+path)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestMain fails a full run of the package's tests in which a documented
+// operation never succeeded: the success shape of every operation must be
+// held to the document by at least one test.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	full := flag.Lookup("test.run").Value.String() == "" && flag.Lookup("test.skip").Value.String() == "" && !testing.Short()
+	if missing := unexercised(); code == 0 && full && len(missing) > 0 {
+		fmt.Fprintf(os.Stderr, "contract: no api test has these operations of api/openapi.yaml answered with success (add one, through startServer):\n\t%s\nFAIL\n", strings.Join(missing, "\n\t"))
+		code = 1
+	}
+	os.Exit(code)
 }

@@ -47,6 +47,14 @@ import (
 //
 // The document may be less strict than the server (it cannot say "the
 // product must be in the catalog"), never more lenient than it claims.
+//
+// The validator is kin-openapi's openapi3filter, fed through fasthttp's
+// fasthttpadaptor. Against pb33f/libopenapi-validator v0.16.3 on the same
+// document (GET /v1/picks, request and 10-pick answer validated, medians
+// of 5 on the shared machine): 61 us and 180 allocations per exchange
+// against 244 us and 428, and a dependency tree a fraction of the size
+// (libopenapi took minutes to compile here); kin-openapi's OpenAPI 3.0
+// support is complete, which is why the document is 3.0.3.
 
 // contract is the loaded document, shared by every test server of the
 // process: it is read-only once loaded.

@@ -211,7 +211,7 @@ func (c *Client) do(ctx context.Context, r *request) (*http.Response, error) {
 			return nil, lastErr
 		}
 		if err := c.sleep(ctx, attempt, wait); err != nil {
-			return nil, fmt.Errorf("%w (giving up: %v)", lastErr, err)
+			return nil, fmt.Errorf("%w (giving up: %w)", lastErr, err)
 		}
 	}
 }

@@ -199,6 +199,8 @@ func (p *purchases) fill(dst []string, from, k int, order []uint32, bought []uin
 // A Popularity is not safe for concurrent use.
 type Popularity struct{ p purchases }
 
+func (*Popularity) baseline() {}
+
 // NewPopularity returns an empty Popularity.
 func NewPopularity() *Popularity { return &Popularity{p: newPurchases(false)} }
 
@@ -239,6 +241,8 @@ type stamped struct {
 	ts   int64
 	item uint32
 }
+
+func (*LastDayPopularity) baseline() {}
 
 // NewLastDayPopularity returns an empty LastDayPopularity.
 func NewLastDayPopularity() *LastDayPopularity {
@@ -346,6 +350,8 @@ type CoOccurrence struct {
 	top     []uint32 // the best k candidates
 	gen     uint32
 }
+
+func (*CoOccurrence) baseline() {}
 
 // NewCoOccurrence returns an empty CoOccurrence.
 func NewCoOccurrence() *CoOccurrence { return &CoOccurrence{p: newPurchases(true)} }

@@ -14,7 +14,7 @@
 //
 //   - hm: products are H&M articles (product × colour), because purchases
 //     and holdout are per article. The product_code that groups colour
-//     variants is the tag "style:<product_code>". Category is
+//     variants is the product's Group and the tag "style:<product_code>". Category is
 //     index_group/department/product_type, slugged; Brand is empty (H&M has
 //     no brands, and index names such as "Divided" are kept as tag
 //     "index:<name>"); tags also carry colour, appearance and garment group.
@@ -27,7 +27,8 @@
 //     the 16 non-product codes (postage, fees, vouchers: is_product = 0),
 //     whose lines are skipped. Category is "giftware/<kind>", kind being the
 //     last word of the description that names a thing (see productKind);
-//     tags are "style:<base_code>" for codes with variants and colour words.
+//     tags are "style:<base_code>" for codes with variants (whose Group is
+//     the base code) and colour words.
 //     Invoice lines become purchase events (Order = invoice number); lines
 //     of a cancellation invoice (C…) become return events; other lines with
 //     quantity <= 0 (stock adjustments) and exact duplicate lines within an

@@ -17,7 +17,7 @@ import (
 // numbers (see hmHoldoutCSV for the targets).
 func TestRun(t *testing.T) {
 	root := writeSets(t)
-	rep, err := Run(SetHM, root, "", 2, Baselines(), Options{})
+	rep, err := Run(SetHM, root, "", 2, []Recommender{NewPopularity(), NewLastDayPopularity(), NewCoOccurrence()}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +141,7 @@ func TestReportOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
-	table := lines[:1+3*len(reports)]
+	table := lines[:1+len(Baselines())*len(reports)]
 	for _, l := range table {
 		if utf8.RuneCountInString(l) != utf8.RuneCountInString(table[0]) {
 			t.Errorf("table rows not aligned:\n%s", b.String())
@@ -164,11 +164,11 @@ func TestReportOutput(t *testing.T) {
 	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 9 {
-		t.Fatalf("got %d JSON objects, want 9", len(got))
+	if len(got) != 18 {
+		t.Fatalf("got %d JSON objects, want 18", len(got))
 	}
 	if got[0]["set"] != "hm" || got[0]["method"] != "popularity" || got[0]["k"] != 12.0 ||
-		got[8]["set"] != "taobao" || got[8]["method"] != "cooccurrence" {
+		got[17]["set"] != "taobao" || got[17]["method"] != "itemcf-group" {
 		t.Errorf("unexpected JSON: %s", b.String())
 	}
 	for _, key := range []string{"customers", "hit_rate", "map", "recall", "coverage", "rebuy", "apply_ms", "recommend_ms"} {

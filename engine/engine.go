@@ -79,6 +79,12 @@ type Options struct {
 	// histories); negative: no taper.
 	TaperAnchors int
 	FallbackScan int // eligible products scanned when sources do not fill k; default 4096
+	// SiblingWeight is the relation strength a product of an anchor's
+	// product group (Product.Group) gets from that anchor, relative to the
+	// anchor's strongest learned relation; default 1, negative: off.
+	SiblingWeight float64
+	// SiblingsPerAnchor bounds the siblings proposed per anchor; default 8.
+	SiblingsPerAnchor int
 
 	// FrequencyCaps: per channel of the request, an item shown (impression
 	// events, on any channel) at least Max times within Window ranks below
@@ -198,6 +204,7 @@ func (o *Options) setDefaults() {
 		o.TaperAnchors = 16
 	}
 	def(&o.FallbackScan, 4096)
+	o.setSiblingDefaults()
 	for i := range o.FrequencyCaps {
 		c := &o.FrequencyCaps[i]
 		def(&c.Max, DefaultFrequencyCap.Max)
@@ -377,7 +384,7 @@ func (e *Engine) applyProduct(p *Product) error {
 	it := &index.Item{
 		ID: p.ID, Title: p.Title, URL: p.URL, Image: p.Image, Price: p.Price,
 		Currency: p.Currency, Category: p.Category, Brand: p.Brand,
-		Tags: p.Tags, SizeGroup: p.SizeGroup, Active: !p.Inactive,
+		Tags: p.Tags, SizeGroup: p.SizeGroup, Active: !p.Inactive, ProductGroup: p.Group,
 		Variants: make([]index.Variant, len(p.Variants)),
 	}
 	for i, v := range p.Variants {

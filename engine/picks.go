@@ -187,6 +187,7 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	perAnchor := e.opts.RelatedPerAnchor
 	if pk.ctx != nil {
 		e.addRelated(pk, pk.ctx.Dense, 2, 2*perAnchor)
+		e.addSiblings(pk, pk.ctx.Dense, 2, e.opts.SiblingsPerAnchor)
 	}
 	if ch != ChannelScreen {
 		for i, a := range pk.anchors {
@@ -195,6 +196,7 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 				n = max(2, perAnchor/4)
 			}
 			e.addRelated(pk, a, 1, n)
+			e.addSiblings(pk, a, 1, e.opts.SiblingsPerAnchor)
 		}
 	}
 	for _, p := range pk.cart {

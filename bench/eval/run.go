@@ -82,6 +82,9 @@ type MethodResult struct {
 	// VsBest compares a method that is not a baseline with the best
 	// baseline of the run; nil for baselines and when the run has none.
 	VsBest *Comparison `json:"vs_best,omitempty"`
+	// scores holds the per-customer hits and average precisions, for
+	// paired comparisons between methods of one run.
+	scores customerScores
 }
 
 // Split names which part of a data set a Run learns from and scores on.
@@ -340,6 +343,7 @@ func Run(set, dataDir, holdoutFile string, k int, methods []Recommender, opts Op
 		rep.Methods = append(rep.Methods, MethodResult{
 			Method: m.Name(), Metrics: s.Metrics(),
 			ApplyTime: applied[i], RecommendTime: took,
+			scores: perCustomer[i],
 		})
 	}
 	rep.addIntervals(methods, perCustomer, opts.Bootstrap)

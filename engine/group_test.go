@@ -1,0 +1,71 @@
+package engine
+
+import (
+	"math"
+	"testing"
+)
+
+// TestSiblings checks the sibling signal on a hand-computed case: the
+// colour-ways of a bought product are proposed as related, with relation
+// strength SiblingWeight, and a snapshot keeps the groups.
+func TestSiblings(t *testing.T) {
+	build := func(opts Options) *world {
+		w := newWorld(t, opts)
+		for _, p := range []struct{ id, cat, group string }{
+			{"tee-black", "women/tops", "tee"}, {"tee-white", "women/tops", "tee"},
+			{"tee-red", "men/tops", "tee"}, {"cap", "men/hats", ""}, {"sock", "men/socks", "sock"},
+		} {
+			w.apply(Record{Op: OpProduct, Product: Product{ID: p.id, Category: p.cat, Group: p.group, Variants: []Variant{{SKU: p.id}}}})
+			w.stock(p.id, "online", 5)
+		}
+		w.event(EventPurchase, "c1", "tee-black")
+		return w
+	}
+	w := build(Options{})
+	picks := w.picks(Query{Customer: "c1", Channel: ChannelWeb, K: 4})
+	// Web priors: related 0.125, popular 0. Only tee-black was bought,
+	// so every other product has popularity 0. Both other tees are
+	// siblings: related prior 0.125 + RelatedWeight 0.25 x SiblingWeight 1.
+	for _, id := range []string{"tee-white", "tee-red"} {
+		p, ok := pickOf(picks, id)
+		if !ok || p.Reason != ReasonRelated {
+			t.Fatalf("%s: not a related pick: %+v", id, ids(picks))
+		}
+		if p.Score < 0.125+0.25 {
+			t.Errorf("%s: score %v below related prior + sibling strength 0.375", id, p.Score)
+		}
+	}
+	if got := ids(picks); got[0] != "tee-white" || got[1] != "tee-red" {
+		t.Errorf("siblings do not lead: %v", got)
+	}
+	pw, _ := pickOf(picks, "tee-white")
+	pr, _ := pickOf(picks, "tee-red")
+	pc, _ := pickOf(picks, "cap")
+	// tee-red and cap share the same affinity terms with c1 (none of
+	// c1's women/tops facets) and popularity 0: they differ by exactly
+	// the related prior plus RelatedWeight x SiblingWeight.
+	if d := pr.Score - pc.Score; math.Abs(d-(0.125+0.25)) > 1e-9 {
+		t.Errorf("tee-red - cap = %v, want 0.375", d)
+	}
+	if pw.Score <= pr.Score {
+		t.Errorf("tee-white (shares c1's facets) %v not above tee-red %v", pw.Score, pr.Score)
+	}
+
+	// Off: no sibling is related.
+	off := build(Options{SiblingWeight: -1})
+	for _, p := range off.picks(Query{Customer: "c1", Channel: ChannelWeb, K: 4}) {
+		if p.Reason == ReasonRelated {
+			t.Errorf("siblings off: %s is related", p.Item.ID)
+		}
+	}
+
+	// A snapshot keeps the groups.
+	e2, err := LoadSnapshot(w.e.Options(), snapshotBytes(t, w.e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := e2.PicksInto(nil, &Query{Customer: "c1", Channel: ChannelWeb, K: 4})
+	if ids(got)[0] != "tee-white" || got[0].Score != pw.Score {
+		t.Errorf("after a snapshot: %v (%v), want tee-white first at %v", ids(got), got[0].Score, pw.Score)
+	}
+}

@@ -85,6 +85,12 @@ type Options struct {
 	SiblingWeight float64
 	// SiblingsPerAnchor bounds the siblings proposed per anchor; default 8.
 	SiblingsPerAnchor int
+	// RelatedPopNorm divides each learned relation's weight by (1 + the
+	// related product's decayed popularity)^RelatedPopNorm before
+	// relations are made relative to the anchor's strongest, so a best
+	// seller bought with everything no longer leads every list (item-CF's
+	// normalisation, damped); default 0.5, negative: raw weights.
+	RelatedPopNorm float64
 
 	// FrequencyCaps: per channel of the request, an item shown (impression
 	// events, on any channel) at least Max times within Window ranks below

@@ -69,3 +69,24 @@ func TestSiblings(t *testing.T) {
 		t.Errorf("after a snapshot: %v (%v), want tee-white first at %v", ids(got), got[0].Score, pw.Score)
 	}
 }
+
+// TestNormalizeRelated checks the item-CF normalisation of relations on a
+// hand-computed case: weight / (1 + popularity)^0.5.
+func TestNormalizeRelated(t *testing.T) {
+	e := New(Options{})
+	e.pop.grow(4)
+	const now = 1000
+	e.pop.add(1, 8, now) // product 1: popularity 8 now; 2 and 3: none
+	pk := &picker{now: now, rels: []relEntry{{p: 1, w: 4}, {p: 3, w: 2}, {p: 2, w: 2}}}
+	e.normalizeRelated(pk)
+	// 1: 4/sqrt(9) = 1.333; 2 and 3: 2/sqrt(1) = 2, ties to the smaller id.
+	want := []relEntry{{p: 2, w: 2}, {p: 3, w: 2}, {p: 1, w: 4.0 / 3}}
+	for i, r := range pk.rels {
+		if r.p != want[i].p || math.Abs(float64(r.w-want[i].w)) > 1e-6 {
+			t.Fatalf("normalized %+v, want %+v", pk.rels, want)
+		}
+	}
+	if o := New(Options{RelatedPopNorm: -1}).Options(); o.RelatedPopNorm >= 0 {
+		t.Errorf("RelatedPopNorm -1 became %v: normalisation not off", o.RelatedPopNorm)
+	}
+}

@@ -244,6 +244,15 @@ func (r *refWorld) picks(e *Engine, q Query) []refPick {
 			return
 		}
 		l := e.rel.appendTo(nil, it.Dense, e.opts.MaxRelated)
+		if len(l) == 0 || l[0].w <= 0 {
+			return
+		}
+		if a := e.opts.RelatedPopNorm; a > 0 { // item-CF normalisation
+			for i := range l {
+				v := e.pop.valueAt(e.pop.logScore(l[i].p), secs(q.Now))
+				l[i].w = float32(float64(l[i].w) / math.Pow(1+v, a))
+			}
+		}
 		var mx float32
 		for _, x := range l {
 			mx = max(mx, x.w)

@@ -78,15 +78,38 @@ func TestNormalizeRelated(t *testing.T) {
 	const now = 1000
 	e.pop.add(1, 8, now) // product 1: popularity 8 now; 2 and 3: none
 	pk := &picker{now: now, rels: []relEntry{{p: 1, w: 4}, {p: 3, w: 2}, {p: 2, w: 2}}}
-	e.normalizeRelated(pk)
-	// 1: 4/sqrt(9) = 1.333; 2 and 3: 2/sqrt(1) = 2, ties to the smaller id.
-	want := []relEntry{{p: 2, w: 2}, {p: 3, w: 2}, {p: 1, w: 4.0 / 3}}
+	top := e.normalizeRelated(pk)
+	// 1: 4/sqrt(9) = 1.333; 2 and 3: 2/sqrt(1) = 2. The order is kept.
+	want := []relEntry{{p: 1, w: 4.0 / 3}, {p: 3, w: 2}, {p: 2, w: 2}}
 	for i, r := range pk.rels {
 		if r.p != want[i].p || math.Abs(float64(r.w-want[i].w)) > 1e-6 {
 			t.Fatalf("normalized %+v, want %+v", pk.rels, want)
 		}
 	}
+	if top != 2 {
+		t.Errorf("largest normalized weight %v, want 2", top)
+	}
+	// Another exponent takes the general path: 4/9 = 0.444, 2/1.
+	e2 := New(Options{RelatedPopNorm: 1})
+	e2.pop.grow(4)
+	e2.pop.add(1, 8, now)
+	pk.rels = []relEntry{{p: 1, w: 4}, {p: 2, w: 2}}
+	if top := e2.normalizeRelated(pk); top != 2 || math.Abs(float64(pk.rels[0].w)-4.0/9) > 1e-6 {
+		t.Errorf("exponent 1: %+v, top %v", pk.rels, top)
+	}
 	if o := New(Options{RelatedPopNorm: -1}).Options(); o.RelatedPopNorm >= 0 {
 		t.Errorf("RelatedPopNorm -1 became %v: normalisation not off", o.RelatedPopNorm)
+	}
+}
+
+func TestFastExp2(t *testing.T) {
+	for _, x := range []float64{-1100, -1022, -30.5, -1, -0.25, 0, 0.5, 0.999, 1, 3.7, 20, 700, 1023.9, 1024} {
+		got, want := fastExp2(x), math.Exp2(x)
+		if x < -1022 {
+			want = 0
+		}
+		if got != want && math.Abs(got-want) > 2e-4*want {
+			t.Errorf("fastExp2(%v) = %v, want %v", x, got, want)
+		}
 	}
 }

@@ -248,9 +248,9 @@ func (r *refWorld) picks(e *Engine, q Query) []refPick {
 			return
 		}
 		if a := e.opts.RelatedPopNorm; a > 0 { // item-CF normalisation
+			at := float64(secs(q.Now)) / e.pop.halfLife
 			for i := range l {
-				v := e.pop.valueAt(e.pop.logScore(l[i].p), secs(q.Now))
-				l[i].w = float32(float64(l[i].w) / math.Pow(1+v, a))
+				l[i].w = float32(float64(l[i].w) / e.popNorm(l[i].p, a, at))
 			}
 		}
 		var mx float32

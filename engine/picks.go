@@ -589,10 +589,10 @@ func (e *Engine) addRelated(pk *picker, a uint32, w float32, n int) {
 	if len(pk.rels) == 0 || pk.rels[0].w <= 0 {
 		return
 	}
-	if e.opts.RelatedPopNorm > 0 {
-		e.normalizeRelated(pk)
-	}
 	top := pk.rels[0].w
+	if e.opts.RelatedPopNorm > 0 {
+		top = e.normalizeRelated(pk)
+	}
 	for _, r := range pk.rels {
 		pk.propose(r.p, flagRelated)
 		pk.slots[r.p].rel += w * r.w / top

@@ -45,3 +45,7 @@ func (x *Index) Siblings(kin uint32) *roaring.Bitmap {
 	}
 	return x.kin.members[kin]
 }
+
+// HasProductGroups reports whether any product was ever given a product
+// group: picks skip the sibling lookups of a catalog without groups.
+func (x *Index) HasProductGroups() bool { return x.kin.names.Len() > 1 }

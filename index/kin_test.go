@@ -31,8 +31,14 @@ func TestSiblings(t *testing.T) {
 		slices.Sort(out)
 		return out
 	}
+	if x.HasProductGroups() {
+		t.Error("a new index has product groups")
+	}
 	put("A", "g1")
 	put("B", "g1")
+	if !x.HasProductGroups() {
+		t.Error("no product groups after A and B")
+	}
 	put("C", "g2")
 	put("D", "")
 	if got := sibs(x, "A"); !slices.Equal(got, []string{"A", "B"}) {

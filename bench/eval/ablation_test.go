@@ -21,10 +21,8 @@ func ablations() []struct {
 		opts engine.Options
 	}{
 		{"defaults", engine.Options{}},
-		{"popnorm 0.5", engine.Options{RelatedPopNorm: 0.5}},
-		{"popnorm 0.75", engine.Options{RelatedPopNorm: 0.75}},
-		{"popnorm 1", engine.Options{RelatedPopNorm: 1}},
-		{"popnorm 0.5 siblings 2", engine.Options{RelatedPopNorm: 0.5, SiblingWeight: 2}},
+		{"no siblings", engine.Options{SiblingWeight: -1}},
+		{"raw relations", engine.Options{RelatedPopNorm: -1}},
 	}
 }
 

@@ -23,6 +23,7 @@ func ablations() []struct {
 		{"defaults", engine.Options{}},
 		{"no siblings", engine.Options{SiblingWeight: -1}},
 		{"raw relations", engine.Options{RelatedPopNorm: -1}},
+		{"neither (before)", engine.Options{SiblingWeight: -1, RelatedPopNorm: -1}},
 	}
 }
 

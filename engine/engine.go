@@ -85,11 +85,12 @@ type Options struct {
 	SiblingWeight float64
 	// SiblingsPerAnchor bounds the siblings proposed per anchor; default 8.
 	SiblingsPerAnchor int
-	// RelatedPopNorm divides each learned relation's weight by (1 + the
-	// related product's decayed popularity)^RelatedPopNorm before
+	// RelatedPopNorm, if > 0, divides each learned relation's weight by
+	// (1 + the related product's decayed popularity)^RelatedPopNorm before
 	// relations are made relative to the anchor's strongest, so a best
 	// seller bought with everything no longer leads every list (item-CF's
-	// normalisation, damped); default 0.5, negative: raw weights.
+	// normalisation, damped; 0.5 is a square root); default 0: raw weights
+	// (docs/ranking.md: validation liked 0.5, holdout_dev did not confirm).
 	RelatedPopNorm float64
 
 	// FrequencyCaps: per channel of the request, an item shown (impression

@@ -73,7 +73,7 @@ func TestSiblings(t *testing.T) {
 // TestNormalizeRelated checks the item-CF normalisation of relations on a
 // hand-computed case: weight / (1 + popularity)^0.5.
 func TestNormalizeRelated(t *testing.T) {
-	e := New(Options{})
+	e := New(Options{RelatedPopNorm: 0.5})
 	e.pop.grow(4)
 	const now = 1000
 	e.pop.add(1, 8, now) // product 1: popularity 8 now; 2 and 3: none
@@ -97,8 +97,8 @@ func TestNormalizeRelated(t *testing.T) {
 	if top := e2.normalizeRelated(pk); top != 2 || math.Abs(float64(pk.rels[0].w)-4.0/9) > 1e-6 {
 		t.Errorf("exponent 1: %+v, top %v", pk.rels, top)
 	}
-	if o := New(Options{RelatedPopNorm: -1}).Options(); o.RelatedPopNorm >= 0 {
-		t.Errorf("RelatedPopNorm -1 became %v: normalisation not off", o.RelatedPopNorm)
+	if o := New(Options{}).Options(); o.RelatedPopNorm != 0 {
+		t.Errorf("RelatedPopNorm defaults to %v, want 0 (off)", o.RelatedPopNorm)
 	}
 }
 

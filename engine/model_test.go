@@ -479,6 +479,9 @@ func runModel(t *testing.T, seed uint64, ops int) {
 		MaxCart: 1000, MaxPurchases: 1000, Anchors: 1000, RelatedPerAnchor: 1000, FallbackScan: 1 << 20,
 		Now: func() time.Time { return now },
 	}
+	if seed%3 == 2 { // the relations' popularity normalisation, off by default
+		opts.RelatedPopNorm = 0.5
+	}
 	e := New(opts)
 	if seed%2 == 1 {
 		// Compact the profile arenas whenever half is unused, so that

@@ -22,8 +22,7 @@ func ablations() []struct {
 	}{
 		{"defaults", engine.Options{}},
 		{"no siblings", engine.Options{SiblingWeight: -1}},
-		{"raw relations", engine.Options{RelatedPopNorm: -1}},
-		{"neither (before)", engine.Options{SiblingWeight: -1, RelatedPopNorm: -1}},
+		{"relations popnorm 0.5", engine.Options{RelatedPopNorm: 0.5}},
 	}
 }
 
@@ -32,11 +31,18 @@ func ablations() []struct {
 // only with OMNIPICK_ABLATE=1 (it replays every set once per variant):
 //
 //	OMNIPICK_ABLATE=1 go test ./bench/eval -run TestAblation -v -timeout 30m
+//
+// OMNIPICK_ABLATE_SPLIT=dev reads holdout_dev instead: once per candidate
+// change, to confirm what validation decided (docs/ranking.md).
 func TestAblation(t *testing.T) {
 	if os.Getenv("OMNIPICK_ABLATE") == "" {
 		t.Skip("set OMNIPICK_ABLATE=1 to run the ablation on the validation split")
 	}
 	dir := realDataDir(t)
+	split := SplitValidation
+	if s := os.Getenv("OMNIPICK_ABLATE_SPLIT"); s != "" {
+		split = Split(s)
+	}
 	var out strings.Builder
 	fmt.Fprintf(&out, "%-14s %-22s %7s %-17s %7s %-17s %-19s %-19s\n", "set", "variant", "HR@12", "95% CI", "MAP@12", "95% CI", "dHR vs defaults", "dMAP vs defaults")
 	for _, set := range SetNames() {
@@ -44,7 +50,7 @@ func TestAblation(t *testing.T) {
 		for _, a := range ablations() {
 			methods = append(methods, NewEngine(a.name, a.opts))
 		}
-		rep, err := Run(set, dir, "", 12, methods, Options{Split: SplitValidation})
+		rep, err := Run(set, dir, "", 12, methods, Options{Split: split})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -57,5 +63,5 @@ func TestAblation(t *testing.T) {
 				m.HitRate-rep.Methods[0].HitRate, dHR, m.MAP-rep.Methods[0].MAP, dMAP)
 		}
 	}
-	t.Logf("validation split, k = 12\n%s", out.String())
+	t.Logf("%s split, k = 12\n%s", split, out.String())
 }

@@ -18,17 +18,6 @@ const (
 	defaultSiblingsPerAnchor = 8
 )
 
-// setSiblingDefaults fills the sibling options: zero takes the default,
-// a negative SiblingWeight turns the signal off.
-func (o *Options) setSiblingDefaults() {
-	if o.SiblingWeight == 0 {
-		o.SiblingWeight = defaultSiblingWeight
-	}
-	if o.SiblingsPerAnchor <= 0 {
-		o.SiblingsPerAnchor = defaultSiblingsPerAnchor
-	}
-}
-
 // addSiblings proposes up to n products of anchor a's product group (other
 // than a), each as a related candidate whose relation strength grows by w
 // times SiblingWeight: a sibling weighs as much as the anchor's strongest

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/omnipick/omnipick/index/binfmt"
+	"github.com/omnipick/omnipick/internal/binfmt"
 )
 
 // TestSiblings checks product groups through upserts, a regrouping and a

@@ -367,15 +367,8 @@ func cmpDesc[T int | uint32 | float64](a, b T) int {
 //
 // A CoOccurrence is not safe for concurrent use.
 type CoOccurrence struct {
-	p purchases
-	// Scratch, reused across queries.
-	overlap []uint32 // actor -> |bought(actor) ∩ bought(customer)|
-	actors  []uint32 // actors with overlap > 0
-	score   []uint32 // item -> co-occurrence score
-	cands   []uint32 // items with score > 0
-	mine    []uint32 // item -> gen if the customer bought it
-	top     []uint32 // the best k candidates
-	gen     uint32
+	p  purchases
+	cf cfScratch[uint32] // actor weight: |bought(actor) ∩ bought(customer)|
 }
 
 func (*CoOccurrence) baseline() {}
@@ -399,57 +392,103 @@ func (m *CoOccurrence) Recommend(customer string, k int, asOf int64, dst []strin
 	bought := p.boughtBy(customer)
 	from := len(dst)
 	if len(bought) > 0 {
-		self := p.actors[customer]
-		if len(m.overlap) < len(p.bought) {
-			m.overlap = make([]uint32, len(p.bought))
-		}
-		if len(m.score) < len(p.itemIDs) {
-			m.score = make([]uint32, len(p.itemIDs))
-			m.mine = make([]uint32, len(p.itemIDs))
-		}
-		m.gen++
-		if m.gen == 0 { // wrapped: forget all marks
-			clear(m.mine)
-			m.gen = 1
-		}
-		for _, x := range bought {
-			m.mine[x] = m.gen
-		}
-		for _, x := range bought {
-			for _, a := range p.buyers[x] {
-				if a == self {
-					continue
-				}
-				if m.overlap[a] == 0 {
-					m.actors = append(m.actors, a)
-				}
-				m.overlap[a]++
-			}
-		}
-		for _, a := range m.actors {
-			for _, y := range p.bought[a] {
-				if m.mine[y] == m.gen || !p.listed[y] {
-					continue
-				}
-				if m.score[y] == 0 {
-					m.cands = append(m.cands, y)
-				}
-				m.score[y] += m.overlap[a]
-			}
-			m.overlap[a] = 0
-		}
-		p.popular() // fills rank
-		s, rank := m.score, p.rank
-		m.top = bestK(m.top, m.cands, k, func(a, b uint32) bool {
-			return s[a] > s[b] || s[a] == s[b] && rank[a] < rank[b]
-		})
-		dst = p.fill(dst, from, k, m.top, bought)
-		for _, y := range m.cands {
-			s[y] = 0
-		}
-		m.actors, m.cands = m.actors[:0], m.cands[:0]
+		one := func(uint32) uint32 { return 1 }
+		c := &m.cf
+		c.begin(p, bought)
+		c.spread(p, bought, p.actors[customer], one)
+		c.collect(p, one)
+		dst = c.finish(p, dst, from, k, bought)
 	}
 	return p.fill(dst, from, k, p.popular(), bought)
+}
+
+// cfScratch is the scratch of the co-occurrence baselines, reused across
+// queries: a weight per actor who shares purchases with the customer, a
+// score per item those actors bought.
+type cfScratch[T uint32 | float64] struct {
+	weight []T      // actor -> weight from the purchases shared with the customer
+	actors []uint32 // actors with weight > 0
+	score  []T      // item -> score
+	cands  []uint32 // items with score > 0
+	mine   []uint32 // item -> gen if the customer bought it
+	top    []uint32 // the best k candidates
+	gen    uint32
+}
+
+// begin sizes the scratch and marks the customer's purchases.
+func (c *cfScratch[T]) begin(p *purchases, bought []uint32) {
+	if len(c.weight) < len(p.bought) {
+		c.weight = make([]T, len(p.bought))
+	}
+	if len(c.score) < len(p.itemIDs) {
+		c.score = make([]T, len(p.itemIDs))
+		c.mine = make([]uint32, len(p.itemIDs))
+	}
+	c.gen++
+	if c.gen == 0 { // wrapped: forget all marks
+		clear(c.mine)
+		c.gen = 1
+	}
+	for _, x := range bought {
+		c.mine[x] = c.gen
+	}
+}
+
+// spread adds w(x) to the weight of every other buyer of each item x the
+// customer (actor self) bought.
+func (c *cfScratch[T]) spread(p *purchases, bought []uint32, self uint32, w func(x uint32) T) {
+	for _, x := range bought {
+		wx := w(x)
+		for _, a := range p.buyers[x] {
+			if a == self {
+				continue
+			}
+			if c.weight[a] == 0 {
+				c.actors = append(c.actors, a)
+			}
+			c.weight[a] += wx
+		}
+	}
+}
+
+// collect scores every item y those actors bought by the sum of their
+// weights times scale(y), and clears the actors' weights.
+func (c *cfScratch[T]) collect(p *purchases, scale func(y uint32) T) {
+	for _, a := range c.actors {
+		for _, y := range p.bought[a] {
+			c.add(p, y, c.weight[a]*scale(y))
+		}
+		c.weight[a] = 0
+	}
+	c.actors = c.actors[:0]
+}
+
+// add adds v to item y's score, unless the customer bought y or it is not
+// listed.
+func (c *cfScratch[T]) add(p *purchases, y uint32, v T) {
+	if c.mine[y] == c.gen || !p.listed[y] {
+		return
+	}
+	if c.score[y] == 0 {
+		c.cands = append(c.cands, y)
+	}
+	c.score[y] += v
+}
+
+// finish appends the best k scored items (ties by popularity) to dst and
+// clears the scores.
+func (c *cfScratch[T]) finish(p *purchases, dst []string, from, k int, bought []uint32) []string {
+	p.popular() // fills rank
+	s, rank := c.score, p.rank
+	c.top = bestK(c.top, c.cands, k, func(a, b uint32) bool {
+		return s[a] > s[b] || s[a] == s[b] && rank[a] < rank[b]
+	})
+	dst = p.fill(dst, from, k, c.top, bought)
+	for _, y := range c.cands {
+		s[y] = 0
+	}
+	c.cands = c.cands[:0]
+	return dst
 }
 
 // ItemCF is item-based collaborative filtering over purchases: item y
@@ -464,14 +503,7 @@ func (m *CoOccurrence) Recommend(customer string, k int, asOf int64, dst []strin
 type ItemCF struct {
 	p        purchases
 	siblings bool
-	// Scratch, reused across queries.
-	weight []float64 // actor -> sum over shared items x of 1/sqrt(|buyers(x)|)
-	actors []uint32  // actors with weight > 0
-	score  []float64 // item -> score
-	cands  []uint32  // items with score > 0
-	mine   []uint32  // item -> gen if the customer bought it
-	top    []uint32
-	gen    uint32
+	cf       cfScratch[float64] // actor weight: sum over shared items x of 1/sqrt(|buyers(x)|)
 }
 
 func (*ItemCF) baseline() {}
@@ -501,68 +533,21 @@ func (m *ItemCF) Recommend(customer string, k int, asOf int64, dst []string) []s
 	bought := p.boughtBy(customer)
 	from := len(dst)
 	if len(bought) > 0 {
-		self := p.actors[customer]
-		if len(m.weight) < len(p.bought) {
-			m.weight = make([]float64, len(p.bought))
-		}
-		if len(m.score) < len(p.itemIDs) {
-			m.score = make([]float64, len(p.itemIDs))
-			m.mine = make([]uint32, len(p.itemIDs))
-		}
-		m.gen++
-		if m.gen == 0 {
-			clear(m.mine)
-			m.gen = 1
-		}
-		for _, x := range bought {
-			m.mine[x] = m.gen
-		}
-		add := func(y uint32, v float64) {
-			if m.mine[y] == m.gen || !p.listed[y] {
-				return
-			}
-			if m.score[y] == 0 {
-				m.cands = append(m.cands, y)
-			}
-			m.score[y] += v
-		}
-		for _, x := range bought {
-			w := 1 / math.Sqrt(float64(len(p.buyers[x])))
-			for _, a := range p.buyers[x] {
-				if a == self {
-					continue
-				}
-				if m.weight[a] == 0 {
-					m.actors = append(m.actors, a)
-				}
-				m.weight[a] += w
-			}
-		}
-		for _, a := range m.actors {
-			for _, y := range p.bought[a] {
-				add(y, m.weight[a]/math.Sqrt(float64(len(p.buyers[y]))))
-			}
-			m.weight[a] = 0
-		}
+		norm := func(x uint32) float64 { return 1 / math.Sqrt(float64(len(p.buyers[x]))) }
+		c := &m.cf
+		c.begin(p, bought)
+		c.spread(p, bought, p.actors[customer], norm)
+		c.collect(p, norm)
 		if m.siblings {
 			for _, x := range bought {
 				if g := p.group[x]; g != 0 {
 					for _, y := range p.members[g-1] {
-						add(y, 1)
+						c.add(p, y, 1)
 					}
 				}
 			}
 		}
-		p.popular() // fills rank
-		s, rank := m.score, p.rank
-		m.top = bestK(m.top, m.cands, k, func(a, b uint32) bool {
-			return s[a] > s[b] || s[a] == s[b] && rank[a] < rank[b]
-		})
-		dst = p.fill(dst, from, k, m.top, bought)
-		for _, y := range m.cands {
-			s[y] = 0
-		}
-		m.actors, m.cands = m.actors[:0], m.cands[:0]
+		dst = c.finish(p, dst, from, k, bought)
 	}
 	return p.fill(dst, from, k, p.popular(), bought)
 }

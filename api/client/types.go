@@ -19,6 +19,9 @@ type Product struct {
 	// SizeGroup is the sizing system of the variants' sizes; empty for
 	// one-size products.
 	SizeGroup string `json:"size_group,omitempty"`
+	// Group names the product's family: the colour-ways of one design
+	// share it, and a customer who saw one is shown its siblings.
+	Group string `json:"group,omitempty"`
 	// Variants are the SKUs; none makes a one-size product whose SKU is
 	// the product id.
 	Variants []Variant `json:"variants,omitempty"`

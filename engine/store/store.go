@@ -83,6 +83,7 @@ type Store struct {
 
 	stop chan struct{}
 	done chan struct{}
+	lock *Lock // the data folder's; nil on a FS other than the OS's
 }
 
 // RecoveryInfo says what Open found and did.
@@ -100,8 +101,34 @@ type RecoveryInfo struct {
 
 // Open recovers the state in opts.Dir (the latest valid snapshot, then the
 // log after it) and returns a store ready for writes.
+//
+// On the operating system's file system (opts.FS nil or wal.OS()) Open
+// first takes the folder's lock (LockDir), before it reads anything, and
+// Close releases it: a second process opening the same folder gets a
+// *LockedError at once.
 func Open(opts Options) (*Store, RecoveryInfo, error) {
 	opts.setDefaults()
+	var lock *Lock
+	if opts.FS == wal.OS() {
+		dir := opts.Dir
+		if dir == "" {
+			dir = "."
+		}
+		var err error
+		if lock, err = LockDir(dir); err != nil {
+			return nil, RecoveryInfo{}, err
+		}
+	}
+	s, info, err := open(opts)
+	if err != nil {
+		lock.Unlock()
+		return nil, info, err
+	}
+	s.lock = lock
+	return s, info, nil
+}
+
+func open(opts Options) (*Store, RecoveryInfo, error) {
 	start := time.Now()
 	var info RecoveryInfo
 	fs := opts.FS
@@ -305,6 +332,9 @@ func (s *Store) Close() error {
 	s.applyMu.Unlock()
 	if err := s.log.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("cannot close the write-ahead log: %w", err))
+	}
+	if err := s.lock.Unlock(); err != nil {
+		errs = append(errs, fmt.Errorf("cannot release the data folder's lock: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -214,6 +214,7 @@ type scrapeCollector struct {
 	events, products, skus, locations, facets, profiles, inFlight *prometheus.Desc
 	profileBytes                                                  *prometheus.Desc
 	walBytes, walSegments, walBuffered, walAppends, walFull       *prometheus.Desc
+	walFailures, walHeals, writable                               *prometheus.Desc
 	snapAge, snapBytes, snapRawBytes, snapDuration, snapPause     *prometheus.Desc
 }
 
@@ -234,8 +235,11 @@ func newScrapeCollector(s *Server) *scrapeCollector {
 		walBytes:     d("omnipick_wal_bytes", "Bytes in write-ahead log segment files."),
 		walSegments:  d("omnipick_wal_segments", "Write-ahead log segment files."),
 		walBuffered:  d("omnipick_wal_buffered_bytes", "Log bytes appended but not yet written, against -max-queued-bytes."),
-		walAppends:   d("omnipick_wal_records_total", "Records appended to the write-ahead log since start."),
+		walAppends:   d("omnipick_wal_records_total", "Records appended to the write-ahead log since start: one per write request (a request's records travel as one batch record)."),
 		walFull:      d("omnipick_wal_full_total", "Appends refused because -max-queued-bytes were queued (answered 503)."),
+		walFailures:  d("omnipick_wal_failures_total", "Write-ahead log write or fsync failures (a full disk, an I/O error): the writes not yet durable failed with 503."),
+		walHeals:     d("omnipick_wal_heals_total", "Times the write-ahead log healed after a failure and took writes again."),
+		writable:     d("omnipick_writable", "1 while writes are accepted; 0 while the log has failed and not healed, or snapshots lack disk space (writes answer 503, reads go on)."),
 		snapAge:      d("omnipick_snapshot_age_seconds", "Seconds since the capture of the newest snapshot (written, or loaded at start)."),
 		snapBytes:    d("omnipick_snapshot_bytes", "File size of the newest snapshot."),
 		snapRawBytes: d("omnipick_snapshot_raw_bytes", "Uncompressed size of the newest snapshot."),
@@ -246,7 +250,7 @@ func newScrapeCollector(s *Server) *scrapeCollector {
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.events, c.products, c.skus, c.locations, c.facets, c.profiles, c.profileBytes, c.inFlight,
-		c.walBytes, c.walSegments, c.walBuffered, c.walAppends, c.walFull,
+		c.walBytes, c.walSegments, c.walBuffered, c.walAppends, c.walFull, c.walFailures, c.walHeals, c.writable,
 		c.snapAge, c.snapBytes, c.snapRawBytes, c.snapDuration, c.snapPause} {
 		ch <- d
 	}
@@ -277,6 +281,13 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.walBuffered, float64(ss.WAL.BufferedBytes))
 	counter(c.walAppends, float64(ss.WAL.Appends))
 	counter(c.walFull, float64(ss.WAL.Full))
+	counter(c.walFailures, float64(ss.WAL.Failures))
+	counter(c.walHeals, float64(ss.WAL.Heals))
+	writable := 1.0
+	if ss.WAL.Err != nil || ss.DiskFull != nil {
+		writable = 0
+	}
+	gauge(c.writable, writable)
 	if snap := ss.LastSnapshot; snap != nil {
 		gauge(c.snapAge, c.s.opts.Now().Sub(snap.At).Seconds())
 		gauge(c.snapBytes, float64(snap.FileBytes))

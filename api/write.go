@@ -70,8 +70,12 @@ func (s *Server) handleWrite(ctx *fasthttp.RequestCtx, op engine.Op) {
 				writeError(ctx, fasthttp.StatusServiceUnavailable, "overloaded: too many writes queued, retry later", "")
 				return
 			}
+			// Nothing was applied: the log failed (a full disk, an I/O
+			// error) and heals by itself, or snapshots lack space. Reads
+			// go on; the client retries the same batch.
 			s.opts.Log.Error("write failed", "op", op.String(), "err", err)
-			writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot store the write: "+err.Error(), "")
+			ctx.Response.Header.Set("Retry-After", "5")
+			writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot store the write, nothing of it was applied: "+err.Error(), "")
 			return
 		}
 	}

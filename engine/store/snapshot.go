@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -93,7 +94,18 @@ func (s *Store) Snapshot() (SnapshotInfo, error) {
 	name := join(snapDir, snapName(seq))
 	raw, size, err := writeSnapshotFile(s.opts.FS, name, seq, start, c)
 	if err != nil {
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			// Without room for snapshots the log would fill the disk next:
+			// refuse writes until a snapshot succeeds (the background
+			// retries every HealDelay). Nothing written is lost.
+			if s.diskFull.Swap(&err) == nil {
+				s.opts.Log.Error("snapshot failed for want of space: refusing writes until one succeeds", "err", err)
+			}
+		}
 		return info, err
+	}
+	if s.diskFull.Swap(nil) != nil {
+		s.opts.Log.Warn("snapshot written after a disk-full failure: accepting writes again", "seq", seq)
 	}
 	info.Path, info.RawBytes, info.FileBytes = name, raw, size
 	s.snapSeq.Store(seq)

@@ -9,8 +9,25 @@
 //	snapshots/snap-<seq>.omnisnap    full state covering records 1..seq
 //
 // Records rejected by the engine are logged too: Apply is deterministic, so
-// replay rejects them again and reaches the same state. Logging first keeps
-// memory and log identical whatever happens between the two.
+// replay rejects them again and reaches the same state.
+//
+// # Atomic batches, durability and visibility
+//
+// The records of one Write go to the log as one batch record (wal's
+// TypeBatch): after any crash they are all there or none is. They are
+// applied to the engine only once the log holds them durably, in log order,
+// so memory never runs ahead of the disk: a reader sees a write no earlier
+// than the moment it became durable (and a moment before its writer gets
+// the answer), and never sees a write that a crash or a failed write could
+// take back. Within a batch, records become visible one by one as they are
+// applied, over microseconds. If the log fails (a full disk, an I/O error),
+// the writes not yet durable fail with the cause, are never applied, and
+// writes are refused until the log heals by itself (see wal.Log); a
+// snapshot that fails for want of space refuses writes too, until one
+// succeeds (ErrDiskFull), while reads go on.
+//
+// Lock order: appendMu, then applyMu (never the other way); the log's own
+// locks are leaves.
 package store
 
 import (
@@ -44,6 +61,11 @@ type Options struct {
 	SnapshotBytes int64         // or once this much log was written since the last; default 256 MiB
 	// NoBackground disables the snapshot timer (tests take snapshots by hand).
 	NoBackground bool
+	// HealDelay is passed to the log: how soon after a write failure it
+	// heals and writes may resume (default 1s). While a snapshot failure
+	// for want of space refuses writes, the store retries the snapshot as
+	// often.
+	HealDelay time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -59,10 +81,21 @@ func (o *Options) setDefaults() {
 	if o.SnapshotBytes <= 0 {
 		o.SnapshotBytes = 256 << 20
 	}
+	if o.HealDelay <= 0 {
+		o.HealDelay = wal.DefaultHealDelay
+	}
 }
 
-// ErrClosed is returned by writes after Close.
-var ErrClosed = errors.New("store: closed")
+// Errors of Write.
+var (
+	// ErrClosed is returned by writes after Close.
+	ErrClosed = errors.New("store: closed")
+	// ErrDiskFull is wrapped by the error of writes refused because a
+	// snapshot could not be written for want of space (ENOSPC, EDQUOT);
+	// they succeed again once a snapshot does. A log write that fails for
+	// want of space returns the log's error, which wraps syscall.ENOSPC.
+	ErrDiskFull = errors.New("store: disk full")
+)
 
 // Store is a durable engine. Safe for concurrent use.
 type Store struct {
@@ -70,11 +103,18 @@ type Store struct {
 	e    *engine.Engine
 	log  *wal.Log
 
-	applyMu sync.Mutex // orders log appends and engine applies as one
-	batch   wal.Batch
-	buf     []byte
-	applied uint64 // seq of the last record applied
-	closed  bool
+	appendMu sync.Mutex // orders log appends; guards batch, buf, closed
+	batch    wal.Batch
+	buf      []byte
+	closed   bool
+
+	applyMu   sync.Mutex // guards applied; applyCond waits on it
+	applyCond sync.Cond
+	applied   uint64 // seq of the last log record applied to the engine
+
+	// diskFull is the snapshot failure for want of space that makes
+	// Write refuse, until a snapshot succeeds; nil when none.
+	diskFull atomic.Pointer[error]
 
 	snapMu    sync.Mutex // one snapshot at a time
 	snapSeq   atomic.Uint64
@@ -189,11 +229,13 @@ func open(opts Options) (*Store, RecoveryInfo, error) {
 	log, err := wal.Open(fs, walDir, wal.Options{
 		FirstSeq: next, SegmentBytes: opts.SegmentBytes, Sync: opts.Sync, Interval: opts.SyncInterval,
 		MaxBufferedBytes: opts.MaxBufferedBytes, Logger: opts.Log, OnSync: opts.OnWALSync,
+		HealDelay: opts.HealDelay,
 	})
 	if err != nil {
 		return nil, info, fmt.Errorf("cannot open the write-ahead log: %w", err)
 	}
 	s := &Store{opts: opts, e: e, log: log, applied: next - 1, stop: make(chan struct{}), done: make(chan struct{})}
+	s.applyCond.L = &s.applyMu
 	s.snapSeq.Store(seq)
 	s.snapBytes.Store(log.Stats().Bytes)
 	s.snapStats.Store(loaded)
@@ -212,61 +254,77 @@ func open(opts Options) (*Store, RecoveryInfo, error) {
 // Engine returns the engine, for reads.
 func (s *Store) Engine() *engine.Engine { return s.e }
 
-// Write appends recs to the log, applies them to the engine in the same
-// order, and returns once they are durable: errs[i] is the engine's verdict
-// on recs[i]. It implements api.Writer. An error means nothing was
-// acknowledged: engine.ErrOverloaded when the log's queue is full (nothing
-// was logged or applied), otherwise a log failure.
+// Write logs recs as one batch (all or nothing across a crash), waits
+// until the log holds it durably, then applies the records to the engine,
+// in log order, and returns: errs[i] is the engine's verdict on recs[i]. It
+// implements api.Writer. An error means nothing was applied or
+// acknowledged: engine.ErrOverloaded when the log's queue is full, an
+// error wrapping ErrDiskFull while a snapshot lacks space, otherwise the
+// log's failure (for a full disk it wraps syscall.ENOSPC).
 func (s *Store) Write(recs []engine.Record, errs []error) error {
-	last, err := s.appendApply(recs, errs)
-	if err != nil || last == 0 {
+	if len(recs) == 0 {
+		return nil
+	}
+	t, err := s.appendBatch(recs)
+	if err != nil {
 		return err
 	}
-	if err := s.log.WaitDurable(last); err != nil {
-		return fmt.Errorf("cannot make the write durable: %w", err)
-	}
-	return nil
+	return s.applyDurable(t, recs, errs)
 }
 
-// appendApply logs and applies recs and returns the seq of the last; the
-// records are not yet durable.
-func (s *Store) appendApply(recs []engine.Record, errs []error) (uint64, error) {
-	if len(recs) == 0 {
-		return 0, nil
+// appendBatch logs recs as one batch; it is not durable yet.
+func (s *Store) appendBatch(recs []engine.Record) (wal.Ticket, error) {
+	if cause := s.diskFull.Load(); cause != nil {
+		return wal.Ticket{}, fmt.Errorf("%w: writes are refused until a snapshot can be written: %w", ErrDiskFull, *cause)
 	}
-	s.applyMu.Lock()
+	s.appendMu.Lock()
 	if s.closed {
-		s.applyMu.Unlock()
-		return 0, ErrClosed
+		s.appendMu.Unlock()
+		return wal.Ticket{}, ErrClosed
 	}
 	s.batch.Reset()
 	for i := range recs {
 		s.buf = engine.AppendRecord(s.buf[:0], &recs[i])
 		if err := s.batch.Add(byte(recs[i].Op), s.buf); err != nil {
-			s.applyMu.Unlock()
-			return 0, fmt.Errorf("cannot log record %d: %w", i, err)
+			s.appendMu.Unlock()
+			return wal.Ticket{}, fmt.Errorf("cannot log record %d: %w", i, err)
 		}
 	}
-	_, last, err := s.log.AppendBatch(&s.batch)
+	t, err := s.log.AppendAtomic(&s.batch)
+	s.appendMu.Unlock()
 	if err != nil {
-		s.applyMu.Unlock()
 		if errors.Is(err, wal.ErrFull) {
-			return 0, fmt.Errorf("%w: %v", engine.ErrOverloaded, err)
+			return t, fmt.Errorf("%w: %v", engine.ErrOverloaded, err)
 		}
-		return 0, fmt.Errorf("cannot append to the write-ahead log: %w", err)
+		return t, fmt.Errorf("cannot append to the write-ahead log: %w", err)
+	}
+	return t, nil
+}
+
+// applyDurable waits until the batch t is durable and applies its records.
+func (s *Store) applyDurable(t wal.Ticket, recs []engine.Record, errs []error) error {
+	if err := s.log.Wait(t); err != nil {
+		return fmt.Errorf("cannot make the write durable: %w", err)
+	}
+	// Durable: apply in log order. Every record before ours is durable
+	// too, so its writer is applying it or about to.
+	s.applyMu.Lock()
+	for s.applied != t.First-1 {
+		s.applyCond.Wait()
 	}
 	for i := range recs {
 		errs[i] = s.e.Apply(&recs[i])
 	}
-	s.applied = last
+	s.applied = t.Last
+	s.applyCond.Broadcast()
 	s.applyMu.Unlock()
-	return last, nil
+	return nil
 }
 
 // background takes snapshots on time and on log volume.
 func (s *Store) background() {
 	defer close(s.done)
-	tick := time.NewTicker(min(time.Second, s.opts.SnapshotEvery))
+	tick := time.NewTicker(min(time.Second, s.opts.SnapshotEvery, s.opts.HealDelay))
 	defer tick.Stop()
 	last := time.Now()
 	for {
@@ -279,7 +337,8 @@ func (s *Store) background() {
 			s.applyMu.Lock()
 			dirty := s.applied > s.snapSeq.Load()
 			s.applyMu.Unlock()
-			if !dirty || (now.Sub(last) < s.opts.SnapshotEvery && grown < s.opts.SnapshotBytes) {
+			retry := s.diskFull.Load() != nil && now.Sub(last) >= s.opts.HealDelay
+			if !retry && (!dirty || (now.Sub(last) < s.opts.SnapshotEvery && grown < s.opts.SnapshotBytes)) {
 				continue
 			}
 			if _, err := s.Snapshot(); err != nil {
@@ -298,6 +357,9 @@ type Stats struct {
 	// shared: do not modify it.
 	LastSnapshot *SnapshotInfo
 	AppliedSeq   uint64
+	// DiskFull is the snapshot failure that refuses writes (see
+	// ErrDiskFull); nil when none.
+	DiskFull error
 }
 
 // Stats returns current counters.
@@ -305,18 +367,24 @@ func (s *Store) Stats() Stats {
 	s.applyMu.Lock()
 	applied := s.applied
 	s.applyMu.Unlock()
-	return Stats{WAL: s.log.Stats(), LastSnapshot: s.snapStats.Load(), AppliedSeq: applied}
+	st := Stats{WAL: s.log.Stats(), LastSnapshot: s.snapStats.Load(), AppliedSeq: applied}
+	if p := s.diskFull.Load(); p != nil {
+		st.DiskFull = *p
+	}
+	return st
 }
 
 // Close stops accepting writes, takes a final snapshot (unless nothing
 // changed since the last), and closes the log. Call it once in-flight
 // writes are done (the HTTP server is stopped).
 func (s *Store) Close() error {
-	s.applyMu.Lock()
+	s.appendMu.Lock()
 	if s.closed {
-		s.applyMu.Unlock()
+		s.appendMu.Unlock()
 		return nil
 	}
+	s.appendMu.Unlock()
+	s.applyMu.Lock()
 	dirty := s.applied > s.snapSeq.Load()
 	s.applyMu.Unlock()
 	close(s.stop)
@@ -327,9 +395,9 @@ func (s *Store) Close() error {
 			errs = append(errs, err)
 		}
 	}
-	s.applyMu.Lock()
+	s.appendMu.Lock()
 	s.closed = true
-	s.applyMu.Unlock()
+	s.appendMu.Unlock()
 	if err := s.log.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("cannot close the write-ahead log: %w", err))
 	}

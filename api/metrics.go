@@ -215,6 +215,7 @@ type scrapeCollector struct {
 	profileBytes                                                  *prometheus.Desc
 	walBytes, walSegments, walBuffered, walAppends, walFull       *prometheus.Desc
 	walFailures, walHeals, writable                               *prometheus.Desc
+	screenStreams, screenRecomputes                               *prometheus.Desc
 	snapAge, snapBytes, snapRawBytes, snapDuration, snapPause     *prometheus.Desc
 }
 
@@ -223,33 +224,36 @@ func newScrapeCollector(s *Server) *scrapeCollector {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &scrapeCollector{
-		s:            s,
-		events:       d("omnipick_events_total", "Events applied by type (live and replayed at start-up).", "type"),
-		products:     d("omnipick_products", "Products in the catalog."),
-		skus:         d("omnipick_skus", "SKUs in the catalog."),
-		locations:    d("omnipick_locations", "Stock locations."),
-		facets:       d("omnipick_facets", "Catalog facets (categories, brands, tags) indexed."),
-		profiles:     d("omnipick_profiles", "Customer and anonymous profiles."),
-		profileBytes: d("omnipick_profile_bytes", "Bytes of the profiles' arenas (encoded profiles and room left to grow)."),
-		inFlight:     d("omnipick_http_requests_in_flight", "Requests being handled, against -max-in-flight."),
-		walBytes:     d("omnipick_wal_bytes", "Bytes in write-ahead log segment files."),
-		walSegments:  d("omnipick_wal_segments", "Write-ahead log segment files."),
-		walBuffered:  d("omnipick_wal_buffered_bytes", "Log bytes appended but not yet written, against -max-queued-bytes."),
-		walAppends:   d("omnipick_wal_records_total", "Records appended to the write-ahead log since start: one per write request (a request's records travel as one batch record)."),
-		walFull:      d("omnipick_wal_full_total", "Appends refused because -max-queued-bytes were queued (answered 503)."),
-		walFailures:  d("omnipick_wal_failures_total", "Write-ahead log write or fsync failures (a full disk, an I/O error): the writes not yet durable failed with 503."),
-		walHeals:     d("omnipick_wal_heals_total", "Times the write-ahead log healed after a failure and took writes again."),
-		writable:     d("omnipick_writable", "1 while writes are accepted; 0 while the log has failed and not healed, or snapshots lack disk space (writes answer 503, reads go on)."),
-		snapAge:      d("omnipick_snapshot_age_seconds", "Seconds since the capture of the newest snapshot (written, or loaded at start)."),
-		snapBytes:    d("omnipick_snapshot_bytes", "File size of the newest snapshot."),
-		snapRawBytes: d("omnipick_snapshot_raw_bytes", "Uncompressed size of the newest snapshot."),
-		snapDuration: d("omnipick_snapshot_duration_seconds", "How long the newest snapshot written since start took."),
-		snapPause:    d("omnipick_snapshot_pause_seconds", "How long the newest snapshot written since start held writes back."),
+		s:                s,
+		events:           d("omnipick_events_total", "Events applied by type (live and replayed at start-up).", "type"),
+		products:         d("omnipick_products", "Products in the catalog."),
+		skus:             d("omnipick_skus", "SKUs in the catalog."),
+		locations:        d("omnipick_locations", "Stock locations."),
+		facets:           d("omnipick_facets", "Catalog facets (categories, brands, tags) indexed."),
+		profiles:         d("omnipick_profiles", "Customer and anonymous profiles."),
+		profileBytes:     d("omnipick_profile_bytes", "Bytes of the profiles' arenas (encoded profiles and room left to grow)."),
+		inFlight:         d("omnipick_http_requests_in_flight", "Requests being handled, against -max-in-flight."),
+		screenStreams:    d("omnipick_screen_streams", "Store screen event streams open, against -max-screen-streams."),
+		screenRecomputes: d("omnipick_screen_recomputes_total", "Picks computed for store screen event streams: one per scan, and at most one a second per screen for stock and catalog writes."),
+		walBytes:         d("omnipick_wal_bytes", "Bytes in write-ahead log segment files."),
+		walSegments:      d("omnipick_wal_segments", "Write-ahead log segment files."),
+		walBuffered:      d("omnipick_wal_buffered_bytes", "Log bytes appended but not yet written, against -max-queued-bytes."),
+		walAppends:       d("omnipick_wal_records_total", "Records appended to the write-ahead log since start: one per write request (a request's records travel as one batch record)."),
+		walFull:          d("omnipick_wal_full_total", "Appends refused because -max-queued-bytes were queued (answered 503)."),
+		walFailures:      d("omnipick_wal_failures_total", "Write-ahead log write or fsync failures (a full disk, an I/O error): the writes not yet durable failed with 503."),
+		walHeals:         d("omnipick_wal_heals_total", "Times the write-ahead log healed after a failure and took writes again."),
+		writable:         d("omnipick_writable", "1 while writes are accepted; 0 while the log has failed and not healed, or snapshots lack disk space (writes answer 503, reads go on)."),
+		snapAge:          d("omnipick_snapshot_age_seconds", "Seconds since the capture of the newest snapshot (written, or loaded at start)."),
+		snapBytes:        d("omnipick_snapshot_bytes", "File size of the newest snapshot."),
+		snapRawBytes:     d("omnipick_snapshot_raw_bytes", "Uncompressed size of the newest snapshot."),
+		snapDuration:     d("omnipick_snapshot_duration_seconds", "How long the newest snapshot written since start took."),
+		snapPause:        d("omnipick_snapshot_pause_seconds", "How long the newest snapshot written since start held writes back."),
 	}
 }
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.events, c.products, c.skus, c.locations, c.facets, c.profiles, c.profileBytes, c.inFlight,
+		c.screenStreams, c.screenRecomputes,
 		c.walBytes, c.walSegments, c.walBuffered, c.walAppends, c.walFull, c.walFailures, c.walHeals, c.writable,
 		c.snapAge, c.snapBytes, c.snapRawBytes, c.snapDuration, c.snapPause} {
 		ch <- d
@@ -272,6 +276,8 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.profiles, float64(st.Profiles))
 	gauge(c.profileBytes, float64(st.ProfileBytes))
 	gauge(c.inFlight, float64(c.s.inFlight.Load()))
+	gauge(c.screenStreams, float64(c.s.screenStreams.Load()))
+	counter(c.screenRecomputes, float64(c.s.screenRecomputes.Load()))
 	if c.s.opts.StoreStats == nil {
 		return
 	}

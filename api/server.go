@@ -47,6 +47,10 @@ type Options struct {
 
 	MaxBodyBytes int // request body limit, after decompression too; default 32 MiB
 	MaxInFlight  int // requests handled at once before new ones get 503 + Retry-After; default 4096
+	// MaxScreenStreams bounds the store screens' event streams open at
+	// once (GET /screen/{store}/events); beyond, 503 + Retry-After.
+	// Default 1024.
+	MaxScreenStreams int
 
 	// WriteKeys allow every request; ReadKeys allow reads only (picks,
 	// customer profiles). Keys travel as "Authorization: Bearer <key>" or
@@ -90,7 +94,9 @@ type Server struct {
 	inFlight atomic.Int64 // requests in handle, bounded by MaxInFlight
 	metrics  *Metrics
 
-	screenPage *template.Template // the store kiosk page, parsed once
+	screenPage       *template.Template // the store kiosk page, parsed once
+	screenStreams    atomic.Int64       // event streams open, bounded by MaxScreenStreams
+	screenRecomputes atomic.Uint64      // picks computed for event streams
 }
 
 // connsPerInFlight sets fasthttp's connection limit, a backstop above
@@ -128,6 +134,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = 4096
+	}
+	if opts.MaxScreenStreams <= 0 {
+		opts.MaxScreenStreams = defaultMaxScreens
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now

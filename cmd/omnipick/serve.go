@@ -36,6 +36,7 @@ func runServe(args []string) error {
 	snapBytes := fs.Int64("snapshot-bytes", 256<<20, "or once the log grew this much since the last snapshot")
 	maxBody := fs.Int("max-body", 32<<20, "request body limit in bytes, after decompression")
 	maxInFlight := fs.Int("max-in-flight", 4096, "requests handled at once before new ones get 503 with Retry-After (/healthz and /metrics exempt)")
+	maxScreens := fs.Int("max-screen-streams", 1024, "store screen event streams open at once before new ones get 503 with Retry-After (kiosk pages then poll)")
 	maxQueued := fs.Int64("max-queued-bytes", 64<<20, "log bytes queued for disk before writes get 503")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	freqCap := fs.String("frequency-cap", "3/48h", "an item shown COUNT times within WINDOW, on any channel, ranks below unshown ones: COUNT/WINDOW, then CHANNEL=COUNT/WINDOW overrides, e.g. '3/48h,email=5/7d'")
@@ -103,7 +104,7 @@ func runServe(args []string) error {
 	}
 	srv, err := api.New(api.Options{
 		Addr: *addr, Engine: st.Engine(), Writer: st, Log: log,
-		MaxBodyBytes: *maxBody, MaxInFlight: *maxInFlight,
+		MaxBodyBytes: *maxBody, MaxInFlight: *maxInFlight, MaxScreenStreams: *maxScreens,
 		WriteKeys: splitKeys(*writeKeys, os.Getenv("OMNIPICK_WRITE_KEY")),
 		ReadKeys:  splitKeys(*readKeys, os.Getenv("OMNIPICK_READ_KEY")),
 		Metrics:   metrics, StoreStats: st.Stats,

@@ -240,6 +240,15 @@ func (d *Decoder) decodeObject(idx int, raw []byte) {
 	case engine.OpExclusion:
 		d.exclusion(o, &r.Exclusion)
 	}
+	switch d.op {
+	case engine.OpEvent, engine.OpIdentify, engine.OpExclusion:
+		// Optional: a client that retries sends the same id again, and
+		// the engine applies it once (see engine.ErrDuplicate).
+		if v := o.Get("event_id"); v != nil {
+			r.EventID = d.id("event_id", v, true)
+			r.Received = d.now
+		}
+	}
 	if d.reason != "" {
 		d.recs = d.recs[:len(d.recs)-1]
 		d.rejects = append(d.rejects, Reject{Index: idx, Field: d.field, Reason: d.reason})
@@ -1101,8 +1110,19 @@ var unknownEventTypeReason = func() string {
 //
 // "rejected" is always present, empty when nothing was rejected.
 func AppendRejectsJSON(dst []byte, applied int, rejects []Reject) []byte {
+	return AppendWriteReplyJSON(dst, applied, 0, rejects)
+}
+
+// AppendWriteReplyJSON appends a write's reply to dst:
+// {"applied":N,"duplicates":D,"rejected":[...]}, "duplicates" only when
+// some records repeated an event_id already applied.
+func AppendWriteReplyJSON(dst []byte, applied, duplicates int, rejects []Reject) []byte {
 	dst = append(dst, `{"applied":`...)
 	dst = strconv.AppendInt(dst, int64(applied), 10)
+	if duplicates > 0 {
+		dst = append(dst, `,"duplicates":`...)
+		dst = strconv.AppendInt(dst, int64(duplicates), 10)
+	}
 	dst = append(dst, `,"rejected":[`...)
 	for i := range rejects {
 		r := &rejects[i]

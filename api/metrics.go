@@ -107,7 +107,7 @@ type Metrics struct {
 	reg       *prometheus.Registry
 	requests  *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
-	records   [engine.OpCampaign + 1][2]prometheus.Counter // by engine.Op; applied, rejected
+	records   [engine.OpCampaign + 1][3]prometheus.Counter // by engine.Op; applied, rejected, duplicate
 	walFsync  prometheus.Histogram
 	walSynced prometheus.Counter
 	inUse     atomic.Bool // claimed by a Server
@@ -131,11 +131,12 @@ func NewMetrics() *Metrics {
 		Buckets: latencyBuckets,
 	}, []string{"endpoint", "class"})
 	records := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "omnipick_records_total", Help: "Write records by kind and outcome (rejected: the engine refused it; see the 4xx body).",
+		Name: "omnipick_records_total", Help: "Write records by kind and outcome (rejected: the engine refused it, see the 4xx body; duplicate: its event_id was applied before, acknowledged and not applied again).",
 	}, []string{"kind", "outcome"})
 	for op := engine.OpProduct; op <= engine.OpCampaign; op++ {
 		m.records[op][0] = records.WithLabelValues(op.String(), "applied")
 		m.records[op][1] = records.WithLabelValues(op.String(), "rejected")
+		m.records[op][2] = records.WithLabelValues(op.String(), "duplicate")
 	}
 	m.walFsync = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "omnipick_wal_fsync_duration_seconds", Help: "Write-ahead log segment fsync latency; _count is the number of fsyncs.",
@@ -193,16 +194,20 @@ func (m *Metrics) countApplied(op engine.Op, recs []engine.Record, errs []error)
 	if op < engine.OpProduct || op > engine.OpCampaign {
 		return
 	}
-	var ok, bad int
+	var ok, bad, dup int
 	for i := range recs {
-		if errs[i] == nil {
+		switch {
+		case errs[i] == nil:
 			ok++
-		} else {
+		case errors.Is(errs[i], engine.ErrDuplicate):
+			dup++
+		default:
 			bad++
 		}
 	}
 	m.records[op][0].Add(float64(ok))
 	m.records[op][1].Add(float64(bad))
+	m.records[op][2].Add(float64(dup))
 }
 
 // scrapeCollector reads the engine's, the store's and the server's gauges
@@ -216,6 +221,7 @@ type scrapeCollector struct {
 	walBytes, walSegments, walBuffered, walAppends, walFull       *prometheus.Desc
 	walFailures, walHeals, writable                               *prometheus.Desc
 	screenStreams, screenRecomputes                               *prometheus.Desc
+	eventIDs, eventIDsEvicted                                     *prometheus.Desc
 	snapAge, snapBytes, snapRawBytes, snapDuration, snapPause     *prometheus.Desc
 }
 
@@ -233,6 +239,8 @@ func newScrapeCollector(s *Server) *scrapeCollector {
 		profiles:         d("omnipick_profiles", "Customer and anonymous profiles."),
 		profileBytes:     d("omnipick_profile_bytes", "Bytes of the profiles' arenas (encoded profiles and room left to grow)."),
 		inFlight:         d("omnipick_http_requests_in_flight", "Requests being handled, against -max-in-flight."),
+		eventIDs:         d("omnipick_event_ids", "Event ids kept to refuse duplicates (about 55 bytes each), against -max-event-ids."),
+		eventIDsEvicted:  d("omnipick_event_ids_evicted_total", "Event ids dropped before their window ended because -max-event-ids were kept: a retry of one of them would be applied again."),
 		screenStreams:    d("omnipick_screen_streams", "Store screen event streams open, against -max-screen-streams."),
 		screenRecomputes: d("omnipick_screen_recomputes_total", "Picks computed for store screen event streams: one per scan, and at most one a second per screen for stock and catalog writes."),
 		walBytes:         d("omnipick_wal_bytes", "Bytes in write-ahead log segment files."),
@@ -253,7 +261,7 @@ func newScrapeCollector(s *Server) *scrapeCollector {
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.events, c.products, c.skus, c.locations, c.facets, c.profiles, c.profileBytes, c.inFlight,
-		c.screenStreams, c.screenRecomputes,
+		c.screenStreams, c.screenRecomputes, c.eventIDs, c.eventIDsEvicted,
 		c.walBytes, c.walSegments, c.walBuffered, c.walAppends, c.walFull, c.walFailures, c.walHeals, c.writable,
 		c.snapAge, c.snapBytes, c.snapRawBytes, c.snapDuration, c.snapPause} {
 		ch <- d
@@ -276,6 +284,8 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.profiles, float64(st.Profiles))
 	gauge(c.profileBytes, float64(st.ProfileBytes))
 	gauge(c.inFlight, float64(c.s.inFlight.Load()))
+	gauge(c.eventIDs, float64(st.EventIDs))
+	counter(c.eventIDsEvicted, float64(st.EventIDsEvicted))
 	gauge(c.screenStreams, float64(c.s.screenStreams.Load()))
 	counter(c.screenRecomputes, float64(c.s.screenRecomputes.Load()))
 	if c.s.opts.StoreStats == nil {

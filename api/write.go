@@ -79,10 +79,10 @@ func (s *Server) handleWrite(ctx *fasthttp.RequestCtx, op engine.Op) {
 			return
 		}
 	}
-	applied := s.mergeRejects(wb)
+	applied, dups := s.mergeRejects(wb)
 	s.metrics.countApplied(op, wb.recs, wb.errs)
 
-	if applied == 0 && len(wb.rejects) > 0 {
+	if applied == 0 && dups == 0 && len(wb.rejects) > 0 {
 		first := wb.rejects[0]
 		// {"error":..., "field":..., "applied":0, "rejected":[...]}: the
 		// rejects object's fields follow the error's, without its brace.
@@ -92,16 +92,17 @@ func (s *Server) handleWrite(ctx *fasthttp.RequestCtx, op engine.Op) {
 		wb.out = append(wb.out[:mark], wb.out[mark+1:]...)
 		ctx.SetStatusCode(fasthttp.StatusBadRequest)
 	} else {
-		wb.out = AppendRejectsJSON(wb.out[:0], applied, wb.rejects)
+		wb.out = AppendWriteReplyJSON(wb.out[:0], applied, dups, wb.rejects)
 	}
 	ctx.SetContentType("application/json")
 	ctx.SetBody(wb.out)
 }
 
 // mergeRejects adds the engine's verdicts to the decoder's rejects, with
-// each record's position in the body, and returns how many were applied.
-func (s *Server) mergeRejects(wb *writeBatch) int {
-	applied := 0
+// each record's position in the body, and returns how many were applied
+// and how many were duplicates (an event_id applied before: acknowledged,
+// not applied again, not a rejection).
+func (s *Server) mergeRejects(wb *writeBatch) (applied, dups int) {
 	pos, ri := 0, 0
 	decodeRejects := len(wb.rejects)
 	for i := range wb.recs {
@@ -110,7 +111,9 @@ func (s *Server) mergeRejects(wb *writeBatch) int {
 			ri++
 			pos++
 		}
-		if err := wb.errs[i]; err != nil {
+		if err := wb.errs[i]; errors.Is(err, engine.ErrDuplicate) {
+			dups++
+		} else if err != nil {
 			field := ""
 			var fe *engine.FieldError
 			if errors.As(err, &fe) {
@@ -125,7 +128,7 @@ func (s *Server) mergeRejects(wb *writeBatch) int {
 	if len(wb.rejects) > decodeRejects {
 		sortRejects(wb.rejects)
 	}
-	return applied
+	return applied, dups
 }
 
 func sortRejects(r []Reject) {

@@ -27,10 +27,18 @@ import (
 //
 //	identify  = anonymous_id customer to_anonymous_id
 //
+// Version 3 (any op, written when the record has an EventID):
+//
+//	payload   = 3 event_id received:varint(unix ms) version-2 body
+//
+// where the version-2 body is identify's with to_anonymous_id, and every
+// other op's version-1 body.
+//
 // Strings are uvarint length + bytes.
 const (
 	recordVersion   = 1
 	recordVersionV2 = 2
+	recordVersionV3 = 3
 )
 
 // ErrBadRecord reports a payload that does not decode.
@@ -45,12 +53,26 @@ const (
 
 // AppendRecord appends r's payload encoding to dst.
 func AppendRecord(dst []byte, r *Record) []byte {
+	if r.EventID != "" {
+		dst = append(dst, recordVersionV3)
+		dst = binfmt.AppendString(dst, r.EventID)
+		dst = binfmt.AppendVarint(dst, r.Received)
+		if r.Op == OpIdentify {
+			id := &r.Identify
+			return binfmt.AppendString(binfmt.AppendString(binfmt.AppendString(dst, id.AnonymousID), id.Customer), id.ToAnonymousID)
+		}
+		return appendBody(dst, r)
+	}
 	if r.Op == OpIdentify && r.Identify.ToAnonymousID != "" {
 		id := &r.Identify
 		dst = append(dst, recordVersionV2)
 		return binfmt.AppendString(binfmt.AppendString(binfmt.AppendString(dst, id.AnonymousID), id.Customer), id.ToAnonymousID)
 	}
-	dst = append(dst, recordVersion)
+	return appendBody(append(dst, recordVersion), r)
+}
+
+// appendBody appends the version-1 body of r.
+func appendBody(dst []byte, r *Record) []byte {
 	s := binfmt.AppendString
 	switch r.Op {
 	case OpProduct:
@@ -106,7 +128,18 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 	*r = Record{Op: op}
 	rd := binfmt.NewReader(b)
 	rd.MaxString = maxRecordString
-	switch v := rd.Byte(); {
+	v := rd.Byte()
+	if v == recordVersionV3 {
+		r.EventID, r.Received = rd.String(), rd.Varint()
+		if r.EventID == "" {
+			return fmt.Errorf("%w: version 3 without an event id", ErrBadRecord)
+		}
+		v = recordVersion
+		if op == OpIdentify {
+			v = recordVersionV2
+		}
+	}
+	switch {
 	case v == recordVersionV2 && op == OpIdentify:
 		r.Identify = Identify{AnonymousID: rd.String(), Customer: rd.String(), ToAnonymousID: rd.String()}
 		return finishDecode(op, rd, r)

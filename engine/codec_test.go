@@ -21,6 +21,10 @@ var codecCases = []Record{
 	{Op: OpExclusion, Exclusion: Exclusion{Product: "P1", Until: -5}},
 	{Op: OpCampaign, Campaign: Campaign{AnonymousID: "cookie-9f2", Name: "winter-1", Products: []string{"P1", "P2"}, TS: 1794415080123}},
 	{Op: OpCampaign, Campaign: Campaign{Customer: "C42", Name: "empty", TS: 1}},
+	{Op: OpEvent, EventID: "ev-1", Received: 1794415080999, Event: Event{Type: EventView, Customer: "C42", Product: "P1", TS: 1794415080123}},
+	{Op: OpIdentify, EventID: "id-1", Received: 5, Identify: Identify{AnonymousID: "cookie-9f2", Customer: "C42"}},
+	{Op: OpIdentify, EventID: "id-2", Received: 5, Identify: Identify{AnonymousID: "cookie-9f2", ToAnonymousID: "device-7"}},
+	{Op: OpExclusion, EventID: "x-1", Received: 7, Exclusion: Exclusion{Customer: "C42", Product: "P1", Until: 9}},
 }
 
 func TestRecordCodecRoundTrip(t *testing.T) {

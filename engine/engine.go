@@ -96,6 +96,13 @@ type Options struct {
 	MaxExclusions int           // exclusions per profile; default 256
 	BoostWeight   float64       // added to the score of a boosted item; default 1
 
+	// EventIDWindow is how long an applied Record.EventID keeps a record
+	// with the same id from being applied again (default 7 days);
+	// MaxEventIDs bounds the ids kept (default 2M, about 55 bytes each):
+	// past it the oldest go early. See eventIDs.
+	EventIDWindow time.Duration
+	MaxEventIDs   int
+
 	Now func() time.Time // default time.Now
 }
 
@@ -207,6 +214,8 @@ func (o *Options) setDefaults() {
 	defD(&o.CampaignTTL, 7*24*time.Hour)
 	def(&o.MaxCampaigns, 16)
 	def(&o.MaxExclusions, 256)
+	defD(&o.EventIDWindow, 7*24*time.Hour)
+	def(&o.MaxEventIDs, 2_000_000)
 	if o.BoostWeight == 0 {
 		o.BoostWeight = 1
 	}
@@ -232,6 +241,7 @@ var (
 	ErrIdentifyCycle  = errors.New("engine: the link would make a cycle of anonymous ids")
 	ErrBothTargets    = errors.New("engine: give customer or to_anonymous_id, not both")
 	ErrBadValue       = errors.New("engine: value out of range")
+	ErrNoEventID      = errors.New("engine: only events, identify and exclusions take an event_id")
 )
 
 // FieldError is an error caused by one input field.
@@ -306,6 +316,7 @@ type Engine struct {
 	rel      relations
 	pop      popularity
 	scans    scans
+	ids      *eventIDs // Record.EventID values applied within the window
 
 	pickers sync.Pool  // *picker
 	snapMu  sync.Mutex // one snapshot capture at a time
@@ -339,6 +350,7 @@ func New(opts Options) *Engine {
 	e.rel.max = opts.MaxRelated
 	e.pop.halfLife = opts.PopularityHalfLife.Seconds()
 	e.pickers.New = func() any { return new(picker) }
+	e.ids = newEventIDs(int64(opts.EventIDWindow.Seconds()), opts.MaxEventIDs)
 	return e
 }
 
@@ -350,7 +362,31 @@ func (e *Engine) Options() Options { return e.opts }
 // TS == 0 is stamped with Options.Now; callers that log records stamp them
 // first, so replay gives the same state. A rejected record changes nothing
 // and returns an error, a *FieldError where one input field is at fault.
+//
+// A record with an EventID (events, identify, exclusions) whose id was
+// applied within Options.EventIDWindow changes nothing and returns
+// ErrDuplicate; a rejected record does not use up its id.
 func (e *Engine) Apply(r *Record) error {
+	if r.EventID != "" {
+		switch r.Op {
+		case OpEvent, OpIdentify, OpExclusion:
+		default:
+			return fieldErr("event_id", ErrNoEventID)
+		}
+		h := hashEventID(r.EventID)
+		if !e.ids.reserve(h, secs(r.Received)) {
+			return ErrDuplicate
+		}
+		err := e.apply(r)
+		if err != nil {
+			e.ids.release(h)
+		}
+		return err
+	}
+	return e.apply(r)
+}
+
+func (e *Engine) apply(r *Record) error {
 	switch r.Op {
 	case OpProduct:
 		return e.applyProduct(&r.Product)
@@ -828,6 +864,10 @@ type Stats struct {
 	// by the room left for growth and the bytes awaiting compaction.
 	ProfileBytes int64
 	Events       [numEventTypes]uint64
+	// EventIDs are the event ids kept for deduplication; EventIDsEvicted
+	// those dropped before their window ended, for MaxEventIDs.
+	EventIDs        int
+	EventIDsEvicted uint64
 }
 
 // EventCount returns how many events of a type were applied.
@@ -849,6 +889,9 @@ func (e *Engine) Stats() Stats {
 	for i := range e.applied {
 		st.Events[i] = e.applied[i].Load()
 	}
+	e.ids.mu.Lock()
+	st.EventIDs, st.EventIDsEvicted = len(e.ids.seen), e.ids.evicted
+	e.ids.mu.Unlock()
 	return st
 }
 

@@ -50,7 +50,14 @@ func (o Op) String() string {
 // Records hold external string ids; the engine maps them to dense ids when
 // it applies them, so a Record means the same thing on every node.
 type Record struct {
-	Op        Op
+	Op Op
+	// EventID, optional on events, identify and exclusions, makes the
+	// record idempotent: Apply refuses (ErrDuplicate) a record whose id
+	// was applied within Options.EventIDWindow. Received is when the
+	// writer got it (unix milliseconds), the clock the window runs on, so
+	// that replay decides as the live run did; set with EventID.
+	EventID   string
+	Received  int64
 	Product   Product
 	Inventory Inventory
 	Event     Event

@@ -28,7 +28,11 @@ import (
 // shards. Version 2 appends to each profile: merged_anon:byte, impressions
 // n ×(product time), exclusions n ×(product until), campaigns
 // n ×(name time n ×product). Version 1 is version 2 without those.
-const engineSnapshotVersion = 2
+// Version 3 is version 2 followed by the event ids applied within the
+// window (see eventIDs.appendSnapshot):
+//
+//	event ids: latest:uvarint n:uvarint n ×(hash:uvarint receipt:uvarint)
+const engineSnapshotVersion = 3
 
 // ErrBadSnapshot reports a snapshot that does not decode.
 var ErrBadSnapshot = errors.New("engine: malformed snapshot")
@@ -43,6 +47,7 @@ var ErrBadSnapshot = errors.New("engine: malformed snapshot")
 type Capture struct {
 	e        *Engine
 	head     []byte // version, top lists, global list
+	ids      []byte // the event ids, captured at once: they are small
 	pop      []uint64
 	counts   []uint64
 	products int
@@ -73,6 +78,7 @@ func (e *Engine) BeginSnapshot() *Capture {
 		b = binfmt.AppendUvarint(binfmt.AppendUvarint(b, uint64(p)), uint64(e.excluded[p]))
 	}
 	c.head = b
+	c.ids = e.ids.appendSnapshot(nil)
 	c.pop = make([]uint64, c.products)
 	for p := range c.pop {
 		c.pop[p] = e.pop.ls[p].Load()
@@ -177,6 +183,8 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 		s.mu.Unlock()
 		write(sb)
 	}
+	write(c.ids)
+	c.ids = nil
 	if err != nil {
 		return total, fmt.Errorf("cannot write engine snapshot: %w", err)
 	}
@@ -274,7 +282,7 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	e := New(opts)
 	r := binfmt.NewReader(data)
 	version := r.Byte()
-	if version != 1 && version != engineSnapshotVersion {
+	if version < 1 || version > engineSnapshotVersion {
 		return nil, fmt.Errorf("%w: version %d", ErrBadSnapshot, version)
 	}
 	idx, err := index.LoadSnapshot(r)
@@ -365,13 +373,18 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 			if err := pr.decode(r, version, facets, products, true); err != nil {
 				return nil, fmt.Errorf("%w: profile %q: %v", ErrBadSnapshot, name, err)
 			}
-			if version == engineSnapshotVersion {
+			if version >= 2 {
 				// The arena holds profiles in this very encoding: store
 				// the checked bytes as they are, without encoding again.
 				s.storeLocked(slot, pr, rest[:len(rest)-r.Len()], 0)
 			} else {
 				s.writeLocked(slot, pr)
 			}
+		}
+	}
+	if version >= 3 {
+		if err := e.ids.loadSnapshot(r); err != nil {
+			return nil, bad("event ids: %v", err)
 		}
 	}
 	if r.Err() != nil {

@@ -36,6 +36,8 @@ func runServe(args []string) error {
 	snapBytes := fs.Int64("snapshot-bytes", 256<<20, "or once the log grew this much since the last snapshot")
 	maxBody := fs.Int("max-body", 32<<20, "request body limit in bytes, after decompression")
 	maxInFlight := fs.Int("max-in-flight", 4096, "requests handled at once before new ones get 503 with Retry-After (/healthz and /metrics exempt)")
+	eventIDWindow := fs.Duration("event-id-window", 7*24*time.Hour, "a write repeating the event_id of one applied this long ago or less is acknowledged as a duplicate and not applied again")
+	maxEventIDs := fs.Int("max-event-ids", 2_000_000, "event ids kept for -event-id-window (about 55 bytes each); past it the oldest go early")
 	maxScreens := fs.Int("max-screen-streams", 1024, "store screen event streams open at once before new ones get 503 with Retry-After (kiosk pages then poll)")
 	maxQueued := fs.Int64("max-queued-bytes", 64<<20, "log bytes queued for disk before writes get 503")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
@@ -54,7 +56,7 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	var engineOpts engine.Options
+	engineOpts := engine.Options{EventIDWindow: *eventIDWindow, MaxEventIDs: *maxEventIDs}
 	if err := parseFrequencyCaps(*freqCap, &engineOpts); err != nil {
 		return err
 	}

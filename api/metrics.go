@@ -37,12 +37,13 @@ const (
 	epScreen
 	epAudiences
 	epFeeds
+	epAdminCompact
 	numEndpoints
 )
 
 // endpointNames are the endpoint label's values: a fixed set, so a client
 // requesting random paths cannot grow the number of series.
-var endpointNames = [numEndpoints]string{"other", "picks", "events", "products", "inventory", "identify", "locations", "customer", "healthz", "metrics", "exclusions", "screen", "audiences", "feeds"}
+var endpointNames = [numEndpoints]string{"other", "picks", "events", "products", "inventory", "identify", "locations", "customer", "healthz", "metrics", "exclusions", "screen", "audiences", "feeds", "admin_compact"}
 
 // statusCodes are the statuses counted apart; others count as "other".
 var statusCodes = [...]int{200, 400, 401, 403, 404, 405, 408, 413, 415, 429, 431, 500, 503}
@@ -107,7 +108,7 @@ type Metrics struct {
 	reg       *prometheus.Registry
 	requests  *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
-	records   [engine.OpCampaign + 1][3]prometheus.Counter // by engine.Op; applied, rejected, duplicate
+	records   [engine.OpExpire + 1][3]prometheus.Counter // by engine.Op; applied, rejected, duplicate
 	walFsync  prometheus.Histogram
 	walSynced prometheus.Counter
 	inUse     atomic.Bool // claimed by a Server
@@ -133,7 +134,7 @@ func NewMetrics() *Metrics {
 	records := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "omnipick_records_total", Help: "Write records by kind and outcome (rejected: the engine refused it, see the 4xx body; duplicate: its event_id was applied before, acknowledged and not applied again).",
 	}, []string{"kind", "outcome"})
-	for op := engine.OpProduct; op <= engine.OpCampaign; op++ {
+	for op := engine.OpProduct; op <= engine.OpExpire; op++ {
 		m.records[op][0] = records.WithLabelValues(op.String(), "applied")
 		m.records[op][1] = records.WithLabelValues(op.String(), "rejected")
 		m.records[op][2] = records.WithLabelValues(op.String(), "duplicate")
@@ -191,7 +192,7 @@ func (m *Metrics) latencyCell(ep endpoint, cl int) *prometheus.Observer {
 
 // countApplied counts a write batch's records by outcome.
 func (m *Metrics) countApplied(op engine.Op, recs []engine.Record, errs []error) {
-	if op < engine.OpProduct || op > engine.OpCampaign {
+	if op < engine.OpProduct || op > engine.OpExpire {
 		return
 	}
 	var ok, bad, dup int
@@ -222,6 +223,7 @@ type scrapeCollector struct {
 	walFailures, walHeals, writable                               *prometheus.Desc
 	screenStreams, screenRecomputes                               *prometheus.Desc
 	eventIDs, eventIDsEvicted                                     *prometheus.Desc
+	profilesRemoved                                               *prometheus.Desc
 	snapAge, snapBytes, snapRawBytes, snapDuration, snapPause     *prometheus.Desc
 }
 
@@ -239,6 +241,7 @@ func newScrapeCollector(s *Server) *scrapeCollector {
 		profiles:         d("omnipick_profiles", "Customer and anonymous profiles."),
 		profileBytes:     d("omnipick_profile_bytes", "Bytes of the profiles' arenas (encoded profiles and room left to grow)."),
 		inFlight:         d("omnipick_http_requests_in_flight", "Requests being handled, against -max-in-flight."),
+		profilesRemoved:  d("omnipick_profiles_removed_total", "Profiles removed since start (replay included): erased on request (DELETE /v1/customers), expired (anonymous, unused for -anonymous-ttl), evicted (least recently active anonymous, for -max-profiles).", "reason"),
 		eventIDs:         d("omnipick_event_ids", "Event ids kept to refuse duplicates (about 55 bytes each), against -max-event-ids."),
 		eventIDsEvicted:  d("omnipick_event_ids_evicted_total", "Event ids dropped before their window ended because -max-event-ids were kept: a retry of one of them would be applied again."),
 		screenStreams:    d("omnipick_screen_streams", "Store screen event streams open, against -max-screen-streams."),
@@ -261,7 +264,7 @@ func newScrapeCollector(s *Server) *scrapeCollector {
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.events, c.products, c.skus, c.locations, c.facets, c.profiles, c.profileBytes, c.inFlight,
-		c.screenStreams, c.screenRecomputes, c.eventIDs, c.eventIDsEvicted,
+		c.screenStreams, c.screenRecomputes, c.eventIDs, c.eventIDsEvicted, c.profilesRemoved,
 		c.walBytes, c.walSegments, c.walBuffered, c.walAppends, c.walFull, c.walFailures, c.walHeals, c.writable,
 		c.snapAge, c.snapBytes, c.snapRawBytes, c.snapDuration, c.snapPause} {
 		ch <- d
@@ -284,6 +287,9 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.profiles, float64(st.Profiles))
 	gauge(c.profileBytes, float64(st.ProfileBytes))
 	gauge(c.inFlight, float64(c.s.inFlight.Load()))
+	counter(c.profilesRemoved, float64(st.ProfilesErased), "erased")
+	counter(c.profilesRemoved, float64(st.ProfilesExpired), "expired")
+	counter(c.profilesRemoved, float64(st.ProfilesEvicted), "evicted")
 	gauge(c.eventIDs, float64(st.EventIDs))
 	counter(c.eventIDsEvicted, float64(st.EventIDsEvicted))
 	gauge(c.screenStreams, float64(c.s.screenStreams.Load()))

@@ -68,6 +68,9 @@ type Options struct {
 	// StoreStats, if set, is called at each scrape of /metrics for the
 	// write-ahead log and snapshot figures (store.(*Store).Stats).
 	StoreStats func() store.Stats
+	// Compact, if set, serves POST /v1/admin/compact
+	// (store.(*Store).Compact).
+	Compact compactFunc
 }
 
 // Server serves the HTTP API. Safe for concurrent use.
@@ -284,6 +287,8 @@ func endpointOf(path []byte) endpoint {
 		return epExclusions
 	case "/v1/feeds/products":
 		return epFeeds
+	case "/v1/admin/compact":
+		return epAdminCompact
 	case "/healthz":
 		return epHealth
 	case "/metrics":
@@ -339,11 +344,29 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 		}
 		s.handlePicks(ctx)
 	case epCustomer:
+		if ctx.IsDelete() {
+			if acc != accessWrite {
+				forbidden(ctx)
+				return
+			}
+			s.handleErase(ctx, path[len(customerPrefix):])
+			return
+		}
 		if !get {
-			methodNotAllowed(ctx, "GET")
+			methodNotAllowed(ctx, "GET, DELETE")
 			return
 		}
 		s.handleCustomer(ctx, path[len(customerPrefix):])
+	case epAdminCompact:
+		if !ctx.IsPost() {
+			methodNotAllowed(ctx, "POST")
+			return
+		}
+		if acc != accessWrite {
+			forbidden(ctx)
+			return
+		}
+		s.handleCompact(ctx)
 	case epScreen:
 		if !get {
 			methodNotAllowed(ctx, "GET")

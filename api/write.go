@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 
 	"github.com/klauspost/compress/gzip"
@@ -65,24 +66,24 @@ func (s *Server) handleWrite(ctx *fasthttp.RequestCtx, op engine.Op) {
 	}
 	if len(wb.recs) > 0 {
 		if err := s.opts.Writer.Write(wb.recs, wb.errs); err != nil {
-			if errors.Is(err, engine.ErrOverloaded) {
-				ctx.Response.Header.Set("Retry-After", "1")
-				writeError(ctx, fasthttp.StatusServiceUnavailable, "overloaded: too many writes queued, retry later", "")
-				return
-			}
-			// Nothing was applied: the log failed (a full disk, an I/O
-			// error) and heals by itself, or snapshots lack space. Reads
-			// go on; the client retries the same batch.
-			s.opts.Log.Error("write failed", "op", op.String(), "err", err)
-			ctx.Response.Header.Set("Retry-After", "5")
-			writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot store the write, nothing of it was applied: "+err.Error(), "")
+			s.writeFailed(ctx, op, err)
 			return
 		}
 	}
 	applied, dups := s.mergeRejects(wb)
 	s.metrics.countApplied(op, wb.recs, wb.errs)
 
-	if applied == 0 && dups == 0 && len(wb.rejects) > 0 {
+	if slices.ContainsFunc(wb.errs, func(err error) bool { return errors.Is(err, engine.ErrProfilesFull) }) {
+		// Records for new actors met the profile cap with only customers
+		// left to drop: 503, with what was applied and what was not (their
+		// event_ids make the retry safe).
+		wb.out = append(appendError(wb.out[:0], "profile limit reached (-max-profiles) and only known customers are left: records for new actors were refused, retry later", "", false), ',')
+		mark := len(wb.out)
+		wb.out = AppendWriteReplyJSON(wb.out, applied, dups, wb.rejects)
+		wb.out = append(wb.out[:mark], wb.out[mark+1:]...)
+		ctx.Response.Header.Set("Retry-After", "60")
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	} else if applied == 0 && dups == 0 && len(wb.rejects) > 0 {
 		first := wb.rejects[0]
 		// {"error":..., "field":..., "applied":0, "rejected":[...]}: the
 		// rejects object's fields follow the error's, without its brace.
@@ -96,6 +97,21 @@ func (s *Server) handleWrite(ctx *fasthttp.RequestCtx, op engine.Op) {
 	}
 	ctx.SetContentType("application/json")
 	ctx.SetBody(wb.out)
+}
+
+// writeFailed answers a write the Writer refused: nothing of it was
+// applied.
+func (s *Server) writeFailed(ctx *fasthttp.RequestCtx, op engine.Op, err error) {
+	if errors.Is(err, engine.ErrOverloaded) {
+		ctx.Response.Header.Set("Retry-After", "1")
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "overloaded: too many writes queued, retry later", "")
+		return
+	}
+	// The log failed (a full disk, an I/O error) and heals by itself, or
+	// snapshots lack space. Reads go on; the client retries the same batch.
+	s.opts.Log.Error("write failed", "op", op.String(), "err", err)
+	ctx.Response.Header.Set("Retry-After", "5")
+	writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot store the write, nothing of it was applied: "+err.Error(), "")
 }
 
 // mergeRejects adds the engine's verdicts to the decoder's rejects, with

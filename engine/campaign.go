@@ -35,25 +35,28 @@ func (e *Engine) applyExclusion(x *Exclusion) error {
 	if !ok {
 		return fieldErr("product", ErrUnknownProduct)
 	}
-	e.editProfile(x.Customer, x.AnonymousID, func(pr *profile) {
+	return e.editProfile(x.Customer, x.AnonymousID, func(pr *profile) {
 		pr.exclude(it.Dense, until, e.opts.MaxExclusions)
 	})
-	return nil
 }
 
 // editProfile applies edit to the profile now holding the history of the
 // customer or anonymous id (following links), creating it if need be.
 // e.mu must be held shared.
-func (e *Engine) editProfile(customer, anonymousID string, edit func(pr *profile)) {
+func (e *Engine) editProfile(customer, anonymousID string, edit func(pr *profile)) error {
 	actor, anon := e.resolveActor(actorOf(customer, anonymousID))
 	s, h := e.shardOf(actor)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.captureLocked()
-	slot, _ := s.slotLocked(actor, h, anon, true)
+	slot, err := e.newSlotLocked(s, actor, h, anon)
+	if err != nil {
+		return err
+	}
 	pr := s.editLocked(slot)
 	edit(pr)
 	s.writeLocked(slot, pr)
+	return nil
 }
 
 // applyCampaign stores the slots an email campaign showed an actor.
@@ -84,10 +87,9 @@ func (e *Engine) applyCampaign(c *Campaign) error {
 		items = append(items, it.Dense)
 	}
 	camp := campaign{name: strings.Clone(c.Name), t: secs(c.TS), items: items}
-	e.editProfile(c.Customer, c.AnonymousID, func(pr *profile) {
+	return e.editProfile(c.Customer, c.AnonymousID, func(pr *profile) {
 		pr.setCampaign(camp, uint32(e.opts.CampaignTTL.Seconds()), e.opts.MaxCampaigns)
 	})
-	return nil
 }
 
 // actorOf returns the actor named by a customer or anonymous id.

@@ -22,6 +22,8 @@ import (
 //	location  = id name has_coord:byte lat:f64 lon:f64
 //	exclusion = customer anonymous_id product until:varint(unix ms)
 //	campaign  = customer anonymous_id name nproducts:uvarint product* ts:varint(unix ms)
+//	erase     = customer anonymous_id
+//	expire    = before:varint(unix ms)
 //
 // Version 2 (identify only, written when it links two anonymous ids):
 //
@@ -118,6 +120,10 @@ func appendBody(dst []byte, r *Record) []byte {
 			dst = s(dst, p)
 		}
 		dst = binfmt.AppendVarint(dst, c.TS)
+	case OpErase:
+		dst = s(s(dst, r.Erase.Customer), r.Erase.AnonymousID)
+	case OpExpire:
+		dst = binfmt.AppendVarint(dst, r.Expire.Before)
 	}
 	return dst
 }
@@ -196,6 +202,10 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 			}
 		}
 		c.TS = rd.Varint()
+	case OpErase:
+		r.Erase = Erase{Customer: rd.String(), AnonymousID: rd.String()}
+	case OpExpire:
+		r.Expire = Expire{Before: rd.Varint()}
 	default:
 		return fmt.Errorf("%w: unknown op %d", ErrBadRecord, op)
 	}

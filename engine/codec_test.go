@@ -25,6 +25,9 @@ var codecCases = []Record{
 	{Op: OpIdentify, EventID: "id-1", Received: 5, Identify: Identify{AnonymousID: "cookie-9f2", Customer: "C42"}},
 	{Op: OpIdentify, EventID: "id-2", Received: 5, Identify: Identify{AnonymousID: "cookie-9f2", ToAnonymousID: "device-7"}},
 	{Op: OpExclusion, EventID: "x-1", Received: 7, Exclusion: Exclusion{Customer: "C42", Product: "P1", Until: 9}},
+	{Op: OpErase, Erase: Erase{Customer: "C42"}},
+	{Op: OpErase, Erase: Erase{AnonymousID: "cookie-9f2"}},
+	{Op: OpExpire, Expire: Expire{Before: 1794415080123}},
 }
 
 func TestRecordCodecRoundTrip(t *testing.T) {

@@ -103,6 +103,15 @@ type Options struct {
 	EventIDWindow time.Duration
 	MaxEventIDs   int
 
+	// MaxProfiles caps the profiles held (0: no cap), enforced per shard
+	// (MaxProfiles/Shards each, rounded up). A new actor in a full shard
+	// makes the least recently active anonymous profiles of the shard go
+	// (an eighth of the shard's share at a time, counted in
+	// Stats.ProfilesEvicted); when only customers are left, the record is
+	// refused with ErrProfilesFull. Replay with the same cap drops the same
+	// profiles.
+	MaxProfiles int
+
 	Now func() time.Time // default time.Now
 }
 
@@ -317,6 +326,9 @@ type Engine struct {
 	pop      popularity
 	scans    scans
 	ids      *eventIDs // Record.EventID values applied within the window
+	removed  removals  // profiles erased, expired, evicted
+	// perShardProfiles is Options.MaxProfiles per shard; 0: no cap.
+	perShardProfiles int
 
 	pickers sync.Pool  // *picker
 	snapMu  sync.Mutex // one snapshot capture at a time
@@ -351,6 +363,9 @@ func New(opts Options) *Engine {
 	e.pop.halfLife = opts.PopularityHalfLife.Seconds()
 	e.pickers.New = func() any { return new(picker) }
 	e.ids = newEventIDs(int64(opts.EventIDWindow.Seconds()), opts.MaxEventIDs)
+	if opts.MaxProfiles > 0 {
+		e.perShardProfiles = (opts.MaxProfiles + opts.Shards - 1) / opts.Shards
+	}
 	return e
 }
 
@@ -402,6 +417,10 @@ func (e *Engine) apply(r *Record) error {
 		return e.applyExclusion(&r.Exclusion)
 	case OpCampaign:
 		return e.applyCampaign(&r.Campaign)
+	case OpErase:
+		return e.applyErase(&r.Erase)
+	case OpExpire:
+		return e.applyExpire(&r.Expire)
 	}
 	return ErrBadOp
 }
@@ -614,7 +633,11 @@ func (e *Engine) applyEvent(ev *Event) error {
 	s, h := e.shardOf(actor)
 	s.mu.Lock()
 	s.captureLocked()
-	slot, _ := s.slotLocked(actor, h, anon, true)
+	slot, err := e.newSlotLocked(s, actor, h, anon)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
 	pr := s.editLocked(slot)
 	if relW > 0 {
 		anchors = pr.appendAnchors(anchors, p, t, uint32(o.ViewWindow.Seconds()), uint32(o.PurchaseWindow.Seconds()))
@@ -757,12 +780,20 @@ func (e *Engine) applyIdentify(id *Identify) error {
 		return fieldErr("to_anonymous_id", ErrIdentifyCycle)
 	}
 	dest, destAnon := e.resolveActor(target, targetAnon)
+	// Room for the destination first: nothing may change if there is none.
+	if err := e.roomFor(dest, destAnon); err != nil {
+		return err
+	}
 
 	// Take the anonymous profile out of its shard, leaving a forward link.
 	as, ah := e.shardOf(id.AnonymousID)
 	as.mu.Lock()
 	as.captureLocked()
-	slot, _ := as.slotLocked(id.AnonymousID, ah, true, true)
+	slot, err := e.newSlotLocked(as, id.AnonymousID, ah, true)
+	if err != nil {
+		as.mu.Unlock()
+		return err
+	}
 	if to, toAnon := as.mergedLocked(slot); to == target && toAnon == targetAnon {
 		as.mu.Unlock()
 		return nil
@@ -784,7 +815,13 @@ func (e *Engine) applyIdentify(id *Identify) error {
 	ds, dh := e.shardOf(dest)
 	ds.mu.Lock()
 	ds.captureLocked()
-	dslot, _ := ds.slotLocked(dest, dh, destAnon, true)
+	dslot, err := e.newSlotLocked(ds, dest, dh, destAnon)
+	if err != nil {
+		// roomFor made room a moment ago; another write took it. The
+		// history stays with the link's target on the next merge.
+		ds.mu.Unlock()
+		return err
+	}
 	dp := ds.editLocked(dslot)
 	dp.merge(&moved, e.opts.AffinityHalfLife.Seconds(), &e.opts)
 	dp.links = appendUnique(dp.links, id.AnonymousID)
@@ -868,6 +905,10 @@ type Stats struct {
 	// those dropped before their window ended, for MaxEventIDs.
 	EventIDs        int
 	EventIDsEvicted uint64
+	// Profiles removed since start (replayed records included): by
+	// erasure (profiles and links), by expiry, and to stay under
+	// Options.MaxProfiles.
+	ProfilesErased, ProfilesExpired, ProfilesEvicted uint64
 }
 
 // EventCount returns how many events of a type were applied.
@@ -892,6 +933,7 @@ func (e *Engine) Stats() Stats {
 	e.ids.mu.Lock()
 	st.EventIDs, st.EventIDsEvicted = len(e.ids.seen), e.ids.evicted
 	e.ids.mu.Unlock()
+	st.ProfilesErased, st.ProfilesExpired, st.ProfilesEvicted = e.removed.erased.Load(), e.removed.expired.Load(), e.removed.evicted.Load()
 	return st
 }
 

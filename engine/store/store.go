@@ -66,6 +66,16 @@ type Options struct {
 	// for want of space refuses writes, the store retries the snapshot as
 	// often.
 	HealDelay time.Duration
+	// EraseCompactAfter is how long after an erasure (engine.OpErase)
+	// the store compacts (Compact), so that no file holds the erased id
+	// any more; erasures within that time share one compaction. Default
+	// 10 minutes. An erasure replayed at start-up counts from then.
+	EraseCompactAfter time.Duration
+	// AnonymousTTL: every ExpireEvery the store writes an engine.OpExpire
+	// record dropping the anonymous profiles unused for this long
+	// (default 30 days; negative: never). ExpireEvery defaults to 1 hour.
+	AnonymousTTL time.Duration
+	ExpireEvery  time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -83,6 +93,15 @@ func (o *Options) setDefaults() {
 	}
 	if o.HealDelay <= 0 {
 		o.HealDelay = wal.DefaultHealDelay
+	}
+	if o.EraseCompactAfter <= 0 {
+		o.EraseCompactAfter = 10 * time.Minute
+	}
+	if o.AnonymousTTL == 0 {
+		o.AnonymousTTL = 30 * 24 * time.Hour
+	}
+	if o.ExpireEvery <= 0 {
+		o.ExpireEvery = time.Hour
 	}
 }
 
@@ -120,6 +139,11 @@ type Store struct {
 	snapSeq   atomic.Uint64
 	snapBytes atomic.Int64 // WAL bytes at the last snapshot
 	snapStats atomic.Pointer[SnapshotInfo]
+	// lastPruned is how many snapshot files the last snapshot deleted.
+	lastPruned atomic.Int64
+	// erased is when the oldest erasure not yet compacted away was
+	// applied (unix ns); 0 when none.
+	erased atomic.Int64
 
 	stop chan struct{}
 	done chan struct{}
@@ -133,6 +157,7 @@ type RecoveryInfo struct {
 	SkippedSnapshot []string // damaged snapshots passed over, newest first
 	Replayed        int      // log records applied after the snapshot
 	Rejected        int      // of which the engine rejected (as it did live)
+	Erasures        int      // erasures replayed: the store compacts them away
 	TornTail        bool     // a half-written last record was cut off
 	TruncatedBytes  int64
 	NextSeq         uint64 // the seq the next write gets
@@ -194,6 +219,8 @@ func open(opts Options) (*Store, RecoveryInfo, error) {
 		info.Replayed++
 		if err := e.Apply(&rec); err != nil {
 			info.Rejected++
+		} else if rec.Op == engine.OpErase {
+			info.Erasures++
 		}
 		return nil
 	})
@@ -236,6 +263,9 @@ func open(opts Options) (*Store, RecoveryInfo, error) {
 	}
 	s := &Store{opts: opts, e: e, log: log, applied: next - 1, stop: make(chan struct{}), done: make(chan struct{})}
 	s.applyCond.L = &s.applyMu
+	if info.Erasures > 0 {
+		s.erased.Store(time.Now().UnixNano())
+	}
 	s.snapSeq.Store(seq)
 	s.snapBytes.Store(log.Stats().Bytes)
 	s.snapStats.Store(loaded)
@@ -312,8 +342,13 @@ func (s *Store) applyDurable(t wal.Ticket, recs []engine.Record, errs []error) e
 	for s.applied != t.First-1 {
 		s.applyCond.Wait()
 	}
+	erased := false
 	for i := range recs {
 		errs[i] = s.e.Apply(&recs[i])
+		erased = erased || (recs[i].Op == engine.OpErase && errs[i] == nil)
+	}
+	if erased {
+		s.erased.CompareAndSwap(0, time.Now().UnixNano())
 	}
 	s.applied = t.Last
 	s.applyCond.Broadcast()
@@ -324,19 +359,37 @@ func (s *Store) applyDurable(t wal.Ticket, recs []engine.Record, errs []error) e
 // background takes snapshots on time and on log volume.
 func (s *Store) background() {
 	defer close(s.done)
-	tick := time.NewTicker(min(time.Second, s.opts.SnapshotEvery, s.opts.HealDelay))
+	tick := time.NewTicker(min(time.Second, s.opts.SnapshotEvery, s.opts.HealDelay, s.opts.ExpireEvery))
 	defer tick.Stop()
 	last := time.Now()
+	lastExpire := time.Now()
 	for {
 		select {
 		case <-s.stop:
 			return
 		case now := <-tick.C:
+			if s.opts.AnonymousTTL > 0 && now.Sub(lastExpire) >= s.opts.ExpireEvery {
+				lastExpire = now
+				s.expire(now)
+			}
 			st := s.log.Stats()
 			grown := st.Bytes - s.snapBytes.Load()
 			s.applyMu.Lock()
 			dirty := s.applied > s.snapSeq.Load()
 			s.applyMu.Unlock()
+			if e := s.erased.Load(); e != 0 && now.Sub(time.Unix(0, e)) >= s.opts.EraseCompactAfter {
+				// Erasures applied after the compaction began may be in
+				// the log it keeps: they count from now.
+				s.erased.Store(0)
+				if _, err := s.Compact(); err != nil {
+					s.erased.CompareAndSwap(0, now.UnixNano())
+					s.opts.Log.Error("compaction after an erasure failed; trying again", "err", err)
+				} else {
+					s.opts.Log.Info("compacted the data folder after an erasure")
+				}
+				last = now
+				continue
+			}
 			retry := s.diskFull.Load() != nil && now.Sub(last) >= s.opts.HealDelay
 			if !retry && (!dirty || (now.Sub(last) < s.opts.SnapshotEvery && grown < s.opts.SnapshotBytes)) {
 				continue
@@ -346,6 +399,20 @@ func (s *Store) background() {
 			}
 			last = now
 		}
+	}
+}
+
+// expire writes the record that drops the anonymous profiles unused for
+// the TTL: a log record like any write, so replay drops the same ones.
+func (s *Store) expire(now time.Time) {
+	rec := []engine.Record{{Op: engine.OpExpire, Expire: engine.Expire{Before: now.Add(-s.opts.AnonymousTTL).UnixMilli()}}}
+	before := s.e.Stats().Profiles
+	if err := s.Write(rec, []error{nil}); err != nil {
+		s.opts.Log.Error("cannot expire anonymous profiles; trying again later", "err", err)
+		return
+	}
+	if after := s.e.Stats().Profiles; after < before {
+		s.opts.Log.Info("expired anonymous profiles unused for the TTL", "dropped", before-after, "ttl", s.opts.AnonymousTTL, "profiles", after)
 	}
 }
 

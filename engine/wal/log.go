@@ -98,9 +98,10 @@ type Log struct {
 	opts   Options
 	logger *slog.Logger
 
-	kick    chan struct{} // capacity 1: records are waiting to be written
-	closing chan struct{} // closed by Close
-	done    chan struct{} // closed when the flusher has exited
+	kick    chan struct{}     // capacity 1: records are waiting to be written
+	rotates chan chan rotated // Rotate's requests to the flusher
+	closing chan struct{}     // closed by Close
+	done    chan struct{}     // closed when the flusher has exited
 
 	mu       sync.Mutex
 	cond     sync.Cond // on mu; broadcast when durable or err change
@@ -173,6 +174,7 @@ func Open(fsys FS, dir string, opts Options) (*Log, error) {
 		opts:    opts,
 		logger:  logger,
 		kick:    make(chan struct{}, 1),
+		rotates: make(chan chan rotated),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -521,6 +523,8 @@ func (l *Log) run() {
 			l.flush()
 		case <-tick:
 			l.syncWritten()
+		case done := <-l.rotates:
+			done <- l.rotateNow()
 		case <-healC:
 			healC = nil
 			if err := l.heal(); err != nil {
@@ -554,6 +558,55 @@ func (l *Log) run() {
 			healC = heal.C
 		}
 	}
+}
+
+// Rotate writes and fsyncs everything appended so far and starts a new
+// segment for what comes next (unless the active segment holds no record
+// yet), so that once a snapshot covers every record before it, all older
+// segments can go (RemoveBefore). Compaction uses it to make sure no
+// segment mixes records it must drop with later ones. It returns the seq
+// the new segment starts at: every record before it is durable.
+func (l *Log) Rotate() (next uint64, err error) {
+	done := make(chan rotated, 1)
+	select {
+	case l.rotates <- done:
+		r := <-done
+		return r.next, r.err
+	case <-l.done:
+		return 0, ErrClosed
+	}
+}
+
+// rotated is the flusher's answer to Rotate.
+type rotated struct {
+	next uint64
+	err  error
+}
+
+// rotateNow is Rotate on the flusher.
+func (l *Log) rotateNow() rotated {
+	l.flush()
+	l.mu.Lock()
+	err, next := l.err, l.written+1
+	l.mu.Unlock()
+	if err != nil {
+		return rotated{err: err}
+	}
+	if l.segRecords == 0 {
+		return rotated{next: next}
+	}
+	if err := l.rotate(next); err != nil {
+		l.mu.Lock()
+		l.fail(err)
+		l.cond.Broadcast()
+		l.mu.Unlock()
+		return rotated{err: err}
+	}
+	l.mu.Lock()
+	l.synced = l.written // rotate fsynced the old segment
+	l.mu.Unlock()
+	l.markGood()
+	return rotated{next: next}
 }
 
 // failed reports whether the log has failed and not healed yet.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/omnipick/omnipick/engine"
 	"github.com/omnipick/omnipick/engine/store"
+	"github.com/omnipick/omnipick/internal/jsonenc"
 	"github.com/valyala/fasthttp"
 )
 
@@ -40,11 +41,12 @@ func (s *Server) handleErase(ctx *fasthttp.RequestCtx, idb []byte) {
 		return
 	}
 	if errs[0] != nil {
-		writeError(ctx, fasthttp.StatusBadRequest, reason(errs[0]), "id")
+		field, reason := clientError(errs[0])
+		writeError(ctx, fasthttp.StatusBadRequest, reason, field)
 		return
 	}
 	b := append([]byte(nil), `{"erased":`...)
-	b = appendJSONString(b, id)
+	b = jsonenc.AppendString(b, id)
 	b = append(b, `,"anonymous":`...)
 	b = strconv.AppendBool(b, anon)
 	b = append(b, '}')
@@ -68,7 +70,7 @@ func (s *Server) handleCompact(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	b := append([]byte(nil), `{"snapshot":`...)
-	b = appendJSONString(b, ci.Snapshot.Path)
+	b = jsonenc.AppendString(b, ci.Snapshot.Path)
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, ci.Snapshot.Seq, 10)
 	b = append(b, `,"removed_snapshots":`...)

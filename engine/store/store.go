@@ -11,6 +11,10 @@
 // Records rejected by the engine are logged too: Apply is deterministic, so
 // replay rejects them again and reaches the same state.
 //
+// It owns the data folder, the log (engine/wal) and the engine it feeds;
+// it may import engine and engine/wal, never api. It sits above engine
+// and below api (see engine's package doc for the floor plan).
+//
 // # Atomic batches, durability and visibility
 //
 // The records of one Write go to the log as one batch record (wal's
@@ -26,8 +30,15 @@
 // snapshot that fails for want of space refuses writes too, until one
 // succeeds (ErrDiskFull), while reads go on.
 //
-// Lock order: appendMu, then applyMu (never the other way); the log's own
-// locks are leaves.
+// # Lock order
+//
+// snapMu -> appendMu -> applyMu -> the engine's locks. snapMu lets one
+// snapshot (or compaction) run at a time; appendMu orders log appends;
+// applyMu orders the Applies of durable batches in log order (applyCond
+// waits on it). A snapshot holds applyMu only while the engine begins its
+// capture (BeginSnapshot), then writes it out with applyMu released. The
+// log's own locks are leaves and never call back. Nothing takes snapMu
+// while holding appendMu or applyMu.
 package store
 
 import (
@@ -324,7 +335,7 @@ func (s *Store) appendBatch(recs []engine.Record) (wal.Ticket, error) {
 	s.appendMu.Unlock()
 	if err != nil {
 		if errors.Is(err, wal.ErrFull) {
-			return t, fmt.Errorf("%w: %v", engine.ErrOverloaded, err)
+			return t, fmt.Errorf("%w: %w", engine.ErrOverloaded, err)
 		}
 		return t, fmt.Errorf("cannot append to the write-ahead log: %w", err)
 	}

@@ -29,18 +29,26 @@ import (
 //
 //	identify  = anonymous_id customer to_anonymous_id
 //
-// Version 3 (any op, written when the record has an EventID):
+// Version 3 (product only, written when it names a product group): the
+// version 1 product followed by
 //
-//	payload   = 3 event_id received:varint(unix ms) version-2 body
+//	group
 //
-// where the version-2 body is identify's with to_anonymous_id, and every
-// other op's version-1 body.
+// Version 4 (any op, written when the record has an EventID):
+//
+//	payload   = 4 event_id received:varint(unix ms) body
+//
+// where the body is identify's of version 2 (with to_anonymous_id), a
+// product's of version 3 (with its group, empty or not: Apply refuses an
+// event_id on a product, and replay must read what was logged), and the
+// version 1 body of the others.
 //
 // Strings are uvarint length + bytes.
 const (
 	recordVersion   = 1
 	recordVersionV2 = 2
 	recordVersionV3 = 3
+	recordVersionV4 = 4
 )
 
 // ErrBadRecord reports a payload that does not decode.
@@ -56,12 +64,23 @@ const (
 // AppendRecord appends r's payload encoding to dst.
 func AppendRecord(dst []byte, r *Record) []byte {
 	if r.EventID != "" {
-		dst = append(dst, recordVersionV3)
+		dst = append(dst, recordVersionV4)
 		dst = binfmt.AppendString(dst, r.EventID)
 		dst = binfmt.AppendVarint(dst, r.Received)
-		if r.Op == OpIdentify {
+		switch r.Op {
+		case OpIdentify:
 			id := &r.Identify
 			return binfmt.AppendString(binfmt.AppendString(binfmt.AppendString(dst, id.AnonymousID), id.Customer), id.ToAnonymousID)
+		case OpProduct:
+			// Only events, identify and exclusions take an id (Apply
+			// refuses the others), but the record is logged all the same,
+			// and replay must refuse it too: the version 3 body, group and
+			// all.
+			dst = appendBody(dst, r)
+			if r.Product.Group == "" {
+				dst = binfmt.AppendString(dst, "")
+			}
+			return dst
 		}
 		return appendBody(dst, r)
 	}
@@ -70,10 +89,15 @@ func AppendRecord(dst []byte, r *Record) []byte {
 		dst = append(dst, recordVersionV2)
 		return binfmt.AppendString(binfmt.AppendString(binfmt.AppendString(dst, id.AnonymousID), id.Customer), id.ToAnonymousID)
 	}
-	return appendBody(append(dst, recordVersion), r)
+	if r.Op == OpProduct && r.Product.Group != "" {
+		dst = append(dst, recordVersionV3)
+	} else {
+		dst = append(dst, recordVersion)
+	}
+	return appendBody(dst, r)
 }
 
-// appendBody appends the version-1 body of r.
+// appendBody appends r's body, after its version byte.
 func appendBody(dst []byte, r *Record) []byte {
 	s := binfmt.AppendString
 	switch r.Op {
@@ -92,6 +116,9 @@ func appendBody(dst []byte, r *Record) []byte {
 			dst = s(s(dst, v.SKU), v.Size)
 		}
 		dst = append(dst, b2u(p.Inactive))
+		if p.Group != "" {
+			dst = s(dst, p.Group)
+		}
 	case OpInventory:
 		dst = s(s(dst, r.Inventory.SKU), r.Inventory.Location)
 		dst = binfmt.AppendVarint(dst, r.Inventory.Quantity)
@@ -135,20 +162,25 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 	rd := binfmt.NewReader(b)
 	rd.MaxString = maxRecordString
 	v := rd.Byte()
-	if v == recordVersionV3 {
+	if v == recordVersionV4 {
 		r.EventID, r.Received = rd.String(), rd.Varint()
 		if r.EventID == "" {
-			return fmt.Errorf("%w: version 3 without an event id", ErrBadRecord)
+			return fmt.Errorf("%w: version 4 without an event id", ErrBadRecord)
 		}
-		v = recordVersion
-		if op == OpIdentify {
+		switch op {
+		case OpIdentify:
 			v = recordVersionV2
+		case OpProduct:
+			v = recordVersionV3
+		default:
+			v = recordVersion
 		}
 	}
 	switch {
 	case v == recordVersionV2 && op == OpIdentify:
 		r.Identify = Identify{AnonymousID: rd.String(), Customer: rd.String(), ToAnonymousID: rd.String()}
 		return finishDecode(op, rd, r)
+	case v == recordVersionV3 && op == OpProduct:
 	case v != recordVersion:
 		return fmt.Errorf("%w: version %d", ErrBadRecord, v)
 	}
@@ -172,6 +204,11 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 			}
 		}
 		p.Inactive = rd.Bool()
+		if v == recordVersionV3 {
+			if p.Group = rd.String(); p.Group == "" && rd.Err() == nil && r.EventID == "" {
+				return fmt.Errorf("%w: product: version 3 with no group", ErrBadRecord)
+			}
+		}
 	case OpInventory:
 		r.Inventory = Inventory{SKU: rd.String(), Location: rd.String(), Quantity: rd.Varint()}
 	case OpEvent:

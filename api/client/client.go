@@ -19,8 +19,9 @@
 // stores and exclusions are absolute, and events, links and exclusions
 // carry an event_id (filled in here when empty) that the server applies
 // once. Picks with Record set are repeated only when the server said it
-// recorded nothing. A 503 without Retry-After (the server's log cannot be
-// written) and every other 4xx are returned at once.
+// recorded nothing. Every other 4xx is returned at once, and so is a
+// Retry-After longer than Retry.Max (Error.RetryAfter says when to come
+// back) or than the context's deadline allows.
 package client
 
 import (

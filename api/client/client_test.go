@@ -204,8 +204,10 @@ func TestRetryResendsTheSameEventIDs(t *testing.T) {
 	rec.mu.Lock()
 	rec.lose = map[int]bool{before: true}
 	rec.mu.Unlock()
+	// The first attempt was applied, its answer lost: the retry is
+	// acknowledged as duplicates, and the purchase counts once.
 	res, err := c.Events(t.Context(), evs)
-	if err != nil || res.Applied != 2 {
+	if err != nil || res.Applied != 0 || res.Duplicates != 2 {
 		t.Fatalf("events: %+v %v", res, err)
 	}
 	sent := rec.sent()[before:]
@@ -215,6 +217,9 @@ func TestRetryResendsTheSameEventIDs(t *testing.T) {
 	first, retry := eventIDs(t, sent[0]), eventIDs(t, sent[1])
 	if !slices.Equal(first, retry) || first[1] != "mine-1" || first[0] == "" {
 		t.Fatalf("the retry sent event ids %v, the first attempt %v", retry, first)
+	}
+	if p, err := c.Customer(t.Context(), "ann"); err != nil || len(p.Purchases) != 1 || len(p.Views) != 1 {
+		t.Fatalf("ann after a retried batch: %+v %v", p, err)
 	}
 }
 
@@ -269,21 +274,34 @@ func TestRetryAfterOverload(t *testing.T) {
 	}
 }
 
-// failingWriter's disk is gone: a 503 without Retry-After.
+// failingWriter's disk is full: 503, Retry-After 5.
 type failingWriter struct{ calls *atomic.Int32 }
 
 func (w failingWriter) Write([]engine.Record, []error) error {
 	w.calls.Add(1)
-	return errors.New("store: cannot write log: disk full")
+	return errors.New("store: cannot write log: no space left on device")
 }
 
-func TestNoRetryWhenTheLogCannotBeWritten(t *testing.T) {
+// TestDiskFullIsRetriedAfterRetryAfter: the server says when to come back;
+// within Retry.Max the client waits and retries, beyond it the caller
+// gets the error with RetryAfter at once.
+func TestDiskFullIsRetriedAfterRetryAfter(t *testing.T) {
 	var calls atomic.Int32
-	c := newClient(t, client.Options{BaseURL: startServer(t, nil, failingWriter{&calls}), WriteKey: writeKey})
+	base := startServer(t, nil, failingWriter{&calls})
+	c := newClient(t, client.Options{BaseURL: base, WriteKey: writeKey, Retry: client.Retry{Attempts: 3, Base: time.Millisecond, Max: time.Second}})
 	var ce *client.Error
+	start := time.Now()
 	_, err := c.Locations(t.Context(), []client.Location{{ID: "store-1"}})
-	if !errors.As(err, &ce) || ce.Status != 503 || ce.RetryAfter != 0 || calls.Load() != 1 {
-		t.Fatalf("%v after %d writes; want one 503 without Retry-After", err, calls.Load())
+	if !errors.As(err, &ce) || ce.Status != 503 || ce.RetryAfter != 5*time.Second || calls.Load() != 1 || time.Since(start) > 4*time.Second {
+		t.Fatalf("%v after %d writes and %v; want one 503 with Retry-After 5 s, returned at once", err, calls.Load(), time.Since(start))
+	}
+	// A deadline before the Retry-After ends the wait at once too.
+	c = newClient(t, client.Options{BaseURL: base, WriteKey: writeKey, Retry: client.Retry{Attempts: 3, Base: time.Millisecond, Max: 10 * time.Second}})
+	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+	defer cancel()
+	calls.Store(0)
+	if _, err := c.Locations(ctx, []client.Location{{ID: "store-1"}}); !errors.As(err, &ce) || !errors.Is(err, context.DeadlineExceeded) || calls.Load() != 1 {
+		t.Fatalf("%v after %d writes; want the 503 and the deadline", err, calls.Load())
 	}
 }
 

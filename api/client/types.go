@@ -108,6 +108,10 @@ type Exclusion struct {
 // sent for it.
 type WriteResult struct {
 	Applied int // objects applied
+	// Duplicates counts objects whose event_id the server had applied
+	// before (a retry of a write whose answer was lost): acknowledged, not
+	// applied again.
+	Duplicates int
 	// Rejected lists the objects refused, with Index their position in the
 	// slice given to the write method.
 	Rejected []Reject

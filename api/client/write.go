@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/klauspost/compress/gzip"
 )
@@ -74,6 +75,7 @@ func write[T any](ctx context.Context, c *Client, path string, objs []T) (WriteR
 			return fmt.Errorf("%w (objects %d to %d not applied)", err, first, next-1)
 		}
 		res.Applied += reply.Applied
+		res.Duplicates += reply.Duplicates
 		for _, r := range reply.Rejected {
 			r.Index += first
 			res.Rejected = append(res.Rejected, r)
@@ -101,8 +103,9 @@ func write[T any](ctx context.Context, c *Client, path string, objs []T) (WriteR
 // writeReply is the answer to a write: 200, or 400 when nothing in the body
 // could be applied (then with the error's fields too).
 type writeReply struct {
-	Applied  int      `json:"applied"`
-	Rejected []Reject `json:"rejected"`
+	Applied    int      `json:"applied"`
+	Duplicates int      `json:"duplicates"`
+	Rejected   []Reject `json:"rejected"`
 }
 
 // post sends one NDJSON body, encoded, and reads the reply.
@@ -134,4 +137,46 @@ func (c *Client) post(ctx context.Context, path string, ndjson []byte) (writeRep
 	defer resp.Body.Close()
 	err = c.decode(resp, &reply, "POST "+path)
 	return reply, err
+}
+
+// Erase forgets a customer, or with anonymous an anonymous id (DELETE
+// /v1/customers/{id}): the profile, the ids linked into it, its
+// impressions, campaigns and exclusions. An unknown id is an *Error with
+// Status 404. Erasing twice is safe, so a lost answer is retried.
+func (c *Client) Erase(ctx context.Context, id string, anonymous bool) error {
+	r := &request{method: http.MethodDelete, path: "/v1/customers/" + url.PathEscape(id), write: true, idempotent: true}
+	if anonymous {
+		r.query = url.Values{"anonymous": {"1"}}
+	}
+	resp, err := c.do(ctx, r)
+	if err != nil {
+		return err
+	}
+	drain(resp)
+	return nil
+}
+
+// CompactResult is what POST /v1/admin/compact did.
+type CompactResult struct {
+	Snapshot           string `json:"snapshot"` // the snapshot file written
+	Seq                uint64 `json:"seq"`      // the last log record it holds
+	RemovedSnapshots   int    `json:"removed_snapshots"`
+	RemovedWALSegments int    `json:"removed_wal_segments"`
+	TookMS             int64  `json:"took_ms"`
+}
+
+// Compact has the server snapshot now and delete the log and snapshots
+// the new one makes unneeded (after an erasure, no file holds the id any
+// more). It answers once done.
+func (c *Client) Compact(ctx context.Context) (*CompactResult, error) {
+	resp, err := c.do(ctx, &request{method: http.MethodPost, path: "/v1/admin/compact", write: true, idempotent: true})
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var res CompactResult
+	if err := c.decode(resp, &res, "POST /v1/admin/compact"); err != nil {
+		return nil, err
+	}
+	return &res, nil
 }

@@ -289,6 +289,9 @@ func endpointOf(path []byte) endpoint {
 	if len(path) > len(audiencePrefix) && string(path[:len(audiencePrefix)]) == audiencePrefix {
 		return epAudiences
 	}
+	if len(path) > len(imagePrefix) && string(path[:len(imagePrefix)]) == imagePrefix {
+		return epImages
+	}
 	return epOther
 }
 
@@ -310,6 +313,15 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 			return
 		}
 		s.handleMetrics(ctx)
+		return
+	case epImages:
+		// Open: email clients and ad platforms' crawlers fetch pictures
+		// without a key (see images.go).
+		if !get {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.handleImage(ctx, path[len(imagePrefix):])
 		return
 	}
 	acc := s.access(ctx)

@@ -437,7 +437,10 @@ func (e *Engine) applyLocation(l *Location) error {
 	}
 	e.mu.Lock()
 	e.captureIndexLocked()
-	e.idx.Location(l.ID)
+	d := e.idx.Location(l.ID)
+	if l.Name != "" {
+		e.idx.SetLocationDisplayName(d, l.Name)
+	}
 	e.mu.Unlock()
 	return nil
 }

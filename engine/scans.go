@@ -94,3 +94,19 @@ func (e *Engine) AppendLocationIDs(dst []string) []string {
 	}
 	return dst
 }
+
+// LocationName returns the name a location was registered with (POST
+// /v1/locations), or its id when it has none; ok is false for an unknown
+// location.
+func (e *Engine) LocationName(id string) (name string, ok bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	d, ok := e.idx.LookupLocation(id)
+	if !ok {
+		return "", false
+	}
+	if n := e.idx.LocationDisplayName(d); n != "" {
+		return n, true
+	}
+	return id, true
+}

@@ -197,7 +197,7 @@ func check(t *testing.T, w *collected) stats {
 			errorf("product %q clashes with the end-to-end tests' ids", p.ID)
 		}
 		if p.Title == "" || p.Brand == "" || p.Currency != "EUR" || !(p.Price > 0) || len(p.Tags) == 0 ||
-			p.URL != "https://shop.example/p/"+p.ID || p.Image != "https://shop.example/i/"+p.ID+".jpg" {
+			p.URL != "https://shop.example/p/"+p.ID || p.Image != "/img/"+p.ID+".svg" {
 			errorf("product %+v is incomplete", *p)
 		}
 		c := known[p.Category]

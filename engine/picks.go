@@ -183,26 +183,8 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	}
 	pk.loadPopularity(e)
 
-	// 1. Personal sources. The context's relations weigh double.
-	perAnchor := e.opts.RelatedPerAnchor
-	if pk.ctx != nil {
-		e.addRelated(pk, pk.ctx.Dense, 2, 2*perAnchor)
-	}
-	if ch != ChannelScreen {
-		for i, a := range pk.anchors {
-			n := perAnchor
-			if t := e.opts.TaperAnchors; t >= 0 && i >= t {
-				n = max(2, perAnchor/4)
-			}
-			e.addRelated(pk, a, 1, n)
-		}
-	}
-	for _, p := range pk.cart {
-		pk.propose(p, flagCart)
-	}
-	for _, p := range pk.views {
-		pk.propose(p, flagViewed)
-	}
+	// 1. Personal sources.
+	e.proposePersonal(pk, ch)
 	e.touch(pk, pk.ids)
 	for _, p := range pk.ids {
 		s := &pk.slots[p]
@@ -225,6 +207,31 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 		dst = e.pin(pk, dst, base, q.Pins, k)
 	}
 	return dst
+}
+
+// proposePersonal proposes the personal sources' products: the related
+// items of the context (weighing double) and of the customer's recent
+// history, the cart and the recent views.
+func (e *Engine) proposePersonal(pk *picker, ch Channel) {
+	perAnchor := e.opts.RelatedPerAnchor
+	if pk.ctx != nil {
+		e.addRelated(pk, pk.ctx.Dense, 2, 2*perAnchor)
+	}
+	if ch != ChannelScreen {
+		for i, a := range pk.anchors {
+			n := perAnchor
+			if t := e.opts.TaperAnchors; t >= 0 && i >= t {
+				n = max(2, perAnchor/4)
+			}
+			e.addRelated(pk, a, 1, n)
+		}
+	}
+	for _, p := range pk.cart {
+		pk.propose(p, flagCart)
+	}
+	for _, p := range pk.views {
+		pk.propose(p, flagViewed)
+	}
 }
 
 // touch loads the hot records and popularity of the products in ids
@@ -632,7 +639,7 @@ func (e *Engine) consider(pk *picker, p uint32, flags uint8, rel float32) bool {
 	if it == nil {
 		return false
 	}
-	score, reason, demoted := pk.scoreHot(e, p, &h, it, flags, rel)
+	score, reason, demoted := pk.scoreHot(e, p, &h, it, flags, rel, nil)
 	pk.cands = append(pk.cands, cand{item: it, score: score, leaf: h.Leaf, reason: reason})
 	if demoted {
 		return false
@@ -724,12 +731,13 @@ func (pk *picker) mayRebuy(e *Engine, it *index.Item, t uint32) bool {
 // whether it is demoted (buried or capped).
 func (pk *picker) score(e *Engine, it *index.Item, flags uint8, rel float32) (float64, Reason, bool) {
 	h := e.idx.Hot(it.Dense)
-	return pk.scoreHot(e, it.Dense, &h, it, flags, rel)
+	return pk.scoreHot(e, it.Dense, &h, it, flags, rel, nil)
 }
 
 // scoreHot is score for product p with hot record h (and item it, read
-// only when h cannot hold all its facets).
-func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, flags uint8, rel float32) (float64, Reason, bool) {
+// only when h cannot hold all its facets). parts, when not nil, receives
+// the score's terms (ExplainPicks); the picks path passes nil.
+func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, flags uint8, rel float32, parts *ScoreParts) (float64, Reason, bool) {
 	reason, prior := ReasonPopular, pk.prior[ReasonPopular]
 	consider := func(r Reason) {
 		if p := pk.prior[r]; p > prior || (p == prior && r > reason) {
@@ -791,10 +799,18 @@ func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, fl
 		score -= buryPenalty
 		demoted = true
 	}
+	capped := false
 	if len(pk.capped) > 0 {
-		if _, capped := slices.BinarySearch(pk.capped, p); capped {
+		if _, capped = slices.BinarySearch(pk.capped, p); capped {
 			score -= capPenalty
 			demoted = true
+		}
+	}
+	if parts != nil {
+		*parts = ScoreParts{Reason: reason, Prior: prior, Affinity: o.AffinityWeight * dot, Related: o.RelatedWeight * float64(rel),
+			Popularity: o.PopularityWeight * popularity, Buried: bits&facetBury != 0, Capped: capped, Score: score}
+		if bits&facetBoost != 0 {
+			parts.Boost = o.BoostWeight
 		}
 	}
 	return score, reason, demoted

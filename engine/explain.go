@@ -3,7 +3,6 @@ package engine
 import (
 	"math"
 	"strings"
-
 )
 
 // Read-only views for people asking "why did she see this?" (the
@@ -184,4 +183,3 @@ func rankIn(t *topList, d uint32) int {
 	}
 	return 0
 }
-

@@ -90,7 +90,8 @@ type Server struct {
 	inFlight atomic.Int64 // requests in handle, bounded by MaxInFlight
 	metrics  *Metrics
 
-	screenPage *template.Template // the store kiosk page, parsed once
+	screenPage  *template.Template // the store kiosk page, parsed once
+	explorePage *template.Template // the explorer page, parsed once
 }
 
 // connsPerInFlight sets fasthttp's connection limit, a backstop above
@@ -117,6 +118,10 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	explore, err := newExplorePage()
+	if err != nil {
+		return nil, err
+	}
 	if opts.Writer == nil {
 		opts.Writer = direct{opts.Engine}
 	}
@@ -136,7 +141,7 @@ func New(opts Options) (*Server, error) {
 		opts.Metrics = NewMetrics()
 	}
 	s := &Server{opts: opts, done: make(chan struct{}), closing: make(chan struct{}), keys: keys, fresh: newFreshConns(),
-		screenPage: page, picksTmpl: newPicksTemplate(), metrics: opts.Metrics}
+		screenPage: page, explorePage: explore, picksTmpl: newPicksTemplate(), metrics: opts.Metrics}
 	if err := s.metrics.register(s); err != nil {
 		return nil, err
 	}
@@ -292,6 +297,9 @@ func endpointOf(path []byte) endpoint {
 	if len(path) > len(imagePrefix) && string(path[:len(imagePrefix)]) == imagePrefix {
 		return epImages
 	}
+	if isExplorePath(path) {
+		return epExplore
+	}
 	return epOther
 }
 
@@ -325,9 +333,11 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 		return
 	}
 	acc := s.access(ctx)
-	if acc == accessNone && ep == epScreen {
+	if acc == accessNone && (ep == epScreen || ep == epExplore && string(path) == explorePath) {
 		// A kiosk's EventSource cannot set headers: its page and stream
-		// may carry the key in the query string instead.
+		// may carry the key in the query string instead. So may the
+		// explorer's page, opened by a browser (its script sends the key
+		// as a header).
 		acc = s.queryAccess(ctx)
 	}
 	if acc == accessNone {
@@ -359,6 +369,12 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 			return
 		}
 		s.handleAudience(ctx, path[len(audiencePrefix):])
+	case epExplore:
+		if !get {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.handleExplore(ctx, path[len(explorePath):])
 	case epFeeds:
 		if !get {
 			methodNotAllowed(ctx, "GET")

@@ -27,6 +27,11 @@ import (
 //
 //	identify  = anonymous_id customer to_anonymous_id
 //
+// Version 2 of a product (written when it has attributes): version 1's
+// fields, then
+//
+//	nattributes:uvarint (key value)*
+//
 // Strings are uvarint length + bytes.
 const (
 	recordVersion   = 1
@@ -50,7 +55,11 @@ func AppendRecord(dst []byte, r *Record) []byte {
 		dst = append(dst, recordVersionV2)
 		return binfmt.AppendString(binfmt.AppendString(binfmt.AppendString(dst, id.AnonymousID), id.Customer), id.ToAnonymousID)
 	}
-	dst = append(dst, recordVersion)
+	if r.Op == OpProduct && len(r.Product.Attributes) > 0 {
+		dst = append(dst, recordVersionV2)
+	} else {
+		dst = append(dst, recordVersion)
+	}
 	s := binfmt.AppendString
 	switch r.Op {
 	case OpProduct:
@@ -68,6 +77,12 @@ func AppendRecord(dst []byte, r *Record) []byte {
 			dst = s(s(dst, v.SKU), v.Size)
 		}
 		dst = append(dst, b2u(p.Inactive))
+		if len(p.Attributes) > 0 {
+			dst = binfmt.AppendUvarint(dst, uint64(len(p.Attributes)))
+			for _, a := range p.Attributes {
+				dst = s(s(dst, a.Key), a.Value)
+			}
+		}
 	case OpInventory:
 		dst = s(s(dst, r.Inventory.SKU), r.Inventory.Location)
 		dst = binfmt.AppendVarint(dst, r.Inventory.Quantity)
@@ -106,10 +121,12 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 	*r = Record{Op: op}
 	rd := binfmt.NewReader(b)
 	rd.MaxString = maxRecordString
-	switch v := rd.Byte(); {
+	v := rd.Byte()
+	switch {
 	case v == recordVersionV2 && op == OpIdentify:
 		r.Identify = Identify{AnonymousID: rd.String(), Customer: rd.String(), ToAnonymousID: rd.String()}
 		return finishDecode(op, rd, r)
+	case v == recordVersionV2 && op == OpProduct:
 	case v != recordVersion:
 		return fmt.Errorf("%w: version %d", ErrBadRecord, v)
 	}
@@ -133,6 +150,13 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 			}
 		}
 		p.Inactive = rd.Bool()
+		if v == recordVersionV2 {
+			n := rd.Count(maxListLen)
+			p.Attributes = make([]Attribute, n)
+			for i := range p.Attributes {
+				p.Attributes[i] = Attribute{Key: rd.String(), Value: rd.String()}
+			}
+		}
 	case OpInventory:
 		r.Inventory = Inventory{SKU: rd.String(), Location: rd.String(), Quantity: rd.Varint()}
 	case OpEvent:

@@ -11,8 +11,15 @@ import (
 // Snapshot encoding of an index: the dictionaries in dense-id order (so
 // every dense id, which profiles and relations refer to, comes back the
 // same), the items, the SKU owners and the stock quantities. Bitmaps are
-// derived, so they are rebuilt rather than stored. Version 1, frozen.
-const snapshotVersion = 1
+// derived, so they are rebuilt rather than stored.
+//
+// Version 2 adds each item's attributes (after its active flag:
+// nattributes (key value)*) and, at the end, each location's registered
+// name. Version 1 (neither) is still read; both are frozen.
+const (
+	snapshotVersion   = 2
+	snapshotVersionV1 = 1
+)
 
 // ErrBadSnapshot reports an index snapshot that does not decode.
 var ErrBadSnapshot = errors.New("index: malformed snapshot")
@@ -53,6 +60,10 @@ func (x *Index) AppendSnapshot(dst []byte) []byte {
 			dst = binfmt.AppendString(dst, v.Size)
 		}
 		dst = append(dst, b2u(it.Active))
+		dst = binfmt.AppendUvarint(dst, uint64(len(it.Attributes)))
+		for _, a := range it.Attributes {
+			dst = binfmt.AppendString(binfmt.AppendString(dst, a.Key), a.Value)
+		}
 	}
 	dst = binfmt.AppendUvarint(dst, uint64(len(x.skuInfo)))
 	for _, si := range x.skuInfo {
@@ -73,12 +84,16 @@ func (x *Index) AppendSnapshot(dst []byte) []byte {
 			dst = binfmt.AppendUvarint(dst, uint64(ls.qty[sku]))
 		}
 	}
+	for l := range x.locStock {
+		dst = binfmt.AppendString(dst, x.locStock[l].name)
+	}
 	return dst
 }
 
 // LoadSnapshot rebuilds an index from its snapshot encoding, read from r.
 func LoadSnapshot(r *binfmt.Reader) (*Index, error) {
-	if v := r.Byte(); v != snapshotVersion {
+	v := r.Byte()
+	if v != snapshotVersion && v != snapshotVersionV1 {
 		return nil, fmt.Errorf("%w: version %d", ErrBadSnapshot, v)
 	}
 	x := New()
@@ -142,6 +157,14 @@ func LoadSnapshot(r *binfmt.Reader) (*Index, error) {
 			it.Variants[i] = Variant{SKU: x.skus.Name(sd), Size: r.String()}
 		}
 		it.Active = r.Bool()
+		if v >= 2 {
+			if na := r.Count(maxSnapshotCount); na > 0 {
+				it.Attributes = make([]Attribute, na)
+				for i := range it.Attributes {
+					it.Attributes[i] = Attribute{Key: r.String(), Value: r.String()}
+				}
+			}
+		}
 		if r.Err() != nil {
 			break
 		}
@@ -177,6 +200,11 @@ func LoadSnapshot(r *binfmt.Reader) (*Index, error) {
 				return nil, fmt.Errorf("%w: stock entry sku %d quantity %d", ErrBadSnapshot, sd, q)
 			}
 			x.setQty(uint32(l), sd, int64(q))
+		}
+	}
+	if v >= 2 {
+		for l := range x.locStock {
+			x.locStock[l].name = r.String()
 		}
 	}
 	if r.Err() != nil {

@@ -54,8 +54,14 @@ type feeds struct {
 	writers sync.Pool    // *feedWriter
 }
 
-// metaHeader is the Meta catalog's column list.
-var metaHeader = []string{"id", "item_group_id", "title", "description", "availability", "condition", "price", "link", "image_link", "brand", "size"}
+// feedAttributes are the product attributes the feeds carry, as Google
+// (g:KEY) and Meta (a column) both name them: Merchant Center requires
+// color, gender and age_group of apparel in its main markets.
+var feedAttributes = []string{"color", "gender", "age_group", "material", "pattern", "google_product_category"}
+
+// metaHeader is the Meta catalog's column list: the fixed columns, then
+// feedAttributes.
+var metaHeader = append([]string{"id", "item_group_id", "title", "description", "availability", "condition", "price", "link", "image_link", "brand", "size"}, feedAttributes...)
 
 func (s *Server) handleFeed(ctx *fasthttp.RequestCtx) {
 	args := ctx.QueryArgs()
@@ -339,6 +345,11 @@ func (fw *feedWriter) googleItem(it *index.Item, v *index.Variant, title string,
 	if v.Size != "" {
 		fw.elem("size", v.Size)
 	}
+	for _, k := range feedAttributes {
+		if v := it.Attr(k); v != "" {
+			fw.elem(k, v)
+		}
+	}
 	if it.Category != "" {
 		o.WriteString("<g:product_type>")
 		fw.esc = appendCategoryPath(fw.esc[:0], it.Category)
@@ -356,6 +367,9 @@ func (fw *feedWriter) metaRow(it *index.Item, v *index.Variant, title string, in
 	// The description and price view fw's scratch buffers: csv.Write
 	// copies them out before they change.
 	fw.rec = append(fw.rec[:0], v.SKU, it.ID, title, b2s(fw.desc), avail, "new", b2s(fw.price), fw.absolute(it.URL), fw.absolute(it.Image), it.Brand, v.Size)
+	for _, k := range feedAttributes {
+		fw.rec = append(fw.rec, it.Attr(k))
+	}
 	_ = fw.csv.Write(fw.rec)
 }
 

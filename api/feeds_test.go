@@ -151,7 +151,7 @@ func parseMeta(t *testing.T, body []byte) map[string]map[string]string {
 	if err != nil {
 		t.Fatalf("feed does not parse: %v\n%.2000s", err, body)
 	}
-	const header = "id,item_group_id,title,description,availability,condition,price,link,image_link,brand,size"
+	const header = "id,item_group_id,title,description,availability,condition,price,link,image_link,brand,size,color,gender,age_group,material,pattern,google_product_category"
 	if len(recs) == 0 || strings.Join(recs[0], ",") != header {
 		t.Fatalf("header %q, want %q", recs[:min(1, len(recs))], header)
 	}

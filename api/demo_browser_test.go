@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/png"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -257,7 +259,13 @@ func TestExplorerInChromium(t *testing.T) {
 			case <-stop:
 				return
 			case <-time.After(20 * time.Millisecond):
-				request(t, base, "GET", "/v1/picks?customer=C0024&channel=web&k=8", nil, "X-API-Key: "+readKey1)
+				// Not request: FailNow belongs to the test's goroutine.
+				req, _ := http.NewRequest("GET", base+"/v1/picks?customer=C0024&channel=web&k=8", nil)
+				req.Header.Set("X-API-Key", readKey1)
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
 			}
 		}
 	})
@@ -266,9 +274,22 @@ func TestExplorerInChromium(t *testing.T) {
 	if err := chromedp.Do(tab,
 		chromedp.Navigate(base+"/explore?key="+readKey1+"#customer=C0250"),
 		chromedp.WaitReady(`body[data-view="customer"][data-ready="1"]`),
-		chromedp.WaitReady(`#live[data-samples="2"]`),
 	); err != nil {
 		t.Fatal(err)
+	}
+	// Two reads of the metrics make a rate: wait for the second.
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		n, err := chromedp.Run(tab, chromedp.Evaluate[int](`Number(document.getElementById("live").dataset.samples)`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n >= 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the live panel took %d samples in 10 s", n)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	waitImages(t, tab, 20)
 	type customerView struct {

@@ -9,8 +9,10 @@
 package demo
 
 import (
+	"bytes"
 	"embed"
 	"fmt"
+	"io/fs"
 	"time"
 
 	"github.com/omnipick/omnipick/api"
@@ -40,20 +42,50 @@ func File(name string) ([]byte, error) {
 // products, inventory, events), with every event shifted by the same
 // amount so that the newest happens at now.
 func Records(now time.Time) ([]engine.Record, error) {
+	recs, _, err := records(files, now)
+	return recs, err
+}
+
+// origin is where a record came from: its file and line.
+type origin struct {
+	file string
+	line int
+}
+
+func (o origin) String() string { return fmt.Sprintf("%s line %d", o.file, o.line) }
+
+// records decodes the world's files in fsys, shifts the events to end at
+// now, and returns each record's origin beside it. A line the decoder
+// refuses is an error naming its file and line.
+func records(fsys fs.FS, now time.Time) ([]engine.Record, []origin, error) {
 	var dec api.Decoder
 	var recs []engine.Record
+	var origins []origin
 	var rejects []api.Reject
 	for _, f := range world.Files() {
-		body, err := files.ReadFile(f.Name)
+		body, err := fs.ReadFile(fsys, f.Name)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
+		from := len(recs)
 		recs, rejects, err = dec.Decode(f.Op, body, true, now.UnixMilli(), recs, rejects[:0])
 		if err != nil {
-			return nil, fmt.Errorf("demo: %s: %w", f.Name, err)
+			return nil, nil, fmt.Errorf("demo: %s: %w", f.Name, err)
 		}
 		if len(rejects) > 0 {
-			return nil, fmt.Errorf("demo: %s line %d: %s: %s", f.Name, rejects[0].Index+1, rejects[0].Field, rejects[0].Reason)
+			r := rejects[0]
+			return nil, nil, fmt.Errorf("demo: %s line %d: %s: %s", f.Name, objectLine(body, r.Index), r.Field, r.Reason)
+		}
+		// One record a non-blank line (no line was refused).
+		line := 0
+		for l := range bytes.Lines(body) {
+			line++
+			if len(bytes.TrimSpace(l)) > 0 {
+				origins = append(origins, origin{f.Name, line})
+			}
+		}
+		if len(origins) != len(recs) {
+			return nil, nil, fmt.Errorf("demo: %s: %d records from %d lines", f.Name, len(recs)-from, len(origins)-from)
 		}
 	}
 	var newest int64
@@ -68,15 +100,36 @@ func Records(now time.Time) ([]engine.Record, error) {
 			recs[i].Event.TS += shift
 		}
 	}
-	return recs, nil
+	return recs, origins, nil
+}
+
+// objectLine returns the 1-based line of b that holds object idx, counting
+// objects as api.Decoder does for NDJSON: one a line, blank lines skipped.
+func objectLine(b []byte, idx int) int {
+	line := 0
+	for l := range bytes.Lines(b) {
+		line++
+		if len(bytes.TrimSpace(l)) > 0 {
+			if idx == 0 {
+				return line
+			}
+			idx--
+		}
+	}
+	return line + 1
 }
 
 // Load writes the demo world through w in batches, its events shifted so
 // that the newest happens at now, and returns how many records were
-// applied. Any rejected record is an error: the files are generated and
-// checked, so a rejection means they drifted from the engine.
+// applied. Any rejected record is an error naming its file and line: the
+// files are generated and checked, so a rejection means they drifted from
+// the engine.
 func Load(w api.Writer, now time.Time) (int, error) {
-	recs, err := Records(now)
+	return load(files, w, now)
+}
+
+func load(fsys fs.FS, w api.Writer, now time.Time) (int, error) {
+	recs, origins, err := records(fsys, now)
 	if err != nil {
 		return 0, err
 	}
@@ -84,16 +137,16 @@ func Load(w api.Writer, now time.Time) (int, error) {
 	total := 0
 	for len(recs) > 0 {
 		batch := recs[:min(batchLines, len(recs))]
-		recs = recs[len(batch):]
 		clear(errs)
 		if err := w.Write(batch, errs[:len(batch)]); err != nil {
 			return total, err
 		}
 		for i, err := range errs[:len(batch)] {
 			if err != nil {
-				return total, fmt.Errorf("demo: %v record rejected: %w", batch[i].Op, err)
+				return total, fmt.Errorf("demo: %s: rejected: %w", origins[total+i], err)
 			}
 		}
+		recs = recs[len(batch):]
 		total += len(batch)
 	}
 	return total, nil

@@ -1,7 +1,10 @@
 package demo
 
 import (
+	"fmt"
+	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"github.com/omnipick/omnipick/bench/world"
@@ -114,4 +117,77 @@ func (d direct) Write(recs []engine.Record, errs []error) error {
 		errs[i] = d.e.Apply(&recs[i])
 	}
 	return nil
+}
+
+// TestLoadNamesTheLine: a bad record is an error naming its file and line,
+// whether the decoder or the engine refuses it, blank lines counted.
+func TestLoadNamesTheLine(t *testing.T) {
+	const n = 2*batchLines + 500
+	lines := func(line func(i int) string) *fstest.MapFile {
+		var b strings.Builder
+		for i := 1; i <= n; i++ {
+			b.WriteString(line(i))
+			b.WriteByte('\n')
+		}
+		return &fstest.MapFile{Data: []byte(b.String())}
+	}
+	product := func(i int) string { return fmt.Sprintf(`{"id":"P%d","title":"T","price":1,"variants":[{"sku":"P%d"}]}`, i, i) }
+	stock := func(i int) string { return fmt.Sprintf(`{"sku":"P%d","location":"online","quantity":1}`, i) }
+	for _, tc := range []struct {
+		name      string
+		products  func(i int) string
+		inventory func(i int) string
+		want      string // "" for success
+	}{
+		{"all good", product, stock, ""},
+		{"decoder refuses, third batch", func(i int) string {
+			if i == 2*batchLines+17 {
+				return `{"title":"no id"}`
+			}
+			return product(i)
+		}, stock, "demo: products.ndjson line 2017: id: "},
+		{"blank lines counted", func(i int) string {
+			switch i {
+			case 3, 1200:
+				return "  "
+			case 1500:
+				return `{"id":"P1500","price":-1}`
+			}
+			return product(i)
+		}, stock, "demo: products.ndjson line 1500: price: "},
+		{"engine refuses, second batch", product, func(i int) string {
+			if i == batchLines+250 {
+				return `{"sku":"no-such-sku","location":"online","quantity":1}`
+			}
+			return stock(i)
+		}, "demo: inventory.ndjson line 1250: rejected: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fsys := fstest.MapFS{
+				"locations.ndjson": {Data: []byte(`{"id":"online","name":"Shop"}` + "\n")},
+				"products.ndjson":  lines(tc.products),
+				"inventory.ndjson": lines(tc.inventory),
+				"events.ndjson":    {Data: nil},
+			}
+			total, err := load(fsys, direct{engine.New(engine.Options{})}, time.Now())
+			if tc.want == "" {
+				if err != nil || total != 1+2*n {
+					t.Fatalf("load: %d records, %v; want %d", total, err, 1+2*n)
+				}
+				return
+			}
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Fatalf("load: %v; want an error starting %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestObjectLine(t *testing.T) {
+	b := []byte("a\n\n  \r\nb\nc")
+	for idx, want := range []int{1, 4, 5, 6} {
+		if got := objectLine(b, idx); got != want {
+			t.Errorf("objectLine(%d) = %d, want %d", idx, got, want)
+		}
+	}
 }

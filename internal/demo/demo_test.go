@@ -131,7 +131,9 @@ func TestLoadNamesTheLine(t *testing.T) {
 		}
 		return &fstest.MapFile{Data: []byte(b.String())}
 	}
-	product := func(i int) string { return fmt.Sprintf(`{"id":"P%d","title":"T","price":1,"variants":[{"sku":"P%d"}]}`, i, i) }
+	product := func(i int) string {
+		return fmt.Sprintf(`{"id":"P%d","title":"T","price":1,"variants":[{"sku":"P%d"}]}`, i, i)
+	}
 	stock := func(i int) string { return fmt.Sprintf(`{"sku":"P%d","location":"online","quantity":1}`, i) }
 	for _, tc := range []struct {
 		name      string

@@ -3,7 +3,6 @@
 package engine
 
 import (
-	"fmt"
 	"testing"
 )
 
@@ -45,32 +44,5 @@ func TestPicksForLinkedAnonymousAllocateNothing(t *testing.T) {
 	}
 	if len(dst) == 0 || len(dst) != len(want) || dst[0].Item != want[0].Item {
 		t.Fatal("the linked id does not get its customer's picks")
-	}
-}
-
-// TestProfileReadsAllocateNothing: once a scratch profile has grown, reading
-// a profile into it allocates nothing, with its strings (equal to those it
-// holds) or without.
-func TestProfileReadsAllocateNothing(t *testing.T) {
-	s := testShard(defaultMinGarbage)
-	for i := range 2 {
-		slot, _ := s.slotLocked(fmt.Sprint("C", i), uint64(i), false, true)
-		pr := sampleProfile(10 * (i + 1))
-		s.writeLocked(slot, &pr)
-	}
-	var scratch profile
-	for _, strs := range []bool{false, true} {
-		s.readLocked(1, &scratch, strs) // grow
-		if n := testing.AllocsPerRun(100, func() {
-			s.readLocked(0, &scratch, strs)
-			s.readLocked(1, &scratch, strs)
-		}); n != 0 && !strs {
-			t.Fatalf("strs=%v: %v allocations per read", strs, n)
-		}
-		// With strings, the smaller profile's differ from the larger's, so
-		// only reading one profile again and again allocates nothing.
-		if n := testing.AllocsPerRun(100, func() { s.readLocked(1, &scratch, strs) }); n != 0 {
-			t.Fatalf("strs=%v: %v allocations per read", strs, n)
-		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/omnipick/omnipick/engine/profile"
 	"github.com/omnipick/omnipick/index"
 )
 
@@ -106,12 +107,11 @@ func (e *Engine) Audience(q *AudienceQuery, buf []Member, fn func(batch []Member
 		buf = make([]Member, 0, audienceBatch)
 	}
 	batch := buf[:0]
-	for si := range e.shards {
-		s := &e.shards[si]
+	for si := range e.profiles.Shards() {
 		for _, anon := range [2]bool{false, true} {
 			for d := 0; ; {
 				var more bool
-				batch, d, more = e.scanShard(s, anon, d, m, batch)
+				batch, d, more = e.scanShard(si, anon, d, m, batch)
 				if len(batch) == cap(batch) {
 					if err := fn(batch); err != nil {
 						return err
@@ -131,35 +131,22 @@ func (e *Engine) Audience(q *AudienceQuery, buf []Member, fn func(batch []Member
 }
 
 // scanShard appends to batch the members among the customers (or
-// anonymous ids) of s from dense id d on, until batch is full or
-// audienceScan ids were examined. It returns the batch, the dense id to
-// resume from and whether ids remain. Walking the dense ids rather than
-// the profiles gives each profile's id without a reverse map: custProf and
-// anonProf map dense ids to profiles, and the dictionaries only grow.
-func (e *Engine) scanShard(s *shard, anon bool, d int, m *matcher, batch []Member) ([]Member, int, bool) {
+// anonymous ids) of profile shard si from dense id d on, until batch is
+// full or audienceScan ids were examined. It returns the batch, the dense
+// id to resume from and whether ids remain.
+func (e *Engine) scanShard(si int, anon bool, d int, m *matcher, batch []Member) ([]Member, int, bool) {
 	// Lock order: Engine.mu (for the catalog's category postings), then
-	// the shard.
+	// the shard (inside Scan).
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	dict, slots := s.customers, s.custProf
-	if anon {
-		dict, slots = s.anons, s.anonProf
-	}
 	m.load(e.idx)
-	n := min(dict.Len(), len(slots))
-	end := min(n, d+audienceScan)
-	for ; d < end && len(batch) < cap(batch); d++ {
-		if s.refs[slots[d]].to != 0 {
-			continue // merged: its history lives with another actor
+	d, more := e.profiles.Scan(si, anon, d, audienceScan, &m.prof, func(id string, pr *profile.Profile) bool {
+		if m.match(pr) {
+			batch = append(batch, Member{ID: id, Anonymous: anon})
 		}
-		s.readLocked(slots[d], &m.prof, false)
-		if m.match(&m.prof) {
-			batch = append(batch, Member{ID: dict.Name(uint32(d)), Anonymous: anon})
-		}
-	}
-	return batch, d, d < n
+		return len(batch) < cap(batch)
+	})
+	return batch, d, more
 }
 
 // matcher judges profiles for one AudienceQuery. Times are unix seconds.
@@ -175,7 +162,7 @@ type matcher struct {
 	known   bool
 	any     bool
 	posting *roaring.Bitmap
-	prof    profile // the profile being judged, decoded
+	prof    profile.Profile // the profile being judged, decoded
 }
 
 func (e *Engine) newMatcher(q *AudienceQuery, now uint32) (*matcher, error) {
@@ -228,13 +215,13 @@ func (m *matcher) load(idx *index.Index) {
 
 // match reports whether a profile belongs to the audience; the caller
 // holds its shard's lock (and Engine.mu, for the category posting).
-func (m *matcher) match(pr *profile) bool {
+func (m *matcher) match(pr *profile.Profile) bool {
 	switch m.kind {
 	case AudienceCartAbandoners:
-		for _, c := range pr.cart {
+		for _, c := range pr.Cart {
 			// A product bought at any time does not count: picks leave it
 			// out too, so the ad could not show it.
-			if c.t >= m.oldest && c.t <= m.newest && !pr.bought(c.p) {
+			if c.T >= m.oldest && c.T <= m.newest && !pr.Bought(c.P) {
 				return true
 			}
 		}
@@ -242,12 +229,12 @@ func (m *matcher) match(pr *profile) bool {
 		if !m.any && !m.known {
 			return false // no product was ever in that category
 		}
-		for i := len(pr.views) - 1; i >= 0; i-- {
-			v := pr.views[i]
-			if v.t < m.since {
+		for i := len(pr.Views) - 1; i >= 0; i-- {
+			v := pr.Views[i]
+			if v.T < m.since {
 				continue // views are mostly in time order, but not strictly: late events
 			}
-			if m.any || m.posting.Contains(v.p) {
+			if m.any || m.posting.Contains(v.P) {
 				return true
 			}
 		}

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/omnipick/omnipick/engine/profile"
 )
 
 // applyExclusion keeps a product out of one actor's picks, or everyone's,
@@ -35,8 +37,8 @@ func (e *Engine) applyExclusion(x *Exclusion) error {
 	if !ok {
 		return fieldErr("product", ErrUnknownProduct)
 	}
-	e.editProfile(x.Customer, x.AnonymousID, func(pr *profile) {
-		pr.exclude(it.Dense, until, e.opts.MaxExclusions)
+	e.editProfile(x.Customer, x.AnonymousID, func(pr *profile.Profile) {
+		pr.Exclude(it.Dense, until, e.opts.MaxExclusions)
 	})
 	return nil
 }
@@ -44,16 +46,9 @@ func (e *Engine) applyExclusion(x *Exclusion) error {
 // editProfile applies edit to the profile now holding the history of the
 // customer or anonymous id (following links), creating it if need be.
 // e.mu must be held shared.
-func (e *Engine) editProfile(customer, anonymousID string, edit func(pr *profile)) {
-	actor, anon := e.resolveActor(actorOf(customer, anonymousID))
-	s, h := e.shardOf(actor)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.captureLocked()
-	slot, _ := s.slotLocked(actor, h, anon, true)
-	pr := s.editLocked(slot)
-	edit(pr)
-	s.writeLocked(slot, pr)
+func (e *Engine) editProfile(customer, anonymousID string, edit func(pr *profile.Profile)) {
+	actor, anon := actorOf(customer, anonymousID)
+	e.profiles.Edit(actor, anon, edit)
 }
 
 // applyCampaign stores the slots an email campaign showed an actor.
@@ -83,9 +78,9 @@ func (e *Engine) applyCampaign(c *Campaign) error {
 		}
 		items = append(items, it.Dense)
 	}
-	camp := campaign{name: strings.Clone(c.Name), t: secs(c.TS), items: items}
-	e.editProfile(c.Customer, c.AnonymousID, func(pr *profile) {
-		pr.setCampaign(camp, uint32(e.opts.CampaignTTL.Seconds()), e.opts.MaxCampaigns)
+	camp := profile.Campaign{Name: strings.Clone(c.Name), T: secs(c.TS), Items: items}
+	e.editProfile(c.Customer, c.AnonymousID, func(pr *profile.Profile) {
+		pr.SetCampaign(camp, uint32(e.opts.CampaignTTL.Seconds()), e.opts.MaxCampaigns)
 	})
 	return nil
 }
@@ -127,20 +122,15 @@ func (e *Engine) CampaignPicksInto(dst []Pick, q *Query, name string) (_ []Pick,
 	if nowMS == 0 {
 		nowMS = e.nowMS()
 	}
-	var stored campaign
+	var stored profile.Campaign
 	found := false
-	ra, rAnon := e.resolveActor(actor, anon)
-	s, h := e.shardOf(ra)
-	s.mu.RLock()
-	if slot, ok := s.slotLocked(ra, h, rAnon, false); ok {
-		var pr profile // a profile of its own: stored outlives the lock
-		s.readLocked(slot, &pr, true)
-		stored, found = pr.campaign(name)
+	var pr profile.Profile // a profile of its own: stored outlives the call
+	if ra, rAnon := e.profiles.Resolve(actor, anon); e.profiles.Read(ra, rAnon, &pr, true) {
+		stored, found = pr.Campaign(name)
 	}
-	s.mu.RUnlock()
 
 	ttl := uint32(e.opts.CampaignTTL.Seconds())
-	if !found || uint64(stored.t)+uint64(ttl) < uint64(secs(nowMS)) {
+	if !found || uint64(stored.T)+uint64(ttl) < uint64(secs(nowMS)) {
 		base := len(dst)
 		dst = e.PicksInto(dst, q)
 		return dst, campaignRecord(q, name, dst[base:], nowMS)
@@ -148,10 +138,10 @@ func (e *Engine) CampaignPicksInto(dst []Pick, q *Query, name string) (_ []Pick,
 
 	// Keep the slots still eligible, in their places.
 	base := len(dst)
-	kept, holes := e.keepEligible(dst, q, stored.items[:min(len(stored.items), k)])
+	kept, holes := e.keepEligible(dst, q, stored.Items[:min(len(stored.Items), k)])
 	dst = kept
 	want := holes
-	if n := min(len(stored.items), k); n < k {
+	if n := min(len(stored.Items), k); n < k {
 		want += k - n // the campaign asked for fewer: top up
 	}
 	if want == 0 {
@@ -159,15 +149,15 @@ func (e *Engine) CampaignPicksInto(dst []Pick, q *Query, name string) (_ []Pick,
 	}
 	fq := *q
 	fq.K = min(want, MaxK)
-	fq.Exclude = e.appendItemIDs(slices.Clone(q.Exclude), stored.items)
+	fq.Exclude = e.appendItemIDs(slices.Clone(q.Exclude), stored.Items)
 	fresh := e.PicksInto(nil, &fq)
 	// Fill the holes in slot order, then append the top-up.
 	slotsPicks := slices.Clone(dst[base:]) // out overwrites dst from base on
 	out := dst[:base]
 	next := 0
 	j := 0
-	for i := range min(len(stored.items), k) {
-		if j < len(slotsPicks) && slotsPicks[j].Item.Dense == stored.items[i] {
+	for i := range min(len(stored.Items), k) {
+		if j < len(slotsPicks) && slotsPicks[j].Item.Dense == stored.Items[i] {
 			out = append(out, slotsPicks[j])
 			j++
 			continue
@@ -178,7 +168,7 @@ func (e *Engine) CampaignPicksInto(dst []Pick, q *Query, name string) (_ []Pick,
 		}
 	}
 	out = append(out, fresh[next:]...)
-	return out, campaignRecord(q, name, out[base:], int64(stored.t)*1000)
+	return out, campaignRecord(q, name, out[base:], int64(stored.T)*1000)
 }
 
 // campaignRecord returns the Campaign record of picks, first chosen at

@@ -8,8 +8,9 @@ import (
 )
 
 // ErrUnknownLocation is returned for a location id the engine has never
-// seen (neither registered nor named by inventory).
-var ErrUnknownLocation = errors.New("engine: unknown location")
+// seen (neither registered nor named by inventory). A client input error:
+// no package prefix (see FieldError).
+var ErrUnknownLocation = errors.New("unknown location")
 
 // CatalogChunk is how many dense product ids a catalog walk should visit
 // per AppendCatalog call: enough to amortise taking the read lock, few

@@ -3,10 +3,14 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/omnipick/omnipick/engine/profile"
+	"github.com/omnipick/omnipick/index"
 )
 
 // world is a small engine with a fixed clock and terse helpers.
@@ -349,9 +353,12 @@ func TestApplyRejects(t *testing.T) {
 		err   error
 	}{
 		{"product without id", Record{Op: OpProduct, Product: Product{Variants: []Variant{{SKU: "x"}}}}, "id", ErrMissingField},
-		{"sku of another product", Record{Op: OpProduct, Product: Product{ID: "NEW", Variants: []Variant{{SKU: "SW0-8"}}}}, "variants", nil},
-		{"unknown sku stock", Record{Op: OpInventory, Inventory: Inventory{SKU: "nope", Location: "online", Quantity: 1}}, "sku", nil},
-		{"negative stock", Record{Op: OpInventory, Inventory: Inventory{SKU: "SW0-8", Location: "online", Quantity: -1}}, "quantity", nil},
+		{"sku of another product", Record{Op: OpProduct, Product: Product{ID: "NEW", Variants: []Variant{{SKU: "SW0-8"}}}}, "variants", index.ErrSKUOwned},
+		{"sku twice", Record{Op: OpProduct, Product: Product{ID: "NEW", Variants: []Variant{{SKU: "N-1"}, {SKU: "N-1"}}}}, "variants", index.ErrDuplicateSKU},
+		{"unknown sku stock", Record{Op: OpInventory, Inventory: Inventory{SKU: "nope", Location: "online", Quantity: 1}}, "sku", index.ErrUnknownSKU},
+		{"negative stock", Record{Op: OpInventory, Inventory: Inventory{SKU: "SW0-8", Location: "online", Quantity: -1}}, "quantity", index.ErrNegativeQuantity},
+		{"stock without location", Record{Op: OpInventory, Inventory: Inventory{SKU: "SW0-8", Quantity: 1}}, "location", ErrMissingField},
+		{"identify both targets", Record{Op: OpIdentify, Identify: Identify{AnonymousID: "x", Customer: "a", ToAnonymousID: "y"}}, "to_anonymous_id", ErrBothTargets},
 		{"event no actor", Record{Op: OpEvent, Event: Event{Type: EventView, Product: "SW0"}}, "customer", ErrUnknownActor},
 		{"event two actors", Record{Op: OpEvent, Event: Event{Type: EventView, Customer: "a", AnonymousID: "b", Product: "SW0"}}, "customer", ErrBothActors},
 		{"event unknown product", Record{Op: OpEvent, Event: Event{Type: EventView, Customer: "a", Product: "nope"}}, "product", ErrUnknownProduct},
@@ -367,8 +374,12 @@ func TestApplyRejects(t *testing.T) {
 			if !errors.As(err, &fe) || fe.Field != tc.field {
 				t.Fatalf("err = %v, want a field error on %q", err, tc.field)
 			}
-			if tc.err != nil && !errors.Is(err, tc.err) {
+			if !errors.Is(err, tc.err) {
 				t.Fatalf("err = %v, want %v", err, tc.err)
+			}
+			// The reason is shown to the client as it is: no package prefix.
+			if msg := fe.Err.Error(); strings.Contains(msg, "engine: ") || strings.Contains(msg, "index: ") {
+				t.Fatalf("reason %q names a package", msg)
 			}
 			if after := w.e.Stats(); after != before {
 				t.Fatalf("a rejected record changed state: %+v -> %+v", before, after)
@@ -447,5 +458,63 @@ func TestAffinityDecays(t *testing.T) {
 	w.now = w.now.Add(w.e.Options().AffinityHalfLife)
 	if after := weight(); after < before*0.49 || after > before*0.51 {
 		t.Fatalf("after one half-life: %v -> %v", before, after)
+	}
+}
+
+func TestDefaultOptions(t *testing.T) {
+	a := DefaultOptions()
+	a.EventWeights[EventView] = 42
+	a.Priors[ChannelWeb][ReasonCart] = 42
+	b := DefaultOptions()
+	if b.EventWeights[EventView] == 42 || b.Priors[ChannelWeb][ReasonCart] == 42 {
+		t.Fatal("DefaultOptions shares state between calls")
+	}
+	lit := New(Options{}).Options()
+	lit.Now, b.Now = nil, nil
+	if !reflect.DeepEqual(lit, b) {
+		t.Fatalf("Options{} and DefaultOptions differ:\n%+v\n%+v", lit, b)
+	}
+}
+
+// TestExplicitZeroWeights: with WeightsSet, a zero weight is zero; in a
+// literal without it, zero takes the default.
+func TestExplicitZeroWeights(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		opts     Options
+		affinity float64
+		view     float32
+	}{
+		{"defaults", DefaultOptions(), 0.25, 0.25},
+		{"literal zero takes the default", Options{AffinityWeight: 0}, 0.25, 0.25},
+		{"literal value", Options{AffinityWeight: 2}, 2, 0.25},
+		{"explicit zero", func() Options {
+			o := DefaultOptions()
+			o.AffinityWeight, o.EventWeights[EventView] = 0, 0
+			return o
+		}(), 0, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := New(tc.opts).Options()
+			if o.AffinityWeight != tc.affinity || o.EventWeights[EventView] != tc.view {
+				t.Fatalf("AffinityWeight %v, view weight %v; want %v, %v", o.AffinityWeight, o.EventWeights[EventView], tc.affinity, tc.view)
+			}
+		})
+	}
+	// A view with weight zero leaves no affinity behind.
+	o := DefaultOptions()
+	o.EventWeights[EventView] = 0
+	w := apparelInto(newWorld(t, o))
+	w.event(EventView, "C1", "SW0")
+	if v, _ := w.e.Profile("C1", false); len(v.Affinities) != 0 {
+		t.Fatalf("zero view weight, affinity %v", v.Affinities)
+	}
+}
+
+// TestCampaignBound: the profile encoding bounds a campaign's products by
+// the same number that bounds picks.
+func TestCampaignBound(t *testing.T) {
+	if MaxK != profile.MaxCampaignItems {
+		t.Fatalf("MaxK %d, profile.MaxCampaignItems %d", MaxK, profile.MaxCampaignItems)
 	}
 }

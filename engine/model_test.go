@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/omnipick/omnipick/engine/profile"
 )
 
 // The model test drives random catalog, stock and event operations into the
@@ -191,7 +193,7 @@ func (r *refWorld) picks(e *Engine, q Query) []refPick {
 			anchors = append(anchors, id)
 		}
 	}
-	var aff []affEntry
+	var aff []profile.AffEntry
 	if c != nil {
 		for i := len(c.cart) - 1; i >= 0; i-- {
 			cart[c.cart[i].product] = true
@@ -215,27 +217,25 @@ func (r *refWorld) picks(e *Engine, q Query) []refPick {
 		for _, id := range bought {
 			addAnchor(id)
 		}
-		s, h := e.shardOf(q.Customer)
-		if slot, ok := s.slotLocked(q.Customer, h, false, false); ok {
-			var pr profile
-			s.readLocked(slot, &pr, true)
-			aff = pr.aff
+		var pr profile.Profile
+		if e.profiles.Read(q.Customer, false, &pr, true) {
+			aff = pr.Aff
 		}
 	}
 	var affSum float64
 	for _, a := range aff {
-		affSum += float64(a.w)
+		affSum += float64(a.W)
 	}
 	byWeight := slices.Clone(aff)
-	slices.SortFunc(byWeight, func(a, b affEntry) int {
-		if a.w != b.w {
-			return cmp.Compare(b.w, a.w)
+	slices.SortFunc(byWeight, func(a, b profile.AffEntry) int {
+		if a.W != b.W {
+			return cmp.Compare(b.W, a.W)
 		}
-		return cmp.Compare(a.facet, b.facet)
+		return cmp.Compare(a.Facet, b.Facet)
 	})
 	var top []uint32
 	for i := 0; i < len(byWeight) && i < e.opts.AffinityFacets; i++ {
-		top = append(top, byWeight[i].facet)
+		top = append(top, byWeight[i].Facet)
 	}
 	rel := map[uint32]float32{}
 	relate := func(id string, w float32) {
@@ -286,9 +286,9 @@ func (r *refWorld) picks(e *Engine, q Query) []refPick {
 		if ctx, ok := e.idx.Item(q.Context); ok {
 			var shared, norm float64
 			for _, f := range ctx.Facets {
-				norm += float64(e.weights.of(f))
+				norm += float64(e.weights.Of(f))
 				if slices.Contains(it.Facets, f) {
-					shared += float64(e.weights.of(f))
+					shared += float64(e.weights.Of(f))
 				}
 			}
 			if norm > 0 && shared/norm >= 0.5 {
@@ -300,8 +300,8 @@ func (r *refWorld) picks(e *Engine, q Query) []refPick {
 		affine := false
 		for _, f := range it.Facets {
 			for _, a := range aff {
-				if a.facet == f {
-					dot += float64(a.w)
+				if a.Facet == f {
+					dot += float64(a.W)
 				}
 			}
 			affine = affine || slices.Contains(top, f)
@@ -474,9 +474,7 @@ func runModel(t *testing.T, seed uint64, ops int) {
 	if seed%2 == 1 {
 		// Compact the profile arenas whenever half is unused, so that
 		// compaction runs under the model too.
-		for i := range e.shards {
-			e.shards[i].minGarbage = 0
-		}
+		e.profiles.SetMinGarbage(0)
 	}
 	ref := newRef()
 	cats := []string{"w/tops", "w/knit/sweaters", "w/knit/cardigans", "m/coats", "acc/hats"}

@@ -3,10 +3,9 @@ package engine
 import (
 	"math"
 	"slices"
-	"strings"
-	"time"
 
 	"github.com/RoaringBitmap/roaring/v2"
+	"github.com/omnipick/omnipick/engine/profile"
 	"github.com/omnipick/omnipick/index"
 )
 
@@ -59,12 +58,12 @@ type cand struct {
 // allocates nothing once warm. Nothing in it outlives the call.
 type picker struct {
 	epoch     uint32
-	slots     []slot      // by product
-	facets    []facetSlot // by facet
-	aff       []affEntry  // the profile's affinity vector
+	slots     []slot             // by product
+	facets    []facetSlot        // by facet
+	aff       []profile.AffEntry // the profile's affinity vector
 	affSum    float64
 	topFacets []uint32
-	sizes     []sizeEntry
+	sizes     []profile.SizeEntry
 	purchased []uint32 // sorted
 	boughtAt  []uint32 // purchase times, parallel to purchased
 	capped    []uint32 // shown too often lately, sorted
@@ -89,7 +88,7 @@ type picker struct {
 	priceMin  float64
 	priceMax  float64
 	excluded  map[uint32]uint32 // the engine's global exclusions
-	prof      profile           // the actor's profile, decoded (no links or campaigns)
+	prof      profile.Profile   // the actor's profile, decoded (no links or campaigns)
 	ctx       *index.Item       // the query's context product, if known
 	ctxNorm   float64           // the context's similarity to itself
 	category  string
@@ -339,90 +338,6 @@ func (e *Engine) pin(pk *picker, dst []Pick, base int, pins []Pin, k int) []Pick
 	return dst
 }
 
-// loadProfile copies what ranking needs out of the actor's profile, so the
-// shard lock is held only for the copy.
-func (e *Engine) loadProfile(pk *picker, q *Query) {
-	actor, anon := q.Customer, false
-	if actor == "" {
-		actor, anon = q.AnonymousID, true
-	}
-	if actor == "" {
-		return
-	}
-	actor, anon = e.resolveActor(actor, anon)
-	s, h := e.shardOf(actor)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	slot, ok := s.slotLocked(actor, h, anon, false)
-	if !ok {
-		return
-	}
-	pr := &pk.prof
-	s.readLocked(slot, pr, false)
-	for _, a := range pr.aff {
-		pk.affSum += float64(a.w)
-		if int(a.facet) < len(pk.facets) {
-			pk.facets[a.facet] = facetSlot{epoch: pk.epoch, aff: a.w}
-		}
-	}
-	// The strongest facets source candidates.
-	for range e.opts.AffinityFacets {
-		best := -1
-		for i, a := range pr.aff {
-			if slices.Contains(pk.topFacets, a.facet) {
-				continue
-			}
-			if best < 0 || a.w > pr.aff[best].w || (a.w == pr.aff[best].w && a.facet < pr.aff[best].facet) {
-				best = i
-			}
-		}
-		if best < 0 {
-			break
-		}
-		f := pr.aff[best].facet
-		pk.topFacets = append(pk.topFacets, f)
-		if int(f) < len(pk.facets) {
-			pk.facets[f].bits |= facetTop
-		}
-	}
-	pk.sizes = append(pk.sizes, pr.sizes...)
-	for _, s := range pr.purchased {
-		pk.purchased = append(pk.purchased, s.p)
-		pk.boughtAt = append(pk.boughtAt, s.t)
-	}
-	for _, x := range pr.excl {
-		if x.t > pk.now {
-			pk.excl = append(pk.excl, x.p)
-		}
-	}
-	pk.loadCaps(pr.shown, e.opts.FrequencyCaps[pk.channel])
-	cartCutoff := uint32(0)
-	if ttl := uint32(e.opts.CartTTL.Seconds()); pk.now > ttl {
-		cartCutoff = pk.now - ttl
-	}
-	for i := len(pr.cart) - 1; i >= 0; i-- {
-		if c := pr.cart[i]; c.t >= cartCutoff && !slices.Contains(pk.cart, c.p) {
-			pk.cart = append(pk.cart, c.p)
-		}
-	}
-	for i := len(pr.views) - 1; i >= 0; i-- {
-		pk.views = append(pk.views, pr.views[i].p)
-	}
-	// Anchors: the most recent history, cart first, then views, then purchases.
-	add := func(p uint32) {
-		if len(pk.anchors) < e.opts.Anchors && !slices.Contains(pk.anchors, p) {
-			pk.anchors = append(pk.anchors, p)
-		}
-	}
-	for _, p := range pk.cart {
-		add(p)
-	}
-	for _, p := range pk.views {
-		add(p)
-	}
-	pk.appendRecentPurchases(pr.purchased, e.opts.Anchors)
-}
-
 // loadQuery resolves the query's locations, sizes, exclusions, context and
 // category. It returns false when nothing can qualify.
 func (e *Engine) loadQuery(pk *picker, q *Query) bool {
@@ -456,7 +371,7 @@ func (e *Engine) loadQuery(pk *picker, q *Query) bool {
 			pk.ctx = it
 			pk.excl = append(pk.excl, it.Dense)
 			for _, f := range it.Facets {
-				pk.ctxNorm += float64(e.weights.of(f))
+				pk.ctxNorm += float64(e.weights.Of(f))
 				pk.markFacet(f, facetCtx)
 			}
 		}
@@ -516,60 +431,6 @@ func (pk *picker) markFacet(f uint32, bits uint8) {
 		*fs = facetSlot{epoch: pk.epoch}
 	}
 	fs.bits |= bits
-}
-
-// loadCaps collects the products shown at least c.Max times within
-// c.Window. shown is sorted by time.
-func (pk *picker) loadCaps(shown []stamp, c FrequencyCap) {
-	from := pk.now - min(pk.now, uint32(c.Window.Seconds()))
-	i, _ := slices.BinarySearchFunc(shown, from, func(s stamp, t uint32) int { return cmpU32(s.t, t) })
-	recent := shown[i:]
-	if len(recent) < c.Max {
-		return
-	}
-	// Sort the recent products and keep those that run c.Max or longer.
-	for _, s := range recent {
-		pk.capped = append(pk.capped, s.p)
-	}
-	slices.Sort(pk.capped)
-	n := 0
-	for i := 0; i < len(pk.capped); {
-		j := i
-		for j < len(pk.capped) && pk.capped[j] == pk.capped[i] {
-			j++
-		}
-		if j-i >= c.Max {
-			pk.capped[n] = pk.capped[i]
-			n++
-		}
-		i = j
-	}
-	pk.capped = pk.capped[:n]
-}
-
-// appendRecentPurchases adds the most recent purchases as anchors until
-// there are max anchors.
-func (pk *picker) appendRecentPurchases(purchased []stamp, max int) {
-	for len(pk.anchors) < max {
-		best := -1
-		for i, s := range purchased {
-			if slices.Contains(pk.anchors, s.p) {
-				continue
-			}
-			if best < 0 || s.t > purchased[best].t || (s.t == purchased[best].t && s.p < purchased[best].p) {
-				best = i
-			}
-		}
-		if best < 0 {
-			return
-		}
-		pk.anchors = append(pk.anchors, purchased[best].p)
-	}
-}
-
-func wearOf(sizes []sizeEntry, g uint32) uint32 {
-	pr := profile{sizes: sizes}
-	return pr.wear(g)
 }
 
 // propose marks product p as a personal candidate with the given flags.
@@ -648,174 +509,6 @@ func (e *Engine) consider(pk *picker, p uint32, flags uint8, rel float32) bool {
 	return true
 }
 
-// anyStock reports whether product p is in stock in some size at one of
-// the query's locations: a bitmap test that needs nothing of the product.
-func (pk *picker) anyStock(e *Engine, p uint32) bool {
-	for _, l := range pk.locs {
-		if e.idx.InStock(p, l, index.AnySize) {
-			return true
-		}
-	}
-	return false
-}
-
-// eligible applies the hard filters to an item.
-func (pk *picker) eligible(e *Engine, it *index.Item) bool {
-	if it == nil {
-		return false
-	}
-	h := e.idx.Hot(it.Dense)
-	return pk.eligibleHot(e, it.Dense, &h) == it
-}
-
-// eligibleHot applies the hard filters to product p, whose hot record is
-// h, and returns its item if it passes, else nil. It reads the *Item only
-// for the filters that need its strings (category, repurchase window):
-// the rest come from h, the purchase and exclusion lists and the stock
-// bitmaps, so that a candidate costs one cache line of the catalog.
-func (pk *picker) eligibleHot(e *Engine, p uint32, h *index.Hot) *index.Item {
-	if !h.Known || !h.Active {
-		return nil
-	}
-	if slices.Contains(pk.excl, p) {
-		return nil
-	}
-	if len(pk.excluded) > 0 {
-		if until, ok := pk.excluded[p]; ok && until > pk.now {
-			return nil
-		}
-	}
-	if h.Price < pk.priceMin || (pk.priceMax > 0 && h.Price > pk.priceMax) {
-		return nil
-	}
-	size := index.AnySize
-	if int(h.Group) < len(pk.wear) {
-		size = pk.wear[h.Group]
-	}
-	inStock := false
-	for _, l := range pk.locs {
-		if e.idx.InStock(p, l, size) {
-			inStock = true
-			break
-		}
-	}
-	if !inStock {
-		return nil
-	}
-	it := e.idx.ItemAt(p) // the pointer only: its fields stay unread unless needed
-	if i, bought := slices.BinarySearch(pk.purchased, p); bought && !pk.mayRebuy(e, it, pk.boughtAt[i]) {
-		return nil
-	}
-	if c := pk.category; c != "" && it.Category != c &&
-		!(strings.HasPrefix(it.Category, c) && it.Category[len(c)] == '/') {
-		return nil
-	}
-	return it
-}
-
-// mayRebuy reports whether an item bought at t may be recommended again:
-// its category's repurchase window (the longest matching prefix) has
-// passed.
-func (pk *picker) mayRebuy(e *Engine, it *index.Item, t uint32) bool {
-	best, win := -1, time.Duration(0)
-	for _, w := range e.opts.RepurchaseWindows {
-		c := w.Prefix
-		if len(c) > best && (it.Category == c || (strings.HasPrefix(it.Category, c) && it.Category[len(c)] == '/')) {
-			best, win = len(c), w.Window
-		}
-	}
-	return best >= 0 && uint64(pk.now) >= uint64(t)+uint64(win.Seconds())
-}
-
-// score computes a candidate's score and the source that explains it, and
-// whether it is demoted (buried or capped).
-func (pk *picker) score(e *Engine, it *index.Item, flags uint8, rel float32) (float64, Reason, bool) {
-	h := e.idx.Hot(it.Dense)
-	return pk.scoreHot(e, it.Dense, &h, it, flags, rel, nil)
-}
-
-// scoreHot is score for product p with hot record h (and item it, read
-// only when h cannot hold all its facets). parts, when not nil, receives
-// the score's terms (ExplainPicks); the picks path passes nil.
-func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, flags uint8, rel float32, parts *ScoreParts) (float64, Reason, bool) {
-	reason, prior := ReasonPopular, pk.prior[ReasonPopular]
-	consider := func(r Reason) {
-		if p := pk.prior[r]; p > prior || (p == prior && r > reason) {
-			reason, prior = r, p
-		}
-	}
-	if flags&flagCart != 0 {
-		consider(ReasonCart)
-	}
-	if flags&flagViewed != 0 {
-		consider(ReasonViewed)
-	}
-	if flags&flagRelated != 0 {
-		consider(ReasonRelated)
-	}
-	var dot, shared float64
-	var bits uint8
-	facets := h.Facets[:min(int(h.NFacets), index.HotFacets)]
-	if h.NFacets == index.HotSpill {
-		facets = it.Facets
-	}
-	for _, f := range facets {
-		fs := pk.facets[f]
-		if fs.epoch != pk.epoch {
-			continue
-		}
-		dot += float64(fs.aff)
-		bits |= fs.bits
-		if fs.bits&facetCtx != 0 {
-			shared += float64(e.weights.of(f))
-		}
-	}
-	if bits&facetTop != 0 {
-		consider(ReasonAffinity)
-	}
-	if pk.ctxNorm > 0 {
-		if sim := shared / pk.ctxNorm; sim >= 0.5 {
-			consider(ReasonRelated)
-			rel += float32(sim * pk.opts.ContextWeight)
-		}
-	}
-	if pk.affSum > 0 {
-		dot /= pk.affSum
-	}
-	popularity := 0.0
-	if pk.popMax > 0 {
-		v := e.pop.valueAt(e.pop.logScore(p), pk.now)
-		// At most 1: the global list's best is the most popular product,
-		// and walkBound relies on the bound.
-		popularity = min(1, math.Log1p(v)/pk.popLogMax)
-	}
-	o := pk.opts
-	score := prior + o.AffinityWeight*dot + o.RelatedWeight*float64(rel) + o.PopularityWeight*popularity
-	demoted := false
-	if bits&facetBoost != 0 {
-		score += o.BoostWeight
-	}
-	if bits&facetBury != 0 {
-		score -= buryPenalty
-		demoted = true
-	}
-	capped := false
-	if len(pk.capped) > 0 {
-		if _, capped = slices.BinarySearch(pk.capped, p); capped {
-			score -= capPenalty
-			demoted = true
-		}
-	}
-	if parts != nil {
-		*parts = ScoreParts{Reason: reason, Prior: prior, Affinity: o.AffinityWeight * dot, Related: o.RelatedWeight * float64(rel),
-			Popularity: o.PopularityWeight * popularity, Buried: bits&facetBury != 0, Capped: capped, Score: score}
-		if bits&facetBoost != 0 {
-			parts.Boost = o.BoostWeight
-		}
-	}
-	return score, reason, demoted
-}
-
 // fallback considers products no source proposed until k candidates
 // qualify or FallbackScan products were looked at: the category's products
 // when a category is asked, else the products in stock (in any size) at
@@ -852,123 +545,4 @@ func (e *Engine) scan(pk *picker, b *roaring.Bitmap, k int, budget *int) {
 		*s = slot{epoch: pk.epoch, flags: flagSeen}
 		e.consider(pk, p, 0, 0)
 	}
-}
-
-// candOrder orders candidates best first: by score, ties to the smaller
-// product id.
-func candOrder(a, b cand) int {
-	switch {
-	case a.score > b.score:
-		return -1
-	case a.score < b.score:
-		return 1
-	}
-	return strings.Compare(a.item.ID, b.item.ID)
-}
-
-// rank appends the best k candidates to dst in order, diversified. Only
-// the best few need an order: it selects the 4k best, sorts those and
-// diversifies them; only when they hold fewer than k picks within the
-// diversity cap (one leaf category crowds them) does it sort everything
-// and start again. Either way the answer is what sorting all of them
-// would give.
-func (pk *picker) rank(dst []Pick, k int, x *index.Index) []Pick {
-	base := len(dst)
-	m := min(len(pk.cands), 4*k)
-	if m < len(pk.cands) {
-		selectBest(pk.cands, m)
-	}
-	slices.SortFunc(pk.cands[:m], candOrder)
-	pk.leaves, pk.deferred = pk.leaves[:0], pk.deferred[:0]
-	out, accepted := pk.diversify(dst, pk.cands[:m], k, x)
-	if accepted == k || m == len(pk.cands) {
-		return out
-	}
-	slices.SortFunc(pk.cands, candOrder)
-	pk.leaves, pk.deferred = pk.leaves[:0], pk.deferred[:0]
-	out, _ = pk.diversify(dst[:base], pk.cands, k, x)
-	return out
-}
-
-// selectBest reorders cands so that its first m are the m best (in no
-// particular order): quickselect, median-of-three pivots.
-func selectBest(cands []cand, m int) {
-	lo, hi := 0, len(cands)-1
-	for lo < hi {
-		mid := lo + (hi-lo)/2
-		// Median of three to cands[hi] as the pivot.
-		if candOrder(cands[mid], cands[lo]) < 0 {
-			cands[mid], cands[lo] = cands[lo], cands[mid]
-		}
-		if candOrder(cands[hi], cands[lo]) < 0 {
-			cands[hi], cands[lo] = cands[lo], cands[hi]
-		}
-		if candOrder(cands[mid], cands[hi]) < 0 {
-			cands[mid], cands[hi] = cands[hi], cands[mid]
-		}
-		pivot := cands[hi]
-		i := lo
-		for j := lo; j < hi; j++ {
-			if candOrder(cands[j], pivot) < 0 {
-				cands[i], cands[j] = cands[j], cands[i]
-				i++
-			}
-		}
-		cands[i], cands[hi] = cands[hi], cands[i]
-		switch {
-		case i == m-1 || i == m:
-			return
-		case i < m:
-			lo = i + 1
-		default:
-			hi = i - 1
-		}
-	}
-}
-
-// diversify appends to dst, from cands in order, the first k candidates
-// within ceil(k/3) of a leaf category, then fills from the held-back ones
-// when too few were within it. accepted counts those within the cap.
-func (pk *picker) diversify(dst []Pick, cands []cand, k int, x *index.Index) (_ []Pick, accepted int) {
-	limit := (k + 2) / 3
-	n := 0
-	for _, c := range cands {
-		if n == k {
-			break
-		}
-		if pk.bumpLeaf(c.leaf) > limit {
-			pk.deferred = append(pk.deferred, c)
-			continue
-		}
-		dst = append(dst, pk.pick(c, x))
-		n++
-	}
-	accepted = n
-	for _, c := range pk.deferred {
-		if n == k {
-			break
-		}
-		dst = append(dst, pk.pick(c, x))
-		n++
-	}
-	return dst, accepted
-}
-
-func (pk *picker) bumpLeaf(leaf uint32) int {
-	for i := range pk.leaves {
-		if pk.leaves[i].leaf == leaf {
-			pk.leaves[i].n++
-			return pk.leaves[i].n
-		}
-	}
-	pk.leaves = append(pk.leaves, leafCount{leaf: leaf, n: 1})
-	return 1
-}
-
-func (pk *picker) pick(c cand, x *index.Index) Pick {
-	size := index.AnySize
-	if int(c.item.Group) < len(pk.wear) {
-		size = pk.wear[c.item.Group]
-	}
-	return Pick{Item: c.item, Reason: c.reason, Score: c.score, SizeMask: x.FitMask(c.item, pk.locs, size)}
 }

@@ -8,26 +8,31 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/omnipick/omnipick/engine/profile"
 	"github.com/omnipick/omnipick/index"
-	"github.com/omnipick/omnipick/index/binfmt"
+	"github.com/omnipick/omnipick/internal/binfmt"
 )
 
-// Snapshot encoding of an engine, version 2 (frozen; a new layout gets a new
-// version and the loader keeps reading the old ones):
+// The snapshot encoding of an engine, version 2 (frozen: a new layout gets
+// a new version, and LoadSnapshot keeps reading the old ones). Counts and
+// ids are uvarints (u), scores little-endian float64 (f64), weights
+// float32 (f32):
 //
-//	version:byte index-snapshot
-//	tops:    nfacets ×(n ×(product:uvarint logscore:f64))
-//	global:  n ×(product logscore)
-//	excluded: n ×(product:uvarint until:uvarint)             (version 2)
-//	related: nproducts ×(n ×(product:uvarint weight:f32))
-//	popularity: nproducts ×(logscore:f64)
-//	events applied: numEventTypes ×uvarint
-//	profiles: nsections ×(n ×profile)
+//	version:byte
+//	index:      the index snapshot (index/snapshot.go)
+//	tops:       nfacets:u  nfacets×(n:u n×(product:u logscore:f64))
+//	global:     n:u n×(product:u logscore:f64)
+//	excluded:   n:u n×(product:u until:u)                  version 2 only
+//	related:    nproducts:u nproducts×(n:u n×(product:u weight:f32))
+//	popularity: nproducts:u nproducts×(logscore:f64)
+//	applied:    numEventTypes×(count:u)
+//	profiles:   nsections:u nsections×section
 //
-// A profile is stored with its id, so a snapshot loads into any number of
-// shards. Version 2 appends to each profile: merged_anon:byte, impressions
-// n ×(product time), exclusions n ×(product until), campaigns
-// n ×(name time n ×product). Version 1 is version 2 without those.
+// A section is one profile shard's profiles, each with its id, so a
+// snapshot loads into any number of shards; engine/profile/capture.go
+// draws it, and engine/profile/encoding.go the profile encoding. The
+// profile encoding's version is the snapshot's: version 1 snapshots hold
+// version 1 profiles.
 const engineSnapshotVersion = 2
 
 // ErrBadSnapshot reports a snapshot that does not decode.
@@ -92,12 +97,7 @@ func (e *Engine) BeginSnapshot() *Capture {
 		e.rel.snapPending[i], e.rel.snapLists[i] = true, nil
 		e.rel.mu[i].Unlock()
 	}
-	for i := range e.shards {
-		s := &e.shards[i]
-		s.mu.Lock()
-		s.snapPending, s.snap = true, nil
-		s.mu.Unlock()
-	}
+	e.profiles.BeginCapture()
 	return c
 }
 
@@ -166,97 +166,15 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 	for _, n := range c.counts {
 		b = binfmt.AppendUvarint(b, n)
 	}
-	b = binfmt.AppendUvarint(b, uint64(len(e.shards)))
+	b = binfmt.AppendUvarint(b, uint64(e.profiles.Shards()))
 	write(b)
-	for i := range e.shards {
-		s := &e.shards[i]
-		s.mu.Lock()
-		s.captureLocked()
-		sb := s.snap
-		s.snap = nil
-		s.mu.Unlock()
-		write(sb)
+	for i := range e.profiles.Shards() {
+		write(e.profiles.TakeCapture(i))
 	}
 	if err != nil {
 		return total, fmt.Errorf("cannot write engine snapshot: %w", err)
 	}
 	return total, nil
-}
-
-// captureLocked encodes the shard's profiles if a capture is waiting for
-// them. s.mu must be held.
-func (s *shard) captureLocked() {
-	if !s.snapPending {
-		return
-	}
-	s.snapPending = false
-	b := make([]byte, 0, 64+len(s.data)+len(s.refs)*16)
-	b = binfmt.AppendUvarint(b, uint64(len(s.custProf)+len(s.anonProf)))
-	for kind, d := range []*index.Dict{s.customers, s.anons} {
-		slots := s.custProf
-		if kind == 1 {
-			slots = s.anonProf
-		}
-		for i, name := range d.All() {
-			b = append(b, byte(kind))
-			b = binfmt.AppendString(b, name)
-			b = s.appendRecordOf(b, slots[i])
-		}
-	}
-	s.snap = b
-}
-
-func (pr *profile) appendSnapshot(b []byte) []byte {
-	u := func(v uint32) { b = binfmt.AppendUvarint(b, uint64(v)) }
-	u(pr.last)
-	u(uint32(len(pr.aff)))
-	for _, a := range pr.aff {
-		u(a.facet)
-		b = binfmt.AppendFloat32(b, a.w)
-	}
-	u(uint32(len(pr.sizes)))
-	for _, s := range pr.sizes {
-		u(s.group)
-		u(s.size)
-		u(s.t)
-		b = append(b, b2u(s.purchase))
-	}
-	for _, list := range [][]stamp{pr.purchased, pr.views} {
-		u(uint32(len(list)))
-		for _, s := range list {
-			u(s.p)
-			u(s.t)
-		}
-	}
-	u(uint32(len(pr.cart)))
-	for _, c := range pr.cart {
-		u(c.sku)
-		u(c.p)
-		u(c.t)
-	}
-	u(uint32(len(pr.links)))
-	for _, l := range pr.links {
-		b = binfmt.AppendString(b, l)
-	}
-	b = binfmt.AppendString(b, pr.mergedTo)
-	b = append(b, b2u(pr.mergedAnon))
-	for _, list := range [][]stamp{pr.shown, pr.excl} {
-		u(uint32(len(list)))
-		for _, s := range list {
-			u(s.p)
-			u(s.t)
-		}
-	}
-	u(uint32(len(pr.camps)))
-	for _, c := range pr.camps {
-		b = binfmt.AppendString(b, c.name)
-		u(c.t)
-		u(uint32(len(c.items)))
-		for _, p := range c.items {
-			u(p)
-		}
-	}
-	return b
 }
 
 func (t *topList) appendSnapshot(b []byte) []byte {
@@ -284,60 +202,16 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	e.idx = idx
 	e.syncFacets()
 	products, facets := uint32(idx.Products()), uint32(idx.Facets())
-	bad := func(what string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrBadSnapshot, fmt.Sprintf(what, args...))
-	}
-	if n := r.Count(math.MaxInt32); n != len(e.tops) {
-		return nil, bad("%d top lists for %d facets", n, len(e.tops))
-	}
-	for i := range e.tops {
-		if err := e.tops[i].loadSnapshot(r, products); err != nil {
-			return nil, err
-		}
-	}
-	if err := e.global.loadSnapshot(r, products); err != nil {
+	if err := e.loadTops(r, version, products); err != nil {
 		return nil, err
-	}
-	if version >= 2 {
-		n := r.Count(int(products))
-		for range n {
-			p, until := r.Uint32(), r.Uint32()
-			if p >= products {
-				return nil, bad("exclusion of product %d", p)
-			}
-			if e.excluded == nil {
-				e.excluded = make(map[uint32]uint32, n)
-			}
-			e.excluded[p] = until
-		}
 	}
 	e.rel.grow(int(products))
 	e.pop.grow(int(products))
-	if n := r.Count(math.MaxInt32); n != int(products) {
-		return nil, bad("%d relation lists for %d products", n, products)
-	}
-	for p := range products {
-		n := r.Count(math.MaxInt32)
-		if n > r.Len()/5 { // an entry takes 5 bytes at the least
-			return nil, bad("%d relations of product %d in %d bytes", n, p, r.Len())
-		}
-		// Lists are stored strongest first: a smaller MaxRelated than when
-		// the snapshot was written keeps the strongest, and the rest are
-		// read past.
-		l := make([]relEntry, 0, min(n, e.opts.MaxRelated))
-		for i := range n {
-			q, w := r.Uint32(), r.Float32()
-			if q >= products || !(w > 0) {
-				return nil, bad("relation %d->%d weight %v", p, q, w)
-			}
-			if i < e.opts.MaxRelated {
-				l = append(l, relEntry{p: q, w: w})
-			}
-		}
-		e.rel.set(p, l)
+	if err := e.loadRelations(r, products); err != nil {
+		return nil, err
 	}
 	if n := r.Count(math.MaxInt32); n != int(products) {
-		return nil, bad("%d popularity scores for %d products", n, products)
+		return nil, badSnapshot("%d popularity scores for %d products", n, products)
 	}
 	for p := range products {
 		e.pop.ls[p].Store(math.Float64bits(r.Float()))
@@ -348,39 +222,81 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	sections := r.Count(math.MaxInt32)
 	// What is left is the profiles, spread evenly over the shards by
 	// hash: give each arena its share at once.
-	for i := range e.shards {
-		e.shards[i].reserveLocked(r.Len()/len(e.shards) + r.Len()/len(e.shards)/16)
-	}
+	e.profiles.Reserve(r.Len())
 	for range sections {
-		n := r.Count(math.MaxInt32)
-		for range n {
-			kind, name := r.Byte(), r.String()
-			if r.Err() != nil || kind > 1 || name == "" {
-				return nil, bad("profile header")
-			}
-			s, h := e.shardOf(name)
-			slot, _ := s.slotLocked(name, h, kind == 1, true)
-			pr := &s.scratch
-			rest := r.Rest()
-			if err := pr.decode(r, version, facets, products, true); err != nil {
-				return nil, fmt.Errorf("%w: profile %q: %v", ErrBadSnapshot, name, err)
-			}
-			if version == engineSnapshotVersion {
-				// The arena holds profiles in this very encoding: store
-				// the checked bytes as they are, without encoding again.
-				s.storeLocked(slot, pr, rest[:len(rest)-r.Len()], 0)
-			} else {
-				s.writeLocked(slot, pr)
-			}
+		if err := e.profiles.LoadSection(r, version, facets, products); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
 		}
 	}
 	if r.Err() != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, r.Err())
+		return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, r.Err())
 	}
 	if r.Len() != 0 {
-		return nil, bad("%d trailing bytes", r.Len())
+		return nil, badSnapshot("%d trailing bytes", r.Len())
 	}
 	return e, nil
+}
+
+func badSnapshot(what string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadSnapshot, fmt.Sprintf(what, args...))
+}
+
+// loadTops reads the top lists and, from version 2, the global exclusions.
+func (e *Engine) loadTops(r *binfmt.Reader, version byte, products uint32) error {
+	if n := r.Count(math.MaxInt32); n != len(e.tops) {
+		return badSnapshot("%d top lists for %d facets", n, len(e.tops))
+	}
+	for i := range e.tops {
+		if err := e.tops[i].loadSnapshot(r, products); err != nil {
+			return err
+		}
+	}
+	if err := e.global.loadSnapshot(r, products); err != nil {
+		return err
+	}
+	if version < 2 {
+		return nil
+	}
+	n := r.Count(int(products))
+	for range n {
+		p, until := r.Uint32(), r.Uint32()
+		if p >= products {
+			return badSnapshot("exclusion of product %d", p)
+		}
+		if e.excluded == nil {
+			e.excluded = make(map[uint32]uint32, n)
+		}
+		e.excluded[p] = until
+	}
+	return nil
+}
+
+// loadRelations reads every product's relation list.
+func (e *Engine) loadRelations(r *binfmt.Reader, products uint32) error {
+	if n := r.Count(math.MaxInt32); n != int(products) {
+		return badSnapshot("%d relation lists for %d products", n, products)
+	}
+	for p := range products {
+		n := r.Count(math.MaxInt32)
+		if n > r.Len()/5 { // an entry takes 5 bytes at the least
+			return badSnapshot("%d relations of product %d in %d bytes", n, p, r.Len())
+		}
+		// Lists are stored strongest first: a smaller MaxRelated than when
+		// the snapshot was written keeps the strongest, and the rest are
+		// read past.
+		l := make([]relEntry, 0, min(n, e.opts.MaxRelated))
+		for i := range n {
+			q, w := r.Uint32(), r.Float32()
+			if q >= products || !(w > 0) {
+				return badSnapshot("relation %d->%d weight %v", p, q, w)
+			}
+			if i < e.opts.MaxRelated {
+				l = append(l, relEntry{p: q, w: w})
+			}
+		}
+		e.rel.set(p, l)
+	}
+	return nil
 }
 
 func (t *topList) loadSnapshot(r *binfmt.Reader, products uint32) error {
@@ -396,127 +312,19 @@ func (t *topList) loadSnapshot(r *binfmt.Reader, products uint32) error {
 	return r.Err()
 }
 
-// decode reads a profile written by appendSnapshot (version 1 or 2) into
-// pr, replacing its contents but reusing its slices' capacity: once pr has
-// grown to the profiles it reads, decoding allocates nothing, strings
-// included when they equal those pr holds. With strs unset it stops before
-// the campaigns and skips the links and mergedTo, leaving them as they
-// were: the picks path needs none of them and copying strings allocates.
-// It checks products and facets against the given bounds.
-func (pr *profile) decode(r *binfmt.Reader, version byte, facets, products uint32, strs bool) error {
-	const maxEntries = 1 << 20
-	var err error
-	pr.last = r.Uint32()
-	pr.aff = resize(pr.aff, r.Count(maxEntries))
-	for i := range pr.aff {
-		pr.aff[i] = affEntry{facet: r.Uint32(), w: r.Float32()}
-		if pr.aff[i].facet >= facets || (i > 0 && pr.aff[i].facet <= pr.aff[i-1].facet) {
-			return errors.New("affinity facets out of range or order")
-		}
-	}
-	pr.sizes = resize(pr.sizes, r.Count(maxEntries))
-	for i := range pr.sizes {
-		pr.sizes[i] = sizeEntry{group: r.Uint32(), size: r.Uint32(), t: r.Uint32(), purchase: r.Bool()}
-	}
-	if pr.purchased, err = decodeStamps(r, pr.purchased, products); err != nil {
-		return err
-	}
-	if pr.views, err = decodeStamps(r, pr.views, products); err != nil {
-		return err
-	}
-	pr.cart = resize(pr.cart, r.Count(maxEntries))
-	for i := range pr.cart {
-		pr.cart[i] = cartEntry{sku: r.Uint32(), p: r.Uint32(), t: r.Uint32()}
-		if pr.cart[i].p >= products {
-			return errors.New("cart product out of range")
-		}
-	}
-	n := r.Count(maxEntries)
-	if strs {
-		pr.links = resize(pr.links, n)
-		for i := range pr.links {
-			decodeString(r, &pr.links[i])
-		}
-		decodeString(r, &pr.mergedTo)
-	} else {
-		for range n + 1 { // the links, then mergedTo
-			r.Bytes()
-		}
-	}
-	pr.mergedAnon = false
-	if version < 2 {
-		pr.shown, pr.excl, pr.camps = pr.shown[:0], pr.excl[:0], pr.camps[:0]
-		return r.Err()
-	}
-	pr.mergedAnon = r.Bool()
-	if pr.shown, err = decodeStamps(r, pr.shown, products); err != nil {
-		return err
-	}
-	if pr.excl, err = decodeStamps(r, pr.excl, products); err != nil {
-		return err
-	}
-	if !strs {
-		pr.camps = pr.camps[:0]
-		return r.Err()
-	}
-	pr.camps = resize(pr.camps, r.Count(maxEntries))
-	for i := range pr.camps {
-		c := &pr.camps[i]
-		decodeString(r, &c.name)
-		c.t = r.Uint32()
-		c.items = resize(c.items, r.Count(MaxK))
-		for j := range c.items {
-			if c.items[j] = r.Uint32(); c.items[j] >= products {
-				return errors.New("campaign product out of range")
-			}
-		}
-	}
-	return r.Err()
-}
-
-// decodeStamps reads a list of (product, time) pairs into s's array.
-func decodeStamps(r *binfmt.Reader, s []stamp, products uint32) ([]stamp, error) {
-	s = resize(s, r.Count(1<<20))
-	for i := range s {
-		s[i] = stamp{p: r.Uint32(), t: r.Uint32()}
-		if s[i].p >= products {
-			return s, errors.New("product out of range")
-		}
-	}
-	return s, nil
-}
-
-// decodeString reads a string into *dst, copying it only when it differs
-// from what *dst holds.
-func decodeString(r *binfmt.Reader, dst *string) {
-	if b := r.Bytes(); *dst != string(b) {
-		*dst = string(b)
-	}
-}
-
-// resize returns s with length n, reusing its array when it has the
-// capacity; the elements' old values stay for the caller to overwrite (or
-// compare).
-func resize[T any](s []T, n int) []T {
-	if cap(s) < n {
-		return make([]T, n)
-	}
-	return s[:n]
-}
-
 // syncFacets grows the per-facet arrays (facet kinds, top lists) to the
 // index's facet count. e.mu must be held exclusively (or e not yet shared).
 func (e *Engine) syncFacets() {
 	n := e.idx.Facets()
-	for f := len(e.weights.kind); f < n; f++ {
-		k := uint8(kindCategory)
+	for f := len(e.weights.Kind); f < n; f++ {
+		k := uint8(profile.KindCategory)
 		switch name := e.idx.FacetName(uint32(f)); {
 		case strings.HasPrefix(name, index.FacetBrand):
-			k = kindBrand
+			k = profile.KindBrand
 		case strings.HasPrefix(name, index.FacetTag):
-			k = kindTag
+			k = profile.KindTag
 		}
-		e.weights.kind = append(e.weights.kind, k)
+		e.weights.Kind = append(e.weights.Kind, k)
 	}
 	for len(e.tops) < n {
 		e.tops = append(e.tops, topList{})

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnipick/omnipick/engine/profile"
 	"github.com/omnipick/omnipick/index"
 )
 
@@ -67,21 +68,16 @@ type CartLine struct {
 func (e *Engine) Profile(id string, anon bool) (ProfileView, bool) {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	s, h := e.shardOf(id)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	slot, ok := s.slotLocked(id, h, anon, false)
-	if !ok {
+	pr := new(profile.Profile) // of its own: the view shares nothing with the engine
+	if !e.profiles.Read(id, anon, pr, true) {
 		return ProfileView{}, false
 	}
-	pr := new(profile) // of its own: the view's strings outlive the lock
-	s.readLocked(slot, pr, true)
-	v := ProfileView{ID: id, Anonymous: anon, MergedInto: pr.mergedTo, MergedIntoAnonymous: pr.mergedAnon, Links: slices.Clone(pr.links)}
+	v := ProfileView{ID: id, Anonymous: anon, MergedInto: pr.MergedTo, MergedIntoAnonymous: pr.MergedAnon, Links: slices.Clone(pr.Links)}
 	now := secs(e.nowMS())
-	cp := profile{last: pr.last, aff: slices.Clone(pr.aff)}
-	cp.decayTo(now, e.opts.AffinityHalfLife.Seconds())
-	for _, a := range cp.aff {
-		v.Affinities = append(v.Affinities, FacetWeight{Facet: facetLabel(e.idx.FacetName(a.facet)), Weight: float64(a.w)})
+	cp := profile.Profile{Last: pr.Last, Aff: slices.Clone(pr.Aff)}
+	cp.DecayTo(now, e.opts.AffinityHalfLife.Seconds())
+	for _, a := range cp.Aff {
+		v.Affinities = append(v.Affinities, FacetWeight{Facet: facetLabel(e.idx.FacetName(a.Facet)), Weight: float64(a.W)})
 	}
 	slices.SortFunc(v.Affinities, func(a, b FacetWeight) int {
 		if a.Weight != b.Weight {
@@ -92,10 +88,10 @@ func (e *Engine) Profile(id string, anon bool) (ProfileView, bool) {
 		}
 		return strings.Compare(a.Facet, b.Facet)
 	})
-	for _, sz := range pr.sizes {
+	for _, sz := range pr.Sizes {
 		v.Sizes = append(v.Sizes, SizeView{
-			SizeGroup: e.idx.GroupName(sz.group), Size: e.idx.SizeName(sz.size),
-			At: at(sz.t), Purchase: sz.purchase, Current: pr.wear(sz.group) == sz.size,
+			SizeGroup: e.idx.GroupName(sz.Group), Size: e.idx.SizeName(sz.Size),
+			At: at(sz.T), Purchase: sz.Purchase, Current: pr.Wear(sz.Group) == sz.Size,
 		})
 	}
 	name := func(p uint32) string {
@@ -104,31 +100,31 @@ func (e *Engine) Profile(id string, anon bool) (ProfileView, bool) {
 		}
 		return ""
 	}
-	for _, s := range pr.purchased {
-		v.Purchases = append(v.Purchases, ItemAt{Product: name(s.p), At: at(s.t)})
+	for _, s := range pr.Purchased {
+		v.Purchases = append(v.Purchases, ItemAt{Product: name(s.P), At: at(s.T)})
 	}
 	slices.SortFunc(v.Purchases, func(a, b ItemAt) int { return b.At.Compare(a.At) })
-	for _, c := range pr.cart {
-		line := CartLine{Product: name(c.p), At: at(c.t)}
-		if c.sku != noSKU {
-			line.SKU = e.skuName(c.p, c.sku)
+	for _, c := range pr.Cart {
+		line := CartLine{Product: name(c.P), At: at(c.T)}
+		if c.SKU != profile.NoSKU {
+			line.SKU = e.skuName(c.P, c.SKU)
 		}
 		v.Cart = append(v.Cart, line)
 	}
-	for i := len(pr.views) - 1; i >= 0; i-- {
-		v.Views = append(v.Views, ItemAt{Product: name(pr.views[i].p), At: at(pr.views[i].t)})
+	for i := len(pr.Views) - 1; i >= 0; i-- {
+		v.Views = append(v.Views, ItemAt{Product: name(pr.Views[i].P), At: at(pr.Views[i].T)})
 	}
-	for i := len(pr.shown) - 1; i >= 0; i-- {
-		v.Impressions = append(v.Impressions, ItemAt{Product: name(pr.shown[i].p), At: at(pr.shown[i].t)})
+	for i := len(pr.Shown) - 1; i >= 0; i-- {
+		v.Impressions = append(v.Impressions, ItemAt{Product: name(pr.Shown[i].P), At: at(pr.Shown[i].T)})
 	}
-	for _, x := range pr.excl {
-		if x.t > now {
-			v.Exclusions = append(v.Exclusions, ItemAt{Product: name(x.p), At: at(x.t)})
+	for _, x := range pr.Excl {
+		if x.T > now {
+			v.Exclusions = append(v.Exclusions, ItemAt{Product: name(x.P), At: at(x.T)})
 		}
 	}
-	for _, c := range pr.camps {
-		cv := CampaignView{Name: c.name, At: at(c.t)}
-		for _, p := range c.items {
+	for _, c := range pr.Camps {
+		cv := CampaignView{Name: c.Name, At: at(c.T)}
+		for _, p := range c.Items {
 			cv.Products = append(cv.Products, name(p))
 		}
 		v.Campaigns = append(v.Campaigns, cv)

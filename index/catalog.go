@@ -2,9 +2,14 @@
 // SKUs, locations and facets, facet postings and per-size stock as roaring
 // bitmaps. It knows nothing of HTTP, customers or ranking.
 //
-// An Index is not safe for concurrent use. Its owner serialises writes and
-// may share reads, for example under a sync.RWMutex: every method that does
-// not change the index is a read.
+// It owns the dictionaries of ids, items, postings, size groups and stock
+// levels, and the index snapshot format (snapshot.go). It may import
+// internal/binfmt and roaring, never engine or anything above it.
+//
+// An Index is not safe for concurrent use and takes no locks. Its owner
+// serialises writes and may share reads, for example under a sync.RWMutex
+// (engine's Engine.mu): every method that does not change the index is a
+// read. A Dict likewise.
 package index
 
 import (
@@ -31,14 +36,17 @@ const OneSize uint32 = 0
 // unknown: any size in stock will do.
 const AnySize uint32 = ^uint32(0)
 
-// Errors returned for catalog input that cannot be applied.
+// Errors returned for catalog input that cannot be applied. Their texts
+// are written for the client that sent the input, so they carry no package
+// prefix: the engine wraps them in an engine.FieldError naming the field,
+// and the API shows the text as it is.
 var (
-	ErrUnknownProduct  = errors.New("index: unknown product")
-	ErrUnknownSKU      = errors.New("index: unknown sku")
-	ErrSKUOwned        = errors.New("index: sku belongs to another product")
-	ErrNoVariants      = errors.New("index: product has no variants")
-	ErrTooManyVariants = errors.New("index: product has more than 64 variants")
-	ErrDuplicateSKU    = errors.New("index: sku listed twice")
+	ErrUnknownProduct  = errors.New("unknown product")
+	ErrUnknownSKU      = errors.New("unknown sku")
+	ErrSKUOwned        = errors.New("sku belongs to another product")
+	ErrNoVariants      = errors.New("product has no variants")
+	ErrTooManyVariants = errors.New("product has more than 64 variants")
+	ErrDuplicateSKU    = errors.New("sku listed twice")
 )
 
 // MaxVariants bounds the variants of one product, so a pick can describe
@@ -369,91 +377,25 @@ func (x *Index) Upsert(it *Item) error { return x.upsert(it, true) }
 // set the bits themselves (refreshing every item at every location there
 // took a third of a million-product restart).
 func (x *Index) upsert(it *Item, refresh bool) error {
-	if len(it.Variants) == 0 {
-		return ErrNoVariants
+	// Validate before changing anything.
+	if err := x.validate(it); err != nil {
+		return err
 	}
-	if len(it.Variants) > MaxVariants {
-		return ErrTooManyVariants
-	}
-	// Validate SKUs before changing anything.
-	pd, known := x.products.Lookup(it.ID)
-	for i, v := range it.Variants {
-		for j := 0; j < i; j++ {
-			if it.Variants[j].SKU == v.SKU {
-				return fmt.Errorf("%w: %q", ErrDuplicateSKU, v.SKU)
-			}
-		}
-		if sd, ok := x.skus.Lookup(v.SKU); ok && int(sd) < len(x.skuInfo) {
-			owner := x.skuInfo[sd].product
-			if (!known || owner != pd) && x.ownsSKU(owner, sd) {
-				return fmt.Errorf("%w: %q is a variant of %q", ErrSKUOwned, v.SKU, x.products.Name(owner))
-			}
-		}
-	}
-
-	pd, _ = x.products.Intern(it.ID)
+	pd, _ := x.products.Intern(it.ID)
 	for int(pd) >= len(x.items) { // restored dictionaries may run ahead of items
 		x.items = append(x.items, nil)
 	}
-	old := x.items[pd]
-	if old != nil {
-		for _, f := range old.Facets {
-			x.postings[f].Remove(pd)
-		}
-		x.members[old.Group].Remove(pd)
-		for l := range x.locStock {
-			ls := &x.locStock[l]
-			ls.any.Remove(pd)
-			for _, v := range old.Variants {
-				if b := ls.sized(v.SizeKey); b != nil {
-					b.Remove(pd)
-				}
-			}
-		}
+	if old := x.items[pd]; old != nil {
+		x.unindex(pd, old)
 	}
-
 	it.Dense = pd
 	it.Category = NormalizeCategory(it.Category)
 	it.Group, _ = x.groups.Intern(it.SizeGroup)
 	for int(it.Group) >= len(x.members) {
 		x.members = append(x.members, roaring.New())
 	}
-	var names [16]string
-	fn := CategoryFacets(names[:0], it.Category)
-	it.Facets = make([]uint32, 0, len(fn)+1+len(it.Tags))
-	for _, n := range fn {
-		it.Facets = append(it.Facets, x.facet(n))
-	}
-	if len(fn) > 0 {
-		it.Leaf = it.Facets[len(fn)-1]
-	} else {
-		it.Leaf = x.facet(FacetCategory)
-	}
-	if it.Brand != "" {
-		it.Facets = append(it.Facets, x.facet(FacetBrand+strings.ToLower(it.Brand)))
-	}
-	for _, t := range it.Tags {
-		f := x.facet(FacetTag + strings.ToLower(t))
-		if !containsU32(it.Facets, f) {
-			it.Facets = append(it.Facets, f)
-		}
-	}
-	for i := range it.Variants {
-		v := &it.Variants[i]
-		v.Dense, _ = x.skus.Intern(v.SKU)
-		for int(v.Dense) >= len(x.skuInfo) {
-			x.skuInfo = append(x.skuInfo, skuInfo{})
-		}
-		x.skuInfo[v.Dense] = skuInfo{product: pd, variant: uint8(i)}
-		v.SizeKey = OneSize
-		if v.Size != "" {
-			k, _ := x.sizeKeys.Intern(sizeKeyName(it.SizeGroup, v.Size))
-			for int(k) >= len(x.sizeNames) {
-				x.sizeNames = append(x.sizeNames, v.Size)
-			}
-			v.SizeKey = k
-		}
-	}
+	x.setFacets(it)
+	x.internVariants(it)
 	x.items[pd] = it
 	for int(pd) >= len(x.hot) {
 		x.hot = append(x.hot, Hot{})
@@ -478,6 +420,96 @@ func (x *Index) upsert(it *Item, refresh bool) error {
 		}
 	}
 	return nil
+}
+
+// validate checks an item's variants: some, not too many, no SKU twice
+// and none that another product's current item lists.
+func (x *Index) validate(it *Item) error {
+	if len(it.Variants) == 0 {
+		return ErrNoVariants
+	}
+	if len(it.Variants) > MaxVariants {
+		return ErrTooManyVariants
+	}
+	pd, known := x.products.Lookup(it.ID)
+	for i, v := range it.Variants {
+		for j := 0; j < i; j++ {
+			if it.Variants[j].SKU == v.SKU {
+				return fmt.Errorf("%w: %q", ErrDuplicateSKU, v.SKU)
+			}
+		}
+		if sd, ok := x.skus.Lookup(v.SKU); ok && int(sd) < len(x.skuInfo) {
+			owner := x.skuInfo[sd].product
+			if (!known || owner != pd) && x.ownsSKU(owner, sd) {
+				return fmt.Errorf("%w: %q is a variant of %q", ErrSKUOwned, v.SKU, x.products.Name(owner))
+			}
+		}
+	}
+	return nil
+}
+
+// unindex takes product pd's old item out of the postings, size group and
+// stock bitmaps.
+func (x *Index) unindex(pd uint32, old *Item) {
+	for _, f := range old.Facets {
+		x.postings[f].Remove(pd)
+	}
+	x.members[old.Group].Remove(pd)
+	for l := range x.locStock {
+		ls := &x.locStock[l]
+		ls.any.Remove(pd)
+		for _, v := range old.Variants {
+			if b := ls.sized(v.SizeKey); b != nil {
+				b.Remove(pd)
+			}
+		}
+	}
+}
+
+// setFacets gives an item its facet ids: category prefixes (the last is
+// its leaf), brand, tags.
+func (x *Index) setFacets(it *Item) {
+	var names [16]string
+	fn := CategoryFacets(names[:0], it.Category)
+	it.Facets = make([]uint32, 0, len(fn)+1+len(it.Tags))
+	for _, n := range fn {
+		it.Facets = append(it.Facets, x.facet(n))
+	}
+	if len(fn) > 0 {
+		it.Leaf = it.Facets[len(fn)-1]
+	} else {
+		it.Leaf = x.facet(FacetCategory)
+	}
+	if it.Brand != "" {
+		it.Facets = append(it.Facets, x.facet(FacetBrand+strings.ToLower(it.Brand)))
+	}
+	for _, t := range it.Tags {
+		f := x.facet(FacetTag + strings.ToLower(t))
+		if !containsU32(it.Facets, f) {
+			it.Facets = append(it.Facets, f)
+		}
+	}
+}
+
+// internVariants gives an item's variants their SKU and size key ids and
+// records which product and variant each SKU is.
+func (x *Index) internVariants(it *Item) {
+	for i := range it.Variants {
+		v := &it.Variants[i]
+		v.Dense, _ = x.skus.Intern(v.SKU)
+		for int(v.Dense) >= len(x.skuInfo) {
+			x.skuInfo = append(x.skuInfo, skuInfo{})
+		}
+		x.skuInfo[v.Dense] = skuInfo{product: it.Dense, variant: uint8(i)}
+		v.SizeKey = OneSize
+		if v.Size != "" {
+			k, _ := x.sizeKeys.Intern(sizeKeyName(it.SizeGroup, v.Size))
+			for int(k) >= len(x.sizeNames) {
+				x.sizeNames = append(x.sizeNames, v.Size)
+			}
+			v.SizeKey = k
+		}
+	}
 }
 
 // ownsSKU reports whether product p's current item lists SKU s.

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/omnipick/omnipick/index/binfmt"
+	"github.com/omnipick/omnipick/internal/binfmt"
 )
 
 // Snapshot encoding of an index: the dictionaries in dense-id order (so
@@ -97,6 +97,26 @@ func LoadSnapshot(r *binfmt.Reader) (*Index, error) {
 		return nil, fmt.Errorf("%w: version %d", ErrBadSnapshot, v)
 	}
 	x := New()
+	items := func(r *binfmt.Reader) error { return x.loadItems(r, v) }
+	names := func(r *binfmt.Reader) error {
+		if v >= 2 {
+			x.loadLocationNames(r)
+		}
+		return nil
+	}
+	for _, load := range []func(*binfmt.Reader) error{x.loadDicts, items, x.loadSKUOwners, x.loadStock, names} {
+		if err := load(r); err != nil {
+			return nil, err
+		}
+	}
+	if r.Err() != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, r.Err())
+	}
+	return x, nil
+}
+
+// loadDicts reads the dictionaries and sizes the per-id tables after them.
+func (x *Index) loadDicts(r *binfmt.Reader) error {
 	fresh := func() *Dict { return NewDict() }
 	x.products, x.skus, x.locations, x.facets, x.groups, x.sizeKeys = fresh(), fresh(), fresh(), fresh(), fresh(), fresh()
 	x.locStock, x.members, x.sizeNames = nil, nil, nil
@@ -104,12 +124,12 @@ func LoadSnapshot(r *binfmt.Reader) (*Index, error) {
 		n := r.Count(maxSnapshotCount)
 		for i := 0; i < n && r.Err() == nil; i++ {
 			if id, isNew := d.Intern(r.String()); !isNew || id != uint32(i) {
-				return nil, fmt.Errorf("%w: duplicate id in dictionary", ErrBadSnapshot)
+				return fmt.Errorf("%w: duplicate id in dictionary", ErrBadSnapshot)
 			}
 		}
 	}
 	if r.Err() != nil {
-		return nil, fmt.Errorf("%w: dictionaries: %v", ErrBadSnapshot, r.Err())
+		return fmt.Errorf("%w: dictionaries: %w", ErrBadSnapshot, r.Err())
 	}
 	for range x.sizeKeys.Len() {
 		x.sizeNames = append(x.sizeNames, r.String())
@@ -126,69 +146,93 @@ func LoadSnapshot(r *binfmt.Reader) (*Index, error) {
 	}
 	if x.groups.Len() == 0 || x.groups.Name(0) != "" || x.sizeKeys.Len() == 0 || x.sizeKeys.Name(0) != "" ||
 		x.locations.Len() == 0 || x.locations.Name(0) != "online" {
-		return nil, fmt.Errorf("%w: reserved ids missing", ErrBadSnapshot)
+		return fmt.Errorf("%w: reserved ids missing", ErrBadSnapshot)
 	}
+	return nil
+}
 
+// loadItems reads the items, one per product id, written by snapshot
+// version v, and indexes them.
+func (x *Index) loadItems(r *binfmt.Reader, v byte) error {
 	n := r.Count(maxSnapshotCount)
 	if n != x.products.Len() {
-		return nil, fmt.Errorf("%w: %d items for %d products", ErrBadSnapshot, n, x.products.Len())
+		return fmt.Errorf("%w: %d items for %d products", ErrBadSnapshot, n, x.products.Len())
 	}
 	for d := 0; d < n && r.Err() == nil; d++ {
 		if r.Byte() == 0 {
 			continue
 		}
-		it := &Item{ID: x.products.Name(uint32(d))}
-		it.Title, it.URL, it.Image, it.Currency, it.Category, it.Brand, it.SizeGroup =
-			r.String(), r.String(), r.String(), r.String(), r.String(), r.String(), r.String()
-		it.Price = r.Float()
-		if nt := r.Count(maxSnapshotCount); nt > 0 {
-			it.Tags = make([]string, nt)
-			for i := range it.Tags {
-				it.Tags[i] = r.String()
-			}
-		}
-		nv := r.Count(MaxVariants)
-		it.Variants = make([]Variant, nv)
-		for i := range it.Variants {
-			sd := r.Uint32()
-			if int(sd) >= x.skus.Len() {
-				return nil, fmt.Errorf("%w: item %q: sku id %d out of range", ErrBadSnapshot, it.ID, sd)
-			}
-			it.Variants[i] = Variant{SKU: x.skus.Name(sd), Size: r.String()}
-		}
-		it.Active = r.Bool()
-		if v >= 2 {
-			if na := r.Count(maxSnapshotCount); na > 0 {
-				it.Attributes = make([]Attribute, na)
-				for i := range it.Attributes {
-					it.Attributes[i] = Attribute{Key: r.String(), Value: r.String()}
-				}
-			}
+		it, err := x.readItem(r, uint32(d), v)
+		if err != nil {
+			return err
 		}
 		if r.Err() != nil {
 			break
 		}
 		if err := x.upsert(it, false); err != nil {
-			return nil, fmt.Errorf("%w: item %q: %v", ErrBadSnapshot, it.ID, err)
+			return fmt.Errorf("%w: item %q: %w", ErrBadSnapshot, it.ID, err)
 		}
 	}
+	return nil
+}
+
+// readItem reads the item of product d, written by snapshot version v.
+func (x *Index) readItem(r *binfmt.Reader, d uint32, v byte) (*Item, error) {
+	it := &Item{ID: x.products.Name(d)}
+	it.Title, it.URL, it.Image, it.Currency, it.Category, it.Brand, it.SizeGroup =
+		r.String(), r.String(), r.String(), r.String(), r.String(), r.String(), r.String()
+	it.Price = r.Float()
+	if nt := r.Count(maxSnapshotCount); nt > 0 {
+		it.Tags = make([]string, nt)
+		for i := range it.Tags {
+			it.Tags[i] = r.String()
+		}
+	}
+	nv := r.Count(MaxVariants)
+	it.Variants = make([]Variant, nv)
+	for i := range it.Variants {
+		sd := r.Uint32()
+		if int(sd) >= x.skus.Len() {
+			return nil, fmt.Errorf("%w: item %q: sku id %d out of range", ErrBadSnapshot, it.ID, sd)
+		}
+		it.Variants[i] = Variant{SKU: x.skus.Name(sd), Size: r.String()}
+	}
+	it.Active = r.Bool()
+	if v >= 2 {
+		if na := r.Count(maxSnapshotCount); na > 0 {
+			it.Attributes = make([]Attribute, na)
+			for i := range it.Attributes {
+				it.Attributes[i] = Attribute{Key: r.String(), Value: r.String()}
+			}
+		}
+	}
+	return it, nil
+}
+
+// loadSKUOwners reads which product and variant each SKU id belongs to.
+func (x *Index) loadSKUOwners(r *binfmt.Reader) error {
 	ns := r.Count(maxSnapshotCount)
 	if r.Err() == nil && ns != x.skus.Len() {
-		return nil, fmt.Errorf("%w: %d sku owners for %d skus", ErrBadSnapshot, ns, x.skus.Len())
+		return fmt.Errorf("%w: %d sku owners for %d skus", ErrBadSnapshot, ns, x.skus.Len())
 	}
 	x.skuInfo = slices.Grow(x.skuInfo[:0], ns)[:ns]
 	for i := 0; i < ns && r.Err() == nil; i++ {
 		p, v := r.Uint32(), r.Byte()
 		if int(p) >= len(x.items) {
-			return nil, fmt.Errorf("%w: sku %d owned by unknown product %d", ErrBadSnapshot, i, p)
+			return fmt.Errorf("%w: sku %d owned by unknown product %d", ErrBadSnapshot, i, p)
 		}
 		// A current variant must point at itself; a dropped SKU keeps its
 		// last owner but no item lists it.
 		if it := x.items[p]; x.ownsSKU(p, uint32(i)) && (int(v) >= len(it.Variants) || it.Variants[v].Dense != uint32(i)) {
-			return nil, fmt.Errorf("%w: sku %d: variant %d of %q is another sku", ErrBadSnapshot, i, v, it.ID)
+			return fmt.Errorf("%w: sku %d: variant %d of %q is another sku", ErrBadSnapshot, i, v, it.ID)
 		}
 		x.skuInfo[i] = skuInfo{product: p, variant: v}
 	}
+	return nil
+}
+
+// loadStock reads each location's stock levels.
+func (x *Index) loadStock(r *binfmt.Reader) error {
 	for l := range x.locStock {
 		nq := r.Count(maxSnapshotCount)
 		for range nq {
@@ -197,20 +241,20 @@ func LoadSnapshot(r *binfmt.Reader) (*Index, error) {
 				break
 			}
 			if int(sd) >= x.skus.Len() || q == 0 || q > MaxQuantity {
-				return nil, fmt.Errorf("%w: stock entry sku %d quantity %d", ErrBadSnapshot, sd, q)
+				return fmt.Errorf("%w: stock entry sku %d quantity %d", ErrBadSnapshot, sd, q)
 			}
 			x.setQty(uint32(l), sd, int64(q))
 		}
 	}
-	if v >= 2 {
-		for l := range x.locStock {
-			x.locStock[l].name = r.String()
-		}
+	return nil
+}
+
+// loadLocationNames reads the names locations were registered with
+// (version 2).
+func (x *Index) loadLocationNames(r *binfmt.Reader) {
+	for l := range x.locStock {
+		x.locStock[l].name = r.String()
 	}
-	if r.Err() != nil {
-		return nil, fmt.Errorf("%w: %v", ErrBadSnapshot, r.Err())
-	}
-	return x, nil
 }
 
 func b2u(b bool) byte {

@@ -6,8 +6,9 @@ import (
 	"github.com/RoaringBitmap/roaring/v2"
 )
 
-// ErrNegativeQuantity rejects a stock level below zero.
-var ErrNegativeQuantity = errors.New("index: negative quantity")
+// ErrNegativeQuantity rejects a stock level below zero. Like the catalog
+// input errors, its text is for the client and carries no prefix.
+var ErrNegativeQuantity = errors.New("negative quantity")
 
 // MaxQuantity bounds a stock level; larger values are almost certainly a
 // unit mix-up upstream.

@@ -46,15 +46,6 @@ type knob struct {
 
 func hours(x float64) time.Duration { return time.Duration(x * float64(time.Hour)) }
 
-// weight maps a sweep value to an option whose zero value means "default":
-// 0 becomes a weight too small to matter.
-func weight(x float64) float64 {
-	if x == 0 {
-		return 1e-9
-	}
-	return x
-}
-
 // tuneKnobs lists what the sweep varies. Web-channel priors only: the
 // evaluation asks for web picks.
 var tuneKnobs = []knob{
@@ -76,9 +67,9 @@ var tuneKnobs = []knob{
 	{"prior.cart", []float64{0, 1, 2, 4}, func(o *engine.Options, x float64) {
 		o.Priors[engine.ChannelWeb][engine.ReasonCart] = x
 	}},
-	{"AffinityWeight", []float64{0, 0.25, 0.5, 1, 2, 4, 8}, func(o *engine.Options, x float64) { o.AffinityWeight = weight(x) }},
-	{"RelatedWeight", []float64{0.1, 0.25, 0.5, 1, 2, 4}, func(o *engine.Options, x float64) { o.RelatedWeight = weight(x) }},
-	{"PopularityWeight", []float64{0, 0.25, 0.5, 1, 2, 4, 8}, func(o *engine.Options, x float64) { o.PopularityWeight = weight(x) }},
+	{"AffinityWeight", []float64{0, 0.25, 0.5, 1, 2, 4, 8}, func(o *engine.Options, x float64) { o.AffinityWeight = x }},
+	{"RelatedWeight", []float64{0.1, 0.25, 0.5, 1, 2, 4}, func(o *engine.Options, x float64) { o.RelatedWeight = x }},
+	{"PopularityWeight", []float64{0, 0.25, 0.5, 1, 2, 4, 8}, func(o *engine.Options, x float64) { o.PopularityWeight = x }},
 	{"PopularityHalfLife.h", []float64{6, 12, 24, 48, 168, 720}, func(o *engine.Options, x float64) { o.PopularityHalfLife = hours(x) }},
 	{"AffinityHalfLife.h", []float64{24, 168, 720, 2160}, func(o *engine.Options, x float64) { o.AffinityHalfLife = hours(x) }},
 	{"PurchaseWindow.h", []float64{0.25, 1, 4, 24, 168, 720}, func(o *engine.Options, x float64) { o.PurchaseWindow = hours(x) }},
@@ -207,7 +198,7 @@ func newTuner(t *testing.T, dir string) *tuner {
 		tu.sets = strings.Split(v, ",")
 	}
 	if os.Getenv("OMNIPICK_TUNE_FROM") == "default" {
-		tu.base = engine.Options{}
+		tu.base = engine.DefaultOptions()
 	}
 	// Fill in the defaults, so knobs move one value of a complete setting.
 	tu.base = engine.New(tu.base).Options()

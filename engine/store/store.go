@@ -11,6 +11,20 @@
 // Records rejected by the engine are logged too: Apply is deterministic, so
 // replay rejects them again and reaches the same state. Logging first keeps
 // memory and log identical whatever happens between the two.
+//
+// It owns the data folder, the log (engine/wal) and the engine it feeds;
+// it may import engine and engine/wal, never api. It sits above engine
+// and below api (see engine's package doc for the floor plan).
+//
+// # Lock order
+//
+// snapMu -> applyMu -> the engine's locks. snapMu lets one snapshot run at
+// a time; applyMu makes a log append and its Applies one step, so the log
+// and memory hold the same records in the same order. A snapshot holds
+// applyMu only while the engine begins its capture (BeginSnapshot), then
+// writes it out with applyMu released. The log's own locks are taken
+// under applyMu and never call back. Nothing takes snapMu while holding
+// applyMu.
 package store
 
 import (
@@ -224,7 +238,7 @@ func (s *Store) appendApply(recs []engine.Record, errs []error) (uint64, error) 
 	if err != nil {
 		s.applyMu.Unlock()
 		if errors.Is(err, wal.ErrFull) {
-			return 0, fmt.Errorf("%w: %v", engine.ErrOverloaded, err)
+			return 0, fmt.Errorf("%w: %w", engine.ErrOverloaded, err)
 		}
 		return 0, fmt.Errorf("cannot append to the write-ahead log: %w", err)
 	}

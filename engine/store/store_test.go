@@ -419,6 +419,9 @@ func TestOverloadedWhenTheLogCannotKeepUp(t *testing.T) {
 		select {
 		case err := <-errs:
 			overloaded = errors.Is(err, engine.ErrOverloaded)
+			if overloaded && !errors.Is(err, wal.ErrFull) {
+				t.Fatalf("%v: the log's own reason is hidden from errors.Is", err)
+			}
 		case <-deadline:
 			t.Fatal("no write was refused while the disk stalled")
 		}

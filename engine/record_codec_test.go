@@ -4,6 +4,8 @@ import (
 	"errors"
 	"reflect"
 	"testing"
+
+	"github.com/omnipick/omnipick/internal/binfmt"
 )
 
 var codecCases = []Record{
@@ -43,6 +45,10 @@ func TestRecordCodecRoundTrip(t *testing.T) {
 			}
 			if err := DecodeRecord(want.Op, append(b, 0), &got); !errors.Is(err, ErrBadRecord) {
 				t.Fatal("trailing byte accepted")
+			}
+			// The reader's own sentinel stays visible through the wrapping.
+			if err := DecodeRecord(want.Op, b[:len(b)-1], &got); !errors.Is(err, binfmt.ErrShort) && !errors.Is(err, binfmt.ErrTooLong) {
+				t.Fatalf("last byte cut: %v, want a binfmt sentinel too", err)
 			}
 		})
 	}

@@ -2,6 +2,11 @@
 // records and snapshots: unsigned varints, length-prefixed strings and
 // fixed 8-byte floats, appended to a caller's buffer and read back by a
 // bounds-checked Reader that never panics on hostile bytes.
+//
+// It owns no state and takes no locks. It imports only the standard
+// library; engine (record codec, snapshot, profile encoding) and index
+// (snapshot) import it, which is why it lives in internal/ and not under
+// either of them.
 package binfmt
 
 import (

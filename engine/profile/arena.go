@@ -1,9 +1,9 @@
-package engine
+package profile
 
 import (
 	"fmt"
 
-	"github.com/omnipick/omnipick/index/binfmt"
+	"github.com/omnipick/omnipick/internal/binfmt"
 )
 
 // Profiles are stored encoded, in one byte arena per shard, not as Go
@@ -12,8 +12,8 @@ import (
 // garbage collector would scan a hundred million pointers on every cycle.
 // The arena and the profRef index into it hold no pointers at all.
 //
-// A profile's encoding is its snapshot encoding (appendSnapshot, version
-// 2), so a snapshot copies records as they are. Reading one decodes it into
+// The arena holds each profile in the profile encoding (encoding.go),
+// which snapshots store too, so a snapshot copies records as they are. Reading one decodes it into
 // a reusable scratch profile (the working form, whose methods do the
 // updates); a write decodes into the shard's scratch, changes it, encodes
 // it and puts it back: over its old bytes when it fits in the room it has,
@@ -82,22 +82,22 @@ func (s *shard) mergedLocked(slot uint32) (to string, anon bool) {
 // neither, and copying their strings out would allocate). pr.mergedTo is
 // set either way. s.mu must be held; pr must not be the profile of another
 // reader.
-func (s *shard) readLocked(slot uint32, pr *profile, strs bool) {
+func (s *shard) readLocked(slot uint32, pr *Profile, strs bool) {
 	ref := s.refs[slot]
 	to, toAnon := s.mergedLocked(slot)
 	if ref.n == 0 {
 		pr.reset()
 	} else {
-		pr.mergedTo = to // decode keeps an equal string rather than copy it
+		pr.MergedTo = to // decode keeps an equal string rather than copy it
 		off := uint64(ref.off) * recAlign
 		var r binfmt.Reader
 		r.Reset(s.data[off : off+uint64(ref.n)])
-		if err := pr.decode(&r, engineSnapshotVersion, noLimit, noLimit, strs); err != nil {
+		if err := pr.decode(&r, Version, noLimit, noLimit, strs); err != nil {
 			// The arena holds only what writeLocked encoded: a bug, not input.
-			panic(fmt.Sprintf("engine: profile arena is corrupt at slot %d: %v", slot, err))
+			panic(fmt.Sprintf("profile: arena is corrupt at slot %d: %v", slot, err))
 		}
 	}
-	pr.mergedTo, pr.mergedAnon = to, toAnon
+	pr.MergedTo, pr.MergedAnon = to, toAnon
 }
 
 // noLimit passes decode's product and facet range checks: the arena holds
@@ -107,15 +107,15 @@ const noLimit = ^uint32(0)
 // editLocked returns the profile in slot decoded into the shard's scratch,
 // for a write to change and store back with writeLocked. s.mu must be held
 // exclusively; the profile is valid until the next editLocked on s.
-func (s *shard) editLocked(slot uint32) *profile {
+func (s *shard) editLocked(slot uint32) *Profile {
 	s.readLocked(slot, &s.scratch, true)
 	return &s.scratch
 }
 
 // writeLocked encodes pr as the profile in slot. s.mu must be held
 // exclusively.
-func (s *shard) writeLocked(slot uint32, pr *profile) {
-	s.enc = pr.appendSnapshot(s.enc[:0])
+func (s *shard) writeLocked(slot uint32, pr *Profile) {
+	s.enc = pr.appendEncoding(s.enc[:0])
 	s.storeLocked(slot, pr, s.enc, 4)
 }
 
@@ -123,15 +123,15 @@ func (s *shard) writeLocked(slot uint32, pr *profile) {
 // that must move gets 1/headroom of its size as room to grow (0: none, for
 // profiles loaded from a snapshot, most of which never change again). s.mu
 // must be held.
-func (s *shard) storeLocked(slot uint32, pr *profile, enc []byte, headroom int) {
+func (s *shard) storeLocked(slot uint32, pr *Profile, enc []byte, headroom int) {
 	n := len(enc)
 	ref := &s.refs[slot]
 	s.encoded += n - int(ref.n)
 	ref.to = 0
-	if pr.mergedTo != "" {
-		id, _ := s.targets.Intern(pr.mergedTo)
+	if pr.MergedTo != "" {
+		id, _ := s.targets.Intern(pr.MergedTo)
 		ref.to = id + 1
-		if pr.mergedAnon {
+		if pr.MergedAnon {
 			ref.to |= toAnon
 		}
 	}
@@ -158,7 +158,7 @@ func (s *shard) storeLocked(slot uint32, pr *profile, enc []byte, headroom int) 
 func (s *shard) appendRecord(rec []byte, extra int, to uint32) profRef {
 	room := (len(rec) + extra + recAlign - 1) / recAlign * recAlign
 	if uint64(len(s.data))+uint64(room) > uint64(^uint32(0))*recAlign {
-		panic("engine: a profile shard's arena passed 32 GiB; use more shards")
+		panic("profile: a shard's arena passed 32 GiB; use more shards")
 	}
 	if need := len(s.data) + room; need > cap(s.data) {
 		// Grow by a quarter, not append's double: the arena is most of
@@ -205,23 +205,14 @@ func (s *shard) compactLocked() {
 	}
 }
 
-// appendRecordOf appends the snapshot encoding of the profile in slot: the
+// appendRecordOf appends the encoding of the profile in slot: the
 // record itself. s.mu must be held.
 func (s *shard) appendRecordOf(b []byte, slot uint32) []byte {
 	ref := s.refs[slot]
 	if ref.n == 0 {
-		var empty profile
-		return empty.appendSnapshot(b)
+		var empty Profile
+		return empty.appendEncoding(b)
 	}
 	off := int(ref.off) * recAlign
 	return append(b, s.data[off:off+int(ref.n)]...)
-}
-
-// reset empties pr, keeping its slices' capacity.
-func (pr *profile) reset() {
-	*pr = profile{
-		aff: pr.aff[:0], sizes: pr.sizes[:0], purchased: pr.purchased[:0],
-		cart: pr.cart[:0], views: pr.views[:0], shown: pr.shown[:0],
-		excl: pr.excl[:0], camps: pr.camps[:0], links: pr.links[:0],
-	}
 }

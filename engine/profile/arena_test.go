@@ -1,4 +1,4 @@
-package engine
+package profile
 
 import (
 	"bytes"
@@ -8,61 +8,61 @@ import (
 	"testing"
 
 	"github.com/omnipick/omnipick/index"
-	"github.com/omnipick/omnipick/index/binfmt"
+	"github.com/omnipick/omnipick/internal/binfmt"
 )
 
 // sampleProfile returns a profile with every field set, sized by n.
-func sampleProfile(n int) profile {
+func sampleProfile(n int) Profile {
 	u := uint32(n)
-	pr := profile{last: 1000 + u}
+	pr := Profile{Last: 1000 + u}
 	for i := range n {
 		v := uint32(i)
-		pr.aff = append(pr.aff, affEntry{facet: 3*v + 1, w: float32(i) + 0.5})
-		pr.purchased = append(pr.purchased, stamp{p: 2 * v, t: 100 + v})
-		pr.views = append(pr.views, stamp{p: v + 7, t: 200 + v})
-		pr.cart = append(pr.cart, cartEntry{sku: v, p: v + 1, t: 300 + v})
-		pr.shown = append(pr.shown, stamp{p: v, t: 400 + v})
-		pr.excl = append(pr.excl, stamp{p: v + 3, t: 500 + v})
-		pr.links = append(pr.links, fmt.Sprint("cookie-", i))
+		pr.Aff = append(pr.Aff, AffEntry{Facet: 3*v + 1, W: float32(i) + 0.5})
+		pr.Purchased = append(pr.Purchased, Stamp{P: 2 * v, T: 100 + v})
+		pr.Views = append(pr.Views, Stamp{P: v + 7, T: 200 + v})
+		pr.Cart = append(pr.Cart, CartEntry{SKU: v, P: v + 1, T: 300 + v})
+		pr.Shown = append(pr.Shown, Stamp{P: v, T: 400 + v})
+		pr.Excl = append(pr.Excl, Stamp{P: v + 3, T: 500 + v})
+		pr.Links = append(pr.Links, fmt.Sprint("cookie-", i))
 		if i < 3 {
-			pr.sizes = append(pr.sizes, sizeEntry{group: v, size: v + 1, t: 600 + v, purchase: i%2 == 0})
-			pr.camps = append(pr.camps, campaign{name: fmt.Sprint("camp-", i), t: 700 + v, items: []uint32{v, v + 1, 1 << 20}})
+			pr.Sizes = append(pr.Sizes, SizeEntry{Group: v, Size: v + 1, T: 600 + v, Purchase: i%2 == 0})
+			pr.Camps = append(pr.Camps, Campaign{Name: fmt.Sprint("camp-", i), T: 700 + v, Items: []uint32{v, v + 1, 1 << 20}})
 		}
 	}
 	return pr
 }
 
 func TestProfileDecode(t *testing.T) {
-	merged := profile{mergedTo: "device-7", mergedAnon: true}
+	merged := Profile{MergedTo: "device-7", MergedAnon: true}
 	for _, tc := range []struct {
 		name  string
-		pr    profile
-		dirty profile // what the scratch held before
+		pr    Profile
+		dirty Profile // what the scratch held before
 	}{
-		{"empty into empty", profile{}, profile{}},
-		{"empty into used", profile{}, sampleProfile(9)},
-		{"full into empty", sampleProfile(5), profile{}},
+		{"empty into empty", Profile{}, Profile{}},
+		{"empty into used", Profile{}, sampleProfile(9)},
+		{"full into empty", sampleProfile(5), Profile{}},
 		{"small into large", sampleProfile(2), sampleProfile(40)},
 		{"large into small", sampleProfile(40), sampleProfile(2)},
 		{"merged", merged, sampleProfile(3)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			want := tc.pr.appendSnapshot(nil)
+			want := tc.pr.appendEncoding(nil)
 			for _, strs := range []bool{true, false} {
 				got := tc.dirty
 				var r binfmt.Reader
 				r.Reset(want)
-				if err := got.decode(&r, engineSnapshotVersion, noLimit, noLimit, strs); err != nil {
+				if err := got.decode(&r, Version, noLimit, noLimit, strs); err != nil {
 					t.Fatal(err)
 				}
 				if !strs {
 					// Left out: compare with them put back.
-					if len(got.camps) != 0 {
-						t.Fatalf("strs unset: %d campaigns decoded", len(got.camps))
+					if len(got.Camps) != 0 {
+						t.Fatalf("strs unset: %d campaigns decoded", len(got.Camps))
 					}
-					got.links, got.mergedTo, got.camps = tc.pr.links, tc.pr.mergedTo, tc.pr.camps
+					got.Links, got.MergedTo, got.Camps = tc.pr.Links, tc.pr.MergedTo, tc.pr.Camps
 				}
-				if b := got.appendSnapshot(nil); !bytes.Equal(b, want) {
+				if b := got.appendEncoding(nil); !bytes.Equal(b, want) {
 					t.Fatalf("strs=%v: decoded profile encodes as\n%x\nwant\n%x", strs, b, want)
 				}
 			}
@@ -80,10 +80,10 @@ func testShard(minGarbage int) *shard {
 func checkShard(t *testing.T, s *shard, want [][]byte) {
 	t.Helper()
 	encoded := 0
-	var scratch profile
+	var scratch Profile
 	for slot, w := range want {
 		s.readLocked(uint32(slot), &scratch, true)
-		if b := scratch.appendSnapshot(nil); !bytes.Equal(b, w) {
+		if b := scratch.appendEncoding(nil); !bytes.Equal(b, w) {
 			t.Fatalf("slot %d reads back as %x, want %x", slot, b, w)
 		}
 		if b := s.appendRecordOf(nil, uint32(slot)); !bytes.Equal(b, w) {
@@ -132,7 +132,7 @@ func TestShardArena(t *testing.T) {
 				if int(slot) != i {
 					t.Fatalf("slot %d for profile %d", slot, i)
 				}
-				want[i] = (&profile{}).appendSnapshot(nil)
+				want[i] = (&Profile{}).appendEncoding(nil)
 			}
 			checkShard(t, s, want)
 			for _, n := range tc.sizes {
@@ -140,14 +140,14 @@ func TestShardArena(t *testing.T) {
 					pr := s.editLocked(uint32(i))
 					if n < 0 {
 						pr.reset()
-						pr.mergedTo, pr.mergedAnon = fmt.Sprint("C", i%3), i%2 == 0
+						pr.MergedTo, pr.MergedAnon = fmt.Sprint("C", i%3), i%2 == 0
 					} else {
 						*pr = sampleProfile(n + i%3)
 					}
 					s.writeLocked(uint32(i), pr)
-					want[i] = pr.appendSnapshot(nil)
-					if to, anon := s.mergedLocked(uint32(i)); to != pr.mergedTo || anon != pr.mergedAnon {
-						t.Fatalf("merged to %q (anon %v), want %q (%v)", to, anon, pr.mergedTo, pr.mergedAnon)
+					want[i] = pr.appendEncoding(nil)
+					if to, anon := s.mergedLocked(uint32(i)); to != pr.MergedTo || anon != pr.MergedAnon {
+						t.Fatalf("merged to %q (anon %v), want %q (%v)", to, anon, pr.MergedTo, pr.MergedAnon)
 					}
 				}
 				checkShard(t, s, want)
@@ -170,12 +170,39 @@ func BenchmarkProfileRead(b *testing.B) {
 			slot, _ := s.slotLocked("C1", 1, false, true)
 			pr := sampleProfile(n)
 			s.writeLocked(slot, &pr)
-			var scratch profile
+			var scratch Profile
 			b.SetBytes(int64(s.refs[slot].n))
 			b.ReportAllocs()
 			for b.Loop() {
 				s.readLocked(slot, &scratch, false)
 			}
 		})
+	}
+}
+
+// TestProfileReadsAllocateNothing: once a scratch profile has grown, reading
+// a profile into it allocates nothing, with its strings (equal to those it
+// holds) or without.
+func TestProfileReadsAllocateNothing(t *testing.T) {
+	s := testShard(defaultMinGarbage)
+	for i := range 2 {
+		slot, _ := s.slotLocked(fmt.Sprint("C", i), uint64(i), false, true)
+		pr := sampleProfile(10 * (i + 1))
+		s.writeLocked(slot, &pr)
+	}
+	var scratch Profile
+	for _, strs := range []bool{false, true} {
+		s.readLocked(1, &scratch, strs) // grow
+		if n := testing.AllocsPerRun(100, func() {
+			s.readLocked(0, &scratch, strs)
+			s.readLocked(1, &scratch, strs)
+		}); n != 0 && !strs {
+			t.Fatalf("strs=%v: %v allocations per read", strs, n)
+		}
+		// With strings, the smaller profile's differ from the larger's, so
+		// only reading one profile again and again allocates nothing.
+		if n := testing.AllocsPerRun(100, func() { s.readLocked(1, &scratch, strs) }); n != 0 {
+			t.Fatalf("strs=%v: %v allocations per read", strs, n)
+		}
 	}
 }

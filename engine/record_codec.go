@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"math"
 
-	"github.com/omnipick/omnipick/index/binfmt"
+	"github.com/omnipick/omnipick/internal/binfmt"
 )
 
 // Record payload encoding, as written to the write-ahead log (the log frames
@@ -196,7 +196,7 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 // finishDecode checks that a payload decoded whole and sane.
 func finishDecode(op Op, rd *binfmt.Reader, r *Record) error {
 	if err := rd.Err(); err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrBadRecord, op, err)
+		return fmt.Errorf("%w: %s: %w", ErrBadRecord, op, err)
 	}
 	if rd.Len() != 0 {
 		return fmt.Errorf("%w: %s: %d trailing bytes", ErrBadRecord, op, rd.Len())

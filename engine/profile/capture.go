@@ -1,0 +1,107 @@
+package profile
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/omnipick/omnipick/index"
+	"github.com/omnipick/omnipick/internal/binfmt"
+)
+
+// The profiles part of an engine snapshot is one section per shard of the
+// store that wrote it:
+//
+//	section: n:uvarint n×(kind:byte id:string profile)
+//
+// kind is 0 for a customer, 1 for an anonymous id, and profile is the
+// profile encoding (encoding.go). A profile is stored with its id, so a
+// snapshot loads into any number of shards.
+
+// ErrBadProfile reports a profile section that does not decode.
+var ErrBadProfile = errors.New("profile: malformed profile")
+
+// BeginCapture marks every shard as waited for by a snapshot: the next
+// write to a shard, or TakeCapture, encodes its profiles first. The
+// caller must make sure no write runs during the call.
+func (st *Store) BeginCapture() {
+	for i := range st.shards {
+		s := &st.shards[i]
+		s.mu.Lock()
+		s.snapPending, s.snap = true, nil
+		s.mu.Unlock()
+	}
+}
+
+// TakeCapture returns shard i's section as BeginCapture saw it, encoding
+// it now if no write did it first, and forgets it.
+func (st *Store) TakeCapture(i int) []byte {
+	s := &st.shards[i]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.captureLocked()
+	b := s.snap
+	s.snap = nil
+	return b
+}
+
+// captureLocked encodes the shard's profiles if a capture is waiting for
+// them. s.mu must be held exclusively.
+func (s *shard) captureLocked() {
+	if !s.snapPending {
+		return
+	}
+	s.snapPending = false
+	b := make([]byte, 0, 64+len(s.data)+len(s.refs)*16)
+	b = binfmt.AppendUvarint(b, uint64(len(s.custProf)+len(s.anonProf)))
+	for kind, d := range []*index.Dict{s.customers, s.anons} {
+		slots := s.custProf
+		if kind == 1 {
+			slots = s.anonProf
+		}
+		for i, name := range d.All() {
+			b = append(b, byte(kind))
+			b = binfmt.AppendString(b, name)
+			b = s.appendRecordOf(b, slots[i])
+		}
+	}
+	s.snap = b
+}
+
+// Reserve gives the arenas room for about n bytes of profiles in all, at
+// once: loading a snapshot knows about how much the store will hold, and
+// growing towards it a quarter at a time would copy the arenas over and
+// over. Call it before the store is shared.
+func (st *Store) Reserve(n int) {
+	for i := range st.shards {
+		st.shards[i].reserveLocked(n/len(st.shards) + n/len(st.shards)/16)
+	}
+}
+
+// LoadSection reads one section of profiles written in profile encoding
+// version (1 or 2) into the store, checking products and facets against
+// the given bounds. Call it before the store is shared.
+func (st *Store) LoadSection(r *binfmt.Reader, version byte, facets, products uint32) error {
+	n := r.Count(math.MaxInt32)
+	for range n {
+		kind, name := r.Byte(), r.String()
+		if r.Err() != nil || kind > 1 || name == "" {
+			return fmt.Errorf("%w: header", ErrBadProfile)
+		}
+		s, h := st.shardOf(name)
+		slot, _ := s.slotLocked(name, h, kind == 1, true)
+		pr := &s.scratch
+		rest := r.Rest()
+		if err := pr.decode(r, version, facets, products, true); err != nil {
+			return fmt.Errorf("%w: %q: %w", ErrBadProfile, name, err)
+		}
+		if version == Version {
+			// The arena holds profiles in this very encoding: store the
+			// checked bytes as they are, without encoding again.
+			s.storeLocked(slot, pr, rest[:len(rest)-r.Len()], 0)
+		} else {
+			s.writeLocked(slot, pr)
+		}
+	}
+	return r.Err()
+}

@@ -45,6 +45,12 @@ type googleItem struct {
 	Brand        string  `xml:"http://base.google.com/ns/1.0 brand"`
 	Size         *string `xml:"http://base.google.com/ns/1.0 size"`
 	ProductType  string  `xml:"http://base.google.com/ns/1.0 product_type"`
+	// Attributes.
+	Color                 string `xml:"http://base.google.com/ns/1.0 color"`
+	Gender                string `xml:"http://base.google.com/ns/1.0 gender"`
+	AgeGroup              string `xml:"http://base.google.com/ns/1.0 age_group"`
+	Material              string `xml:"http://base.google.com/ns/1.0 material"`
+	GoogleProductCategory string `xml:"http://base.google.com/ns/1.0 google_product_category"`
 }
 
 var priceRE = regexp.MustCompile(`^[0-9]+\.[0-9]{2} [A-Z]{3}$`)

@@ -45,7 +45,7 @@ func TestExplainPicksAddsUp(t *testing.T) {
 	e, _ := explainWorld(t)
 	for ch := Channel(0); ch < numChannels; ch++ {
 		for _, who := range []string{"sarah", "nobody"} {
-			q := &Query{Customer: who, Channel: ch, K: 4, Boost: []string{"c:women/accessories/gloves"}}
+			q := &Query{Customer: who, Channel: ch, K: 4, Boost: []Facet{{Kind: FacetCategory, Name: "women/accessories/gloves"}}}
 			if ch == ChannelScreen {
 				q.Locations = []string{"store-1", "online"}
 			}

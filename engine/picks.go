@@ -378,14 +378,14 @@ func (e *Engine) loadQuery(pk *picker, q *Query) bool {
 	}
 	pk.excluded = e.excluded
 	pk.priceMin, pk.priceMax = q.PriceMin, q.PriceMax
-	for _, name := range q.Boost {
-		if f, ok := e.idx.Facet(name); ok {
+	for _, facet := range q.Boost {
+		if f, ok := pk.lookupFacet(e.idx, facet); ok {
 			pk.markFacet(f, facetBoost)
 			pk.boost = append(pk.boost, f)
 		}
 	}
-	for _, name := range q.Bury {
-		if f, ok := e.idx.Facet(name); ok {
+	for _, facet := range q.Bury {
+		if f, ok := pk.lookupFacet(e.idx, facet); ok {
 			pk.markFacet(f, facetBury)
 		}
 	}

@@ -31,20 +31,9 @@ type ScoreParts struct {
 // A pinned pick is explained as the item scores unpinned (its Reason
 // stays ReasonPinned in the pick).
 func (e *Engine) ExplainPicks(dst []ScoreParts, q *Query, picks []Pick) []ScoreParts {
-	nowMS := q.Now
-	if nowMS == 0 {
-		nowMS = e.nowMS()
-	}
-	ch := q.Channel
-	if ch >= numChannels {
-		ch = ChannelWeb
-	}
 	pk := e.pickers.Get().(*picker)
 	defer e.pickers.Put(pk)
-	pk.opts = &e.opts
-	pk.prior = &e.opts.Priors[ch]
-	pk.now = secs(nowMS)
-	pk.channel = ch
+	ch := pk.begin(e, q)
 
 	e.mu.RLock()
 	defer e.mu.RUnlock()

@@ -157,21 +157,9 @@ func (pk *picker) reset(products, facets int) {
 // share a leaf category unless too few other candidates qualify.
 func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	k := q.k()
-	nowMS := q.Now
-	if nowMS == 0 {
-		nowMS = e.nowMS()
-	}
-	ch := q.Channel
-	if ch >= numChannels {
-		ch = ChannelWeb
-	}
-
 	pk := e.pickers.Get().(*picker)
 	defer e.pickers.Put(pk)
-	pk.opts = &e.opts
-	pk.prior = &e.opts.Priors[ch]
-	pk.now = secs(nowMS)
-	pk.channel = ch
+	ch := pk.begin(e, q)
 
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -206,6 +194,24 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 		dst = e.pin(pk, dst, base, q.Pins, k)
 	}
 	return dst
+}
+
+// begin sets the picker up for q: the engine's options, the channel (web
+// for an unknown one, which it returns) and its priors, and the time.
+func (pk *picker) begin(e *Engine, q *Query) Channel {
+	nowMS := q.Now
+	if nowMS == 0 {
+		nowMS = e.nowMS()
+	}
+	ch := q.Channel
+	if ch >= numChannels {
+		ch = ChannelWeb
+	}
+	pk.opts = &e.opts
+	pk.prior = &e.opts.Priors[ch]
+	pk.now = secs(nowMS)
+	pk.channel = ch
+	return ch
 }
 
 // proposePersonal proposes the personal sources' products: the related

@@ -215,12 +215,13 @@ func (pk *picker) begin(e *Engine, q *Query) Channel {
 }
 
 // proposePersonal proposes the personal sources' products: the related
-// items of the context (weighing double) and of the customer's recent
-// history, the cart and the recent views.
+// items and same-group siblings of the context (weighing double) and of
+// the customer's recent history, the cart and the recent views.
 func (e *Engine) proposePersonal(pk *picker, ch Channel) {
 	perAnchor := e.opts.RelatedPerAnchor
 	if pk.ctx != nil {
 		e.addRelated(pk, pk.ctx.Dense, 2, 2*perAnchor)
+		e.addSiblings(pk, pk.ctx.Dense, 2, e.opts.SiblingsPerAnchor)
 	}
 	if ch != ChannelScreen {
 		for i, a := range pk.anchors {
@@ -229,6 +230,7 @@ func (e *Engine) proposePersonal(pk *picker, ch Channel) {
 				n = max(2, perAnchor/4)
 			}
 			e.addRelated(pk, a, 1, n)
+			e.addSiblings(pk, a, 1, e.opts.SiblingsPerAnchor)
 		}
 	}
 	for _, p := range pk.cart {
@@ -462,6 +464,9 @@ func (e *Engine) addRelated(pk *picker, a uint32, w float32, n int) {
 		return
 	}
 	top := pk.rels[0].w
+	if e.opts.RelatedPopNorm > 0 {
+		top = e.normalizeRelated(pk)
+	}
 	for _, r := range pk.rels {
 		pk.propose(r.p, flagRelated)
 		pk.slots[r.p].rel += w * r.w / top

@@ -27,15 +27,24 @@ import (
 //
 //	identify  = anonymous_id customer to_anonymous_id
 //
-// Version 2 of a product (written when it has attributes): version 1's
-// fields, then
+// Version 3 (product only, written when it names a product group): the
+// version 1 product followed by
 //
-//	nattributes:uvarint (key value)*
+//	group
+//
+// Version 4 (product only, written when it has attributes): the version 1
+// product followed by
+//
+//	group nattributes:uvarint (key value)*
+//
+// (the group may be empty).
 //
 // Strings are uvarint length + bytes.
 const (
 	recordVersion   = 1
 	recordVersionV2 = 2
+	recordVersionV3 = 3
+	recordVersionV4 = 4
 )
 
 // ErrBadRecord reports a payload that does not decode.
@@ -55,9 +64,12 @@ func AppendRecord(dst []byte, r *Record) []byte {
 		dst = append(dst, recordVersionV2)
 		return binfmt.AppendString(binfmt.AppendString(binfmt.AppendString(dst, id.AnonymousID), id.Customer), id.ToAnonymousID)
 	}
-	if r.Op == OpProduct && len(r.Product.Attributes) > 0 {
-		dst = append(dst, recordVersionV2)
-	} else {
+	switch {
+	case r.Op == OpProduct && len(r.Product.Attributes) > 0:
+		dst = append(dst, recordVersionV4)
+	case r.Op == OpProduct && r.Product.Group != "":
+		dst = append(dst, recordVersionV3)
+	default:
 		dst = append(dst, recordVersion)
 	}
 	s := binfmt.AppendString
@@ -77,11 +89,14 @@ func AppendRecord(dst []byte, r *Record) []byte {
 			dst = s(s(dst, v.SKU), v.Size)
 		}
 		dst = append(dst, b2u(p.Inactive))
-		if len(p.Attributes) > 0 {
-			dst = binfmt.AppendUvarint(dst, uint64(len(p.Attributes)))
+		switch {
+		case len(p.Attributes) > 0:
+			dst = binfmt.AppendUvarint(s(dst, p.Group), uint64(len(p.Attributes)))
 			for _, a := range p.Attributes {
 				dst = s(s(dst, a.Key), a.Value)
 			}
+		case p.Group != "":
+			dst = s(dst, p.Group)
 		}
 	case OpInventory:
 		dst = s(s(dst, r.Inventory.SKU), r.Inventory.Location)
@@ -126,7 +141,7 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 	case v == recordVersionV2 && op == OpIdentify:
 		r.Identify = Identify{AnonymousID: rd.String(), Customer: rd.String(), ToAnonymousID: rd.String()}
 		return finishDecode(op, rd, r)
-	case v == recordVersionV2 && op == OpProduct:
+	case (v == recordVersionV3 || v == recordVersionV4) && op == OpProduct:
 	case v != recordVersion:
 		return fmt.Errorf("%w: version %d", ErrBadRecord, v)
 	}
@@ -150,8 +165,17 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 			}
 		}
 		p.Inactive = rd.Bool()
-		if v == recordVersionV2 {
+		if v == recordVersionV3 {
+			if p.Group = rd.String(); p.Group == "" && rd.Err() == nil {
+				return fmt.Errorf("%w: product: version 3 with no group", ErrBadRecord)
+			}
+		}
+		if v == recordVersionV4 {
+			p.Group = rd.String()
 			n := rd.Count(maxListLen)
+			if n == 0 && rd.Err() == nil {
+				return fmt.Errorf("%w: product: version 4 with no attributes", ErrBadRecord)
+			}
 			p.Attributes = make([]Attribute, n)
 			for i := range p.Attributes {
 				p.Attributes[i] = Attribute{Key: rd.String(), Value: rd.String()}

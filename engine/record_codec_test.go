@@ -13,6 +13,8 @@ var codecCases = []Record{
 		Currency: "EUR", Category: "women/knitwear", Brand: "Nordic", Tags: []string{"winter", "wool"}, SizeGroup: "women-numeric",
 		Variants: []Variant{{SKU: "P1-8", Size: "8"}, {SKU: "P1-10", Size: "10"}}}},
 	{Op: OpProduct, Product: Product{ID: "H", Variants: []Variant{{SKU: "H"}}, Inactive: true}},
+	{Op: OpProduct, Product: Product{ID: "0108775015", Category: "ladieswear", Variants: []Variant{{SKU: "0108775015"}}, Group: "0108775"}},
+	{Op: OpProduct, Product: Product{ID: "G", Variants: []Variant{{SKU: "G"}}, Group: "G0", Attributes: []Attribute{{Key: "color", Value: "red"}}}},
 	{Op: OpProduct, Product: Product{ID: "A", Variants: []Variant{{SKU: "A"}}, Attributes: []Attribute{{Key: "age_group", Value: "adult"}, {Key: "color", Value: "navy / white"}, {Key: "gender", Value: "female"}}}},
 	{Op: OpInventory, Inventory: Inventory{SKU: "P1-8", Location: "store-berlin-1", Quantity: 14}},
 	{Op: OpEvent, Event: Event{Type: EventPurchase, Customer: "C42", SKU: "P1-8", Channel: "store", Location: "store-berlin-1", Order: "O77", Price: 39, TS: 1794415080123}},
@@ -77,8 +79,12 @@ func TestProductV1Unchanged(t *testing.T) {
 	if b[0] != recordVersion {
 		t.Fatalf("a product without attributes is written as version %d", b[0])
 	}
-	if b := AppendRecord(nil, &codecCases[2]); b[0] != recordVersionV2 {
-		t.Fatalf("a product with attributes is written as version %d", b[0])
+	for _, r := range codecCases {
+		if r.Op == OpProduct && len(r.Product.Attributes) > 0 {
+			if b := AppendRecord(nil, &r); b[0] != recordVersionV4 {
+				t.Fatalf("a product with attributes is written as version %d", b[0])
+			}
+		}
 	}
 }
 

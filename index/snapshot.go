@@ -11,14 +11,14 @@ import (
 // Snapshot encoding of an index: the dictionaries in dense-id order (so
 // every dense id, which profiles and relations refer to, comes back the
 // same), the items, the SKU owners and the stock quantities. Bitmaps are
-// derived, so they are rebuilt rather than stored.
-//
-// Version 2 adds each item's attributes (after its active flag:
-// nattributes (key value)*) and, at the end, each location's registered
-// name. Version 1 (neither) is still read; both are frozen.
+// derived, so they are rebuilt rather than stored. Version 1, frozen;
+// version 2 appends each item's product group after its active flag;
+// version 3 then each item's attributes (nattributes (key value)*) and,
+// at the end, each location's registered name. Every version is read.
 const (
-	snapshotVersion   = 2
-	snapshotVersionV1 = 1
+	snapshotVersion1 = 1
+	snapshotVersion2 = 2
+	snapshotVersion  = 3
 )
 
 // ErrBadSnapshot reports an index snapshot that does not decode.
@@ -60,6 +60,7 @@ func (x *Index) AppendSnapshot(dst []byte) []byte {
 			dst = binfmt.AppendString(dst, v.Size)
 		}
 		dst = append(dst, b2u(it.Active))
+		dst = binfmt.AppendString(dst, it.ProductGroup)
 		dst = binfmt.AppendUvarint(dst, uint64(len(it.Attributes)))
 		for _, a := range it.Attributes {
 			dst = binfmt.AppendString(binfmt.AppendString(dst, a.Key), a.Value)
@@ -92,19 +93,19 @@ func (x *Index) AppendSnapshot(dst []byte) []byte {
 
 // LoadSnapshot rebuilds an index from its snapshot encoding, read from r.
 func LoadSnapshot(r *binfmt.Reader) (*Index, error) {
-	v := r.Byte()
-	if v != snapshotVersion && v != snapshotVersionV1 {
-		return nil, fmt.Errorf("%w: version %d", ErrBadSnapshot, v)
+	version := r.Byte()
+	if version != snapshotVersion && version != snapshotVersion2 && version != snapshotVersion1 {
+		return nil, fmt.Errorf("%w: version %d", ErrBadSnapshot, version)
 	}
 	x := New()
-	items := func(r *binfmt.Reader) error { return x.loadItems(r, v) }
-	names := func(r *binfmt.Reader) error {
-		if v >= 2 {
+	loadItems := func(r *binfmt.Reader) error { return x.loadItems(r, version) }
+	loadNames := func(r *binfmt.Reader) error {
+		if version >= snapshotVersion {
 			x.loadLocationNames(r)
 		}
 		return nil
 	}
-	for _, load := range []func(*binfmt.Reader) error{x.loadDicts, items, x.loadSKUOwners, x.loadStock, names} {
+	for _, load := range []func(*binfmt.Reader) error{x.loadDicts, loadItems, x.loadSKUOwners, x.loadStock, loadNames} {
 		if err := load(r); err != nil {
 			return nil, err
 		}
@@ -151,9 +152,8 @@ func (x *Index) loadDicts(r *binfmt.Reader) error {
 	return nil
 }
 
-// loadItems reads the items, one per product id, written by snapshot
-// version v, and indexes them.
-func (x *Index) loadItems(r *binfmt.Reader, v byte) error {
+// loadItems reads the items, one per product id, and indexes them.
+func (x *Index) loadItems(r *binfmt.Reader, version byte) error {
 	n := r.Count(maxSnapshotCount)
 	if n != x.products.Len() {
 		return fmt.Errorf("%w: %d items for %d products", ErrBadSnapshot, n, x.products.Len())
@@ -162,9 +162,20 @@ func (x *Index) loadItems(r *binfmt.Reader, v byte) error {
 		if r.Byte() == 0 {
 			continue
 		}
-		it, err := x.readItem(r, uint32(d), v)
+		it, err := x.readItem(r, uint32(d))
 		if err != nil {
 			return err
+		}
+		if version >= snapshotVersion2 {
+			it.ProductGroup = r.String()
+		}
+		if version >= snapshotVersion {
+			if na := r.Count(maxSnapshotCount); na > 0 {
+				it.Attributes = make([]Attribute, na)
+				for i := range it.Attributes {
+					it.Attributes[i] = Attribute{Key: r.String(), Value: r.String()}
+				}
+			}
 		}
 		if r.Err() != nil {
 			break
@@ -176,8 +187,8 @@ func (x *Index) loadItems(r *binfmt.Reader, v byte) error {
 	return nil
 }
 
-// readItem reads the item of product d, written by snapshot version v.
-func (x *Index) readItem(r *binfmt.Reader, d uint32, v byte) (*Item, error) {
+// readItem reads the item of product d, as version 1 wrote it.
+func (x *Index) readItem(r *binfmt.Reader, d uint32) (*Item, error) {
 	it := &Item{ID: x.products.Name(d)}
 	it.Title, it.URL, it.Image, it.Currency, it.Category, it.Brand, it.SizeGroup =
 		r.String(), r.String(), r.String(), r.String(), r.String(), r.String(), r.String()
@@ -198,14 +209,6 @@ func (x *Index) readItem(r *binfmt.Reader, d uint32, v byte) (*Item, error) {
 		it.Variants[i] = Variant{SKU: x.skus.Name(sd), Size: r.String()}
 	}
 	it.Active = r.Bool()
-	if v >= 2 {
-		if na := r.Count(maxSnapshotCount); na > 0 {
-			it.Attributes = make([]Attribute, na)
-			for i := range it.Attributes {
-				it.Attributes[i] = Attribute{Key: r.String(), Value: r.String()}
-			}
-		}
-	}
 	return it, nil
 }
 
@@ -250,7 +253,7 @@ func (x *Index) loadStock(r *binfmt.Reader) error {
 }
 
 // loadLocationNames reads the names locations were registered with
-// (version 2).
+// (version 3).
 func (x *Index) loadLocationNames(r *binfmt.Reader) {
 	for l := range x.locStock {
 		x.locStock[l].name = r.String()

@@ -69,7 +69,7 @@ type contract struct {
 var loadContract = sync.OnceValues(func() (*contract, error) {
 	// Bodies that are text, not JSON: checked as strings. The registry is
 	// kin-openapi's, process-wide, hence set once here.
-	for _, ct := range []string{"text/html", "text/csv", "application/rss+xml", "text/event-stream", "application/x-ndjson"} {
+	for _, ct := range []string{"text/html", "text/csv", "application/rss+xml", "text/event-stream", "application/x-ndjson", "image/svg+xml"} {
 		openapi3filter.RegisterBodyDecoder(ct, openapi3filter.PlainBodyDecoder)
 	}
 	loader := openapi3.NewLoader()

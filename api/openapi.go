@@ -56,5 +56,7 @@ var endpointPaths = [numEndpoints][]string{
 	epAudiences:    {"/v1/audiences/{name}"},
 	epFeeds:        {"/v1/feeds/products"},
 	epAdminCompact: {"/v1/admin/compact"},
+	epImages:       {"/img/{product}.svg"},
+	epExplore:      {"/explore", "/explore/", "/explore/customer.json", "/explore/product.json", "/explore/stats.json"},
 	epOpenAPI:      {openAPIYAMLPath, openAPIJSONPath},
 }

@@ -142,3 +142,15 @@ func TestRoutesMatchTheDocument(t *testing.T) {
 		}
 	}
 }
+
+// TestExplorerAtTrailingSlash: /explore/ serves the explorer's page, as the
+// document says.
+func TestExplorerAtTrailingSlash(t *testing.T) {
+	base := startServer(t, api.Options{})
+	for _, path := range []string{"/explore", "/explore/"} {
+		status, h, body := request(t, base, "GET", path, nil)
+		if status != 200 || !strings.HasPrefix(h.Get("Content-Type"), "text/html") || !bytes.Contains(body, []byte("<html")) {
+			t.Fatalf("%s: %d %s %.200s", path, status, h.Get("Content-Type"), body)
+		}
+	}
+}

@@ -157,21 +157,9 @@ func (pk *picker) reset(products, facets int) {
 // share a leaf category unless too few other candidates qualify.
 func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	k := q.k()
-	nowMS := q.Now
-	if nowMS == 0 {
-		nowMS = e.nowMS()
-	}
-	ch := q.Channel
-	if ch >= numChannels {
-		ch = ChannelWeb
-	}
-
 	pk := e.pickers.Get().(*picker)
 	defer e.pickers.Put(pk)
-	pk.opts = &e.opts
-	pk.prior = &e.opts.Priors[ch]
-	pk.now = secs(nowMS)
-	pk.channel = ch
+	ch := pk.begin(e, q)
 
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -182,28 +170,8 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	}
 	pk.loadPopularity(e)
 
-	// 1. Personal sources. The context's relations weigh double.
-	perAnchor := e.opts.RelatedPerAnchor
-	if pk.ctx != nil {
-		e.addRelated(pk, pk.ctx.Dense, 2, 2*perAnchor)
-		e.addSiblings(pk, pk.ctx.Dense, 2, e.opts.SiblingsPerAnchor)
-	}
-	if ch != ChannelScreen {
-		for i, a := range pk.anchors {
-			n := perAnchor
-			if t := e.opts.TaperAnchors; t >= 0 && i >= t {
-				n = max(2, perAnchor/4)
-			}
-			e.addRelated(pk, a, 1, n)
-			e.addSiblings(pk, a, 1, e.opts.SiblingsPerAnchor)
-		}
-	}
-	for _, p := range pk.cart {
-		pk.propose(p, flagCart)
-	}
-	for _, p := range pk.views {
-		pk.propose(p, flagViewed)
-	}
+	// 1. Personal sources.
+	e.proposePersonal(pk, ch)
 	e.touch(pk, pk.ids)
 	for _, p := range pk.ids {
 		s := &pk.slots[p]
@@ -226,6 +194,51 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 		dst = e.pin(pk, dst, base, q.Pins, k)
 	}
 	return dst
+}
+
+// begin sets the picker up for q: the engine's options, the channel (web
+// for an unknown one, which it returns) and its priors, and the time.
+func (pk *picker) begin(e *Engine, q *Query) Channel {
+	nowMS := q.Now
+	if nowMS == 0 {
+		nowMS = e.nowMS()
+	}
+	ch := q.Channel
+	if ch >= numChannels {
+		ch = ChannelWeb
+	}
+	pk.opts = &e.opts
+	pk.prior = &e.opts.Priors[ch]
+	pk.now = secs(nowMS)
+	pk.channel = ch
+	return ch
+}
+
+// proposePersonal proposes the personal sources' products: the related
+// items and same-group siblings of the context (weighing double) and of
+// the customer's recent history, the cart and the recent views.
+func (e *Engine) proposePersonal(pk *picker, ch Channel) {
+	perAnchor := e.opts.RelatedPerAnchor
+	if pk.ctx != nil {
+		e.addRelated(pk, pk.ctx.Dense, 2, 2*perAnchor)
+		e.addSiblings(pk, pk.ctx.Dense, 2, e.opts.SiblingsPerAnchor)
+	}
+	if ch != ChannelScreen {
+		for i, a := range pk.anchors {
+			n := perAnchor
+			if t := e.opts.TaperAnchors; t >= 0 && i >= t {
+				n = max(2, perAnchor/4)
+			}
+			e.addRelated(pk, a, 1, n)
+			e.addSiblings(pk, a, 1, e.opts.SiblingsPerAnchor)
+		}
+	}
+	for _, p := range pk.cart {
+		pk.propose(p, flagCart)
+	}
+	for _, p := range pk.views {
+		pk.propose(p, flagViewed)
+	}
 }
 
 // touch loads the hot records and popularity of the products in ids
@@ -498,7 +511,7 @@ func (e *Engine) consider(pk *picker, p uint32, flags uint8, rel float32) bool {
 	if it == nil {
 		return false
 	}
-	score, reason, demoted := pk.scoreHot(e, p, &h, it, flags, rel)
+	score, reason, demoted := pk.scoreHot(e, p, &h, it, flags, rel, nil)
 	pk.cands = append(pk.cands, cand{item: it, score: score, leaf: h.Leaf, reason: reason})
 	if demoted {
 		return false

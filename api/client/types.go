@@ -19,6 +19,9 @@ type Product struct {
 	// SizeGroup is the sizing system of the variants' sizes; empty for
 	// one-size products.
 	SizeGroup string `json:"size_group,omitempty"`
+	// Attributes are what product feeds carry: color, gender, age_group,
+	// material, pattern, google_product_category, ...
+	Attributes map[string]string `json:"attributes,omitempty"`
 	// Group names the product's family: the colour-ways of one design
 	// share it, and a customer who saw one is shown its siblings.
 	Group string `json:"group,omitempty"`

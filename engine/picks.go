@@ -469,6 +469,12 @@ func (e *Engine) walk(pk *picker, t *topList, quota, k int) {
 		if int(p) >= len(pk.slots) {
 			continue
 		}
+		// A store query rejects most of a list on stock: test that first,
+		// one bit, and leave the product's scratch slot untouched (it would
+		// fail again in a later walk, so it need not be marked).
+		if pk.sparse && !pk.anyStock(e, p) {
+			continue
+		}
 		s := &pk.slots[p]
 		if s.epoch == pk.epoch {
 			continue

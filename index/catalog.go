@@ -97,6 +97,8 @@ type locStock struct {
 	qty    map[uint32]int32  // sku -> quantity (absent: 0)
 	bySize []*roaring.Bitmap // by size key: products in stock in that size; nil: none yet
 	any    *roaring.Bitmap   // products with any SKU in stock
+	// anyBits is any as a flat bit set by product (see stockbits.go).
+	anyBits []uint64
 }
 
 // Index is the catalog and the stock. See the package doc for concurrency.
@@ -422,6 +424,7 @@ func (x *Index) unindex(pd uint32, old *Item) {
 	for l := range x.locStock {
 		ls := &x.locStock[l]
 		ls.any.Remove(pd)
+		setBit(&ls.anyBits, pd, false)
 		for _, v := range old.Variants {
 			if b := ls.sized(v.SizeKey); b != nil {
 				b.Remove(pd)

@@ -91,12 +91,28 @@ func (x *Index) refreshStockBits(l uint32, it *Item, k uint32) {
 	} else {
 		ls.any.Remove(it.Dense)
 	}
+	setBit(&ls.anyBits, it.Dense, inAny)
 }
 
 // InStock reports whether product p is in stock at location l in size key
 // size, where AnySize means any size will do. OneSize products are found
-// under their one size and under AnySize.
+// under their one size and under AnySize. It answers from the flat bit
+// sets of stockbits.go where they can tell, else from the bitmaps
+// (inStockBitmaps), which say the same.
 func (x *Index) InStock(p, l, size uint32) bool {
+	if int(l) >= len(x.locStock) {
+		return false
+	}
+	if size == AnySize {
+		return hasBit(x.locStock[l].anyBits, p)
+	}
+	b := x.locStock[l].sized(size)
+	return b != nil && b.Contains(p)
+}
+
+// inStockBitmaps is InStock answered from the roaring bitmaps alone: the
+// straightforward route, for tests of the fast one.
+func (x *Index) inStockBitmaps(p, l, size uint32) bool {
 	if int(l) >= len(x.locStock) {
 		return false
 	}

@@ -122,6 +122,14 @@ type Index struct {
 	sizeKeys  *Dict             // group + "\x00" + size; "" (one-size) is OneSize
 	sizeNames []string          // by size key: the size alone
 	active    *roaring.Bitmap
+
+	// Derived for the picks path (stockbits.go): by size key, its
+	// ordinal within its size group and the group; by size group, the
+	// ordinals given; by SKU, in stock online.
+	sizeOrd    []uint8
+	sizeGroup  []uint32
+	groupSizes []uint8
+	onlineSKUs []uint64
 }
 
 // New returns an empty index with the "online" location registered.
@@ -139,6 +147,7 @@ func New() *Index {
 	x.members = append(x.members, roaring.New())
 	x.sizeKeys.Intern("")
 	x.sizeNames = append(x.sizeNames, "")
+	x.addSizeKey(OneSize, 0)
 	x.Location("online")
 	return x
 }
@@ -189,8 +198,9 @@ func (x *Index) Products() int { return len(x.items) }
 
 // HotFacets is how many facets a Hot record holds inline; a product with
 // more (many tags) has NFacets == HotSpill and its Item.Facets is read.
+// Eight cover a three-level category, a brand and four tags.
 const (
-	HotFacets = 10
+	HotFacets = 8
 	HotSpill  = 0xff
 )
 
@@ -202,12 +212,17 @@ type Hot struct {
 	Active  bool
 	Known   bool  // the product is in the catalog (not only referenced)
 	NFacets uint8 // facets inline, or HotSpill
-	_       uint8
-	Facets  [HotFacets]uint32
+	// onlineOK says online holds the product's online stock (every size
+	// of its has an ordinal, see stockbits.go).
+	onlineOK bool
+	online   uint64 // by size ordinal: in stock online in that size
+	Facets   [HotFacets]uint32
 }
 
-func hotOf(it *Item) Hot {
-	h := Hot{Price: it.Price, Group: it.Group, Leaf: it.Leaf, Active: it.Active, Known: true}
+// hotOf returns it's hot record, without stock: the caller refreshes
+// stock bits after (or a snapshot load sets them from the quantities).
+func (x *Index) hotOf(it *Item) Hot {
+	h := Hot{Price: it.Price, Group: it.Group, Leaf: it.Leaf, Active: it.Active, Known: true, onlineOK: x.hasOnlineMask(it)}
 	if len(it.Facets) > HotFacets {
 		h.NFacets = HotSpill
 		return h
@@ -366,7 +381,7 @@ func (x *Index) upsert(it *Item, refresh bool) error {
 	for int(pd) >= len(x.hot) {
 		x.hot = append(x.hot, Hot{})
 	}
-	x.hot[pd] = hotOf(it)
+	x.hot[pd] = x.hotOf(it)
 
 	for _, f := range it.Facets {
 		x.postings[f].Add(pd)
@@ -470,9 +485,12 @@ func (x *Index) internVariants(it *Item) {
 		x.skuInfo[v.Dense] = skuInfo{product: it.Dense, variant: uint8(i)}
 		v.SizeKey = OneSize
 		if v.Size != "" {
-			k, _ := x.sizeKeys.Intern(sizeKeyName(it.SizeGroup, v.Size))
+			k, isNew := x.sizeKeys.Intern(sizeKeyName(it.SizeGroup, v.Size))
 			for int(k) >= len(x.sizeNames) {
 				x.sizeNames = append(x.sizeNames, v.Size)
+			}
+			if isNew {
+				x.addSizeKey(k, it.Group)
 			}
 			v.SizeKey = k
 		}

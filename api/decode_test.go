@@ -61,6 +61,9 @@ func TestDecodeValid(t *testing.T) {
 		ID: "H1", Title: "Hat", Variants: []engine.Variant{{SKU: "H1"}},
 	}}
 	f("one-size product: no variants", engine.OpProduct, `{"id":"H1","title":"Hat"}`, hat)
+	f("empty group is none", engine.OpProduct, `{"id":"H1","title":"Hat","group":""}`, hat)
+	f("product group", engine.OpProduct, `{"id":"H1","title":"Hat","group":"hat-design-7"}`,
+		engine.Record{Op: engine.OpProduct, Product: engine.Product{ID: "H1", Title: "Hat", Variants: []engine.Variant{{SKU: "H1"}}, Group: "hat-design-7"}})
 	f("one-size product: null variants", engine.OpProduct, `{"id":"H1","title":"Hat","variants":null}`, hat)
 	f("one variant without size", engine.OpProduct, `{"id":"H1","title":"Hat","variants":[{"sku":"H1"}]}`, hat)
 	f("retired product", engine.OpProduct, `{"id":"H1","active":false}`,
@@ -280,6 +283,8 @@ func TestDecodeRejects(t *testing.T) {
 		{P, `{"id":"P1","tags":[` + many(65, func(i int) string { return strconv.Quote(strconv.Itoa(i)) }) + `]}`, "tags", "at most 64"},
 		{P, `{"id":"P1","size_group":"\u0001"}`, "size_group", "must not contain control characters"},
 		{P, `{"id":"P1","size_group":"` + long + `"}`, "size_group", "at most 256 bytes"},
+		{P, `{"id":"P1","group":7}`, "group", "must be a string"},
+		{P, `{"id":"P1","group":"` + long + `"}`, "group", "at most 256 bytes"},
 		{P, `{"id":"P1","variants":[]}`, "variants", "must not be empty"},
 		{P, `{"id":"P1","variants":{"sku":"P1-8"}}`, "variants", "array of objects"},
 		{P, `{"id":"P1","variants":["P1-8"]}`, "variants[0]", "must be an object"},

@@ -49,7 +49,7 @@ func kindOf(op engine.Op) *recordKind {
 }
 
 // maxFields is the most fields one kind reads.
-const maxFields = 12
+const maxFields = 13
 
 // walkFields puts in vals[i] the value of o's member named names[i]; vals
 // must come in all nil. Other members are ignored; of duplicate keys the
@@ -79,11 +79,13 @@ const (
 	pSizeGroup
 	pVariants
 	pActive
+	pGroup
 )
 
 var productFields = []string{
 	pID: "id", pTitle: "title", pURL: "url", pImage: "image", pPrice: "price", pCurrency: "currency",
 	pCategory: "category", pBrand: "brand", pTags: "tags", pSizeGroup: "size_group", pVariants: "variants", pActive: "active",
+	pGroup: "group",
 }
 
 func (d *Decoder) product(v fieldValues, r *engine.Record) {
@@ -102,6 +104,11 @@ func (d *Decoder) product(v fieldValues, r *engine.Record) {
 	// An empty size_group means a one-size product, as an absent one does.
 	if b, ok, _ := stringBytes(v[pSizeGroup]); !ok || len(b) > 0 {
 		p.SizeGroup = d.id("size_group", v[pSizeGroup], false)
+	}
+	// "group" (optional) names the product's family, e.g. the colour-ways
+	// of one design (Google's item_group_id); empty is none.
+	if b, ok, _ := stringBytes(v[pGroup]); !ok || len(b) > 0 {
+		p.Group = d.id("group", v[pGroup], false)
 	}
 	p.Variants = d.variants(v[pVariants], p.ID)
 	if active := v[pActive]; d.reason == "" && present(active) {

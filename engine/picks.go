@@ -178,6 +178,7 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	perAnchor := e.opts.RelatedPerAnchor
 	if pk.ctx != nil {
 		e.addRelated(pk, pk.ctx.Dense, 2, 2*perAnchor)
+		e.addSiblings(pk, pk.ctx.Dense, 2, e.opts.SiblingsPerAnchor)
 	}
 	if ch != ChannelScreen {
 		for i, a := range pk.anchors {
@@ -186,6 +187,7 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 				n = max(2, perAnchor/4)
 			}
 			e.addRelated(pk, a, 1, n)
+			e.addSiblings(pk, a, 1, e.opts.SiblingsPerAnchor)
 		}
 	}
 	for _, p := range pk.cart {
@@ -440,6 +442,9 @@ func (e *Engine) addRelated(pk *picker, a uint32, w float32, n int) {
 		return
 	}
 	top := pk.rels[0].w
+	if e.opts.RelatedPopNorm > 0 {
+		top = e.normalizeRelated(pk)
+	}
 	for _, r := range pk.rels {
 		if s := pk.propose(r.p, flagRelated); s != nil {
 			s.rel += w * r.w / top

@@ -124,7 +124,7 @@ func (pk *picker) reset(products, facets int) {
 // PicksInto appends to dst the picks for q, best first, and returns the
 // extended slice. It never fails: an unknown customer gets non-personal
 // picks, unknown locations hold no stock. The picks path allocates nothing
-// once its pooled scratch has grown to the catalog's size.
+// once its pooled scratch has grown to the calls' size.
 //
 // Candidates come, in this order, from
 //

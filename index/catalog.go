@@ -1,6 +1,8 @@
 // Package index holds Omnipick's catalog and stock: dense ids for products,
 // SKUs, locations and facets, facet postings and per-size stock as roaring
-// bitmaps. It knows nothing of HTTP, customers or ranking.
+// bitmaps, and, derived from the same quantities for the picks path, flat
+// bit sets and per-product online size masks (stockbits.go). It knows
+// nothing of HTTP, customers or ranking.
 //
 // It owns the dictionaries of ids, items, postings, size groups and stock
 // levels, and the index snapshot format (snapshot.go). It may import

@@ -220,17 +220,15 @@ type Hot struct {
 	Active  bool
 	Known   bool  // the product is in the catalog (not only referenced)
 	NFacets uint8 // facets inline, or HotSpill
-	// onlineOK says online holds the product's online stock (every size
-	// of its has an ordinal, see stockbits.go).
-	onlineOK bool
-	online   uint64 // by size ordinal: in stock online in that size
-	Facets   [HotFacets]uint32
+	_       uint8
+	online  uint64 // by size ordinal (stockbits.go): in stock online in that size
+	Facets  [HotFacets]uint32
 }
 
 // hotOf returns it's hot record, without stock: the caller refreshes
 // stock bits after (or a snapshot load sets them from the quantities).
 func (x *Index) hotOf(it *Item) Hot {
-	h := Hot{Price: it.Price, Group: it.Group, Leaf: it.Leaf, Active: it.Active, Known: true, onlineOK: x.hasOnlineMask(it)}
+	h := Hot{Price: it.Price, Group: it.Group, Leaf: it.Leaf, Active: it.Active, Known: true}
 	if len(it.Facets) > HotFacets {
 		h.NFacets = HotSpill
 		return h

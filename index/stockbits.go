@@ -19,8 +19,8 @@ import "strings"
 //   - Online stock per SKU is a flat bit set by SKU (Index.onlineSKUs), so
 //     FitMask's online test needs no map lookup.
 
-// noOrdinal marks a size key beyond a group's first maxOrdinal sizes: its
-// products keep no online mask and are tested against the bitmaps.
+// noOrdinal marks a size key beyond a group's first maxOrdinal sizes: it
+// has no bit in the online masks, and InStock asks the bitmaps for it.
 const (
 	maxOrdinal = 63
 	noOrdinal  = 0xff
@@ -72,17 +72,6 @@ func (x *Index) onlineBit(k uint32) (uint64, bool) {
 	return 1 << x.sizeOrd[k], true
 }
 
-// hasOnlineMask reports whether every variant of it has a size ordinal,
-// so its hot record's online mask is exact.
-func (x *Index) hasOnlineMask(it *Item) bool {
-	for _, v := range it.Variants {
-		if _, ok := x.onlineBit(v.SizeKey); !ok {
-			return false
-		}
-	}
-	return true
-}
-
 // setOnline sets or clears size key k's bit in product p's online mask.
 func (x *Index) setOnline(p, k uint32, in bool) {
 	b, ok := x.onlineBit(k)
@@ -96,19 +85,15 @@ func (x *Index) setOnline(p, k uint32, in bool) {
 	}
 }
 
-// inStockOnline answers InStock for location 0 from product p's hot
-// record; ok is false when the record cannot tell.
+// inStockOnline answers InStock for location 0 and a size key (not
+// AnySize) from product p's hot record; ok is false when it cannot tell.
 func (x *Index) inStockOnline(p, size uint32) (in, ok bool) {
 	if int(p) >= len(x.hot) {
 		return false, true
 	}
 	h := &x.hot[p]
-	if !h.onlineOK {
-		return false, false
-	}
-	if size == AnySize {
-		return h.online != 0, true
-	}
+	// Exact for every size with an ordinal, whatever other sizes the
+	// product has: a size without one is asked of the bitmaps.
 	b, ok := x.onlineBit(size)
 	if !ok {
 		return false, false

@@ -125,6 +125,9 @@ func (e *Engine) applyEvent(ev *Event) error {
 	}
 	x.w = e.opts.EventWeights[ev.Type]
 	x.relW = relationWeight(ev.Type)
+	if ev.Type == EventPurchase && e.opts.BlendLearn {
+		e.learnBlend(ev, x.it.Dense) // before the purchase changes anything
+	}
 	// The anchors live on this stack: editProfile returns them rather than
 	// store them through a pointer, which would move the buffer to the heap.
 	var anchorBuf [64]relEntry

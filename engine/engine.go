@@ -83,6 +83,7 @@ type Engine struct {
 	rel      relations
 	pop      popularity
 	scans    scans
+	blend    blend // the learned ranking model (blend.go)
 
 	pickers sync.Pool  // *picker
 	snapMu  sync.Mutex // one snapshot capture at a time
@@ -110,6 +111,7 @@ func New(opts Options) *Engine {
 	e.rel.max = opts.MaxRelated
 	e.pop.halfLife = opts.PopularityHalfLife.Seconds()
 	e.pickers.New = func() any { return new(picker) }
+	e.blend.w = initialWeights(&e.opts)
 	return e
 }
 

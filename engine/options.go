@@ -103,6 +103,16 @@ type Options struct {
 	MaxExclusions int           // exclusions per profile; default 256
 	BoostWeight   float64       // added to the score of a boosted item; default 1
 
+	// BlendLearn turns on the blend the engine fits itself (blend.go): at
+	// each purchase a pairwise model takes one step on the candidates
+	// web picks would have proposed just before, and web and app picks
+	// score with its weights once it has learned from BlendMinPurchases
+	// purchases (until then, and with BlendLearn off, the hand-set
+	// priors and weights above). Off by default: see docs/ranking.md.
+	BlendLearn        bool
+	BlendMinPurchases int     // default 1000; negative: none
+	BlendRate         float64 // the SGD step size; default 0.05
+
 	Now func() time.Time // default time.Now
 }
 
@@ -238,6 +248,12 @@ func (o *Options) setDefaults() {
 	}
 	def(&o.FallbackScan, 4096)
 	def(&o.SiblingsPerAnchor, defaultSiblingsPerAnchor)
+	if o.BlendMinPurchases == 0 {
+		o.BlendMinPurchases = 1000
+	}
+	if o.BlendRate == 0 {
+		o.BlendRate = 0.05
+	}
 	dc := defaultFrequencyCap()
 	for i := range o.FrequencyCaps {
 		c := &o.FrequencyCaps[i]

@@ -100,6 +100,11 @@ type picker struct {
 	sparse bool
 	opts   *Options
 	prior  *[numReasons]float64
+	// learned: score with the learned blend's weights w, not the
+	// hand-set formula.
+	learned bool
+	w       features
+	negs    []features // the learning step's negatives
 }
 
 type leafCount struct {
@@ -168,17 +173,46 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 
 	pk := e.pickers.Get().(*picker)
 	defer e.pickers.Put(pk)
+	pk.setup(e, ch, nowMS)
+
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if !e.gather(pk, q, k) {
+		return dst
+	}
+	base := len(dst)
+	dst = pk.rank(dst, k, e.idx)
+	if len(q.Pins) > 0 {
+		dst = e.pin(pk, dst, base, q.Pins, k)
+	}
+	return dst
+}
+
+// setup points pk at the engine's options and the channel's priors, and
+// at the learned blend's weights when web or app picks use them.
+func (pk *picker) setup(e *Engine, ch Channel, nowMS int64) {
 	pk.opts = &e.opts
 	pk.prior = &e.opts.Priors[ch]
 	pk.now = secs(nowMS)
 	pk.channel = ch
+	pk.learned = false
+	if e.opts.BlendLearn && (ch == ChannelWeb || ch == ChannelApp) {
+		w, n := e.blend.load()
+		if int64(n) >= int64(e.opts.BlendMinPurchases) {
+			pk.learned, pk.w = true, w
+		}
+	}
+}
 
-	e.mu.RLock()
-	defer e.mu.RUnlock()
+// gather fills pk.cands with every candidate of q, filtered and scored:
+// the personal sources, then the top lists and the fallback when they
+// may change the best k. It returns false when nothing can qualify.
+// e.mu must be held (shared).
+func (e *Engine) gather(pk *picker, q *Query, k int) bool {
 	pk.reset(e.idx.Products(), e.idx.Facets())
 	e.loadProfile(pk, q)
 	if !e.loadQuery(pk, q) {
-		return dst
+		return false
 	}
 	pk.loadPopularity(e)
 
@@ -188,7 +222,7 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 		e.addRelated(pk, pk.ctx.Dense, 2, 2*perAnchor)
 		e.addSiblings(pk, pk.ctx.Dense, 2, e.opts.SiblingsPerAnchor)
 	}
-	if ch != ChannelScreen {
+	if pk.channel != ChannelScreen {
 		for i, a := range pk.anchors {
 			n := perAnchor
 			if t := e.opts.TaperAnchors; t >= 0 && i >= t {
@@ -219,13 +253,7 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 			e.fallback(pk, k)
 		}
 	}
-
-	base := len(dst)
-	dst = pk.rank(dst, k, e.idx)
-	if len(q.Pins) > 0 {
-		dst = e.pin(pk, dst, base, q.Pins, k)
-	}
-	return dst
+	return true
 }
 
 // touch loads the hot records and popularity of the products in ids
@@ -272,6 +300,9 @@ func (e *Engine) walkAll(pk *picker, k int) {
 // the customer's strongest facets; related, if similar to the context),
 // full affinity, full context similarity, full popularity, and the boost.
 func (pk *picker) walkBound() float64 {
+	if pk.learned {
+		return pk.learnedBound()
+	}
 	o := pk.opts
 	prior := pk.prior[ReasonPopular]
 	if len(pk.topFacets) > 0 {

@@ -99,8 +99,39 @@ func (pk *picker) score(e *Engine, it *index.Item, flags uint8, rel float32) (fl
 }
 
 // scoreHot is score for product p with hot record h (and item it, read
-// only when h cannot hold all its facets).
+// only when h cannot hold all its facets). With the learned blend
+// (pk.learned) the score is its weights times the candidate's features;
+// else the hand-set formula.
 func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, flags uint8, rel float32) (float64, Reason, bool) {
+	var x features
+	reason, prior, bits := pk.terms(e, p, h, it, flags, rel, &x)
+	o := pk.opts
+	var score float64
+	if pk.learned {
+		score = x.dot(&pk.w)
+	} else {
+		score = prior + o.AffinityWeight*x[featAffinity] + o.RelatedWeight*x[featRelation] + o.PopularityWeight*x[featPopularity]
+	}
+	demoted := false
+	if bits&facetBoost != 0 {
+		score += o.BoostWeight
+	}
+	if bits&facetBury != 0 {
+		score -= buryPenalty
+		demoted = true
+	}
+	if len(pk.capped) > 0 {
+		if _, capped := slices.BinarySearch(pk.capped, p); capped {
+			score -= capPenalty
+			demoted = true
+		}
+	}
+	return score, reason, demoted
+}
+
+// terms computes a candidate's features into x, the source that explains
+// it with that source's hand-set prior, and its facets' scratch bits.
+func (pk *picker) terms(e *Engine, p uint32, h *index.Hot, it *index.Item, flags uint8, rel float32, x *features) (Reason, float64, uint8) {
 	reason, prior := ReasonPopular, pk.prior[ReasonPopular]
 	consider := func(r Reason) {
 		if p := pk.prior[r]; p > prior || (p == prior && r > reason) {
@@ -109,12 +140,15 @@ func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, fl
 	}
 	if flags&flagCart != 0 {
 		consider(ReasonCart)
+		x[featCart] = 1
 	}
 	if flags&flagViewed != 0 {
 		consider(ReasonViewed)
+		x[featViewed] = 1
 	}
 	if flags&flagRelated != 0 {
 		consider(ReasonRelated)
+		x[featRelated] = 1
 	}
 	var dot, shared float64
 	var bits uint8
@@ -135,38 +169,25 @@ func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, fl
 	}
 	if bits&facetTop != 0 {
 		consider(ReasonAffinity)
+		x[featTopFacet] = 1
 	}
 	if pk.ctxNorm > 0 {
 		if sim := shared / pk.ctxNorm; sim >= 0.5 {
 			consider(ReasonRelated)
+			x[featRelated] = 1
 			rel += float32(sim * pk.opts.ContextWeight)
 		}
 	}
 	if pk.affSum > 0 {
 		dot /= pk.affSum
 	}
-	popularity := 0.0
+	x[featAffinity] = dot
+	x[featRelation] = float64(rel)
 	if pk.popMax > 0 {
 		v := e.pop.valueAt(e.pop.logScore(p), pk.now)
 		// At most 1: the global list's best is the most popular product,
 		// and walkBound relies on the bound.
-		popularity = min(1, math.Log1p(v)/pk.popLogMax)
+		x[featPopularity] = min(1, math.Log1p(v)/pk.popLogMax)
 	}
-	o := pk.opts
-	score := prior + o.AffinityWeight*dot + o.RelatedWeight*float64(rel) + o.PopularityWeight*popularity
-	demoted := false
-	if bits&facetBoost != 0 {
-		score += o.BoostWeight
-	}
-	if bits&facetBury != 0 {
-		score -= buryPenalty
-		demoted = true
-	}
-	if len(pk.capped) > 0 {
-		if _, capped := slices.BinarySearch(pk.capped, p); capped {
-			score -= capPenalty
-			demoted = true
-		}
-	}
-	return score, reason, demoted
+	return reason, prior, bits
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/omnipick/omnipick/internal/binfmt"
 )
 
-// The snapshot encoding of an engine, version 2 (frozen: a new layout gets
+// The snapshot encoding of an engine, version 3 (frozen: a new layout gets
 // a new version, and LoadSnapshot keeps reading the old ones). Counts and
 // ids are uvarints (u), scores little-endian float64 (f64), weights
 // float32 (f32):
@@ -26,14 +26,17 @@ import (
 //	related:    nproducts:u nproducts×(n:u n×(product:u weight:f32))
 //	popularity: nproducts:u nproducts×(logscore:f64)
 //	applied:    numEventTypes×(count:u)
+//	blend:      steps:u n:u n×(weight:f64)                 version 3 only
 //	profiles:   nsections:u nsections×section
 //
 // A section is one profile shard's profiles, each with its id, so a
 // snapshot loads into any number of shards; engine/profile/capture.go
 // draws it, and engine/profile/encoding.go the profile encoding. The
-// profile encoding's version is the snapshot's: version 1 snapshots hold
-// version 1 profiles.
-const engineSnapshotVersion = 2
+// profile encoding's version is the snapshot's, up to 2: version 1
+// snapshots hold version 1 profiles, versions 2 and 3 version 2 profiles.
+// Version 3 adds the learned blend (blend.go); an older snapshot loads
+// with the blend as New sets it, as if it had learned nothing.
+const engineSnapshotVersion = 3
 
 // ErrBadSnapshot reports a snapshot that does not decode.
 var ErrBadSnapshot = errors.New("engine: malformed snapshot")
@@ -50,6 +53,8 @@ type Capture struct {
 	head     []byte // version, top lists, global list
 	pop      []uint64
 	counts   []uint64
+	blend    features
+	steps    uint64
 	products int
 }
 
@@ -87,6 +92,7 @@ func (e *Engine) BeginSnapshot() *Capture {
 	for i := range e.applied {
 		c.counts[i] = e.applied[i].Load()
 	}
+	c.blend, c.steps = e.blend.load()
 
 	e.idxSnap.Lock()
 	e.idxSnapPending, e.idxSnapBytes = true, nil
@@ -166,6 +172,10 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 	for _, n := range c.counts {
 		b = binfmt.AppendUvarint(b, n)
 	}
+	b = binfmt.AppendUvarint(binfmt.AppendUvarint(b, c.steps), uint64(len(c.blend)))
+	for _, w := range c.blend {
+		b = binfmt.AppendFloat(b, w)
+	}
 	b = binfmt.AppendUvarint(b, uint64(e.profiles.Shards()))
 	write(b)
 	for i := range e.profiles.Shards() {
@@ -192,7 +202,7 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	e := New(opts)
 	r := binfmt.NewReader(data)
 	version := r.Byte()
-	if version != 1 && version != engineSnapshotVersion {
+	if version < 1 || version > engineSnapshotVersion {
 		return nil, fmt.Errorf("%w: version %d", ErrBadSnapshot, version)
 	}
 	idx, err := index.LoadSnapshot(r)
@@ -219,12 +229,17 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	for i := range e.applied {
 		e.applied[i].Store(r.Uvarint())
 	}
+	if version >= 3 {
+		if err := e.loadBlend(r); err != nil {
+			return nil, err
+		}
+	}
 	sections := r.Count(math.MaxInt32)
 	// What is left is the profiles, spread evenly over the shards by
 	// hash: give each arena its share at once.
 	e.profiles.Reserve(r.Len())
 	for range sections {
-		if err := e.profiles.LoadSection(r, version, facets, products); err != nil {
+		if err := e.profiles.LoadSection(r, min(version, profile.Version), facets, products); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
 		}
 	}
@@ -268,6 +283,22 @@ func (e *Engine) loadTops(r *binfmt.Reader, version byte, products uint32) error
 		}
 		e.excluded[p] = until
 	}
+	return nil
+}
+
+// loadBlend reads the learned blend (version 3).
+func (e *Engine) loadBlend(r *binfmt.Reader) error {
+	steps := r.Uvarint()
+	if n := r.Count(math.MaxInt32); n != numFeatures {
+		return badSnapshot("%d blend weights for %d features", n, numFeatures)
+	}
+	var w features
+	for i := range w {
+		if w[i] = r.Float(); math.IsNaN(w[i]) || math.IsInf(w[i], 0) {
+			return badSnapshot("blend weight %d is %v", i, w[i])
+		}
+	}
+	e.blend.set(w, steps)
 	return nil
 }
 

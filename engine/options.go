@@ -103,13 +103,13 @@ type Options struct {
 	MaxExclusions int           // exclusions per profile; default 256
 	BoostWeight   float64       // added to the score of a boosted item; default 1
 
-	// BlendLearn turns on the blend the engine fits itself (blend.go): at
-	// each purchase a pairwise model takes one step on the candidates
-	// web picks would have proposed just before, and web and app picks
-	// score with its weights once it has learned from BlendMinPurchases
-	// purchases (until then, and with BlendLearn off, the hand-set
-	// priors and weights above). Off by default: see docs/ranking.md.
-	BlendLearn        bool
+	// The blend the engine fits itself (blend.go): at each purchase a
+	// pairwise model takes one step on the candidates web picks would
+	// have proposed just before, and web and app picks score with its
+	// weights once it has learned from BlendMinPurchases purchases (until
+	// then, and with NoBlend, the hand-set priors and weights above).
+	// On by default: the validation split chose it (docs/ranking.md).
+	NoBlend           bool
 	BlendMinPurchases int     // default 1000; negative: none
 	BlendRate         float64 // the SGD step size; default 0.05
 

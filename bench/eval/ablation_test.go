@@ -21,8 +21,7 @@ func ablations() []struct {
 		opts engine.Options
 	}{
 		{"defaults", engine.Options{}},
-		{"no siblings", engine.Options{SiblingWeight: -1}},
-		{"relations popnorm 0.5", engine.Options{RelatedPopNorm: 0.5}},
+		{"hand-set (no blend)", engine.Options{NoBlend: true}},
 	}
 }
 

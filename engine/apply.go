@@ -125,7 +125,7 @@ func (e *Engine) applyEvent(ev *Event) error {
 	}
 	x.w = e.opts.EventWeights[ev.Type]
 	x.relW = relationWeight(ev.Type)
-	if ev.Type == EventPurchase && !e.opts.NoBlend {
+	if ev.Type == EventPurchase && e.opts.Blend {
 		e.learnBlend(ev, x.it.Dense) // before the purchase changes anything
 	}
 	// The anchors live on this stack: editProfile returns them rather than

@@ -8,7 +8,7 @@ import "testing"
 // picks path free of allocations.
 func TestLearnedPicksAllocateNothing(t *testing.T) {
 	e, _ := benchWorld(t, 3000, 300)
-	e.opts.BlendMinPurchases = -1
+	e.opts.Blend, e.opts.BlendMinPurchases = true, -1
 	for _, bq := range benchQueries {
 		t.Run(bq.name, func(t *testing.T) {
 			q := bq.q

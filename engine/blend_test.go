@@ -69,7 +69,7 @@ func TestBlendStep(t *testing.T) {
 }
 
 func blendOptions() Options {
-	return Options{BlendMinPurchases: 5, BlendRate: 0.2}
+	return Options{Blend: true, BlendMinPurchases: 5, BlendRate: 0.2}
 }
 
 // TestBlendStartsAtTheHandSetRanking: before any purchase the weights are
@@ -167,7 +167,7 @@ func BenchmarkPurchase(b *testing.B) {
 		}
 		b.Run(name, func(b *testing.B) {
 			e, now := benchWorld(b, 20000, 1000)
-			e.opts.NoBlend = !learn
+			e.opts.Blend = learn
 			products := make([]string, 1000)
 			for i := range products {
 				products[i] = fmt.Sprintf("P%07d", (i*7919)%20000)
@@ -192,7 +192,7 @@ func BenchmarkPurchase(b *testing.B) {
 // learned blend's weights.
 func BenchmarkPicksLearned(b *testing.B) {
 	e, _ := benchWorld(b, 20000, 5000)
-	e.opts.BlendMinPurchases = -1
+	e.opts.Blend, e.opts.BlendMinPurchases = true, -1
 	for _, bq := range benchQueries {
 		if bq.q.Channel != ChannelWeb {
 			continue

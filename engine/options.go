@@ -107,9 +107,11 @@ type Options struct {
 	// pairwise model takes one step on the candidates web picks would
 	// have proposed just before, and web and app picks score with its
 	// weights once it has learned from BlendMinPurchases purchases (until
-	// then, and with NoBlend, the hand-set priors and weights above).
-	// On by default: the validation split chose it (docs/ranking.md).
-	NoBlend           bool
+	// then, and without Blend, the hand-set priors and weights above).
+	// Off by default: it paid on the validation split, holdout_dev did
+	// not confirm it, and it costs a picks computation per purchase
+	// (docs/ranking.md).
+	Blend             bool
 	BlendMinPurchases int     // default 1000; negative: none
 	BlendRate         float64 // the SGD step size; default 0.05
 

@@ -196,7 +196,7 @@ func (pk *picker) setup(e *Engine, ch Channel, nowMS int64) {
 	pk.now = secs(nowMS)
 	pk.channel = ch
 	pk.learned = false
-	if !e.opts.NoBlend && (ch == ChannelWeb || ch == ChannelApp) {
+	if e.opts.Blend && (ch == ChannelWeb || ch == ChannelApp) {
 		w, n := e.blend.load()
 		if int64(n) >= int64(e.opts.BlendMinPurchases) {
 			pk.learned, pk.w = true, w

@@ -29,11 +29,11 @@ var indexV2Fixture = filepath.Join("..", "testdata", "snapshots", "engine-v2-ind
 const currentFixture = "engine-v3.snap"
 
 // fixtureWorld is the world the fixture holds. The encodings before
-// version 3 hold no learned blend, so the world learns none (NoBlend):
+// version 3 hold no learned blend, so the world learns none (no Blend):
 // each fixture loads with the blend New sets, as the world has it.
 // TestBlendIsState checks a learned blend's round trip.
 func fixtureWorld(t *testing.T) *world {
-	w := apparelInto(newWorld(t, Options{NoBlend: true}))
+	w := apparel(t)
 	w.stock("SW1-8", "store-1", 3)
 	w.stock("HT1", "store-1", 1)
 	replayWorld(w, 0, 300)

@@ -21,7 +21,7 @@ func ablations() []struct {
 		opts engine.Options
 	}{
 		{"defaults", engine.Options{}},
-		{"hand-set (no blend)", engine.Options{NoBlend: true}},
+		{"learned blend", engine.Options{Blend: true}},
 	}
 }
 

@@ -17,7 +17,7 @@ import (
 // fed the same records.
 func TestBlendSurvivesRestart(t *testing.T) {
 	blendOn := func(o *Options) {
-		o.Engine.BlendMinPurchases = 10
+		o.Engine.Blend, o.Engine.BlendMinPurchases = true, 10
 	}
 	for _, snapshot := range []bool{true, false} {
 		name := "log only"

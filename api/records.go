@@ -49,7 +49,7 @@ func kindOf(op engine.Op) *recordKind {
 }
 
 // maxFields is the most fields one kind reads.
-const maxFields = 13
+const maxFields = 14
 
 // walkFields puts in vals[i] the value of o's member named names[i]; vals
 // must come in all nil. Other members are ignored; of duplicate keys the
@@ -80,12 +80,14 @@ const (
 	pVariants
 	pActive
 	pGroup
+	pAttributes
 )
 
 var productFields = []string{
 	pID: "id", pTitle: "title", pURL: "url", pImage: "image", pPrice: "price", pCurrency: "currency",
 	pCategory: "category", pBrand: "brand", pTags: "tags", pSizeGroup: "size_group", pVariants: "variants", pActive: "active",
-	pGroup: "group",
+	pGroup:      "group",
+	pAttributes: "attributes",
 }
 
 func (d *Decoder) product(v fieldValues, r *engine.Record) {
@@ -111,6 +113,7 @@ func (d *Decoder) product(v fieldValues, r *engine.Record) {
 		p.Group = d.id("group", v[pGroup], false)
 	}
 	p.Variants = d.variants(v[pVariants], p.ID)
+	p.Attributes = d.attributes(v[pAttributes])
 	if active := v[pActive]; d.reason == "" && present(active) {
 		switch active.Type() {
 		case fastjson.TypeTrue:
@@ -270,11 +273,24 @@ const (
 	evOrder
 	evPrice
 	evTS
+	evEventID
 )
 
 var eventFields = []string{
 	evType: "type", evCustomer: "customer", evAnon: "anonymous_id", evProduct: "product", evSKU: "sku",
 	evChannel: "channel", evLocation: "location", evOrder: "order", evPrice: "price", evTS: "ts",
+	evEventID: "event_id",
+}
+
+// eventID reads the optional "event_id" of an event, identify or
+// exclusion: a client that retries sends the same id again, and the
+// engine applies the record once (engine.ErrDuplicate). The window runs
+// on the time of receipt.
+func (d *Decoder) eventID(v *fastjson.Value, r *engine.Record) {
+	if present(v) {
+		r.EventID = d.id("event_id", v, true)
+		r.Received = d.now
+	}
 }
 
 func (d *Decoder) event(v fieldValues, r *engine.Record) {
@@ -315,6 +331,7 @@ func (d *Decoder) event(v fieldValues, r *engine.Record) {
 		e.Price = d.inRange("price", f, 0, maxPrice, "must be between 0 and 1000000000")
 	}
 	e.TS = d.time("ts", v[evTS], false)
+	d.eventID(v[evEventID], r)
 }
 
 // Identify fields.
@@ -322,15 +339,17 @@ const (
 	idAnon = iota
 	idCustomer
 	idToAnon
+	idEventID
 )
 
-var identifyFields = []string{idAnon: "anonymous_id", idCustomer: "customer", idToAnon: "to_anonymous_id"}
+var identifyFields = []string{idAnon: "anonymous_id", idCustomer: "customer", idToAnon: "to_anonymous_id", idEventID: "event_id"}
 
 func (d *Decoder) identify(v fieldValues, r *engine.Record) {
 	id := &r.Identify
 	id.AnonymousID = d.id("anonymous_id", v[idAnon], true)
 	id.Customer = d.id("customer", v[idCustomer], false)
 	id.ToAnonymousID = d.id("to_anonymous_id", v[idToAnon], false)
+	d.eventID(v[idEventID], r)
 	if d.reason != "" {
 		return
 	}
@@ -350,9 +369,10 @@ const (
 	exAnon
 	exProduct
 	exUntil
+	exEventID
 )
 
-var exclusionFields = []string{exCustomer: "customer", exAnon: "anonymous_id", exProduct: "product", exUntil: "until"}
+var exclusionFields = []string{exCustomer: "customer", exAnon: "anonymous_id", exProduct: "product", exUntil: "until", exEventID: "event_id"}
 
 // exclusion reads {"product": ..., "until": ..., "customer" or
 // "anonymous_id" (neither: for everyone)}.
@@ -365,6 +385,7 @@ func (d *Decoder) exclusion(v fieldValues, r *engine.Record) {
 	}
 	x.Product = d.id("product", v[exProduct], true)
 	x.Until = d.time("until", v[exUntil], true)
+	d.eventID(v[exEventID], r)
 }
 
 // Location fields.

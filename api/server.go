@@ -56,6 +56,10 @@ type Options struct {
 
 	MaxBodyBytes int // request body limit, after decompression too; default 32 MiB
 	MaxInFlight  int // requests handled at once before new ones get 503 + Retry-After; default 4096
+	// MaxScreenStreams bounds the store screens' event streams open at
+	// once (GET /screen/{store}/events); beyond, 503 + Retry-After.
+	// Default 1024.
+	MaxScreenStreams int
 
 	// WriteKeys allow every request; ReadKeys allow reads only (picks,
 	// customer profiles). Keys travel as "Authorization: Bearer <key>" or
@@ -73,6 +77,9 @@ type Options struct {
 	// StoreStats, if set, is called at each scrape of /metrics for the
 	// write-ahead log and snapshot figures (store.(*Store).Stats).
 	StoreStats func() store.Stats
+	// Compact, if set, serves POST /v1/admin/compact
+	// (store.(*Store).Compact).
+	Compact compactFunc
 }
 
 // Server serves the HTTP API. Safe for concurrent use.
@@ -99,7 +106,10 @@ type Server struct {
 	inFlight atomic.Int64 // requests in handle, bounded by MaxInFlight
 	metrics  *Metrics
 
-	screenPage *template.Template // the store kiosk page, parsed once
+	screenPage       *template.Template // the store kiosk page, parsed once
+	screenStreams    atomic.Int64       // event streams open, bounded by MaxScreenStreams
+	screenRecomputes atomic.Uint64      // picks computed for event streams
+	explorePage      *template.Template // the explorer page, parsed once
 }
 
 // connsPerInFlight sets fasthttp's connection limit, a backstop above
@@ -126,6 +136,10 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	explore, err := newExplorePage()
+	if err != nil {
+		return nil, err
+	}
 	if opts.Writer == nil {
 		opts.Writer = direct{opts.Engine}
 	}
@@ -138,6 +152,9 @@ func New(opts Options) (*Server, error) {
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = 4096
 	}
+	if opts.MaxScreenStreams <= 0 {
+		opts.MaxScreenStreams = defaultMaxScreens
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -145,7 +162,7 @@ func New(opts Options) (*Server, error) {
 		opts.Metrics = NewMetrics()
 	}
 	s := &Server{opts: opts, done: make(chan struct{}), closing: make(chan struct{}), keys: keys, fresh: newFreshConns(),
-		screenPage: page, picksTmpl: newPicksTemplate(), metrics: opts.Metrics}
+		screenPage: page, explorePage: explore, picksTmpl: newPicksTemplate(), metrics: opts.Metrics}
 	if err := s.metrics.register(s); err != nil {
 		return nil, err
 	}
@@ -284,6 +301,8 @@ func endpointOf(path []byte) endpoint {
 		return epExclusions
 	case "/v1/feeds/products":
 		return epFeeds
+	case "/v1/admin/compact":
+		return epAdminCompact
 	case "/healthz":
 		return epHealth
 	case "/metrics":
@@ -297,6 +316,12 @@ func endpointOf(path []byte) endpoint {
 	}
 	if len(path) > len(audiencePrefix) && string(path[:len(audiencePrefix)]) == audiencePrefix {
 		return epAudiences
+	}
+	if len(path) > len(imagePrefix) && string(path[:len(imagePrefix)]) == imagePrefix {
+		return epImages
+	}
+	if isExplorePath(path) {
+		return epExplore
 	}
 	return epOther
 }
@@ -320,11 +345,22 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 		}
 		s.handleMetrics(ctx)
 		return
+	case epImages:
+		// Open: email clients and ad platforms' crawlers fetch pictures
+		// without a key (see images.go).
+		if !get {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.handleImage(ctx, path[len(imagePrefix):])
+		return
 	}
 	acc := s.access(ctx)
-	if acc == accessNone && ep == epScreen {
+	if acc == accessNone && (ep == epScreen || ep == epExplore && string(path) == explorePath) {
 		// A kiosk's EventSource cannot set headers: its page and stream
-		// may carry the key in the query string instead.
+		// may carry the key in the query string instead. So may the
+		// explorer's page, opened by a browser (its script sends the key
+		// as a header).
 		acc = s.queryAccess(ctx)
 	}
 	if acc == accessNone {
@@ -339,11 +375,29 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 		}
 		s.handlePicks(ctx)
 	case epCustomer:
+		if ctx.IsDelete() {
+			if acc != accessWrite {
+				forbidden(ctx)
+				return
+			}
+			s.handleErase(ctx, path[len(customerPrefix):])
+			return
+		}
 		if !get {
-			methodNotAllowed(ctx, "GET")
+			methodNotAllowed(ctx, "GET, DELETE")
 			return
 		}
 		s.handleCustomer(ctx, path[len(customerPrefix):])
+	case epAdminCompact:
+		if !ctx.IsPost() {
+			methodNotAllowed(ctx, "POST")
+			return
+		}
+		if acc != accessWrite {
+			forbidden(ctx)
+			return
+		}
+		s.handleCompact(ctx)
 	case epScreen:
 		if !get {
 			methodNotAllowed(ctx, "GET")
@@ -356,6 +410,12 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 			return
 		}
 		s.handleAudience(ctx, path[len(audiencePrefix):])
+	case epExplore:
+		if !get {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.handleExplore(ctx, path[len(explorePath):])
 	case epFeeds:
 		if !get {
 			methodNotAllowed(ctx, "GET")

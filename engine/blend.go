@@ -154,29 +154,31 @@ const (
 	blendNegatives = 4 * blendK
 )
 
-// learnBlend takes the learning step for a purchase of product bought by
-// the event's customer at ts: it gathers the candidates web picks would
-// have proposed just before (with the weights in use then), and steps the
-// model with bought as the positive and the best blendNegatives others
-// (neither buried nor capped) as negatives. A purchase whose product was
-// not a candidate (filtered, or nothing proposed it) teaches nothing.
-// e.mu must be held (shared).
-func (e *Engine) learnBlend(ev *Event, bought uint32) {
+// blendExamples gathers the learning step's examples for a purchase of
+// product bought by the event's customer at ts: the candidates web picks
+// would have proposed just before (with the weights in use then), bought
+// as the positive and the best blendNegatives others (neither buried nor
+// capped) as negatives. It returns a picker holding them in examples,
+// the positive first, for blendStep; or nil when the purchase teaches
+// nothing (its product was not a candidate: filtered, or nothing
+// proposed it; or no other was). e.mu must be held (shared).
+func (e *Engine) blendExamples(ev *Event, bought uint32) *picker {
 	q := Query{Customer: ev.Customer, AnonymousID: ev.AnonymousID, Channel: ChannelWeb, K: blendK, Now: ev.TS}
 	pk := e.pickers.Get().(*picker)
-	defer e.pickers.Put(pk)
-	pk.setup(e, ChannelWeb, ev.TS)
+	pk.begin(e, &q)
 	if !e.gather(pk, &q, blendK) {
-		return
+		e.pickers.Put(pk)
+		return nil
 	}
 	cands := pk.cands
 	if len(cands) > blendNegatives+1 {
 		selectBest(cands, blendNegatives+1)
 		cands = cands[:blendNegatives+1]
 	}
-	var pos features
+	// The examples come in the candidates' order, which the state decides
+	// (quickselect is deterministic): so does the step's sum.
+	pk.examples = append(pk.examples[:0], features{})
 	found := false
-	pk.negs = pk.negs[:0]
 	for _, c := range cands {
 		if c.score <= -buryPenalty/2 {
 			continue // demoted: no page shows it
@@ -187,15 +189,28 @@ func (e *Engine) learnBlend(ev *Event, bought uint32) {
 		var x features
 		pk.terms(e, p, &h, c.item, s.flags, s.rel, &x)
 		if p == bought {
-			pos, found = x, true
+			pk.examples[0], found = x, true
 			continue
 		}
-		pk.negs = append(pk.negs, x)
+		pk.examples = append(pk.examples, x)
 	}
-	if !found {
+	if !found || len(pk.examples) < 2 {
+		e.pickers.Put(pk)
+		return nil
+	}
+	return pk
+}
+
+// blendStep takes the learning step on the examples blendExamples
+// gathered, if the purchase was applied, and returns the picker to the
+// pool. Apply calls it once the purchase is applied, so a refused record
+// teaches nothing.
+func (e *Engine) blendStep(pk *picker, applied bool) {
+	if pk == nil {
 		return
 	}
-	// The negatives come in the candidates' order, which the state
-	// decides (quickselect is deterministic): so does the step's sum.
-	e.blend.step(&pos, pk.negs, e.opts.BlendRate)
+	if applied {
+		e.blend.step(&pk.examples[0], pk.examples[1:], e.opts.BlendRate)
+	}
+	e.pickers.Put(pk)
 }

@@ -232,8 +232,8 @@ func TestLearnedBoundHolds(t *testing.T) {
 		w.e.blend.set(wt, 1)
 		for qi, q := range queries {
 			pk := new(picker)
-			pk.setup(w.e, q.Channel, w.now.UnixMilli())
 			q.Now = w.now.UnixMilli()
+			pk.begin(w.e, &q)
 			w.e.mu.RLock()
 			if !w.e.gather(pk, &q, q.K) {
 				t.Fatalf("query %d: nothing qualifies", qi)

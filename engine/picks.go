@@ -102,9 +102,9 @@ type picker struct {
 	prior  *[numReasons]float64
 	// learned: score with the learned blend's weights w, not the
 	// hand-set formula.
-	learned bool
-	w       features
-	negs    []features // the learning step's negatives
+	learned  bool
+	w        features
+	examples []features // the learning step's: the positive, then negatives
 }
 
 type leafCount struct {
@@ -162,18 +162,9 @@ func (pk *picker) reset(products, facets int) {
 // share a leaf category unless too few other candidates qualify.
 func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	k := q.k()
-	nowMS := q.Now
-	if nowMS == 0 {
-		nowMS = e.nowMS()
-	}
-	ch := q.Channel
-	if ch >= numChannels {
-		ch = ChannelWeb
-	}
-
 	pk := e.pickers.Get().(*picker)
 	defer e.pickers.Put(pk)
-	pk.setup(e, ch, nowMS)
+	pk.begin(e, q)
 
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -188,22 +179,6 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	return dst
 }
 
-// setup points pk at the engine's options and the channel's priors, and
-// at the learned blend's weights when web or app picks use them.
-func (pk *picker) setup(e *Engine, ch Channel, nowMS int64) {
-	pk.opts = &e.opts
-	pk.prior = &e.opts.Priors[ch]
-	pk.now = secs(nowMS)
-	pk.channel = ch
-	pk.learned = false
-	if e.opts.Blend && (ch == ChannelWeb || ch == ChannelApp) {
-		w, n := e.blend.load()
-		if int64(n) >= int64(e.opts.BlendMinPurchases) {
-			pk.learned, pk.w = true, w
-		}
-	}
-}
-
 // gather fills pk.cands with every candidate of q, filtered and scored:
 // the personal sources, then the top lists and the fallback when they
 // may change the best k. It returns false when nothing can qualify.
@@ -216,28 +191,8 @@ func (e *Engine) gather(pk *picker, q *Query, k int) bool {
 	}
 	pk.loadPopularity(e)
 
-	// 1. Personal sources. The context's relations weigh double.
-	perAnchor := e.opts.RelatedPerAnchor
-	if pk.ctx != nil {
-		e.addRelated(pk, pk.ctx.Dense, 2, 2*perAnchor)
-		e.addSiblings(pk, pk.ctx.Dense, 2, e.opts.SiblingsPerAnchor)
-	}
-	if pk.channel != ChannelScreen {
-		for i, a := range pk.anchors {
-			n := perAnchor
-			if t := e.opts.TaperAnchors; t >= 0 && i >= t {
-				n = max(2, perAnchor/4)
-			}
-			e.addRelated(pk, a, 1, n)
-			e.addSiblings(pk, a, 1, e.opts.SiblingsPerAnchor)
-		}
-	}
-	for _, p := range pk.cart {
-		pk.propose(p, flagCart)
-	}
-	for _, p := range pk.views {
-		pk.propose(p, flagViewed)
-	}
+	// 1. Personal sources.
+	e.proposePersonal(pk, pk.channel)
 	e.touch(pk, pk.ids)
 	for _, p := range pk.ids {
 		s := &pk.slots[p]
@@ -254,6 +209,59 @@ func (e *Engine) gather(pk *picker, q *Query, k int) bool {
 		}
 	}
 	return true
+}
+
+// begin sets the picker up for q: the engine's options, the channel (web
+// for an unknown one, which it returns) and its priors, the time, and the
+// learned blend's weights when web or app picks use them.
+func (pk *picker) begin(e *Engine, q *Query) Channel {
+	nowMS := q.Now
+	if nowMS == 0 {
+		nowMS = e.nowMS()
+	}
+	ch := q.Channel
+	if ch >= numChannels {
+		ch = ChannelWeb
+	}
+	pk.opts = &e.opts
+	pk.prior = &e.opts.Priors[ch]
+	pk.now = secs(nowMS)
+	pk.channel = ch
+	pk.learned = false
+	if e.opts.Blend && (ch == ChannelWeb || ch == ChannelApp) {
+		w, n := e.blend.load()
+		if int64(n) >= int64(e.opts.BlendMinPurchases) {
+			pk.learned, pk.w = true, w
+		}
+	}
+	return ch
+}
+
+// proposePersonal proposes the personal sources' products: the related
+// items and same-group siblings of the context (weighing double) and of
+// the customer's recent history, the cart and the recent views.
+func (e *Engine) proposePersonal(pk *picker, ch Channel) {
+	perAnchor := e.opts.RelatedPerAnchor
+	if pk.ctx != nil {
+		e.addRelated(pk, pk.ctx.Dense, 2, 2*perAnchor)
+		e.addSiblings(pk, pk.ctx.Dense, 2, e.opts.SiblingsPerAnchor)
+	}
+	if ch != ChannelScreen {
+		for i, a := range pk.anchors {
+			n := perAnchor
+			if t := e.opts.TaperAnchors; t >= 0 && i >= t {
+				n = max(2, perAnchor/4)
+			}
+			e.addRelated(pk, a, 1, n)
+			e.addSiblings(pk, a, 1, e.opts.SiblingsPerAnchor)
+		}
+	}
+	for _, p := range pk.cart {
+		pk.propose(p, flagCart)
+	}
+	for _, p := range pk.views {
+		pk.propose(p, flagViewed)
+	}
 }
 
 // touch loads the hot records and popularity of the products in ids
@@ -529,7 +537,7 @@ func (e *Engine) consider(pk *picker, p uint32, flags uint8, rel float32) bool {
 	if it == nil {
 		return false
 	}
-	score, reason, demoted := pk.scoreHot(e, p, &h, it, flags, rel)
+	score, reason, demoted := pk.scoreHot(e, p, &h, it, flags, rel, nil)
 	pk.cands = append(pk.cands, cand{item: it, score: score, leaf: h.Leaf, reason: reason})
 	if demoted {
 		return false

@@ -95,23 +95,25 @@ func (pk *picker) mayRebuy(e *Engine, it *index.Item, t uint32) bool {
 // whether it is demoted (buried or capped).
 func (pk *picker) score(e *Engine, it *index.Item, flags uint8, rel float32) (float64, Reason, bool) {
 	h := e.idx.Hot(it.Dense)
-	return pk.scoreHot(e, it.Dense, &h, it, flags, rel)
+	return pk.scoreHot(e, it.Dense, &h, it, flags, rel, nil)
 }
 
 // scoreHot is score for product p with hot record h (and item it, read
 // only when h cannot hold all its facets). With the learned blend
 // (pk.learned) the score is its weights times the candidate's features;
-// else the hand-set formula.
-func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, flags uint8, rel float32) (float64, Reason, bool) {
+// else the hand-set formula. parts, when not nil, receives the score's
+// terms (ExplainPicks); the picks path passes nil.
+func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, flags uint8, rel float32, parts *ScoreParts) (float64, Reason, bool) {
 	var x features
 	reason, prior, bits := pk.terms(e, p, h, it, flags, rel, &x)
 	o := pk.opts
-	var score float64
+	wAff, wRel, wPop := o.AffinityWeight, o.RelatedWeight, o.PopularityWeight
 	if pk.learned {
-		score = x.dot(&pk.w)
-	} else {
-		score = prior + o.AffinityWeight*x[featAffinity] + o.RelatedWeight*x[featRelation] + o.PopularityWeight*x[featPopularity]
+		w := &pk.w
+		prior = w[featCart]*x[featCart] + w[featViewed]*x[featViewed] + w[featRelated]*x[featRelated] + w[featTopFacet]*x[featTopFacet]
+		wAff, wRel, wPop = w[featAffinity], w[featRelation], w[featPopularity]
 	}
+	score := prior + wAff*x[featAffinity] + wRel*x[featRelation] + wPop*x[featPopularity]
 	demoted := false
 	if bits&facetBoost != 0 {
 		score += o.BoostWeight
@@ -120,10 +122,18 @@ func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, fl
 		score -= buryPenalty
 		demoted = true
 	}
+	capped := false
 	if len(pk.capped) > 0 {
-		if _, capped := slices.BinarySearch(pk.capped, p); capped {
+		if _, capped = slices.BinarySearch(pk.capped, p); capped {
 			score -= capPenalty
 			demoted = true
+		}
+	}
+	if parts != nil {
+		*parts = ScoreParts{Reason: reason, Prior: prior, Affinity: wAff * x[featAffinity], Related: wRel * x[featRelation],
+			Popularity: wPop * x[featPopularity], Buried: bits&facetBury != 0, Capped: capped, Score: score}
+		if bits&facetBoost != 0 {
+			parts.Boost = o.BoostWeight
 		}
 	}
 	return score, reason, demoted

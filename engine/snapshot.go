@@ -13,7 +13,7 @@ import (
 	"github.com/omnipick/omnipick/internal/binfmt"
 )
 
-// The snapshot encoding of an engine, version 3 (frozen: a new layout gets
+// The snapshot encoding of an engine, version 2 (frozen: a new layout gets
 // a new version, and LoadSnapshot keeps reading the old ones). Counts and
 // ids are uvarints (u), scores little-endian float64 (f64), weights
 // float32 (f32):
@@ -26,17 +26,25 @@ import (
 //	related:    nproducts:u nproducts×(n:u n×(product:u weight:f32))
 //	popularity: nproducts:u nproducts×(logscore:f64)
 //	applied:    numEventTypes×(count:u)
-//	blend:      steps:u n:u n×(weight:f64)                 version 3 only
 //	profiles:   nsections:u nsections×section
 //
 // A section is one profile shard's profiles, each with its id, so a
 // snapshot loads into any number of shards; engine/profile/capture.go
 // draws it, and engine/profile/encoding.go the profile encoding. The
-// profile encoding's version is the snapshot's, up to 2: version 1
-// snapshots hold version 1 profiles, versions 2 and 3 version 2 profiles.
-// Version 3 adds the learned blend (blend.go); an older snapshot loads
-// with the blend as New sets it, as if it had learned nothing.
-const engineSnapshotVersion = 3
+// profile encoding's version is the snapshot's: version 1 snapshots hold
+// version 1 profiles, versions 2 and 3 version 2 profiles.
+//
+// Version 3 is version 2 followed by the event ids applied within the
+// window (see eventIDs.appendSnapshot):
+//
+//	event ids:  latest:u n:u n×(hash:u receipt:u)
+//
+// Version 4 is version 3 followed by the learned blend (blend.go); an
+// older snapshot loads with the blend as New sets it, as if it had learned
+// nothing:
+//
+//	blend:      steps:u n:u n×(weight:f64)
+const engineSnapshotVersion = 4
 
 // ErrBadSnapshot reports a snapshot that does not decode.
 var ErrBadSnapshot = errors.New("engine: malformed snapshot")
@@ -51,6 +59,7 @@ var ErrBadSnapshot = errors.New("engine: malformed snapshot")
 type Capture struct {
 	e        *Engine
 	head     []byte // version, top lists, global list
+	ids      []byte // the event ids, captured at once: they are small
 	pop      []uint64
 	counts   []uint64
 	blend    features
@@ -83,6 +92,7 @@ func (e *Engine) BeginSnapshot() *Capture {
 		b = binfmt.AppendUvarint(binfmt.AppendUvarint(b, uint64(p)), uint64(e.excluded[p]))
 	}
 	c.head = b
+	c.ids = e.ids.appendSnapshot(nil)
 	c.pop = make([]uint64, c.products)
 	for p := range c.pop {
 		c.pop[p] = e.pop.ls[p].Load()
@@ -172,15 +182,18 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 	for _, n := range c.counts {
 		b = binfmt.AppendUvarint(b, n)
 	}
-	b = binfmt.AppendUvarint(binfmt.AppendUvarint(b, c.steps), uint64(len(c.blend)))
-	for _, w := range c.blend {
-		b = binfmt.AppendFloat(b, w)
-	}
 	b = binfmt.AppendUvarint(b, uint64(e.profiles.Shards()))
 	write(b)
 	for i := range e.profiles.Shards() {
 		write(e.profiles.TakeCapture(i))
 	}
+	write(c.ids)
+	c.ids = nil
+	b = binfmt.AppendUvarint(binfmt.AppendUvarint(b[:0], c.steps), uint64(len(c.blend)))
+	for _, w := range c.blend {
+		b = binfmt.AppendFloat(b, w)
+	}
+	write(b)
 	if err != nil {
 		return total, fmt.Errorf("cannot write engine snapshot: %w", err)
 	}
@@ -229,11 +242,6 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	for i := range e.applied {
 		e.applied[i].Store(r.Uvarint())
 	}
-	if version >= 3 {
-		if err := e.loadBlend(r); err != nil {
-			return nil, err
-		}
-	}
 	sections := r.Count(math.MaxInt32)
 	// What is left is the profiles, spread evenly over the shards by
 	// hash: give each arena its share at once.
@@ -241,6 +249,16 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	for range sections {
 		if err := e.profiles.LoadSection(r, min(version, profile.Version), facets, products); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+		}
+	}
+	if version >= 3 {
+		if err := e.ids.loadSnapshot(r); err != nil {
+			return nil, badSnapshot("event ids: %v", err)
+		}
+	}
+	if version >= 4 {
+		if err := e.loadBlend(r); err != nil {
+			return nil, err
 		}
 	}
 	if r.Err() != nil {
@@ -286,7 +304,7 @@ func (e *Engine) loadTops(r *binfmt.Reader, version byte, products uint32) error
 	return nil
 }
 
-// loadBlend reads the learned blend (version 3).
+// loadBlend reads the learned blend (version 4).
 func (e *Engine) loadBlend(r *binfmt.Reader) error {
 	steps := r.Uvarint()
 	if n := r.Count(math.MaxInt32); n != numFeatures {

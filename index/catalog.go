@@ -72,6 +72,10 @@ type Item struct {
 	// ProductGroup names the product's family (colour-ways of one design,
 	// Google's item_group_id); "" for none.
 	ProductGroup string
+	// Attributes are what feeds carry besides the fields above (color,
+	// gender, age_group, material, google_product_category, ...), sorted
+	// by key, keys unique.
+	Attributes []Attribute
 
 	// Filled in by Upsert.
 	Dense  uint32   // dense product id
@@ -79,6 +83,21 @@ type Item struct {
 	Leaf   uint32   // facet id of the full category path
 	Facets []uint32 // facet ids: every category prefix, the brand, the tags
 	Kin    uint32   // dense product group id (see Siblings); 0 for none
+}
+
+// Attribute is one product attribute: a key and its value.
+type Attribute struct {
+	Key, Value string
+}
+
+// Attr returns the value of the attribute key, or "".
+func (it *Item) Attr(key string) string {
+	for _, a := range it.Attributes {
+		if a.Key == key {
+			return a.Value
+		}
+	}
+	return ""
 }
 
 // Variant is one SKU of an Item.
@@ -101,6 +120,7 @@ type locStock struct {
 	qty    map[uint32]int32  // sku -> quantity (absent: 0)
 	bySize []*roaring.Bitmap // by size key: products in stock in that size; nil: none yet
 	any    *roaring.Bitmap   // products with any SKU in stock
+	name   string            // the name a store was registered with; "" when none
 }
 
 // Index is the catalog and the stock. See the package doc for concurrency.
@@ -167,6 +187,22 @@ func (x *Index) LookupLocation(id string) (uint32, bool) { return x.locations.Lo
 
 // LocationName returns the external id of a dense location id.
 func (x *Index) LocationName(d uint32) string { return x.locations.Name(d) }
+
+// SetLocationDisplayName sets the name a location was registered with
+// (POST /v1/locations), e.g. "Omnipick Berlin" for store-berlin-1.
+func (x *Index) SetLocationDisplayName(d uint32, name string) {
+	if int(d) < len(x.locStock) {
+		x.locStock[d].name = name
+	}
+}
+
+// LocationDisplayName returns the registered name of a location, or "".
+func (x *Index) LocationDisplayName(d uint32) string {
+	if int(d) < len(x.locStock) {
+		return x.locStock[d].name
+	}
+	return ""
+}
 
 // Locations is the number of known locations.
 func (x *Index) Locations() int { return x.locations.Len() }

@@ -114,6 +114,9 @@ func tryStartServe(t *testing.T, bin, dataDir, logPath string, extra ...string) 
 	}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = testEnv()
+	// Not the repository: the binary must need nothing from it (the demo
+	// world is embedded).
+	p.cmd.Dir = t.TempDir()
 	p.cmd.Stderr = f
 	p.cmd.Stdout = f
 	if err := p.cmd.Start(); err != nil {
@@ -265,8 +268,9 @@ func (p *proc) recovery() recovered {
 
 // writeResult is the reply to a write: applied (2xx) or not.
 type writeResult struct {
-	Applied  int               `json:"applied"`
-	Rejected []json.RawMessage `json:"rejected"`
+	Applied    int               `json:"applied"`
+	Duplicates int               `json:"duplicates"`
+	Rejected   []json.RawMessage `json:"rejected"`
 }
 
 // post sends an NDJSON write and returns the status and decoded reply; err

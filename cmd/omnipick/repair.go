@@ -1,20 +1,31 @@
 package main
 
 import (
-	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 
+	"github.com/omnipick/omnipick/engine/store"
 	"github.com/omnipick/omnipick/engine/wal"
 )
 
 // runRepair truncates a corrupt write-ahead log at its last good record.
 func runRepair(args []string) error {
-	fs := flag.NewFlagSet("repair", flag.ContinueOnError)
+	fs := newFlags("repair", "-data DIR", "Truncates a corrupt write-ahead log at its last good record (see docs/operations.md).")
 	dataDir := fs.String("data", "./data", "data folder")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	// A running server owns the folder: repairing under it would cut
+	// records it is appending.
+	if _, err := os.Stat(*dataDir); err != nil {
+		return fmt.Errorf("cannot repair %q: %w", *dataDir, err)
+	}
+	lock, err := store.LockDir(*dataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	dir := filepath.Join(*dataDir, "wal")
 	info, err := wal.Repair(wal.OS(), dir)
 	if err != nil {

@@ -5,8 +5,9 @@ import (
 	"sync"
 )
 
-// The blend the engine fits itself (issue 11, item 4): at each purchase
-// applied, the candidates web picks would have proposed to that customer
+// The blend the engine fits itself (issue 11, item 4; Options.Blend, off
+// by default: docs/ranking.md says why): at each purchase applied, the
+// candidates web picks would have proposed to that customer
 // just before are scored with the current weights, the bought product is
 // the positive, the others are negatives, and a pairwise logistic model
 // (BPR: maximise log sigmoid(score(bought) - score(other)), averaged over

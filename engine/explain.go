@@ -50,8 +50,8 @@ func (e *Engine) ExplainPicks(dst []ScoreParts, q *Query, picks []Pick) []ScoreP
 			d := p.Item.Dense
 			var flags uint8
 			var rel float32
-			if int(d) < len(pk.slots) && pk.slots[d].epoch == pk.epoch {
-				flags, rel = pk.slots[d].flags, pk.slots[d].rel
+			if sl := pk.slots.get(d, pk.epoch); sl != nil {
+				flags, rel = sl.flags, sl.rel
 			}
 			h := e.idx.Hot(d)
 			pk.scoreHot(e, d, &h, p.Item, flags, rel, &parts)

@@ -33,13 +33,6 @@ const (
 	capPenalty  = 1e8
 )
 
-// slot is a picker's per-product scratch, valid while epoch matches.
-type slot struct {
-	epoch uint32
-	flags uint8
-	rel   float32
-}
-
 // facetSlot is a picker's per-facet scratch, valid while epoch matches.
 type facetSlot struct {
 	epoch uint32
@@ -58,7 +51,8 @@ type cand struct {
 // allocates nothing once warm. Nothing in it outlives the call.
 type picker struct {
 	epoch     uint32
-	slots     []slot             // by product
+	slots     slotSet            // of the products considered
+	products  int                // the catalog's: products beyond have no slot
 	facets    []facetSlot        // by facet
 	aff       []profile.AffEntry // the profile's affinity vector
 	affSum    float64
@@ -115,13 +109,11 @@ type leafCount struct {
 func (pk *picker) reset(products, facets int) {
 	pk.epoch++
 	if pk.epoch == 0 { // wrapped: stale epochs could match again
-		clear(pk.slots)
 		clear(pk.facets)
 		pk.epoch = 1
 	}
-	if len(pk.slots) < products {
-		pk.slots = make([]slot, products+products/4+64)
-	}
+	pk.slots.reset(pk.epoch)
+	pk.products = products
 	if len(pk.facets) < facets {
 		pk.facets = make([]facetSlot, facets+facets/4+64)
 	}
@@ -137,7 +129,7 @@ func (pk *picker) reset(products, facets int) {
 // PicksInto appends to dst the picks for q, best first, and returns the
 // extended slice. It never fails: an unknown customer gets non-personal
 // picks, unknown locations hold no stock. The picks path allocates nothing
-// once its pooled scratch has grown to the catalog's size.
+// once its pooled scratch has grown to the calls' size.
 //
 // Candidates come, in this order, from
 //
@@ -195,7 +187,7 @@ func (e *Engine) gather(pk *picker, q *Query, k int) bool {
 	e.proposePersonal(pk, pk.channel)
 	e.touch(pk, pk.ids)
 	for _, p := range pk.ids {
-		s := &pk.slots[p]
+		s := pk.slots.get(p, pk.epoch)
 		e.consider(pk, p, s.flags, s.rel)
 	}
 
@@ -467,19 +459,18 @@ func (pk *picker) markFacet(f uint32, bits uint8) {
 	fs.bits |= bits
 }
 
-// propose marks product p as a personal candidate with the given flags.
-func (pk *picker) propose(p uint32, flags uint8) {
-	if int(p) >= len(pk.slots) {
-		return
+// propose marks product p as a personal candidate with the given flags
+// and returns its slot (nil for a product beyond the catalog).
+func (pk *picker) propose(p uint32, flags uint8) *slot {
+	if int(p) >= pk.products {
+		return nil
 	}
-	s := &pk.slots[p]
-	if s.epoch != pk.epoch {
-		*s = slot{epoch: pk.epoch}
-	}
+	s, _ := pk.slots.put(p, pk.epoch)
 	if s.flags&flagSeen == 0 {
 		pk.ids = append(pk.ids, p)
 	}
 	s.flags |= flags | flagSeen
+	return s
 }
 
 // addRelated proposes up to n of the strongest relations of anchor a, each
@@ -494,8 +485,9 @@ func (e *Engine) addRelated(pk *picker, a uint32, w float32, n int) {
 		top = e.normalizeRelated(pk)
 	}
 	for _, r := range pk.rels {
-		pk.propose(r.p, flagRelated)
-		pk.slots[r.p].rel += w * r.w / top
+		if s := pk.propose(r.p, flagRelated); s != nil {
+			s.rel += w * r.w / top
+		}
 	}
 }
 
@@ -510,14 +502,20 @@ func (e *Engine) walk(pk *picker, t *topList, quota, k int) {
 	limit := (k + 2) / 3
 	n := 0
 	for _, p := range pk.top {
-		if int(p) >= len(pk.slots) {
+		if int(p) >= pk.products {
 			continue
 		}
-		s := &pk.slots[p]
-		if s.epoch == pk.epoch {
+		// A store query rejects most of a list on stock: test that first,
+		// one bit, and leave the product's scratch slot untouched (it would
+		// fail again in a later walk, so it need not be marked).
+		if pk.sparse && !pk.anyStock(e, p) {
 			continue
 		}
-		*s = slot{epoch: pk.epoch, flags: flagSeen}
+		s, isNew := pk.slots.put(p, pk.epoch)
+		if !isNew {
+			continue
+		}
+		s.flags = flagSeen
 		if e.consider(pk, p, 0, 0) && pk.bumpLeaf(pk.cands[len(pk.cands)-1].leaf) <= limit {
 			if n++; n == quota {
 				return
@@ -571,15 +569,15 @@ func (e *Engine) scan(pk *picker, b *roaring.Bitmap, k int, budget *int) {
 	it.Initialize(b)
 	for it.HasNext() && *budget > 0 && pk.good < k {
 		p := it.Next()
-		if int(p) >= len(pk.slots) {
+		if int(p) >= pk.products {
 			return
 		}
-		s := &pk.slots[p]
-		if s.epoch == pk.epoch {
+		s, isNew := pk.slots.put(p, pk.epoch)
+		if !isNew {
 			continue // already considered
 		}
 		*budget--
-		*s = slot{epoch: pk.epoch, flags: flagSeen}
+		s.flags = flagSeen
 		e.consider(pk, p, 0, 0)
 	}
 }

@@ -135,6 +135,7 @@ func (x *Index) loadDicts(r *binfmt.Reader) error {
 	for range x.sizeKeys.Len() {
 		x.sizeNames = append(x.sizeNames, r.String())
 	}
+	x.indexSizeKeys()
 	for range x.locations.Len() {
 		x.locStock = append(x.locStock, newLocStock())
 	}

@@ -186,9 +186,13 @@ func (e *Engine) blendExamples(ev *Event, bought uint32) *picker {
 		}
 		p := c.item.Dense
 		h := e.idx.Hot(p)
-		s := pk.slots[p]
+		var flags uint8
+		var rel float32
+		if sl := pk.slots.get(p, pk.epoch); sl != nil {
+			flags, rel = sl.flags, sl.rel
+		}
 		var x features
-		pk.terms(e, p, &h, c.item, s.flags, s.rel, &x)
+		pk.terms(e, p, &h, c.item, flags, rel, &x)
 		if p == bought {
 			pk.examples[0], found = x, true
 			continue

@@ -245,7 +245,7 @@ func TestLearnedBoundHolds(t *testing.T) {
 			}
 			bound := pk.walkBound()
 			for _, c := range pk.cands {
-				if pk.slots[c.item.Dense].flags&(flagCart|flagViewed|flagRelated) != 0 {
+				if sl := pk.slots.get(c.item.Dense, pk.epoch); sl != nil && sl.flags&(flagCart|flagViewed|flagRelated) != 0 {
 					continue
 				}
 				walked++

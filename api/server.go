@@ -110,6 +110,8 @@ type Server struct {
 	screenStreams    atomic.Int64       // event streams open, bounded by MaxScreenStreams
 	screenRecomputes atomic.Uint64      // picks computed for event streams
 	explorePage      *template.Template // the explorer page, parsed once
+
+	routes [numEndpoints]routeSpec // by endpoint; see route
 }
 
 // connsPerInFlight sets fasthttp's connection limit, a backstop above
@@ -166,6 +168,7 @@ func New(opts Options) (*Server, error) {
 	if err := s.metrics.register(s); err != nil {
 		return nil, err
 	}
+	s.routes = newRoutes(s)
 	s.decoders.New = func() any { return new(Decoder) }
 	s.batches.New = func() any { return new(writeBatch) }
 	s.queries.New = func() any { return new(pickRequest) }
@@ -329,135 +332,6 @@ func endpointOf(path []byte) endpoint {
 }
 
 const customerPrefix = "/v1/customers/"
-
-// route checks the request's key and method and dispatches it to ep's
-// handler. Every endpoint but /healthz and /metrics needs a key (when keys
-// are configured), also to learn that a path does not exist.
-func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
-	get := ctx.IsGet() || ctx.IsHead()
-	switch ep {
-	case epHealth:
-		if !get {
-			methodNotAllowed(ctx, "GET")
-			return
-		}
-		ctx.SetContentType("application/json")
-		ctx.SetBodyString(`{"status":"ok"}`)
-		return
-	case epMetrics:
-		if !get {
-			methodNotAllowed(ctx, "GET")
-			return
-		}
-		s.handleMetrics(ctx)
-		return
-	case epImages:
-		// Open: email clients and ad platforms' crawlers fetch pictures
-		// without a key (see images.go).
-		if !get {
-			methodNotAllowed(ctx, "GET")
-			return
-		}
-		s.handleImage(ctx, path[len(imagePrefix):])
-		return
-	}
-	acc := s.access(ctx)
-	if acc == accessNone && (ep == epScreen || ep == epExplore && string(path) == explorePath) {
-		// A kiosk's EventSource cannot set headers: its page and stream
-		// may carry the key in the query string instead. So may the
-		// explorer's page, opened by a browser (its script sends the key
-		// as a header).
-		acc = s.queryAccess(ctx)
-	}
-	if acc == accessNone {
-		unauthorized(ctx)
-		return
-	}
-	switch ep {
-	case epPicks:
-		if !get {
-			methodNotAllowed(ctx, "GET")
-			return
-		}
-		s.handlePicks(ctx)
-	case epCustomer:
-		if ctx.IsDelete() {
-			if acc != accessWrite {
-				forbidden(ctx)
-				return
-			}
-			s.handleErase(ctx, path[len(customerPrefix):])
-			return
-		}
-		if !get {
-			methodNotAllowed(ctx, "GET, DELETE")
-			return
-		}
-		s.handleCustomer(ctx, path[len(customerPrefix):])
-	case epAdminCompact:
-		if !ctx.IsPost() {
-			methodNotAllowed(ctx, "POST")
-			return
-		}
-		if acc != accessWrite {
-			forbidden(ctx)
-			return
-		}
-		s.handleCompact(ctx)
-	case epScreen:
-		if !get {
-			methodNotAllowed(ctx, "GET")
-			return
-		}
-		s.handleScreen(ctx, path[len(screenPrefix):])
-	case epAudiences:
-		if !get {
-			methodNotAllowed(ctx, "GET")
-			return
-		}
-		s.handleAudience(ctx, path[len(audiencePrefix):])
-	case epExplore:
-		if !get {
-			methodNotAllowed(ctx, "GET")
-			return
-		}
-		s.handleExplore(ctx, path[len(explorePath):])
-	case epFeeds:
-		if !get {
-			methodNotAllowed(ctx, "GET")
-			return
-		}
-		s.handleFeed(ctx)
-	case epOpenAPI:
-		if !get {
-			methodNotAllowed(ctx, "GET")
-			return
-		}
-		serveOpenAPI(ctx, path)
-	case epEvents, epProducts, epInventory, epIdentify, epLocations, epExclusions:
-		if !ctx.IsPost() {
-			methodNotAllowed(ctx, "POST")
-			return
-		}
-		if acc != accessWrite {
-			forbidden(ctx)
-			return
-		}
-		s.handleWrite(ctx, writeOps[ep])
-	default:
-		writeError(ctx, fasthttp.StatusNotFound, "no such endpoint", "")
-	}
-}
-
-// writeOps maps write endpoints to the records they carry.
-var writeOps = [numEndpoints]engine.Op{
-	epEvents:     engine.OpEvent,
-	epProducts:   engine.OpProduct,
-	epInventory:  engine.OpInventory,
-	epIdentify:   engine.OpIdentify,
-	epLocations:  engine.OpLocation,
-	epExclusions: engine.OpExclusion,
-}
 
 func methodNotAllowed(ctx *fasthttp.RequestCtx, allow string) {
 	ctx.Response.Header.Set("Allow", allow)

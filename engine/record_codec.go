@@ -203,39 +203,8 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 	}
 	switch op {
 	case OpProduct:
-		p := &r.Product
-		p.ID, p.Title, p.URL, p.Image = rd.String(), rd.String(), rd.String(), rd.String()
-		p.Price = rd.Float()
-		p.Currency, p.Category, p.Brand = rd.String(), rd.String(), rd.String()
-		if n := rd.Count(maxListLen); n > 0 {
-			p.Tags = make([]string, n)
-			for i := range p.Tags {
-				p.Tags[i] = rd.String()
-			}
-		}
-		p.SizeGroup = rd.String()
-		if n := rd.Count(maxListLen); n > 0 {
-			p.Variants = make([]Variant, n)
-			for i := range p.Variants {
-				p.Variants[i] = Variant{SKU: rd.String(), Size: rd.String()}
-			}
-		}
-		p.Inactive = rd.Bool()
-		if v == recordVersionV3 {
-			if p.Group = rd.String(); p.Group == "" && rd.Err() == nil && r.EventID == "" {
-				return fmt.Errorf("%w: product: version 3 with no group", ErrBadRecord)
-			}
-		}
-		if v == recordVersionV5 {
-			p.Group = rd.String()
-			n := rd.Count(maxListLen)
-			if n == 0 && rd.Err() == nil {
-				return fmt.Errorf("%w: product: version 5 with no attributes", ErrBadRecord)
-			}
-			p.Attributes = make([]Attribute, n)
-			for i := range p.Attributes {
-				p.Attributes[i] = Attribute{Key: rd.String(), Value: rd.String()}
-			}
+		if err := decodeProduct(rd, v, r); err != nil {
+			return err
 		}
 	case OpInventory:
 		r.Inventory = Inventory{SKU: rd.String(), Location: rd.String(), Quantity: rd.Varint()}
@@ -275,6 +244,46 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 		return fmt.Errorf("%w: unknown op %d", ErrBadRecord, op)
 	}
 	return finishDecode(op, rd, r)
+}
+
+// decodeProduct reads a product payload of version v (1; 3: with a group;
+// 5: with a group and attributes) into r.Product.
+func decodeProduct(rd *binfmt.Reader, v byte, r *Record) error {
+	p := &r.Product
+	p.ID, p.Title, p.URL, p.Image = rd.String(), rd.String(), rd.String(), rd.String()
+	p.Price = rd.Float()
+	p.Currency, p.Category, p.Brand = rd.String(), rd.String(), rd.String()
+	if n := rd.Count(maxListLen); n > 0 {
+		p.Tags = make([]string, n)
+		for i := range p.Tags {
+			p.Tags[i] = rd.String()
+		}
+	}
+	p.SizeGroup = rd.String()
+	if n := rd.Count(maxListLen); n > 0 {
+		p.Variants = make([]Variant, n)
+		for i := range p.Variants {
+			p.Variants[i] = Variant{SKU: rd.String(), Size: rd.String()}
+		}
+	}
+	p.Inactive = rd.Bool()
+	if v == recordVersionV3 {
+		if p.Group = rd.String(); p.Group == "" && rd.Err() == nil && r.EventID == "" {
+			return fmt.Errorf("%w: product: version 3 with no group", ErrBadRecord)
+		}
+	}
+	if v == recordVersionV5 {
+		p.Group = rd.String()
+		n := rd.Count(maxListLen)
+		if n == 0 && rd.Err() == nil {
+			return fmt.Errorf("%w: product: version 5 with no attributes", ErrBadRecord)
+		}
+		p.Attributes = make([]Attribute, n)
+		for i := range p.Attributes {
+			p.Attributes[i] = Attribute{Key: rd.String(), Value: rd.String()}
+		}
+	}
+	return nil
 }
 
 // finishDecode checks that a payload decoded whole and sane.

@@ -1,0 +1,202 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/omnipick/omnipick/engine"
+)
+
+// Write publishes recs to the stream and returns once JetStream has
+// acknowledged every message of the batch (stored on a majority of its
+// replicas) and this node has applied them: errs[i] is the engine's
+// verdict on recs[i]. It implements api.Writer.
+//
+// Records are grouped by subject (an actor's partition, or the broadcast
+// subject) and packed into messages, each stored whole or not at all;
+// an actor's records keep their order. An error means the batch was not
+// acknowledged: some of its messages may still be in the stream, so a
+// client retries with event ids (applied once) to be safe.
+// engine.ErrOverloaded when the publish window stayed full for StallWait.
+func (n *Node) Write(recs []engine.Record, errs []error) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	n.mu.Lock()
+	closed := n.closed
+	n.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	stampTimes(recs, n.e.Options().Now)
+	msgs, err := n.pack(recs, errs)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	var pubErr error
+	for _, m := range msgs {
+		f, err := n.js.PublishMsgAsync(m.msg, jetstream.WithMsgID(m.id), jetstream.WithStallWait(n.opts.StallWait))
+		if err != nil {
+			if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+				err = fmt.Errorf("%w: %w", engine.ErrOverloaded, err)
+			}
+			pubErr = fmt.Errorf("cannot publish: %w", err)
+			break
+		}
+		futures = append(futures, f)
+	}
+	timer := time.NewTimer(n.opts.WriteTimeout)
+	defer timer.Stop()
+	for _, f := range futures {
+		if err := awaitAck(f, timer.C, n.stop); err != nil && pubErr == nil {
+			pubErr = err
+		}
+	}
+	if pubErr != nil {
+		n.forget(msgs)
+		return pubErr
+	}
+	n.stats.writes.Add(1)
+	n.stats.published.Add(uint64(len(msgs)))
+	n.stats.pubNanos.Add(uint64(time.Since(start)))
+	// Durable now; visible here once this node applied every message.
+	for _, m := range msgs {
+		select {
+		case <-m.w.done:
+		case <-n.stop:
+			return ErrClosed
+		case <-timer.C:
+			n.forget(msgs)
+			return fmt.Errorf("acknowledged by JetStream but not applied here within %s: %w", n.opts.WriteTimeout, context.DeadlineExceeded)
+		}
+	}
+	return nil
+}
+
+func awaitAck(f jetstream.PubAckFuture, timeout <-chan time.Time, stop <-chan struct{}) error {
+	select {
+	case <-stop:
+		return ErrClosed
+	case <-f.Ok():
+		return nil
+	case err := <-f.Err():
+		return fmt.Errorf("JetStream did not acknowledge a message: %w", err)
+	case <-timeout:
+		return fmt.Errorf("JetStream did not acknowledge a message in time: %w", context.DeadlineExceeded)
+	}
+}
+
+type outMsg struct {
+	id  string
+	msg *nats.Msg
+	w   *waiter
+}
+
+// pack groups recs by subject, in order of first appearance, into messages
+// of at most MaxMsgBytes and registers a waiter for each.
+func (n *Node) pack(recs []engine.Record, errs []error) ([]outMsg, error) {
+	var order []string
+	groups := map[string][]int{}
+	for i := range recs {
+		s := subjectOf(n.subject, &recs[i], n.partitions)
+		if _, ok := groups[s]; !ok {
+			order = append(order, s)
+		}
+		groups[s] = append(groups[s], i)
+	}
+	var msgs []outMsg
+	var enc []byte
+	for _, subj := range order {
+		var cur *outMsg
+		for _, i := range groups[subj] {
+			enc = engine.AppendRecord(enc[:0], &recs[i])
+			if len(enc)+16 > n.opts.MaxMsgBytes {
+				return nil, fmt.Errorf("record %d (%d bytes): %w", i, len(enc), ErrRecordLarge)
+			}
+			if cur == nil || len(cur.msg.Data)+len(enc)+16 > n.opts.MaxMsgBytes {
+				msgs = append(msgs, outMsg{id: n.idPrefix + fmt.Sprint(n.nextID.Add(1)),
+					msg: &nats.Msg{Subject: subj}, w: &waiter{errs: errs, done: make(chan struct{})}})
+				cur = &msgs[len(msgs)-1]
+			}
+			cur.msg.Data = appendMsgRecord(cur.msg.Data, enc, recs[i].Op)
+			cur.w.idx = append(cur.w.idx, i)
+		}
+	}
+	n.mu.Lock()
+	for _, m := range msgs {
+		n.waiters[m.id] = m.w
+	}
+	n.mu.Unlock()
+	return msgs, nil
+}
+
+func (n *Node) forget(msgs []outMsg) {
+	n.mu.Lock()
+	for _, m := range msgs {
+		delete(n.waiters, m.id)
+	}
+	n.mu.Unlock()
+}
+
+// stampTimes gives events and campaigns without a time the time of receipt
+// before they are published, so every node applies the same record.
+func stampTimes(recs []engine.Record, now func() time.Time) {
+	var ms int64
+	for i := range recs {
+		r := &recs[i]
+		var ts *int64
+		switch r.Op {
+		case engine.OpEvent:
+			ts = &r.Event.TS
+		case engine.OpCampaign:
+			ts = &r.Campaign.TS
+		}
+		if ts == nil || *ts != 0 {
+			continue
+		}
+		if ms == 0 {
+			ms = now().UnixMilli()
+		}
+		*ts = ms
+	}
+}
+
+// Sync returns once this node has applied the stream up to its last
+// message as of the call: after it, the node answers as of every write
+// acknowledged before the call, whichever node took it.
+func (n *Node) Sync(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	info, err := n.stream.Info(cctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("cannot read the stream's end: %w", err)
+	}
+	return n.WaitApplied(ctx, info.State.LastSeq)
+}
+
+// WaitApplied returns once the node has applied the stream up to seq.
+func (n *Node) WaitApplied(ctx context.Context, seq uint64) error {
+	n.mu.Lock()
+	if n.applied.Load() >= seq {
+		n.mu.Unlock()
+		return nil
+	}
+	ch := make(chan struct{})
+	n.seqWaits = append(n.seqWaits, seqWait{seq: seq, ch: ch})
+	n.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-n.stop:
+		return ErrClosed
+	case <-ctx.Done():
+		return fmt.Errorf("applied %d of %d: %w", n.applied.Load(), seq, ctx.Err())
+	}
+}

@@ -15,6 +15,8 @@ const usage = `omnipick: real-time omnichannel recommendations
 
 usage:
   omnipick serve [flags]    run the HTTP service (see omnipick serve -h)
+  omnipick cluster -nodes 3 -addr 127.0.0.1:7071 -data D
+                            start N clustered node processes on this machine (docs/cluster.md)
   omnipick repair -data D   truncate a corrupt write-ahead log at its last good record
   omnipick bench load ...   load-test a running server (see bench/README.md)
   omnipick eval -set all    offline evaluation on ../shared/data against baselines
@@ -33,6 +35,8 @@ func main() {
 		err = runServe(args)
 	case "repair":
 		err = runRepair(args)
+	case "cluster":
+		err = runCluster(args)
 	case "bench":
 		err = runBench(args)
 	case "eval":

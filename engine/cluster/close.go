@@ -50,6 +50,8 @@ type Stats struct {
 	Node            string
 	Partitions      int
 	Applied         uint64        // stream sequence of the last message applied
+	StreamLast      uint64        // the stream's last sequence, read each second
+	Lag             uint64        // messages in the stream not applied here yet
 	SnapshotSeq     uint64        // stream sequence of the newest snapshot
 	Records         uint64        // records applied since start
 	Writes          uint64        // writes acknowledged through this node
@@ -63,7 +65,10 @@ type Stats struct {
 func (n *Node) Stats() Stats {
 	s := Stats{Node: n.opts.Name, Partitions: n.partitions, Applied: n.applied.Load(), SnapshotSeq: n.snapSeq.Load(),
 		Records: n.stats.records.Load(), Writes: n.stats.writes.Load(), Messages: n.stats.published.Load(),
-		Connected: n.nc.IsConnected()}
+		Connected: n.nc.IsConnected(), StreamLast: n.last.Load()}
+	if s.StreamLast > s.Applied {
+		s.Lag = s.StreamLast - s.Applied
+	}
 	if s.Writes > 0 {
 		s.PublishLatency = time.Duration(n.stats.pubNanos.Load() / s.Writes)
 	}

@@ -99,6 +99,7 @@ type Node struct {
 	applyMu sync.Mutex // one apply at a time; a snapshot begins under it
 	applied atomic.Uint64
 	snapSeq atomic.Uint64
+	last    atomic.Uint64 // the stream's last sequence, as last read (background, Sync)
 
 	idPrefix string // message ids: unique per process, so restarts are not deduplicated
 	nextID   atomic.Uint64

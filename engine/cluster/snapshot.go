@@ -3,6 +3,7 @@ package cluster
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -210,7 +211,8 @@ func loadSnapshot(dir string, opts engine.Options, log *slog.Logger) (*engine.En
 	return engine.New(opts), 0, nil
 }
 
-// background snapshots on a timer when records were applied since the last.
+// background reads the stream's end each second (for the lag figure) and
+// snapshots on a timer when records were applied since the last.
 func (n *Node) background() {
 	defer close(n.bg)
 	tick := time.NewTicker(min(time.Second, n.opts.SnapshotEvery))
@@ -221,6 +223,11 @@ func (n *Node) background() {
 		case <-n.stop:
 			return
 		case now := <-tick.C:
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			if info, err := n.stream.Info(ctx); err == nil {
+				n.noteLast(info.State.LastSeq)
+			}
+			cancel()
 			if n.applied.Load() == n.snapSeq.Load() || now.Sub(last) < n.opts.SnapshotEvery {
 				continue
 			}

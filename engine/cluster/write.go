@@ -178,6 +178,7 @@ func (n *Node) Sync(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("cannot read the stream's end: %w", err)
 	}
+	n.noteLast(info.State.LastSeq)
 	return n.WaitApplied(ctx, info.State.LastSeq)
 }
 
@@ -198,5 +199,15 @@ func (n *Node) WaitApplied(ctx context.Context, seq uint64) error {
 		return ErrClosed
 	case <-ctx.Done():
 		return fmt.Errorf("applied %d of %d: %w", n.applied.Load(), seq, ctx.Err())
+	}
+}
+
+// noteLast records a stream end seen, for the lag figure.
+func (n *Node) noteLast(seq uint64) {
+	for {
+		cur := n.last.Load()
+		if seq <= cur || n.last.CompareAndSwap(cur, seq) {
+			return
+		}
 	}
 }

@@ -193,11 +193,12 @@ var (
 	descRecords = prometheus.NewDesc("omnipick_cluster_records_applied_total", "Records this node applied from the stream.", nil, nil)
 	descWrites  = prometheus.NewDesc("omnipick_cluster_writes_total", "Writes acknowledged through this node.", nil, nil)
 	descPubLat  = prometheus.NewDesc("omnipick_cluster_publish_latency_seconds_mean", "Mean time from a write's publish to JetStream's last ack.", nil, nil)
+	descRepub   = prometheus.NewDesc("omnipick_cluster_republished_total", "Messages published again after no ack came (a stream leader lost: the failovers writes rode through).", nil, nil)
 	descSnap    = prometheus.NewDesc("omnipick_cluster_snapshot_seq", "Stream sequence of this node's newest snapshot.", nil, nil)
 )
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descApplied, descLag, descRecords, descWrites, descPubLat, descSnap} {
+	for _, d := range []*prometheus.Desc{descApplied, descLag, descRecords, descWrites, descPubLat, descRepub, descSnap} {
 		ch <- d
 	}
 }
@@ -209,6 +210,7 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRecords, prometheus.CounterValue, float64(st.Records))
 	ch <- prometheus.MustNewConstMetric(descWrites, prometheus.CounterValue, float64(st.Writes))
 	ch <- prometheus.MustNewConstMetric(descPubLat, prometheus.GaugeValue, st.PublishLatency.Seconds())
+	ch <- prometheus.MustNewConstMetric(descRepub, prometheus.CounterValue, float64(st.Republished))
 	ch <- prometheus.MustNewConstMetric(descSnap, prometheus.GaugeValue, float64(st.SnapshotSeq))
 }
 

@@ -56,6 +56,7 @@ type Stats struct {
 	Records         uint64        // records applied since start
 	Writes          uint64        // writes acknowledged through this node
 	Messages        uint64        // messages they were packed into
+	Republished     uint64        // messages published again after no ack came (leader elections)
 	PublishLatency  time.Duration // mean time from publish to the batch's last ack
 	ApplyPerMessage time.Duration // mean time to apply one message
 	Connected       bool
@@ -64,7 +65,7 @@ type Stats struct {
 // Stats returns current counters.
 func (n *Node) Stats() Stats {
 	s := Stats{Node: n.opts.Name, Partitions: n.partitions, Applied: n.applied.Load(), SnapshotSeq: n.snapSeq.Load(),
-		Records: n.stats.records.Load(), Writes: n.stats.writes.Load(), Messages: n.stats.published.Load(),
+		Records: n.stats.records.Load(), Writes: n.stats.writes.Load(), Messages: n.stats.published.Load(), Republished: n.stats.republished.Load(),
 		Connected: n.nc.IsConnected(), StreamLast: n.last.Load()}
 	if s.StreamLast > s.Applied {
 		s.Lag = s.StreamLast - s.Applied

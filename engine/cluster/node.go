@@ -38,7 +38,11 @@ type Options struct {
 	// WriteTimeout bounds how long a write waits for its acks and for this
 	// node to apply it; default 30 s.
 	WriteTimeout time.Duration
-	MaxMsgBytes  int // records per message up to this size; default 256 KiB
+	// AckWait is how long a published message waits for its ack before it
+	// is published again (same id: stored once); default 1 s. It bounds
+	// how long a write stalls beyond the election of a new stream leader.
+	AckWait     time.Duration
+	MaxMsgBytes int // records per message up to this size; default 256 KiB
 
 	SnapshotEvery time.Duration // snapshot this often when records were applied; default 10 min
 	NoBackground  bool          // no snapshot timer (tests snapshot by hand)
@@ -62,6 +66,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.StallWait <= 0 {
 		o.StallWait = 5 * time.Second
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = time.Second
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 30 * time.Second
@@ -129,12 +136,13 @@ type seqWait struct {
 }
 
 type stats struct {
-	published  atomic.Uint64 // messages acked
-	records    atomic.Uint64 // records applied
-	pubNanos   atomic.Uint64 // total ack latency of writes
-	writes     atomic.Uint64
-	applyNanos atomic.Uint64
-	applied    atomic.Uint64 // messages applied
+	published   atomic.Uint64 // messages acked
+	records     atomic.Uint64 // records applied
+	pubNanos    atomic.Uint64 // total ack latency of writes
+	writes      atomic.Uint64
+	applyNanos  atomic.Uint64
+	applied     atomic.Uint64 // messages applied
+	republished atomic.Uint64 // messages published again after no ack came
 }
 
 // Open loads the newest snapshot in opts.Dir, joins the stream (creating it
@@ -161,7 +169,7 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		n.ownConn = true
 	}
 	n.js, err = jetstream.New(n.nc, jetstream.WithPublishAsyncMaxPending(opts.Window),
-		jetstream.WithPublishAsyncTimeout(opts.WriteTimeout))
+		jetstream.WithPublishAsyncTimeout(opts.AckWait))
 	if err != nil {
 		n.closeConn()
 		return nil, fmt.Errorf("cannot use JetStream: %w", err)

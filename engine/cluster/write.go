@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -39,25 +40,17 @@ func (n *Node) Write(recs []engine.Record, errs []error) error {
 		return err
 	}
 	start := time.Now()
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
-	var pubErr error
-	for _, m := range msgs {
-		f, err := n.js.PublishMsgAsync(m.msg, jetstream.WithMsgID(m.id), jetstream.WithStallWait(n.opts.StallWait))
-		if err != nil {
-			if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
-				err = fmt.Errorf("%w: %w", engine.ErrOverloaded, err)
-			}
-			pubErr = fmt.Errorf("cannot publish: %w", err)
-			break
-		}
-		futures = append(futures, f)
-	}
 	timer := time.NewTimer(n.opts.WriteTimeout)
 	defer timer.Stop()
-	for _, f := range futures {
-		if err := awaitAck(f, timer.C, n.stop); err != nil && pubErr == nil {
-			pubErr = err
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	var pubErr error
+	for i := range msgs {
+		if futures[i], pubErr = n.publish(&msgs[i]); pubErr != nil {
+			break
 		}
+	}
+	for i := 0; pubErr == nil && i < len(msgs); i++ {
+		pubErr = n.awaitStored(&msgs[i], futures[i], timer.C)
 	}
 	if pubErr != nil {
 		n.forget(msgs)
@@ -80,23 +73,56 @@ func (n *Node) Write(recs []engine.Record, errs []error) error {
 	return nil
 }
 
-func awaitAck(f jetstream.PubAckFuture, timeout <-chan time.Time, stop <-chan struct{}) error {
-	select {
-	case <-stop:
-		return ErrClosed
-	case <-f.Ok():
-		return nil
-	case err := <-f.Err():
-		return fmt.Errorf("JetStream did not acknowledge a message: %w", err)
-	case <-timeout:
-		return fmt.Errorf("JetStream did not acknowledge a message in time: %w", context.DeadlineExceeded)
+// publish sends one message of a write, with its id: a message published
+// again (after an ack that did not come) is stored once (JetStream
+// deduplicates ids within the stream's 2-minute window).
+func (n *Node) publish(m *outMsg) (jetstream.PubAckFuture, error) {
+	msg := &nats.Msg{Subject: m.subject, Data: m.data}
+	f, err := n.js.PublishMsgAsync(msg, jetstream.WithMsgID(m.id), jetstream.WithStallWait(n.opts.StallWait))
+	if err != nil {
+		if errors.Is(err, jetstream.ErrTooManyStalledMsgs) {
+			err = fmt.Errorf("%w: %w", engine.ErrOverloaded, err)
+		}
+		return nil, fmt.Errorf("cannot publish: %w", err)
+	}
+	return f, nil
+}
+
+// awaitStored returns once JetStream acknowledged m, publishing it again
+// each time an ack does not come within AckWait (while a lost stream
+// leader is replaced, messages sent to it are dropped), until the write's
+// deadline.
+func (n *Node) awaitStored(m *outMsg, f jetstream.PubAckFuture, deadline <-chan time.Time) error {
+	for {
+		select {
+		case <-n.stop:
+			return ErrClosed
+		case <-f.Ok():
+			return nil
+		case err := <-f.Err():
+			n.opts.Log.Debug("publishing again", "id", m.id, "err", err)
+		case <-deadline:
+			return fmt.Errorf("JetStream did not acknowledge a message in time: %w", context.DeadlineExceeded)
+		}
+		n.stats.republished.Add(1)
+		var err error
+		for f, err = n.publish(m); err != nil; f, err = n.publish(m) {
+			select {
+			case <-n.stop:
+				return ErrClosed
+			case <-deadline:
+				return err
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
 	}
 }
 
 type outMsg struct {
-	id  string
-	msg *nats.Msg
-	w   *waiter
+	id      string
+	subject string
+	data    []byte
+	w       *waiter
 }
 
 // pack groups recs by subject, in order of first appearance, into messages
@@ -120,12 +146,12 @@ func (n *Node) pack(recs []engine.Record, errs []error) ([]outMsg, error) {
 			if len(enc)+16 > n.opts.MaxMsgBytes {
 				return nil, fmt.Errorf("record %d (%d bytes): %w", i, len(enc), ErrRecordLarge)
 			}
-			if cur == nil || len(cur.msg.Data)+len(enc)+16 > n.opts.MaxMsgBytes {
-				msgs = append(msgs, outMsg{id: n.idPrefix + fmt.Sprint(n.nextID.Add(1)),
-					msg: &nats.Msg{Subject: subj}, w: &waiter{errs: errs, done: make(chan struct{})}})
+			if cur == nil || len(cur.data)+len(enc)+16 > n.opts.MaxMsgBytes {
+				msgs = append(msgs, outMsg{id: n.idPrefix + strconv.FormatUint(n.nextID.Add(1), 10),
+					subject: subj, w: &waiter{errs: errs, done: make(chan struct{})}})
 				cur = &msgs[len(msgs)-1]
 			}
-			cur.msg.Data = appendMsgRecord(cur.msg.Data, enc, recs[i].Op)
+			cur.data = appendMsgRecord(cur.data, enc, recs[i].Op)
 			cur.w.idx = append(cur.w.idx, i)
 		}
 	}

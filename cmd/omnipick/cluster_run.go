@@ -76,8 +76,10 @@ func runCluster(args []string) error {
 		}
 		httpAddr := fmt.Sprintf("%s:%d", host, port+i)
 		a := []string{"serve", "-addr", httpAddr, "-data", dir, "-node", name,
-			"-nats-listen", fmt.Sprintf("%s:%d", host, ports[i]), "-nats-cluster", routes[i],
-			"-nats-routes", strings.Join(routes, ","), "-replicas", strconv.Itoa(*replicas)}
+			"-nats-listen", fmt.Sprintf("%s:%d", host, ports[i]), "-replicas", strconv.Itoa(*replicas)}
+		if *nodes > 1 { // one server runs JetStream alone, without routes
+			a = append(a, "-nats-cluster", routes[i], "-nats-routes", strings.Join(routes, ","))
+		}
 		if *demo && i == 0 {
 			a = append(a, "-demo")
 		}

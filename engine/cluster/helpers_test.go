@@ -33,11 +33,20 @@ type testCluster struct {
 	ports    []int // route ports, fixed: JetStream needs its routes configured
 	nodes    []*Node
 	replicas int
+	parts    int // partitions of the new stream; 0: the default
 }
 
 func startCluster(t *testing.T, size, replicas int) *testCluster {
 	t.Helper()
-	c := &testCluster{t: t, root: t.TempDir(), servers: make([]*server.Server, size), nodes: make([]*Node, size), replicas: replicas}
+	c := &testCluster{}
+	c.start(t, size, replicas)
+	return c
+}
+
+func (c *testCluster) start(t *testing.T, size, replicas int) {
+	t.Helper()
+	c.t, c.root, c.replicas = t, t.TempDir(), replicas
+	c.servers, c.nodes = make([]*server.Server, size), make([]*Node, size)
 	t.Cleanup(c.stop)
 	var err error
 	if c.ports, err = FreePorts("127.0.0.1", size); err != nil {
@@ -49,13 +58,16 @@ func startCluster(t *testing.T, size, replicas int) *testCluster {
 	for i := range size {
 		c.openNode(i)
 	}
-	return c
 }
 
 func (c *testCluster) startServer(i int) {
 	c.t.Helper()
-	s, err := StartServer(ServerOptions{Name: fmt.Sprintf("n%d", i+1), StoreDir: filepath.Join(c.root, fmt.Sprintf("js%d", i+1)),
-		ClusterPort: c.ports[i], Routes: RouteURLs("127.0.0.1", c.ports)})
+	so := ServerOptions{Name: fmt.Sprintf("n%d", i+1), StoreDir: filepath.Join(c.root, fmt.Sprintf("js%d", i+1)),
+		ClusterPort: c.ports[i], Routes: RouteURLs("127.0.0.1", c.ports)}
+	if len(c.servers) == 1 {
+		so.ClusterPort, so.Routes = -1, nil // JetStream alone: a cluster of one has no quorum to spare
+	}
+	s, err := StartServer(so)
 	if err != nil {
 		c.t.Fatal(err)
 	}
@@ -68,7 +80,7 @@ func (c *testCluster) openNode(i int) {
 	defer cancel()
 	n, err := Open(ctx, Options{URL: c.servers[i].ClientURL(), Name: fmt.Sprintf("n%d", i+1),
 		Dir: filepath.Join(c.root, fmt.Sprintf("node%d", i+1)), Engine: testEngine(),
-		Replicas: c.replicas, NoBackground: true, WriteTimeout: 10 * time.Second})
+		Replicas: c.replicas, Partitions: c.parts, NoBackground: true, WriteTimeout: 10 * time.Second})
 	if err != nil {
 		c.t.Fatalf("node %d: %v", i+1, err)
 	}

@@ -5,6 +5,8 @@ DATA      ?= ./data
 BIN       := bin/omnipick
 PKGS      := ./...
 SHARED_DATA ?= ../shared/data
+# make eval SPLIT=validation to decide, dev (default) to confirm: docs/ranking.md
+SPLIT     ?= dev
 
 .PHONY: run cluster build test test-short lint bench bench-scale eval clean
 
@@ -41,9 +43,9 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 ## eval: offline evaluation of the engine against baselines on the three
-## real data sets in ../shared/data (full holdout_dev; a few minutes)
+## real data sets in ../shared/data (SPLIT: dev or validation; a few minutes)
 eval: build
-	$(BIN) eval -set all -data $(SHARED_DATA) -k 12
+	$(BIN) eval -set all -data $(SHARED_DATA) -k 12 -split $(SPLIT)
 
 ## bench: the in-process benchmarks, metrics cost included (see
 ## bench/README.md for the figures and for load tests)

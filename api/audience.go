@@ -17,6 +17,7 @@ import (
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/omnipick/omnipick/engine"
+	"github.com/omnipick/omnipick/internal/jsonenc"
 	"github.com/valyala/fasthttp"
 )
 
@@ -304,7 +305,7 @@ func appendAudienceJSON(dst []byte, m engine.Member, picks []engine.Pick) []byte
 	} else {
 		dst = append(dst, `{"customer":`...)
 	}
-	dst = appendJSONString(dst, m.ID)
+	dst = jsonenc.AppendString(dst, m.ID)
 	dst = append(dst, `,"picks":[`...)
 	for i := range picks {
 		if i > 0 {

@@ -16,11 +16,12 @@ import (
 //
 //	go test ./api -run XXX -fuzz FuzzDecodeEvents -fuzztime 20s
 
-func FuzzDecodeProducts(f *testing.F)  { fuzzDecode(f, engine.OpProduct) }
-func FuzzDecodeInventory(f *testing.F) { fuzzDecode(f, engine.OpInventory) }
-func FuzzDecodeEvents(f *testing.F)    { fuzzDecode(f, engine.OpEvent) }
-func FuzzDecodeIdentify(f *testing.F)  { fuzzDecode(f, engine.OpIdentify) }
-func FuzzDecodeLocations(f *testing.F) { fuzzDecode(f, engine.OpLocation) }
+func FuzzDecodeProducts(f *testing.F)   { fuzzDecode(f, engine.OpProduct) }
+func FuzzDecodeInventory(f *testing.F)  { fuzzDecode(f, engine.OpInventory) }
+func FuzzDecodeEvents(f *testing.F)     { fuzzDecode(f, engine.OpEvent) }
+func FuzzDecodeIdentify(f *testing.F)   { fuzzDecode(f, engine.OpIdentify) }
+func FuzzDecodeLocations(f *testing.F)  { fuzzDecode(f, engine.OpLocation) }
+func FuzzDecodeExclusions(f *testing.F) { fuzzDecode(f, engine.OpExclusion) }
 
 // fuzzDecode decodes arbitrary bytes as JSON and as NDJSON and checks that
 // Decode never panics, that every record it returns is valid

@@ -61,6 +61,9 @@ func TestDecodeValid(t *testing.T) {
 		ID: "H1", Title: "Hat", Variants: []engine.Variant{{SKU: "H1"}},
 	}}
 	f("one-size product: no variants", engine.OpProduct, `{"id":"H1","title":"Hat"}`, hat)
+	f("empty group is none", engine.OpProduct, `{"id":"H1","title":"Hat","group":""}`, hat)
+	f("product group", engine.OpProduct, `{"id":"H1","title":"Hat","group":"hat-design-7"}`,
+		engine.Record{Op: engine.OpProduct, Product: engine.Product{ID: "H1", Title: "Hat", Variants: []engine.Variant{{SKU: "H1"}}, Group: "hat-design-7"}})
 	f("one-size product: null variants", engine.OpProduct, `{"id":"H1","title":"Hat","variants":null}`, hat)
 	f("one variant without size", engine.OpProduct, `{"id":"H1","title":"Hat","variants":[{"sku":"H1"}]}`, hat)
 	f("retired product", engine.OpProduct, `{"id":"H1","active":false}`,
@@ -280,6 +283,8 @@ func TestDecodeRejects(t *testing.T) {
 		{P, `{"id":"P1","tags":[` + many(65, func(i int) string { return strconv.Quote(strconv.Itoa(i)) }) + `]}`, "tags", "at most 64"},
 		{P, `{"id":"P1","size_group":"\u0001"}`, "size_group", "must not contain control characters"},
 		{P, `{"id":"P1","size_group":"` + long + `"}`, "size_group", "at most 256 bytes"},
+		{P, `{"id":"P1","group":7}`, "group", "must be a string"},
+		{P, `{"id":"P1","group":"` + long + `"}`, "group", "at most 256 bytes"},
 		{P, `{"id":"P1","variants":[]}`, "variants", "must not be empty"},
 		{P, `{"id":"P1","variants":{"sku":"P1-8"}}`, "variants", "array of objects"},
 		{P, `{"id":"P1","variants":["P1-8"]}`, "variants[0]", "must be an object"},
@@ -668,32 +673,6 @@ func TestAppendRejectsJSON(t *testing.T) {
 		`{"applied":3,"rejected":[{"index":1,"field":"variants[1].sku","reason":"duplicate sku"},{"index":4,"field":"","reason":"invalid json: \"x\""}]}`)
 }
 
-func TestAppendJSONString(t *testing.T) {
-	f := func(s, want string) {
-		t.Helper()
-		got := string(appendJSONString(nil, s))
-		if got != want {
-			t.Errorf("appendJSONString(%q) = %s, want %s", s, got, want)
-		}
-		var back string
-		if err := json.Unmarshal([]byte(got), &back); err != nil {
-			t.Errorf("appendJSONString(%q) = %s: not JSON: %v", s, got, err)
-		}
-		if utf8.ValidString(s) && back != s {
-			t.Errorf("appendJSONString(%q) round-trips to %q", s, back)
-		}
-	}
-	f("", `""`)
-	f("plain ascii", `"plain ascii"`)
-	f(`q"b\s/`, `"q\"b\\s/"`)
-	f("\x00\x01\n\r\t\x1f\x7f", `"\u0000\u0001\u000a\u000d\u0009\u001f`+"\x7f"+`"`)
-	f("<script>&amp;</script>", `"\u003cscript\u003e\u0026amp;\u003c/script\u003e"`)
-	f("café 😀", `"café 😀"`)
-	f("a\u2028b\u2029c", `"a\u2028b\u2029c"`)
-	f("bad\xffutf8\xc3", `"bad\ufffdutf8\ufffd"`)
-	f("\xed\xa0\x80", `"\ufffd\ufffd\ufffd"`)
-}
-
 // checkDecoded checks the invariants every decoded batch holds, whatever
 // the input: it is shared by the tests and the fuzz targets.
 func checkDecoded(t *testing.T, op engine.Op, recs []engine.Record, rejects []Reject) {
@@ -794,8 +773,24 @@ func checkDecoded(t *testing.T, op engine.Op, recs []engine.Record, rejects []Re
 				t.Fatalf("ts %d", e.TS)
 			}
 		case engine.OpIdentify:
-			id("anonymous_id", r.Identify.AnonymousID)
-			id("customer", r.Identify.Customer)
+			l := r.Identify
+			id("anonymous_id", l.AnonymousID)
+			optID("customer", l.Customer)
+			optID("to_anonymous_id", l.ToAnonymousID)
+			if (l.Customer == "") == (l.ToAnonymousID == "") || l.ToAnonymousID == l.AnonymousID {
+				t.Fatalf("identify: %+v", l)
+			}
+		case engine.OpExclusion:
+			x := r.Exclusion
+			optID("customer", x.Customer)
+			optID("anonymous_id", x.AnonymousID)
+			if x.Customer != "" && x.AnonymousID != "" {
+				t.Fatalf("exclusion for two actors: %+v", x)
+			}
+			id("product", x.Product)
+			if x.Until < minTS || x.Until >= maxTS {
+				t.Fatalf("until %d", x.Until)
+			}
 		case engine.OpLocation:
 			l := r.Location
 			id("location id", l.ID)
@@ -855,5 +850,61 @@ func TestDecodeEmptySizeGroupIsOneSize(t *testing.T) {
 	recs, rejects, err := d.Decode(engine.OpProduct, []byte(`{"id":"H","size_group":"","variants":[{"sku":"H"}]}`), false, 0, nil, nil)
 	if err != nil || len(rejects) != 0 || len(recs) != 1 || recs[0].Product.SizeGroup != "" {
 		t.Fatalf("recs %+v rejects %+v err %v", recs, rejects, err)
+	}
+}
+
+// BenchmarkCheckJSON measures checkJSON on event lines against the
+// validators of encoding/json and fastjson, which it stands in for.
+func BenchmarkCheckJSON(b *testing.B) {
+	lines := bytes.Split(bytes.TrimSpace(benchEventsBody(100)), []byte{'\n'})
+	n := 0
+	for _, l := range lines {
+		n += len(l)
+	}
+	for _, c := range []struct {
+		name  string
+		valid func([]byte) bool
+	}{
+		{"checkJSON", func(b []byte) bool { return checkJSON(b) == "" }},
+		{"encoding-json", json.Valid},
+		{"fastjson", func(b []byte) bool { return fastjson.ValidateBytes(b) == nil }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			for b.Loop() {
+				for _, l := range lines {
+					if !c.valid(l) {
+						b.Fatalf("%s refuses %s", c.name, l)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestRecordKinds checks the decoder's table: every op the API writes has
+// a kind, whose field list fits Decoder.vals and names each field once.
+func TestRecordKinds(t *testing.T) {
+	for _, op := range []engine.Op{engine.OpProduct, engine.OpInventory, engine.OpEvent, engine.OpIdentify, engine.OpLocation, engine.OpExclusion} {
+		k := kindOf(op)
+		if k == nil {
+			t.Fatalf("%s: no record kind", op)
+		}
+		if len(k.fields) > maxFields {
+			t.Errorf("%s reads %d fields, more than maxFields (%d)", op, len(k.fields), maxFields)
+		}
+		seen := map[string]bool{}
+		for _, f := range k.fields {
+			if f == "" || seen[f] {
+				t.Errorf("%s: field %q empty or listed twice", op, f)
+			}
+			seen[f] = true
+		}
+	}
+	for _, op := range []engine.Op{0, engine.OpCampaign, 200} {
+		if kindOf(op) != nil {
+			t.Errorf("%s: the API does not write it, yet it has a kind", op)
+		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/csv"
 	"encoding/xml"
-	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -76,11 +75,8 @@ func (s *Server) handleFeed(ctx *fasthttp.RequestCtx) {
 	}
 	locs, err := s.opts.Engine.ResolveLocations(nil, names)
 	if err != nil {
-		var fe *engine.FieldError
-		if errors.As(err, &fe) {
-			err = fe.Err
-		}
-		writeError(ctx, fasthttp.StatusBadRequest, reason(err)+": register it with POST /v1/locations or send inventory for it", "location")
+		_, reason := clientError(err)
+		writeError(ctx, fasthttp.StatusBadRequest, reason+": register it with POST /v1/locations or send inventory for it", "location")
 		return
 	}
 	if n := s.feeds.active.Add(1); n > maxFeeds {

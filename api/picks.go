@@ -10,7 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/omnipick/omnipick/engine"
-	"github.com/omnipick/omnipick/index"
+	"github.com/omnipick/omnipick/internal/jsonenc"
 	"github.com/valyala/fasthttp"
 )
 
@@ -26,7 +26,6 @@ type pickRequest struct {
 	q     engine.Query
 	picks []engine.Pick
 	out   []byte
-	facet []byte // backs the Boost and Bury facet names
 
 	campaign string // email campaign: stable picks (see engine.CampaignPicksInto)
 	record   bool   // record the picks as impressions
@@ -126,10 +125,10 @@ func parsePickRequest(pr *pickRequest, args *fasthttp.Args) (field, msg string) 
 		return field, msg
 	}
 	var bad bool
-	if pr.q.Boost, pr.facet, bad = appendFacets(pr.q.Boost[:0], pr.facet[:0], args.Peek("boost")); bad {
+	if pr.q.Boost, bad = appendFacets(pr.q.Boost[:0], args.Peek("boost")); bad {
 		return "boost", facetListMsg("boost")
 	}
-	if pr.q.Bury, pr.facet, bad = appendFacets(pr.q.Bury[:0], pr.facet, args.Peek("bury")); bad {
+	if pr.q.Bury, bad = appendFacets(pr.q.Bury[:0], args.Peek("bury")); bad {
 		return "bury", facetListMsg("bury")
 	}
 	if pr.q.Pins, bad = appendPins(pr.q.Pins[:0], args.Peek("pin")); bad {
@@ -186,65 +185,30 @@ func facetListMsg(name string) string {
 }
 
 // appendFacets parses "category:women/knitwear,brand:Nordic,tag:wool" into
-// the engine's facet names ("c:women/knitwear", "b:nordic", "t:wool"),
-// appended to names. ASCII names are views into buf, which is given room
-// for all of them before the first view is taken (a name is never longer
-// than its item), so the views stay valid; brands and tags are lower-cased
-// as the index stores them (non-ASCII ones with strings.ToLower, which
-// allocates).
-func appendFacets(names []string, buf []byte, b []byte) ([]string, []byte, bool) {
+// facet references appended to facets. The names are views into b; the
+// engine matches them as the catalog spells them (case, slashes).
+func appendFacets(facets []engine.Facet, b []byte) ([]engine.Facet, bool) {
 	if len(b) == 0 {
-		return names, buf, false
+		return facets, false
 	}
 	if !utf8.Valid(b) {
-		return names, buf, true
-	}
-	if cap(buf)-len(buf) < len(b) {
-		buf = make([]byte, 0, len(b)+64) // earlier views keep the old array alive
+		return facets, true
 	}
 	for item := range bytes.SplitSeq(b, []byte{','}) {
 		if len(item) == 0 {
 			continue
 		}
-		kind, value, ok := bytes.Cut(item, []byte{':'})
-		if !ok || len(value) == 0 || len(value) > maxIDBytes || len(names) == maxListItems {
-			return names, buf, true
+		kind, name, ok := bytes.Cut(item, []byte{':'})
+		if !ok || len(name) == 0 || len(name) > maxIDBytes || len(facets) == maxListItems {
+			return facets, true
 		}
-		var prefix string
-		switch string(kind) {
-		case "category":
-			prefix, value = index.FacetCategory, bytes.Trim(value, "/")
-		case "brand":
-			prefix = index.FacetBrand
-		case "tag":
-			prefix = index.FacetTag
-		default:
-			return names, buf, true
+		k, ok := engine.ParseFacetKind(b2s(kind))
+		if !ok {
+			return facets, true
 		}
-		if prefix != index.FacetCategory && !isASCII(value) {
-			names = append(names, prefix+strings.ToLower(string(value)))
-			continue
-		}
-		start := len(buf)
-		buf = append(buf, prefix...)
-		for _, c := range value {
-			if prefix != index.FacetCategory && 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			buf = append(buf, c)
-		}
-		names = append(names, b2s(buf[start:]))
+		facets = append(facets, engine.Facet{Kind: k, Name: b2s(name)})
 	}
-	return names, buf, false
-}
-
-func isASCII(b []byte) bool {
-	for _, c := range b {
-		if c >= 0x80 {
-			return false
-		}
-	}
-	return true
+	return facets, false
 }
 
 // appendPins parses "P1:1,P2:3" (product:position) into pins. The product
@@ -353,11 +317,11 @@ func AppendPicksJSON(dst []byte, q *engine.Query, picks []engine.Pick, took time
 	dst = append(dst, '{')
 	if q.Customer != "" {
 		dst = append(dst, `"customer":`...)
-		dst = appendJSONString(dst, q.Customer)
+		dst = jsonenc.AppendString(dst, q.Customer)
 		dst = append(dst, ',')
 	} else if q.AnonymousID != "" {
 		dst = append(dst, `"anonymous_id":`...)
-		dst = appendJSONString(dst, q.AnonymousID)
+		dst = jsonenc.AppendString(dst, q.AnonymousID)
 		dst = append(dst, ',')
 	}
 	dst = append(dst, `"channel":"`...)
@@ -380,25 +344,25 @@ func AppendPicksJSON(dst []byte, q *engine.Query, picks []engine.Pick, took time
 func appendPickJSON(dst []byte, p *engine.Pick, full bool) []byte {
 	it := p.Item
 	dst = append(dst, `{"product":`...)
-	dst = appendJSONString(dst, it.ID)
+	dst = jsonenc.AppendString(dst, it.ID)
 	dst = append(dst, `,"title":`...)
-	dst = appendJSONString(dst, it.Title)
+	dst = jsonenc.AppendString(dst, it.Title)
 	dst = append(dst, `,"price":`...)
 	dst = strconv.AppendFloat(dst, it.Price, 'f', -1, 64)
 	if it.Currency != "" {
 		dst = append(dst, `,"currency":`...)
-		dst = appendJSONString(dst, it.Currency)
+		dst = jsonenc.AppendString(dst, it.Currency)
 	}
 	dst = append(dst, `,"url":`...)
-	dst = appendJSONString(dst, it.URL)
+	dst = jsonenc.AppendString(dst, it.URL)
 	dst = append(dst, `,"image":`...)
-	dst = appendJSONString(dst, it.Image)
+	dst = jsonenc.AppendString(dst, it.Image)
 	if full {
 		dst = append(dst, `,"category":`...)
-		dst = appendJSONString(dst, it.Category)
+		dst = jsonenc.AppendString(dst, it.Category)
 		if it.Brand != "" {
 			dst = append(dst, `,"brand":`...)
-			dst = appendJSONString(dst, it.Brand)
+			dst = jsonenc.AppendString(dst, it.Brand)
 		}
 	}
 	dst = append(dst, `,"sizes":[`...)
@@ -410,7 +374,7 @@ func appendPickJSON(dst []byte, p *engine.Pick, full bool) []byte {
 		if n > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, v.Size)
+		dst = jsonenc.AppendString(dst, v.Size)
 		n++
 	}
 	dst = append(dst, `],"reason":"`...)

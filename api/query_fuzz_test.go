@@ -2,7 +2,6 @@ package api
 
 import (
 	"fmt"
-	"strings"
 	"testing"
 	"unicode/utf8"
 
@@ -68,10 +67,11 @@ func FuzzParsePickQuery(f *testing.F) {
 			checkID("exclude", x, false)
 		}
 
-		for _, name := range append(q.Boost, q.Bury...) {
-			if len(name) < 3 || name[1] != ':' || !strings.Contains("cbt", name[:1]) {
-				t.Fatalf("facet name %q", name)
+		for _, f := range append(q.Boost, q.Bury...) {
+			if f.Kind.String() == "unknown" {
+				t.Fatalf("facet %+v", f)
 			}
+			checkID("facet", f.Name, false)
 		}
 		for _, p := range q.Pins {
 			if p.Pos < 1 || p.Pos > engine.MaxK {

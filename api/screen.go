@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/omnipick/omnipick/engine"
+	"github.com/omnipick/omnipick/internal/jsonenc"
 	"github.com/valyala/fasthttp"
 )
 
@@ -167,12 +168,12 @@ func (f *screenFeed) pick(sc engine.Scan) time.Duration {
 func (f *screenFeed) appendJSON(dst []byte, sc engine.Scan) []byte {
 	took := f.pick(sc)
 	dst = append(dst, `{"store":`...)
-	dst = appendJSONString(dst, f.store)
+	dst = jsonenc.AppendString(dst, f.store)
 	dst = append(dst, `,"seq":`...)
 	dst = strconv.AppendUint(dst, sc.Seq, 10)
 	if sc.Product != "" {
 		dst = append(dst, `,"context":`...)
-		dst = appendJSONString(dst, sc.Product)
+		dst = jsonenc.AppendString(dst, sc.Product)
 	}
 	// The picks object continues this one: its opening brace becomes a
 	// comma.

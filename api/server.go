@@ -6,6 +6,14 @@
 // A Server is New(opts) + Start + Stop, so tests run it in-process on a
 // random port.
 //
+// Writes go through a Decoder: decode.go splits a body into objects,
+// jsonscan.go checks each one's JSON syntax strictly before fastjson
+// parses it, records.go turns it into an engine.Record (one table of
+// record kinds, one field walker) with the field checks of fields.go.
+// Engine rejects come back as *engine.FieldError and reach the client as
+// they are. Every JSON the API writes escapes strings with
+// internal/jsonenc, which bench shares.
+//
 // Access control: with keys configured (Options.WriteKeys, ReadKeys), every
 // request except GET /healthz and GET /metrics needs one; without keys the
 // server runs open, which New allows only on a loopback address. See
@@ -26,6 +34,7 @@ import (
 
 	"github.com/omnipick/omnipick/engine"
 	"github.com/omnipick/omnipick/engine/store"
+	"github.com/omnipick/omnipick/internal/jsonenc"
 	"github.com/valyala/fasthttp"
 )
 
@@ -453,10 +462,10 @@ func writeErrorBody(ctx *fasthttp.RequestCtx, status int, body string) {
 // the closing brace.
 func appendError(b []byte, msg, field string, close bool) []byte {
 	b = append(b, `{"error":`...)
-	b = appendJSONString(b, msg)
+	b = jsonenc.AppendString(b, msg)
 	if field != "" {
 		b = append(b, `,"field":`...)
-		b = appendJSONString(b, field)
+		b = jsonenc.AppendString(b, field)
 	}
 	if close {
 		b = append(b, '}')

@@ -5,11 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strings"
+	"strconv"
 
 	"github.com/klauspost/compress/gzip"
 	"github.com/klauspost/compress/zstd"
 	"github.com/omnipick/omnipick/engine"
+	"github.com/omnipick/omnipick/internal/jsonenc"
 	"github.com/valyala/fasthttp"
 )
 
@@ -107,12 +108,8 @@ func (s *Server) mergeRejects(wb *writeBatch) int {
 			pos++
 		}
 		if err := wb.errs[i]; err != nil {
-			field := ""
-			var fe *engine.FieldError
-			if errors.As(err, &fe) {
-				field, err = fe.Field, fe.Err
-			}
-			wb.rejects = append(wb.rejects, Reject{Index: pos, Field: field, Reason: reason(err)})
+			field, reason := clientError(err)
+			wb.rejects = append(wb.rejects, Reject{Index: pos, Field: field, Reason: reason})
 		} else {
 			applied++
 		}
@@ -132,14 +129,16 @@ func sortRejects(r []Reject) {
 	}
 }
 
-// reason turns an error into the text a client sees, without package
-// prefixes.
-func reason(err error) string {
-	msg := err.Error()
-	for _, p := range []string{"engine: ", "index: "} {
-		msg = strings.ReplaceAll(msg, p, "")
+// clientError returns the field at fault and the reason a client sees for
+// an error of the engine: an *engine.FieldError names the field, and its
+// Err's text is written for the client (engine and index sentinels of bad
+// input carry no package prefix). Any other error is shown as it is.
+func clientError(err error) (field, reason string) {
+	var fe *engine.FieldError
+	if errors.As(err, &fe) {
+		return fe.Field, fe.Err.Error()
 	}
-	return msg
+	return "", err.Error()
 }
 
 // requestBody returns the request body, decompressed per Content-Encoding
@@ -194,4 +193,30 @@ func (s *Server) putBatch(wb *writeBatch) {
 		wb.body = bytes.Buffer{} // do not pin a huge buffer in the pool
 	}
 	s.batches.Put(wb)
+}
+
+// AppendRejectsJSON appends the reply to a write to dst and returns the
+// extended buffer:
+//
+//	{"applied":N,"rejected":[{"index":i,"field":"...","reason":"..."}]}
+//
+// "rejected" is always present, empty when nothing was rejected.
+func AppendRejectsJSON(dst []byte, applied int, rejects []Reject) []byte {
+	dst = append(dst, `{"applied":`...)
+	dst = strconv.AppendInt(dst, int64(applied), 10)
+	dst = append(dst, `,"rejected":[`...)
+	for i := range rejects {
+		r := &rejects[i]
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, `{"index":`...)
+		dst = strconv.AppendInt(dst, int64(r.Index), 10)
+		dst = append(dst, `,"field":`...)
+		dst = jsonenc.AppendString(dst, r.Field)
+		dst = append(dst, `,"reason":`...)
+		dst = jsonenc.AppendString(dst, r.Reason)
+		dst = append(dst, '}')
+	}
+	return append(dst, "]}"...)
 }

@@ -40,7 +40,7 @@ func (e *Engine) applyProduct(p *Product) error {
 	it := &index.Item{
 		ID: p.ID, Title: p.Title, URL: p.URL, Image: p.Image, Price: p.Price,
 		Currency: p.Currency, Category: p.Category, Brand: p.Brand,
-		Tags: p.Tags, SizeGroup: p.SizeGroup, Active: !p.Inactive,
+		Tags: p.Tags, SizeGroup: p.SizeGroup, Active: !p.Inactive, ProductGroup: p.Group,
 		Variants: make([]index.Variant, len(p.Variants)),
 	}
 	for i, v := range p.Variants {

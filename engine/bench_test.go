@@ -8,8 +8,9 @@ import (
 )
 
 // benchWorld builds a synthetic catalog of n products (60% sized, 6 sizes)
-// over 200 leaf categories, stock online and in 3 stores with some sizes
-// sold out, and c customers with about 20 events each.
+// over 200 leaf categories, in product groups of 4 (colour-ways: the
+// sibling signal's cost is measured), stock online and in 3 stores with
+// some sizes sold out, and c customers with about 20 events each.
 func benchWorld(tb testing.TB, n, c int) (*Engine, time.Time) {
 	tb.Helper()
 	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -28,7 +29,7 @@ func benchWorld(tb testing.TB, n, c int) (*Engine, time.Time) {
 		r = Record{Op: OpProduct, Product: Product{ID: id, Title: "Product " + id, URL: "https://shop.example/p/" + id,
 			Image: "https://shop.example/i/" + id + ".jpg", Price: 19.95, Currency: "EUR",
 			Category: fmt.Sprintf("g%d/c%d/l%d", i%3, i%20, i%200), Brand: fmt.Sprint("brand", i%50),
-			Tags: []string{fmt.Sprint("tag", i%30), fmt.Sprint("tag", i%7+30)}}}
+			Tags: []string{fmt.Sprint("tag", i%30), fmt.Sprint("tag", i%7+30)}, Group: fmt.Sprint("design", i/4)}}
 		if i%5 < 3 {
 			r.Product.SizeGroup = fmt.Sprint("group", i%3)
 			for _, s := range sizes {

@@ -182,7 +182,7 @@ func TestBusinessRules(t *testing.T) {
 	base := w.picks(Query{Customer: "C1", Channel: ChannelWeb, K: 12})
 
 	t.Run("boost brings a facet's items up", func(t *testing.T) {
-		got := w.picks(Query{Customer: "C1", Channel: ChannelWeb, K: 12, Boost: []string{"c:women/leggings"}})
+		got := w.picks(Query{Customer: "C1", Channel: ChannelWeb, K: 12, Boost: []Facet{{Kind: FacetCategory, Name: "women/leggings"}}})
 		for _, id := range []string{"LG0", "LG1"} {
 			if rank(got, id) < 0 || rank(got, id) >= rank(base, id) {
 				t.Fatalf("boosted %s did not move up: %v (base %v)", id, ids(got), ids(base))
@@ -193,7 +193,7 @@ func TestBusinessRules(t *testing.T) {
 		}
 	})
 	t.Run("bury sends a brand below the rest", func(t *testing.T) {
-		got := w.picks(Query{Customer: "C1", Channel: ChannelWeb, K: 40, Bury: []string{"b:nordic"}})
+		got := w.picks(Query{Customer: "C1", Channel: ChannelWeb, K: 40, Bury: []Facet{{Kind: FacetBrand, Name: "Nordic"}}})
 		seen := false
 		for _, p := range got {
 			if p.Item.Brand == "Nordic" {

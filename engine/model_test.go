@@ -244,6 +244,15 @@ func (r *refWorld) picks(e *Engine, q Query) []refPick {
 			return
 		}
 		l := e.rel.appendTo(nil, it.Dense, e.opts.MaxRelated)
+		if len(l) == 0 || l[0].w <= 0 {
+			return
+		}
+		if a := e.opts.RelatedPopNorm; a > 0 { // item-CF normalisation
+			at := float64(secs(q.Now)) / e.pop.halfLife
+			for i := range l {
+				l[i].w = float32(float64(l[i].w) / e.popNorm(l[i].p, a, at))
+			}
+		}
 		var mx float32
 		for _, x := range l {
 			mx = max(mx, x.w)
@@ -469,6 +478,9 @@ func runModel(t *testing.T, seed uint64, ops int) {
 		TopGlobal: 1000, TopPerFacet: 1000, MaxRelated: 1000, MaxAffinity: 1000, MaxViews: 1000,
 		MaxCart: 1000, MaxPurchases: 1000, Anchors: 1000, RelatedPerAnchor: 1000, FallbackScan: 1 << 20,
 		Now: func() time.Time { return now },
+	}
+	if seed%3 == 2 { // the relations' popularity normalisation, off by default
+		opts.RelatedPopNorm = 0.5
 	}
 	e := New(opts)
 	if seed%2 == 1 {

@@ -71,6 +71,20 @@ type Options struct {
 	// histories); negative: no taper.
 	TaperAnchors int
 	FallbackScan int // eligible products scanned when sources do not fill k; default 4096
+	// SiblingWeight is the relation strength a product of an anchor's
+	// product group (Product.Group) gets from that anchor, relative to the
+	// anchor's strongest learned relation; default 1 (a weight: zero is
+	// off when WeightsSet, as is a negative value).
+	SiblingWeight float64
+	// SiblingsPerAnchor bounds the siblings proposed per anchor; default 8.
+	SiblingsPerAnchor int
+	// RelatedPopNorm, if > 0, divides each learned relation's weight by
+	// (1 + the related product's decayed popularity)^RelatedPopNorm before
+	// relations are made relative to the anchor's strongest, so a best
+	// seller bought with everything no longer leads every list (item-CF's
+	// normalisation, damped; 0.5 is a square root); default 0: raw weights
+	// (docs/ranking.md: validation liked 0.5, holdout_dev did not confirm).
+	RelatedPopNorm float64
 
 	// FrequencyCaps: per channel of the request, an item shown (impression
 	// events, on any channel) at least Max times within Window ranks below
@@ -176,6 +190,7 @@ func (o *Options) setWeightDefaults() {
 	defF(&o.PopularityWeight, 0.5)
 	defF(&o.ContextWeight, 1)
 	defF(&o.BoostWeight, 1)
+	defF(&o.SiblingWeight, defaultSiblingWeight)
 }
 
 // profileLimits returns what bounds one profile.
@@ -222,6 +237,7 @@ func (o *Options) setDefaults() {
 		o.TaperAnchors = 16
 	}
 	def(&o.FallbackScan, 4096)
+	def(&o.SiblingsPerAnchor, defaultSiblingsPerAnchor)
 	dc := defaultFrequencyCap()
 	for i := range o.FrequencyCaps {
 		c := &o.FrequencyCaps[i]

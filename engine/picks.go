@@ -186,6 +186,7 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	perAnchor := e.opts.RelatedPerAnchor
 	if pk.ctx != nil {
 		e.addRelated(pk, pk.ctx.Dense, 2, 2*perAnchor)
+		e.addSiblings(pk, pk.ctx.Dense, 2, e.opts.SiblingsPerAnchor)
 	}
 	if ch != ChannelScreen {
 		for i, a := range pk.anchors {
@@ -194,6 +195,7 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 				n = max(2, perAnchor/4)
 			}
 			e.addRelated(pk, a, 1, n)
+			e.addSiblings(pk, a, 1, e.opts.SiblingsPerAnchor)
 		}
 	}
 	for _, p := range pk.cart {
@@ -371,14 +373,14 @@ func (e *Engine) loadQuery(pk *picker, q *Query) bool {
 	}
 	pk.excluded = e.excluded
 	pk.priceMin, pk.priceMax = q.PriceMin, q.PriceMax
-	for _, name := range q.Boost {
-		if f, ok := e.idx.Facet(name); ok {
+	for _, facet := range q.Boost {
+		if f, ok := pk.lookupFacet(e.idx, facet); ok {
 			pk.markFacet(f, facetBoost)
 			pk.boost = append(pk.boost, f)
 		}
 	}
-	for _, name := range q.Bury {
-		if f, ok := e.idx.Facet(name); ok {
+	for _, facet := range q.Bury {
+		if f, ok := pk.lookupFacet(e.idx, facet); ok {
 			pk.markFacet(f, facetBury)
 		}
 	}
@@ -449,6 +451,9 @@ func (e *Engine) addRelated(pk *picker, a uint32, w float32, n int) {
 		return
 	}
 	top := pk.rels[0].w
+	if e.opts.RelatedPopNorm > 0 {
+		top = e.normalizeRelated(pk)
+	}
 	for _, r := range pk.rels {
 		pk.propose(r.p, flagRelated)
 		pk.slots[r.p].rel += w * r.w / top

@@ -73,13 +73,12 @@ type Query struct {
 	Exclude     []string // product ids never to return
 	Now         int64    // unix milliseconds; 0 means Options.Now()
 
-	// Business rules of this request. Boost and Bury name facets as the
-	// index does: "c:women/knitwear" (a category prefix), "b:nordic" (a
-	// brand, lower case), "t:winter" (a tag, lower case). A boosted item
-	// gains Options.BoostWeight and its facets also source candidates; a
-	// buried one ranks below every item not buried.
-	Boost    []string
-	Bury     []string
+	// Business rules of this request. A boosted item (one in any of the
+	// Boost facets) gains Options.BoostWeight and the facets also source
+	// candidates; a buried one ranks below every item not buried. A facet
+	// the catalog does not know is ignored.
+	Boost    []Facet
+	Bury     []Facet
 	Pins     []Pin   // products placed at fixed positions, if eligible
 	PriceMin float64 // inclusive; 0: no lower bound
 	PriceMax float64 // inclusive; 0: no upper bound

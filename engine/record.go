@@ -74,6 +74,11 @@ type Product struct {
 	SizeGroup string // e.g. "women-numeric"; empty for one-size products
 	Variants  []Variant
 	Inactive  bool // "active": false retires the product
+	// Group names the product's family, if any: the products of one group
+	// are variants of one design (colour-ways, patterns), as Google's
+	// item_group_id; hm's product_code. The engine proposes a customer
+	// the siblings of what they bought or viewed.
+	Group string
 }
 
 // Variant is one SKU of a product. Size is empty for one-size items.

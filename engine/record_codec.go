@@ -27,10 +27,16 @@ import (
 //
 //	identify  = anonymous_id customer to_anonymous_id
 //
+// Version 3 (product only, written when it names a product group): the
+// version 1 product followed by
+//
+//	group
+//
 // Strings are uvarint length + bytes.
 const (
 	recordVersion   = 1
 	recordVersionV2 = 2
+	recordVersionV3 = 3
 )
 
 // ErrBadRecord reports a payload that does not decode.
@@ -50,7 +56,11 @@ func AppendRecord(dst []byte, r *Record) []byte {
 		dst = append(dst, recordVersionV2)
 		return binfmt.AppendString(binfmt.AppendString(binfmt.AppendString(dst, id.AnonymousID), id.Customer), id.ToAnonymousID)
 	}
-	dst = append(dst, recordVersion)
+	if r.Op == OpProduct && r.Product.Group != "" {
+		dst = append(dst, recordVersionV3)
+	} else {
+		dst = append(dst, recordVersion)
+	}
 	s := binfmt.AppendString
 	switch r.Op {
 	case OpProduct:
@@ -68,6 +78,9 @@ func AppendRecord(dst []byte, r *Record) []byte {
 			dst = s(s(dst, v.SKU), v.Size)
 		}
 		dst = append(dst, b2u(p.Inactive))
+		if p.Group != "" {
+			dst = s(dst, p.Group)
+		}
 	case OpInventory:
 		dst = s(s(dst, r.Inventory.SKU), r.Inventory.Location)
 		dst = binfmt.AppendVarint(dst, r.Inventory.Quantity)
@@ -106,10 +119,12 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 	*r = Record{Op: op}
 	rd := binfmt.NewReader(b)
 	rd.MaxString = maxRecordString
-	switch v := rd.Byte(); {
+	v := rd.Byte()
+	switch {
 	case v == recordVersionV2 && op == OpIdentify:
 		r.Identify = Identify{AnonymousID: rd.String(), Customer: rd.String(), ToAnonymousID: rd.String()}
 		return finishDecode(op, rd, r)
+	case v == recordVersionV3 && op == OpProduct:
 	case v != recordVersion:
 		return fmt.Errorf("%w: version %d", ErrBadRecord, v)
 	}
@@ -133,6 +148,11 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 			}
 		}
 		p.Inactive = rd.Bool()
+		if v == recordVersionV3 {
+			if p.Group = rd.String(); p.Group == "" && rd.Err() == nil {
+				return fmt.Errorf("%w: product: version 3 with no group", ErrBadRecord)
+			}
+		}
 	case OpInventory:
 		r.Inventory = Inventory{SKU: rd.String(), Location: rd.String(), Quantity: rd.Varint()}
 	case OpEvent:

@@ -13,6 +13,7 @@ var codecCases = []Record{
 		Currency: "EUR", Category: "women/knitwear", Brand: "Nordic", Tags: []string{"winter", "wool"}, SizeGroup: "women-numeric",
 		Variants: []Variant{{SKU: "P1-8", Size: "8"}, {SKU: "P1-10", Size: "10"}}}},
 	{Op: OpProduct, Product: Product{ID: "H", Variants: []Variant{{SKU: "H"}}, Inactive: true}},
+	{Op: OpProduct, Product: Product{ID: "0108775015", Category: "ladieswear", Variants: []Variant{{SKU: "0108775015"}}, Group: "0108775"}},
 	{Op: OpInventory, Inventory: Inventory{SKU: "P1-8", Location: "store-berlin-1", Quantity: 14}},
 	{Op: OpEvent, Event: Event{Type: EventPurchase, Customer: "C42", SKU: "P1-8", Channel: "store", Location: "store-berlin-1", Order: "O77", Price: 39, TS: 1794415080123}},
 	{Op: OpEvent, Event: Event{Type: EventView, AnonymousID: "cookie-ü", Product: "P1", TS: 1}},

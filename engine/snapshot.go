@@ -19,7 +19,7 @@ import (
 // float32 (f32):
 //
 //	version:byte
-//	index:      the index snapshot (index/snapshot.go)
+//	index:      the index snapshot (index/snapshot.go; versioned itself)
 //	tops:       nfacets:u  nfacets×(n:u n×(product:u logscore:f64))
 //	global:     n:u n×(product:u logscore:f64)
 //	excluded:   n:u n×(product:u until:u)                  version 2 only

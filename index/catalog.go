@@ -69,12 +69,16 @@ type Item struct {
 	SizeGroup string
 	Variants  []Variant
 	Active    bool
+	// ProductGroup names the product's family (colour-ways of one design,
+	// Google's item_group_id); "" for none.
+	ProductGroup string
 
 	// Filled in by Upsert.
 	Dense  uint32   // dense product id
 	Group  uint32   // dense size-group id; 0 for one-size products
 	Leaf   uint32   // facet id of the full category path
 	Facets []uint32 // facet ids: every category prefix, the brand, the tags
+	Kin    uint32   // dense product group id (see Siblings); 0 for none
 }
 
 // Variant is one SKU of an Item.
@@ -120,6 +124,7 @@ type Index struct {
 	sizeKeys  *Dict             // group + "\x00" + size; "" (one-size) is OneSize
 	sizeNames []string          // by size key: the size alone
 	active    *roaring.Bitmap
+	kin       kins // product groups
 }
 
 // New returns an empty index with the "online" location registered.
@@ -132,6 +137,7 @@ func New() *Index {
 		groups:    NewDict(),
 		sizeKeys:  NewDict(),
 		active:    roaring.New(),
+		kin:       newKins(),
 	}
 	x.groups.Intern("")
 	x.members = append(x.members, roaring.New())
@@ -349,10 +355,13 @@ func (x *Index) upsert(it *Item, refresh bool) error {
 	for int(pd) >= len(x.items) { // restored dictionaries may run ahead of items
 		x.items = append(x.items, nil)
 	}
+	oldKin := uint32(0)
 	if old := x.items[pd]; old != nil {
 		x.unindex(pd, old)
+		oldKin = old.Kin
 	}
 	it.Dense = pd
+	it.Kin = x.kin.set(pd, oldKin, it.ProductGroup)
 	it.Category = NormalizeCategory(it.Category)
 	it.Group, _ = x.groups.Intern(it.SizeGroup)
 	for int(it.Group) >= len(x.members) {

@@ -11,8 +11,12 @@ import (
 // Snapshot encoding of an index: the dictionaries in dense-id order (so
 // every dense id, which profiles and relations refer to, comes back the
 // same), the items, the SKU owners and the stock quantities. Bitmaps are
-// derived, so they are rebuilt rather than stored. Version 1, frozen.
-const snapshotVersion = 1
+// derived, so they are rebuilt rather than stored. Version 1, frozen;
+// version 2 appends each item's product group after its active flag.
+const (
+	snapshotVersion1 = 1
+	snapshotVersion  = 2
+)
 
 // ErrBadSnapshot reports an index snapshot that does not decode.
 var ErrBadSnapshot = errors.New("index: malformed snapshot")
@@ -53,6 +57,7 @@ func (x *Index) AppendSnapshot(dst []byte) []byte {
 			dst = binfmt.AppendString(dst, v.Size)
 		}
 		dst = append(dst, b2u(it.Active))
+		dst = binfmt.AppendString(dst, it.ProductGroup)
 	}
 	dst = binfmt.AppendUvarint(dst, uint64(len(x.skuInfo)))
 	for _, si := range x.skuInfo {
@@ -78,11 +83,13 @@ func (x *Index) AppendSnapshot(dst []byte) []byte {
 
 // LoadSnapshot rebuilds an index from its snapshot encoding, read from r.
 func LoadSnapshot(r *binfmt.Reader) (*Index, error) {
-	if v := r.Byte(); v != snapshotVersion {
-		return nil, fmt.Errorf("%w: version %d", ErrBadSnapshot, v)
+	version := r.Byte()
+	if version != snapshotVersion && version != snapshotVersion1 {
+		return nil, fmt.Errorf("%w: version %d", ErrBadSnapshot, version)
 	}
 	x := New()
-	for _, load := range []func(*binfmt.Reader) error{x.loadDicts, x.loadItems, x.loadSKUOwners, x.loadStock} {
+	loadItems := func(r *binfmt.Reader) error { return x.loadItems(r, version) }
+	for _, load := range []func(*binfmt.Reader) error{x.loadDicts, loadItems, x.loadSKUOwners, x.loadStock} {
 		if err := load(r); err != nil {
 			return nil, err
 		}
@@ -130,7 +137,7 @@ func (x *Index) loadDicts(r *binfmt.Reader) error {
 }
 
 // loadItems reads the items, one per product id, and indexes them.
-func (x *Index) loadItems(r *binfmt.Reader) error {
+func (x *Index) loadItems(r *binfmt.Reader, version byte) error {
 	n := r.Count(maxSnapshotCount)
 	if n != x.products.Len() {
 		return fmt.Errorf("%w: %d items for %d products", ErrBadSnapshot, n, x.products.Len())
@@ -142,6 +149,9 @@ func (x *Index) loadItems(r *binfmt.Reader) error {
 		it, err := x.readItem(r, uint32(d))
 		if err != nil {
 			return err
+		}
+		if version >= snapshotVersion {
+			it.ProductGroup = r.String()
 		}
 		if r.Err() != nil {
 			break

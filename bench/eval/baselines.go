@@ -1,16 +1,21 @@
 package eval
 
 import (
+	"math"
 	"slices"
 	"strings"
 
 	"github.com/omnipick/omnipick/engine"
 )
 
-// Baselines returns fresh instances of the three baselines: global
-// popularity, last-day popularity and item co-occurrence.
+// Baselines returns fresh instances of the baselines, the bar the engine
+// must beat (the best of them at each metric): global popularity,
+// popularity of the last day and of the last 7 days, item co-occurrence
+// (raw counts), item-based CF (cosine-normalised co-occurrence), and
+// item-based CF plus the same-group siblings of what the customer bought.
 func Baselines() []Recommender {
-	return []Recommender{NewPopularity(), NewLastDayPopularity(), NewCoOccurrence()}
+	return []Recommender{NewPopularity(), NewLastDayPopularity(), NewWeekPopularity(),
+		NewCoOccurrence(), NewItemCF(false), NewItemCF(true)}
 }
 
 // purchases is the state every baseline keeps: the catalog as dense item
@@ -26,12 +31,15 @@ type purchases struct {
 	buyers  [][]uint32        // item -> distinct actors who bought it (co-occurrence only)
 	byPop   []uint32          // listed items by count desc, id asc; nil when stale
 	rank    []uint32          // item -> position in byPop (unlisted: after all)
+	group   []uint32          // item -> dense product group + 1; 0: none
+	groups  map[string]uint32 // product group -> dense group
+	members [][]uint32        // dense group -> its items, in catalog order
 	// keepBuyers makes apply fill buyers.
 	keepBuyers bool
 }
 
 func newPurchases(keepBuyers bool) purchases {
-	return purchases{items: map[string]uint32{}, actors: map[string]uint32{}, keepBuyers: keepBuyers}
+	return purchases{items: map[string]uint32{}, actors: map[string]uint32{}, groups: map[string]uint32{}, keepBuyers: keepBuyers}
 }
 
 // item returns the dense id of product id, adding it if new.
@@ -44,6 +52,7 @@ func (p *purchases) item(id string) uint32 {
 	p.itemIDs = append(p.itemIDs, id)
 	p.listed = append(p.listed, false)
 	p.count = append(p.count, 0)
+	p.group = append(p.group, 0)
 	if p.keepBuyers {
 		p.buyers = append(p.buyers, nil)
 	}
@@ -56,6 +65,16 @@ func (p *purchases) apply(r *engine.Record) (uint32, bool) {
 	switch r.Op {
 	case engine.OpProduct:
 		d := p.item(r.Product.ID)
+		if g := r.Product.Group; g != "" && p.group[d] == 0 {
+			gd, ok := p.groups[g]
+			if !ok {
+				gd = uint32(len(p.members))
+				p.groups[g] = gd
+				p.members = append(p.members, nil)
+			}
+			p.group[d] = gd + 1
+			p.members[gd] = append(p.members[gd], d)
+		}
 		if p.listed[d] != !r.Product.Inactive {
 			p.listed[d] = !r.Product.Inactive
 			p.byPop = nil
@@ -199,6 +218,8 @@ func (p *purchases) fill(dst []string, from, k int, order []uint32, bought []uin
 // A Popularity is not safe for concurrent use.
 type Popularity struct{ p purchases }
 
+func (*Popularity) baseline() {}
+
 // NewPopularity returns an empty Popularity.
 func NewPopularity() *Popularity { return &Popularity{p: newPurchases(false)} }
 
@@ -219,12 +240,14 @@ func (m *Popularity) Recommend(customer string, k int, asOf int64, dst []string)
 // Day is the window of LastDayPopularity, in milliseconds.
 const Day = 24 * 60 * 60 * 1000
 
-// LastDayPopularity recommends the items most purchased in the day before
-// asOf, then backfills with global popularity; both minus what the
-// customer bought.
+// LastDayPopularity recommends the items most purchased in a window (a day
+// for NewLastDayPopularity, 7 for NewWeekPopularity) before asOf, then
+// backfills with global popularity; both minus what the customer bought.
 //
 // A LastDayPopularity is not safe for concurrent use.
 type LastDayPopularity struct {
+	name   string
+	span   int64 // window, ms
 	p      purchases
 	recent []stamped // purchases in time order; recent[head:] are within Day of the newest
 	head   int
@@ -240,13 +263,21 @@ type stamped struct {
 	item uint32
 }
 
+func (*LastDayPopularity) baseline() {}
+
 // NewLastDayPopularity returns an empty LastDayPopularity.
 func NewLastDayPopularity() *LastDayPopularity {
-	return &LastDayPopularity{p: newPurchases(false)}
+	return &LastDayPopularity{name: "popularity-1d", span: Day, p: newPurchases(false)}
 }
 
-// Name returns "popularity-1d".
-func (m *LastDayPopularity) Name() string { return "popularity-1d" }
+// NewWeekPopularity returns an empty LastDayPopularity over the last 7
+// days, named "popularity-7d".
+func NewWeekPopularity() *LastDayPopularity {
+	return &LastDayPopularity{name: "popularity-7d", span: 7 * Day, p: newPurchases(false)}
+}
+
+// Name returns "popularity-1d" or "popularity-7d".
+func (m *LastDayPopularity) Name() string { return m.name }
 
 // Apply records products and purchases.
 func (m *LastDayPopularity) Apply(r *engine.Record) error {
@@ -259,7 +290,7 @@ func (m *LastDayPopularity) Apply(r *engine.Record) error {
 	m.newest = max(m.newest, ts)
 	m.recent = append(m.recent, stamped{ts, d})
 	// Drop what no asOf >= newest can see; compact when half is dead.
-	for m.head < len(m.recent) && m.recent[m.head].ts < m.newest-Day {
+	for m.head < len(m.recent) && m.recent[m.head].ts < m.newest-m.span {
 		m.head++
 	}
 	if m.head > 1024 && m.head >= len(m.recent)/2 {
@@ -269,7 +300,7 @@ func (m *LastDayPopularity) Apply(r *engine.Record) error {
 	return nil
 }
 
-// Recommend appends the k items most purchased in [asOf-Day, asOf) that
+// Recommend appends the k items most purchased in [asOf-window, asOf) that
 // customer has not bought, backfilled by global popularity.
 func (m *LastDayPopularity) Recommend(customer string, k int, asOf int64, dst []string) []string {
 	if m.ranked == nil || m.cachedAt != asOf {
@@ -281,8 +312,8 @@ func (m *LastDayPopularity) Recommend(customer string, k int, asOf int64, dst []
 	return m.p.fill(dst, from, k, m.p.popular(), bought)
 }
 
-// rank orders the items purchased in [asOf-Day, asOf) by purchases in the
-// window, then by global purchases, then by id.
+// rank orders the items purchased in [asOf-window, asOf) by purchases in
+// the window, then by global purchases, then by id.
 func (m *LastDayPopularity) rank(asOf int64) {
 	if cap(m.window) < len(m.p.itemIDs) {
 		m.window = make([]uint32, len(m.p.itemIDs))
@@ -290,7 +321,7 @@ func (m *LastDayPopularity) rank(asOf int64) {
 	m.window = m.window[:len(m.p.itemIDs)]
 	ranked := m.ranked[:0]
 	for _, s := range m.recent[m.head:] {
-		if s.ts < asOf-Day || s.ts >= asOf {
+		if s.ts < asOf-m.span || s.ts >= asOf {
 			continue
 		}
 		if m.window[s.item] == 0 {
@@ -336,16 +367,11 @@ func cmpDesc[T int | uint32 | float64](a, b T) int {
 //
 // A CoOccurrence is not safe for concurrent use.
 type CoOccurrence struct {
-	p purchases
-	// Scratch, reused across queries.
-	overlap []uint32 // actor -> |bought(actor) ∩ bought(customer)|
-	actors  []uint32 // actors with overlap > 0
-	score   []uint32 // item -> co-occurrence score
-	cands   []uint32 // items with score > 0
-	mine    []uint32 // item -> gen if the customer bought it
-	top     []uint32 // the best k candidates
-	gen     uint32
+	p  purchases
+	cf cfScratch[uint32] // actor weight: |bought(actor) ∩ bought(customer)|
 }
+
+func (*CoOccurrence) baseline() {}
 
 // NewCoOccurrence returns an empty CoOccurrence.
 func NewCoOccurrence() *CoOccurrence { return &CoOccurrence{p: newPurchases(true)} }
@@ -366,55 +392,162 @@ func (m *CoOccurrence) Recommend(customer string, k int, asOf int64, dst []strin
 	bought := p.boughtBy(customer)
 	from := len(dst)
 	if len(bought) > 0 {
-		self := p.actors[customer]
-		if len(m.overlap) < len(p.bought) {
-			m.overlap = make([]uint32, len(p.bought))
+		one := func(uint32) uint32 { return 1 }
+		c := &m.cf
+		c.begin(p, bought)
+		c.spread(p, bought, p.actors[customer], one)
+		c.collect(p, one)
+		dst = c.finish(p, dst, from, k, bought)
+	}
+	return p.fill(dst, from, k, p.popular(), bought)
+}
+
+// cfScratch is the scratch of the co-occurrence baselines, reused across
+// queries: a weight per actor who shares purchases with the customer, a
+// score per item those actors bought.
+type cfScratch[T uint32 | float64] struct {
+	weight []T      // actor -> weight from the purchases shared with the customer
+	actors []uint32 // actors with weight > 0
+	score  []T      // item -> score
+	cands  []uint32 // items with score > 0
+	mine   []uint32 // item -> gen if the customer bought it
+	top    []uint32 // the best k candidates
+	gen    uint32
+}
+
+// begin sizes the scratch and marks the customer's purchases.
+func (c *cfScratch[T]) begin(p *purchases, bought []uint32) {
+	if len(c.weight) < len(p.bought) {
+		c.weight = make([]T, len(p.bought))
+	}
+	if len(c.score) < len(p.itemIDs) {
+		c.score = make([]T, len(p.itemIDs))
+		c.mine = make([]uint32, len(p.itemIDs))
+	}
+	c.gen++
+	if c.gen == 0 { // wrapped: forget all marks
+		clear(c.mine)
+		c.gen = 1
+	}
+	for _, x := range bought {
+		c.mine[x] = c.gen
+	}
+}
+
+// spread adds w(x) to the weight of every other buyer of each item x the
+// customer (actor self) bought.
+func (c *cfScratch[T]) spread(p *purchases, bought []uint32, self uint32, w func(x uint32) T) {
+	for _, x := range bought {
+		wx := w(x)
+		for _, a := range p.buyers[x] {
+			if a == self {
+				continue
+			}
+			if c.weight[a] == 0 {
+				c.actors = append(c.actors, a)
+			}
+			c.weight[a] += wx
 		}
-		if len(m.score) < len(p.itemIDs) {
-			m.score = make([]uint32, len(p.itemIDs))
-			m.mine = make([]uint32, len(p.itemIDs))
+	}
+}
+
+// collect scores every item y those actors bought by the sum of their
+// weights times scale(y), and clears the actors' weights.
+func (c *cfScratch[T]) collect(p *purchases, scale func(y uint32) T) {
+	for _, a := range c.actors {
+		for _, y := range p.bought[a] {
+			c.add(p, y, c.weight[a]*scale(y))
 		}
-		m.gen++
-		if m.gen == 0 { // wrapped: forget all marks
-			clear(m.mine)
-			m.gen = 1
-		}
-		for _, x := range bought {
-			m.mine[x] = m.gen
-		}
-		for _, x := range bought {
-			for _, a := range p.buyers[x] {
-				if a == self {
-					continue
+		c.weight[a] = 0
+	}
+	c.actors = c.actors[:0]
+}
+
+// add adds v to item y's score, unless the customer bought y or it is not
+// listed.
+func (c *cfScratch[T]) add(p *purchases, y uint32, v T) {
+	if c.mine[y] == c.gen || !p.listed[y] {
+		return
+	}
+	if c.score[y] == 0 {
+		c.cands = append(c.cands, y)
+	}
+	c.score[y] += v
+}
+
+// finish appends the best k scored items (ties by popularity) to dst and
+// clears the scores.
+func (c *cfScratch[T]) finish(p *purchases, dst []string, from, k int, bought []uint32) []string {
+	p.popular() // fills rank
+	s, rank := c.score, p.rank
+	c.top = bestK(c.top, c.cands, k, func(a, b uint32) bool {
+		return s[a] > s[b] || s[a] == s[b] && rank[a] < rank[b]
+	})
+	dst = p.fill(dst, from, k, c.top, bought)
+	for _, y := range c.cands {
+		s[y] = 0
+	}
+	c.cands = c.cands[:0]
+	return dst
+}
+
+// ItemCF is item-based collaborative filtering over purchases: item y
+// scores sum over x in bought(customer) of cos(x, y), the cosine of their
+// buyer sets, |buyers(x) ∩ buyers(y)| / sqrt(|buyers(x)| |buyers(y)|), so
+// a best seller no longer co-occurs with everything. With siblings, each
+// item of the same product group as an item the customer bought adds 1
+// more, as if bought with it by all its buyers. Ties and the rest of the
+// list go by global popularity.
+//
+// An ItemCF is not safe for concurrent use.
+type ItemCF struct {
+	p        purchases
+	siblings bool
+	cf       cfScratch[float64] // actor weight: sum over shared items x of 1/sqrt(|buyers(x)|)
+}
+
+func (*ItemCF) baseline() {}
+
+// NewItemCF returns an empty ItemCF, adding same-group siblings if
+// siblings.
+func NewItemCF(siblings bool) *ItemCF { return &ItemCF{p: newPurchases(true), siblings: siblings} }
+
+// Name returns "itemcf" or "itemcf-group".
+func (m *ItemCF) Name() string {
+	if m.siblings {
+		return "itemcf-group"
+	}
+	return "itemcf"
+}
+
+// Apply records products and purchases.
+func (m *ItemCF) Apply(r *engine.Record) error {
+	m.p.apply(r)
+	return nil
+}
+
+// Recommend appends the k items of highest score, backfilled by
+// popularity.
+func (m *ItemCF) Recommend(customer string, k int, asOf int64, dst []string) []string {
+	p := &m.p
+	bought := p.boughtBy(customer)
+	from := len(dst)
+	if len(bought) > 0 {
+		norm := func(x uint32) float64 { return 1 / math.Sqrt(float64(len(p.buyers[x]))) }
+		c := &m.cf
+		c.begin(p, bought)
+		c.spread(p, bought, p.actors[customer], norm)
+		c.collect(p, norm)
+		if m.siblings {
+			for _, x := range bought {
+				if g := p.group[x]; g != 0 {
+					for _, y := range p.members[g-1] {
+						c.add(p, y, 1)
+					}
 				}
-				if m.overlap[a] == 0 {
-					m.actors = append(m.actors, a)
-				}
-				m.overlap[a]++
 			}
 		}
-		for _, a := range m.actors {
-			for _, y := range p.bought[a] {
-				if m.mine[y] == m.gen || !p.listed[y] {
-					continue
-				}
-				if m.score[y] == 0 {
-					m.cands = append(m.cands, y)
-				}
-				m.score[y] += m.overlap[a]
-			}
-			m.overlap[a] = 0
-		}
-		p.popular() // fills rank
-		s, rank := m.score, p.rank
-		m.top = bestK(m.top, m.cands, k, func(a, b uint32) bool {
-			return s[a] > s[b] || s[a] == s[b] && rank[a] < rank[b]
-		})
-		dst = p.fill(dst, from, k, m.top, bought)
-		for _, y := range m.cands {
-			s[y] = 0
-		}
-		m.actors, m.cands = m.actors[:0], m.cands[:0]
+		dst = c.finish(p, dst, from, k, bought)
 	}
 	return p.fill(dst, from, k, p.popular(), bought)
 }

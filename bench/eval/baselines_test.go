@@ -132,3 +132,56 @@ func TestBestK(t *testing.T) {
 	f(nil, 3, nil)
 	f([]uint32{1, 2}, 0, nil)
 }
+
+// TestItemCF checks cosine normalisation and same-group siblings on a case
+// computed by hand.
+func TestItemCF(t *testing.T) {
+	buys := [][3]any{
+		{"q", "A", 1},
+		{"u1", "A", 2}, {"u1", "B", 3},
+		{"u2", "A", 4}, {"u2", "C", 5},
+		{"u3", "C", 6}, {"u4", "C", 7}, {"u5", "C", 8},
+	}
+	catalog := []string{"A", "B", "C", "D", "E"}
+	// Raw co-occurrence with q's A: B 1 (u1), C 1 (u2): a tie that the
+	// best seller C wins.
+	raw := NewCoOccurrence()
+	feed(t, raw, catalog, buys)
+	check(t, raw, []query{{"q", 2, 0, []string{"C", "B"}}})
+	// Cosine: buyers A = {q, u1, u2}, B = {u1}, C = {u2, u3, u4, u5}:
+	// B 1/sqrt(3*1) = 0.577, C 1/sqrt(3*4) = 0.289.
+	cf := NewItemCF(false)
+	feed(t, cf, catalog, buys)
+	check(t, cf, []query{{"q", 3, 0, []string{"B", "C", "D"}}})
+	// D is in A's product group: it adds 1 and leads; E is in none.
+	grp := NewItemCF(true)
+	for _, id := range catalog {
+		r := product(id, "", "c", 0, "")
+		if id == "A" || id == "D" {
+			r.Product.Group = "g1"
+		}
+		if err := grp.Apply(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	feed(t, grp, nil, buys)
+	check(t, grp, []query{{"q", 4, 0, []string{"D", "B", "C", "E"}}, {"nobody", 2, 0, []string{"C", "A"}}})
+	if cf.Name() != "itemcf" || grp.Name() != "itemcf-group" {
+		t.Errorf("names %q, %q", cf.Name(), grp.Name())
+	}
+}
+
+// TestWeekPopularity checks the 7-day window's edges.
+func TestWeekPopularity(t *testing.T) {
+	m := NewWeekPopularity()
+	asOf := int64(10 * Day)
+	feed(t, m, []string{"a", "b", "c"}, [][3]any{
+		{"u1", "a", int(asOf - 7*Day - 1)}, {"u2", "a", int(asOf - 7*Day - 1)}, // just outside
+		{"u1", "b", int(asOf - 7*Day)}, // first instant inside
+		{"u2", "c", int(asOf - 1)}, {"u3", "c", int(asOf - 1)},
+	})
+	check(t, m, []query{{"x", 3, asOf, []string{"c", "b", "a"}}})
+	if m.Name() != "popularity-7d" {
+		t.Errorf("name %q", m.Name())
+	}
+}

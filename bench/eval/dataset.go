@@ -43,8 +43,20 @@ type spec struct {
 	// Holdout column names.
 	holdoutCustomer, holdoutItem string
 	cut                          int64 // unix ms: first instant after train
-	catalog                      func(c *csvFile, l *loader) error
-	events                       func(c *csvFile, l *loader) error
+	// valCut splits train for SplitValidation: events before it are
+	// learned from, purchases at or after it are the targets.
+	valCut int64
+	// presentByAnyEvent: a customer is in the holdout population once any
+	// of their events is learned from (taobao's holdout: "users seen in
+	// train"); otherwise only a purchase counts (hm, online_retail).
+	presentByAnyEvent bool
+	// catalogFromTrain: the catalog file lists the items seen in train
+	// (online_retail, taobao), so on SplitValidation only those seen
+	// before the validation cut are fed, as the holdout's catalog holds
+	// only items seen before its cut. hm's catalog is H&M's whole one.
+	catalogFromTrain bool
+	catalog          func(c *csvFile, l *loader) error
+	events           func(c *csvFile, l *loader) error
 }
 
 var specs = map[string]*spec{
@@ -55,28 +67,34 @@ var specs = map[string]*spec{
 		holdoutCustomer: "customer_id",
 		holdoutItem:     "article_id",
 		cut:             1600560000000, // 2020-09-20T00:00:00Z
+		valCut:          1600387200000, // 2020-09-18: learn 2 days, validate 2
 		catalog:         hmCatalog,
 		events:          hmEvents,
 	},
 	SetOnlineRetail: {
-		catalogFile:     "train/items.csv",
-		eventsFile:      "train/transactions.csv.gz",
-		holdoutFile:     "holdout_dev/holdout_purchases.csv",
-		holdoutCustomer: "customer_id",
-		holdoutItem:     "stock_code",
-		cut:             1317427200000, // 2011-10-01T00:00:00 (UK local time read as UTC)
-		catalog:         retailCatalog,
-		events:          retailEvents,
+		catalogFile:      "train/items.csv",
+		eventsFile:       "train/transactions.csv.gz",
+		holdoutFile:      "holdout_dev/holdout_purchases.csv",
+		holdoutCustomer:  "customer_id",
+		holdoutItem:      "stock_code",
+		cut:              1317427200000, // 2011-10-01T00:00:00 (UK local time read as UTC)
+		valCut:           1314835200000, // 2011-09-01: validate on the last train month
+		catalogFromTrain: true,
+		catalog:          retailCatalog,
+		events:           retailEvents,
 	},
 	SetTaobao: {
-		catalogFile:     "train/items.csv",
-		eventsFile:      "train/events.csv.gz",
-		holdoutFile:     "holdout_dev/holdout_purchases.csv",
-		holdoutCustomer: "user_id",
-		holdoutItem:     "item_id",
-		cut:             1512144000000, // 2017-12-02T00:00:00+08:00
-		catalog:         taobaoCatalog,
-		events:          taobaoEvents,
+		catalogFile:       "train/items.csv",
+		eventsFile:        "train/events.csv.gz",
+		holdoutFile:       "holdout_dev/holdout_purchases.csv",
+		holdoutCustomer:   "user_id",
+		holdoutItem:       "item_id",
+		cut:               1512144000000, // 2017-12-02T00:00:00+08:00
+		valCut:            1512057600000, // 2017-12-01T00:00:00+08:00: validate on the last train day
+		presentByAnyEvent: true,
+		catalogFromTrain:  true,
+		catalog:           taobaoCatalog,
+		events:            taobaoEvents,
 	},
 }
 
@@ -124,6 +142,14 @@ func (d *Dataset) Name() string { return d.name }
 // milliseconds: every train event is before it, every holdout row at or
 // after it. Picks are evaluated as of Cut.
 func (d *Dataset) Cut() int64 { return d.spec.cut }
+
+// ValidationCut returns the instant that splits train for
+// SplitValidation, in unix milliseconds: methods learn from the train
+// events before it, and the train purchases at or after it (and before Cut)
+// are the targets. hm: 2020-09-18 (2 days learned, 2 validated: train has
+// only 4 days); online_retail: 2011-09-01 (the last train month); taobao:
+// 2017-12-01 00:00 UTC+8 (the last train day).
+func (d *Dataset) ValidationCut() int64 { return d.spec.valCut }
 
 // HoldoutPath returns the set's default holdout file,
 // <dir>/holdout_dev/holdout_purchases.csv.

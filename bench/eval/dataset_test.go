@@ -48,6 +48,12 @@ func product(id, title, cat string, price float64, currency string, tags ...stri
 	}}
 }
 
+// grouped returns the product record r in product group g.
+func grouped(r engine.Record, g string) engine.Record {
+	r.Product.Group = g
+	return r
+}
+
 func stock(sku string) engine.Record {
 	return engine.Record{Op: engine.OpInventory, Inventory: engine.Inventory{SKU: sku, Location: "online", Quantity: Stock}}
 }
@@ -69,14 +75,14 @@ func TestLoaders(t *testing.T) {
 	}{{
 		set: SetHM,
 		want: []engine.Record{
-			product("0100001001", "Tee", "ladieswear/jersey-basic/t-shirt", 0, "",
-				"colour:black", "appearance:solid", "garment:jersey-basic", "index:ladieswear", "style:0100001"),
-			product("0100001002", "Tee (1)", "ladieswear/jersey-basic/t-shirt", 0, "",
-				"colour:off-white", "appearance:stripe", "garment:jersey-basic", "index:ladieswear", "style:0100001"),
-			product("0100002001", "Kid shorts", "baby-children/kids-boy/shorts", 0, "",
-				"colour:dark-blue", "appearance:solid", "garment:shorts", "index:children-sizes-92-140", "style:0100002"),
-			product("0100003001", "Cap", "menswear/men-accessories/cap-peaked", 0, "",
-				"colour:black", "appearance:solid", "garment:accessories", "index:menswear", "style:0100003"),
+			grouped(product("0100001001", "Tee", "ladieswear/jersey-basic/t-shirt", 0, "",
+				"colour:black", "appearance:solid", "garment:jersey-basic", "index:ladieswear", "style:0100001"), "0100001"),
+			grouped(product("0100001002", "Tee (1)", "ladieswear/jersey-basic/t-shirt", 0, "",
+				"colour:off-white", "appearance:stripe", "garment:jersey-basic", "index:ladieswear", "style:0100001"), "0100001"),
+			grouped(product("0100002001", "Kid shorts", "baby-children/kids-boy/shorts", 0, "",
+				"colour:dark-blue", "appearance:solid", "garment:shorts", "index:children-sizes-92-140", "style:0100002"), "0100002"),
+			grouped(product("0100003001", "Cap", "menswear/men-accessories/cap-peaked", 0, "",
+				"colour:black", "appearance:solid", "garment:accessories", "index:menswear", "style:0100003"), "0100003"),
 			stock("0100001001"), stock("0100001002"), stock("0100002001"), stock("0100003001"),
 			event(P, "aaa", "", "0100001001", "web", "", 0.05, unixMS("2020-09-16T00:00:00Z")),
 			event(P, "aaa", "", "0100001001", "web", "", 0.05, unixMS("2020-09-16T00:00:00Z")),
@@ -89,9 +95,9 @@ func TestLoaders(t *testing.T) {
 	}, {
 		set: SetOnlineRetail,
 		want: []engine.Record{
-			product("85123A", "WHITE HANGING HEART T-LIGHT HOLDER", "giftware/holder", 2.55, "GBP", "style:85123", "colour:white"),
+			grouped(product("85123A", "WHITE HANGING HEART T-LIGHT HOLDER", "giftware/holder", 2.55, "GBP", "style:85123", "colour:white"), "85123"),
 			product("71053", "WHITE METAL LANTERN", "giftware/lantern", 3.39, "GBP", "colour:white"),
-			product("84029G", "KNITTED UNION FLAG HOT WATER BOTTLE", "giftware/bottle", 3.39, "GBP", "style:84029"),
+			grouped(product("84029G", "KNITTED UNION FLAG HOT WATER BOTTLE", "giftware/bottle", 3.39, "GBP", "style:84029"), "84029"),
 			product("10134", "10134", "giftware/other", 0, "GBP"),
 			stock("85123A"), stock("71053"), stock("84029G"), stock("10134"),
 			event(P, "17850", "", "85123A", "web", "536365", 2.55, unixMS("2010-12-01T08:26:00Z")),

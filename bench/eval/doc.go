@@ -14,7 +14,7 @@
 //
 //   - hm: products are H&M articles (product × colour), because purchases
 //     and holdout are per article. The product_code that groups colour
-//     variants is the tag "style:<product_code>". Category is
+//     variants is the product's Group and the tag "style:<product_code>". Category is
 //     index_group/department/product_type, slugged; Brand is empty (H&M has
 //     no brands, and index names such as "Divided" are kept as tag
 //     "index:<name>"); tags also carry colour, appearance and garment group.
@@ -27,7 +27,8 @@
 //     the 16 non-product codes (postage, fees, vouchers: is_product = 0),
 //     whose lines are skipped. Category is "giftware/<kind>", kind being the
 //     last word of the description that names a thing (see productKind);
-//     tags are "style:<base_code>" for codes with variants and colour words.
+//     tags are "style:<base_code>" for codes with variants (whose Group is
+//     the base code) and colour words.
 //     Invoice lines become purchase events (Order = invoice number); lines
 //     of a cancellation invoice (C…) become return events; other lines with
 //     quantity <= 0 (stock adjustments) and exact duplicate lines within an
@@ -42,6 +43,29 @@
 //     among holdout customers, favourited-only (customer, item) pairs are
 //     bought after the cut 5 times as often as viewed-only ones (1.2 % vs
 //     0.24 %; carted: 3.3 %). Channel is "web".
+//
+// # Splits: validation to decide, dev to confirm
+//
+// Run scores one of two splits (Options.Split, omnipick eval -split):
+//
+//   - SplitValidation is carved from train by time: the methods learn from
+//     the train events before the set's ValidationCut (hm 2020-09-18: two
+//     days learned, two validated, as train holds four; online_retail
+//     2011-09-01, the last train month; taobao 2017-12-01 00:00 UTC+8, the
+//     last train day) and are asked as of it. The targets are built as the
+//     holdout files were: train purchases at or after the cut, by customers
+//     present before it (hm, online_retail: with a purchase; taobao: with any
+//     event), of items they did not buy before it. For online_retail and
+//     taobao, whose catalog files list the items seen in train, only the
+//     items seen before the cut are fed. Tuning and every "does it help?"
+//     decision use this split.
+//   - SplitDev learns from all of train and scores holdout_dev: read once
+//     per candidate change, to confirm it.
+//
+// Every metric comes with a 95% bootstrap interval (resampling the scored
+// customers, DefaultBootstrap times, a fixed seed), and every method that is
+// not a baseline with its difference to the best baseline of the run, each
+// metric against the baseline best at it, with a paired bootstrap interval.
 //
 // # Holdout and metrics
 //

@@ -52,6 +52,7 @@ func hmCatalog(c *csvFile, l *loader) error {
 			Title:    strings.Clone(row[col[cName]]),
 			Category: cat,
 			Tags:     tags,
+			Group:    in.get(row[col[cCode]]),
 		})
 		if err != nil {
 			return err

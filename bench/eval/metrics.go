@@ -67,6 +67,7 @@ type Scorer struct {
 	picks      int
 	rebuys     int
 	distinct   map[string]struct{}
+	hits, aps  []float64 // per customer added, for the bootstrap
 }
 
 // NewScorer returns a Scorer at k for a catalog of catalogSize items.
@@ -81,14 +82,18 @@ func NewScorer(k, catalogSize int) *Scorer {
 func (s *Scorer) Add(list []string, targets, bought map[string]struct{}) {
 	list = top(list, s.k)
 	s.customers++
+	hit, ap := 0.0, 0.0
 	if len(targets) > 0 {
 		h := Hits(list, targets, s.k)
 		if h > 0 {
 			s.hitCust++
+			hit = 1
 		}
 		s.sumRecall += float64(h) / float64(len(targets))
-		s.sumAP += AveragePrecision(list, targets, s.k)
+		ap = AveragePrecision(list, targets, s.k)
+		s.sumAP += ap
 	}
+	s.hits, s.aps = append(s.hits, hit), append(s.aps, ap)
 	s.picks += len(list)
 	for _, id := range list {
 		if _, ok := bought[id]; ok {

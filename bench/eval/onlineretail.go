@@ -42,8 +42,10 @@ func retailCatalog(c *csvFile, l *loader) error {
 		}
 		desc := strings.TrimSpace(row[col[cDesc]])
 		var tags []string
+		group := ""
 		if row[col[cVariants]] != "1" {
 			tags = append(tags, in.slugged("style:", row[col[cBase]]))
+			group = in.get(row[col[cBase]])
 		}
 		for w := range strings.FieldsSeq(desc) {
 			if colourWords[w] {
@@ -63,6 +65,7 @@ func retailCatalog(c *csvFile, l *loader) error {
 			Currency: "GBP",
 			Category: in.get("giftware/" + productKind(desc)),
 			Tags:     tags,
+			Group:    group,
 		})
 		if err != nil {
 			return err

@@ -2,6 +2,7 @@ package eval
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"runtime"
 	"slices"
@@ -43,11 +44,17 @@ type Options struct {
 	// MaxTrainEvents train events (the catalog and stock are always fed
 	// whole). Targets, and Rebuy, still use the whole train history.
 	MaxTrainEvents int
+	// Split is the part of the data scored: SplitDev when "".
+	Split Split
+	// Bootstrap is the number of bootstrap resamples behind the intervals
+	// (DefaultBootstrap when 0, none when negative).
+	Bootstrap int
 }
 
 // Report is the outcome of one Run: one data set, several methods.
 type Report struct {
 	Set              string         `json:"set"`
+	Split            Split          `json:"split"`
 	K                int            `json:"k"`
 	CatalogSize      int            `json:"catalog_size"`      // products fed
 	TrainEvents      int            `json:"train_events"`      // events fed to the methods
@@ -68,64 +75,160 @@ type MethodResult struct {
 	Metrics
 	ApplyTime     time.Duration `json:"apply_ns"`     // total time in Apply
 	RecommendTime time.Duration `json:"recommend_ns"` // total time in Recommend
+	// HitRateCI and MAPCI are 95% bootstrap intervals of HitRate and MAP,
+	// resampling the scored customers.
+	HitRateCI Interval `json:"hit_rate_ci"`
+	MAPCI     Interval `json:"map_ci"`
+	// VsBest compares a method that is not a baseline with the best
+	// baseline of the run; nil for baselines and when the run has none.
+	VsBest *Comparison `json:"vs_best,omitempty"`
+	// scores holds the per-customer hits and average precisions, for
+	// paired comparisons between methods of one run.
+	scores customerScores
 }
 
+// Split names which part of a data set a Run learns from and scores on.
+type Split string
+
+const (
+	// SplitDev learns from the whole train split and scores the holdout
+	// file (holdout_dev by default): read once per candidate change, to
+	// confirm it.
+	SplitDev Split = "dev"
+	// SplitValidation learns from train before the set's ValidationCut and
+	// scores the train purchases after it, built the way the holdout files
+	// are: purchases of items the customer did not buy before the
+	// validation cut, by customers present before it. Tuning and every
+	// "does it help?" decision use it.
+	SplitValidation Split = "validation"
+)
+
+// Splits lists the splits Run accepts.
+func Splits() []Split { return []Split{SplitValidation, SplitDev} }
+
+// ErrUnknownSplit is returned for a Split not in Splits.
+var ErrUnknownSplit = errors.New("eval: unknown split")
+
 // Run evaluates methods on the data set named set under dataDir (laid out
-// as ../shared/data: dataDir/set/train/...). It reads the holdout file
-// (HoldoutPath if holdoutFile is ""), replays the train split once, feeding
-// every record to every method in turn, then asks each method for k picks
-// as of the cut for every scored customer and scores them.
+// as ../shared/data: dataDir/set/train/...). With SplitDev (the default) it
+// reads the holdout file (HoldoutPath if holdoutFile is ""), replays the
+// train split once, feeding every record to every method in turn, then
+// asks each method for k picks as of the cut for every scored customer and
+// scores them. With SplitValidation it feeds only the train events before
+// ValidationCut, asks as of ValidationCut and scores against the later
+// train purchases (holdoutFile must be "").
 //
 // Run stops at the first error a method's Apply returns.
 func Run(set, dataDir, holdoutFile string, k int, methods []Recommender, opts Options) (Report, error) {
 	if k <= 0 {
 		return Report{}, fmt.Errorf("eval: k must be positive, got %d", k)
 	}
+	split := opts.Split
+	if split == "" {
+		split = SplitDev
+	}
+	if !slices.Contains(Splits(), split) {
+		return Report{}, fmt.Errorf("%w %q (have validation, dev)", ErrUnknownSplit, split)
+	}
+	validation := split == SplitValidation
+	if validation && holdoutFile != "" {
+		return Report{}, fmt.Errorf("eval: the validation split takes its targets from train, not from %q", holdoutFile)
+	}
 	d, err := OpenDataset(set, dataDir)
 	if err != nil {
 		return Report{}, err
 	}
-	if holdoutFile == "" {
-		holdoutFile = d.HoldoutPath()
-	}
+	cut := d.Cut()
 	start := time.Now()
-	hold, err := d.ReadHoldout(holdoutFile)
-	if err != nil {
-		return Report{}, err
-	}
-	rep := Report{Set: set, K: k, HoldoutCustomers: len(hold)}
-
-	skip := 0 // events not fed to the methods
-	if opts.MaxTrainEvents > 0 {
-		n := 0
-		if err := d.Events(func(*engine.Record) error { n++; return nil }); err != nil {
+	var hold map[string][]string
+	if validation {
+		cut = d.ValidationCut()
+		hold = map[string][]string{}
+	} else {
+		if holdoutFile == "" {
+			holdoutFile = d.HoldoutPath()
+		}
+		if hold, err = d.ReadHoldout(holdoutFile); err != nil {
 			return Report{}, err
 		}
-		skip = max(0, n-opts.MaxTrainEvents)
+	}
+	rep := Report{Set: set, Split: split, K: k}
+
+	skip := 0 // events not fed to the methods
+	// learned: on the validation split of a set whose catalog file lists
+	// the items seen in train, the items seen before the cut: only they
+	// are fed, as the holdout's catalog holds only items seen before its
+	// cut. nil: the whole catalog is fed.
+	var learned map[string]struct{}
+	if validation && d.spec.catalogFromTrain {
+		learned = map[string]struct{}{}
+	}
+	if opts.MaxTrainEvents > 0 || learned != nil {
+		n := 0
+		if err := d.Events(func(r *engine.Record) error {
+			if r.Event.TS < cut {
+				n++
+				if learned != nil {
+					learned[r.Event.Product] = struct{}{}
+				}
+			}
+			return nil
+		}); err != nil {
+			return Report{}, err
+		}
+		if opts.MaxTrainEvents > 0 {
+			skip = max(0, n-opts.MaxTrainEvents)
+		}
 	}
 
-	// Replay: feed the methods, and note what holdout customers bought and
-	// which holdout items the catalog has.
-	bought := make(map[string]map[string]struct{}, len(hold))
+	// Replay: feed the methods, and note what (holdout) customers bought
+	// before the cut and which holdout items the catalog has. For
+	// validation, the events after the cut become the holdout instead.
+	bought := map[string]map[string]struct{}{}
+	present := map[string]bool{} // validation: customers seen before the cut
 	inCatalog := map[string]bool{}
 	for _, items := range hold {
 		for _, it := range items {
 			inCatalog[it] = false
 		}
 	}
+	catalog := map[string]struct{}{} // validation: every product fed
 	applied := make([]time.Duration, len(methods))
 	events := 0
 	err = d.Replay(func(r *engine.Record) error {
 		switch r.Op {
 		case engine.OpProduct:
+			if _, ok := learned[r.Product.ID]; !ok && learned != nil {
+				return nil
+			}
 			if _, ok := inCatalog[r.Product.ID]; ok {
 				inCatalog[r.Product.ID] = true
 			}
+			if validation {
+				catalog[r.Product.ID] = struct{}{}
+			}
 			rep.CatalogSize++
+		case engine.OpInventory:
+			if _, ok := learned[r.Inventory.SKU]; !ok && learned != nil {
+				return nil
+			}
 		case engine.OpEvent:
+			e := &r.Event
+			if e.TS >= cut { // validation only: a target, not fed
+				if e.Type == engine.EventPurchase && e.Customer != "" && present[e.Customer] {
+					if items := hold[e.Customer]; !containsString(items, e.Product) {
+						hold[e.Customer] = append(items, e.Product)
+					}
+				}
+				return nil
+			}
 			events++
-			if e := &r.Event; e.Type == engine.EventPurchase && e.Customer != "" {
-				if _, ok := hold[e.Customer]; ok {
+			if e.Customer != "" {
+				purchase := e.Type == engine.EventPurchase
+				if validation && (purchase || d.spec.presentByAnyEvent) {
+					present[e.Customer] = true
+				}
+				if _, ok := hold[e.Customer]; purchase && (ok || validation) {
 					b := bought[e.Customer]
 					if b == nil {
 						b = map[string]struct{}{}
@@ -152,6 +255,14 @@ func Run(set, dataDir, holdoutFile string, k int, methods []Recommender, opts Op
 	if err != nil {
 		return Report{}, fmt.Errorf("cannot replay %s: %w", set, err)
 	}
+	if validation {
+		for _, items := range hold {
+			for _, it := range items {
+				_, inCatalog[it] = catalog[it]
+			}
+		}
+	}
+	rep.HoldoutCustomers = len(hold)
 	rep.Load = d.Stats()
 	var applyAll time.Duration
 	for _, t := range applied {
@@ -163,7 +274,7 @@ func Run(set, dataDir, holdoutFile string, k int, methods []Recommender, opts Op
 	runtime.ReadMemStats(&ms)
 	rep.HeapBytes = ms.HeapAlloc
 
-	// Targets: holdout items not bought in train.
+	// Targets: holdout items not bought before the cut.
 	type scored struct {
 		id      string
 		hash    uint64
@@ -218,20 +329,24 @@ func Run(set, dataDir, holdoutFile string, k int, methods []Recommender, opts Op
 	}
 
 	var list []string
+	perCustomer := make([]customerScores, len(methods))
 	for i, m := range methods {
 		s := NewScorer(k, rep.CatalogSize)
 		var took time.Duration
 		for _, c := range custs {
 			t := time.Now()
-			list = m.Recommend(c.id, k, d.Cut(), list[:0])
+			list = m.Recommend(c.id, k, cut, list[:0])
 			took += time.Since(t)
 			s.Add(list, c.targets, bought[c.id])
 		}
+		perCustomer[i] = customerScores{hits: s.hits, aps: s.aps}
 		rep.Methods = append(rep.Methods, MethodResult{
 			Method: m.Name(), Metrics: s.Metrics(),
 			ApplyTime: applied[i], RecommendTime: took,
+			scores: perCustomer[i],
 		})
 	}
+	rep.addIntervals(methods, perCustomer, opts.Bootstrap)
 	return rep, nil
 }
 

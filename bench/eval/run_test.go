@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,7 +17,7 @@ import (
 // numbers (see hmHoldoutCSV for the targets).
 func TestRun(t *testing.T) {
 	root := writeSets(t)
-	rep, err := Run(SetHM, root, "", 2, Baselines(), Options{})
+	rep, err := Run(SetHM, root, "", 2, []Recommender{NewPopularity(), NewLastDayPopularity(), NewCoOccurrence()}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,6 +93,7 @@ func TestRunOptions(t *testing.T) {
 // recorder is a Recommender that notes whom it was asked about.
 type recorder struct {
 	asked []string
+	asOf  []int64
 	fail  bool
 }
 
@@ -106,6 +108,7 @@ func (r *recorder) Apply(rec *engine.Record) error {
 
 func (r *recorder) Recommend(customer string, k int, asOf int64, dst []string) []string {
 	r.asked = append(r.asked, customer)
+	r.asOf = append(r.asOf, asOf)
 	return dst
 }
 
@@ -138,7 +141,7 @@ func TestReportOutput(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
-	table := lines[:1+3*len(reports)]
+	table := lines[:1+len(Baselines())*len(reports)]
 	for _, l := range table {
 		if utf8.RuneCountInString(l) != utf8.RuneCountInString(table[0]) {
 			t.Errorf("table rows not aligned:\n%s", b.String())
@@ -149,7 +152,7 @@ func TestReportOutput(t *testing.T) {
 		!strings.HasPrefix(table[1], "hm ") || !strings.Contains(table[1], " popularity ") {
 		t.Errorf("unexpected table:\n%s", b.String())
 	}
-	if len(lines) != len(table)+len(reports) || !strings.HasPrefix(lines[len(table)], "hm: catalog 4,") {
+	if len(lines) != len(table)+len(reports) || !strings.HasPrefix(lines[len(table)], "hm (dev): catalog 4,") {
 		t.Errorf("unexpected set lines:\n%s", b.String())
 	}
 
@@ -161,16 +164,77 @@ func TestReportOutput(t *testing.T) {
 	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 9 {
-		t.Fatalf("got %d JSON objects, want 9", len(got))
+	if len(got) != 18 {
+		t.Fatalf("got %d JSON objects, want 18", len(got))
 	}
 	if got[0]["set"] != "hm" || got[0]["method"] != "popularity" || got[0]["k"] != 12.0 ||
-		got[8]["set"] != "taobao" || got[8]["method"] != "cooccurrence" {
+		got[17]["set"] != "taobao" || got[17]["method"] != "itemcf-group" {
 		t.Errorf("unexpected JSON: %s", b.String())
 	}
 	for _, key := range []string{"customers", "hit_rate", "map", "recall", "coverage", "rebuy", "apply_ms", "recommend_ms"} {
 		if _, ok := got[0][key]; !ok {
 			t.Errorf("JSON object has no %q: %v", key, got[0])
 		}
+	}
+}
+
+// TestRunValidationSplit checks the validation split's boundaries on
+// hand-built histories: what is learned, who is scored, which purchases
+// are targets and the time picks are asked for.
+func TestRunValidationSplit(t *testing.T) {
+	root := writeSets(t)
+	// hm's validation cut is 2020-09-18: 09-17 is learned, 09-18 scored.
+	writeFile(t, filepath.Join(root, "hm/train/transactions.csv.gz"), `t_dat,customer_id,article_id,product_code,price,sales_channel_id,channel_assumed
+2020-09-17,aaa,0100001001,0100001,0.05,2,online
+2020-09-17,bbb,0100002001,0100002,0.02,1,store
+2020-09-18,aaa,0100001001,0100001,0.05,2,online
+2020-09-18,aaa,0100001002,0100001,0.05,2,online
+2020-09-18,ccc,0100003001,0100003,0.01,2,online
+2020-09-19,bbb,0100003001,0100003,0.01,1,store
+2020-09-19,bbb,0100003001,0100003,0.01,1,store
+`)
+	rec := &recorder{}
+	rep, err := Run(SetHM, root, "", 2, []Recommender{rec, NewPopularity()}, Options{Split: SplitValidation})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// aaa's rebuy of 0100001001 is no target; ccc was not seen before the
+	// cut; bbb's two units are one target.
+	if rep.Split != SplitValidation || rep.TrainEvents != 2 || rep.CatalogSize != 4 || rep.HoldoutCustomers != 2 ||
+		rep.Customers != 2 || rep.Targets != 2 || rep.TargetsInCatalog != 2 {
+		t.Errorf("report: %+v", rep)
+	}
+	if want := int64(1600387200000); len(rec.asOf) != 2 || rec.asOf[0] != want || rec.asOf[1] != want {
+		t.Errorf("asked as of %v, want the validation cut %d", rec.asOf, want)
+	}
+	// Popularity learned 0100001001 and 0100002001 once each. aaa gets
+	// [0100002001 0100001002]: hit at 2. bbb gets [0100001001 0100001002]:
+	// no hit.
+	if m := rep.Methods[1].Metrics; !near(m.HitRate, 0.5) || !near(m.MAP, 0.25) {
+		t.Errorf("popularity: %+v", m)
+	}
+
+	// taobao: a favourite makes a customer present; the catalog holds
+	// only the items seen before the cut (2017-11-30T16:00:00Z).
+	writeFile(t, filepath.Join(root, "taobao/train/events.csv.gz"), `user_id,item_id,category_id,event_type,behavior_type,timestamp,ts_utc
+1,11,100,view,pv,1511539200,2017-11-24T16:00:00Z
+2,12,100,favorite,fav,1511539260,2017-11-24T16:01:00Z
+1,12,100,purchase,buy,1512057599,2017-11-30T15:59:59Z
+2,13,200,purchase,buy,1512057600,2017-11-30T16:00:00Z
+1,11,100,purchase,buy,1512143999,2017-12-01T15:59:59Z
+`)
+	rep, err = Run(SetTaobao, root, "", 2, []Recommender{NewPopularity()}, Options{Split: SplitValidation})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.TrainEvents != 3 || rep.CatalogSize != 2 || rep.Customers != 2 || rep.Targets != 2 ||
+		rep.TargetsInCatalog != 1 || rep.MaxHitRate != 0.5 {
+		t.Errorf("taobao report: %+v", rep)
+	}
+	if _, err := Run(SetHM, root, filepath.Join(root, "hm/holdout_dev/holdout_purchases.csv"), 2, nil, Options{Split: SplitValidation}); err == nil {
+		t.Error("validation with a holdout file: got no error")
+	}
+	if _, err := Run(SetHM, root, "", 2, nil, Options{Split: "test"}); !errors.Is(err, ErrUnknownSplit) {
+		t.Errorf("unknown split: got %v", err)
 	}
 }

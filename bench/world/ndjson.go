@@ -1,12 +1,11 @@
 package world
 
 import (
-	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"github.com/omnipick/omnipick/engine"
+	"github.com/omnipick/omnipick/internal/jsonenc"
 )
 
 // AppendRecordJSON appends r as one JSON object in the shape the HTTP API
@@ -23,9 +22,9 @@ func AppendRecordJSON(dst []byte, r *engine.Record) []byte {
 	case engine.OpInventory:
 		in := &r.Inventory
 		dst = append(dst, `{"sku":`...)
-		dst = appendString(dst, in.SKU)
+		dst = jsonenc.AppendString(dst, in.SKU)
 		dst = append(dst, `,"location":`...)
-		dst = appendString(dst, in.Location)
+		dst = jsonenc.AppendString(dst, in.Location)
 		dst = append(dst, `,"quantity":`...)
 		dst = strconv.AppendInt(dst, in.Quantity, 10)
 		return append(dst, '}')
@@ -33,23 +32,23 @@ func AppendRecordJSON(dst []byte, r *engine.Record) []byte {
 		return appendEvent(dst, &r.Event)
 	case engine.OpIdentify:
 		dst = append(dst, `{"anonymous_id":`...)
-		dst = appendString(dst, r.Identify.AnonymousID)
+		dst = jsonenc.AppendString(dst, r.Identify.AnonymousID)
 		dst = append(dst, `,"customer":`...)
-		dst = appendString(dst, r.Identify.Customer)
+		dst = jsonenc.AppendString(dst, r.Identify.Customer)
 		return append(dst, '}')
 	case engine.OpLocation:
 		l := &r.Location
 		dst = append(dst, `{"id":`...)
-		dst = appendString(dst, l.ID)
+		dst = jsonenc.AppendString(dst, l.ID)
 		if l.Name != "" {
 			dst = append(dst, `,"name":`...)
-			dst = appendString(dst, l.Name)
+			dst = jsonenc.AppendString(dst, l.Name)
 		}
 		if l.HasCoord {
 			dst = append(dst, `,"lat":`...)
-			dst = appendFloat(dst, l.Lat)
+			dst = jsonenc.AppendFloat(dst, l.Lat)
 			dst = append(dst, `,"lon":`...)
-			dst = appendFloat(dst, l.Lon)
+			dst = jsonenc.AppendFloat(dst, l.Lon)
 		}
 		return append(dst, '}')
 	}
@@ -58,12 +57,12 @@ func AppendRecordJSON(dst []byte, r *engine.Record) []byte {
 
 func appendProduct(dst []byte, p *engine.Product) []byte {
 	dst = append(dst, `{"id":`...)
-	dst = appendString(dst, p.ID)
+	dst = jsonenc.AppendString(dst, p.ID)
 	dst = appendField(dst, "title", p.Title)
 	dst = appendField(dst, "url", p.URL)
 	dst = appendField(dst, "image", p.Image)
 	dst = append(dst, `,"price":`...)
-	dst = appendFloat(dst, p.Price)
+	dst = jsonenc.AppendFloat(dst, p.Price)
 	dst = appendField(dst, "currency", p.Currency)
 	dst = appendField(dst, "category", p.Category)
 	dst = appendField(dst, "brand", p.Brand)
@@ -72,7 +71,7 @@ func appendProduct(dst []byte, p *engine.Product) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, t)
+		dst = jsonenc.AppendString(dst, t)
 	}
 	dst = append(dst, ']')
 	dst = appendField(dst, "size_group", p.SizeGroup)
@@ -83,7 +82,7 @@ func appendProduct(dst []byte, p *engine.Product) []byte {
 			dst = append(dst, ',')
 		}
 		dst = append(dst, `{"sku":`...)
-		dst = appendString(dst, v.SKU)
+		dst = jsonenc.AppendString(dst, v.SKU)
 		dst = appendField(dst, "size", v.Size)
 		dst = append(dst, '}')
 	}
@@ -96,7 +95,7 @@ func appendProduct(dst []byte, p *engine.Product) []byte {
 
 func appendEvent(dst []byte, e *engine.Event) []byte {
 	dst = append(dst, `{"type":`...)
-	dst = appendString(dst, e.Type.String())
+	dst = jsonenc.AppendString(dst, e.Type.String())
 	dst = appendField(dst, "customer", e.Customer)
 	dst = appendField(dst, "anonymous_id", e.AnonymousID)
 	dst = appendField(dst, "product", e.Product)
@@ -106,7 +105,7 @@ func appendEvent(dst []byte, e *engine.Event) []byte {
 	dst = appendField(dst, "order", e.Order)
 	if e.Price != 0 {
 		dst = append(dst, `,"price":`...)
-		dst = appendFloat(dst, e.Price)
+		dst = jsonenc.AppendFloat(dst, e.Price)
 	}
 	if e.TS != 0 {
 		dst = append(dst, `,"ts":"`...)
@@ -125,14 +124,7 @@ func appendField(dst []byte, name, value string) []byte {
 	dst = append(dst, ',', '"')
 	dst = append(dst, name...)
 	dst = append(dst, '"', ':')
-	return appendString(dst, value)
-}
-
-func appendFloat(dst []byte, f float64) []byte {
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return append(dst, "null"...)
-	}
-	return strconv.AppendFloat(dst, f, 'f', -1, 64)
+	return jsonenc.AppendString(dst, value)
 }
 
 // appendTimestamp appends unix milliseconds ms as RFC 3339 in UTC, with
@@ -183,65 +175,4 @@ func appendTimestamp(dst []byte, ms int64) []byte {
 		dst = append(dst, '.', byte('0'+m/100), byte('0'+m/10%10), byte('0'+m%10))
 	}
 	return append(dst, 'Z')
-}
-
-const hexDigits = "0123456789abcdef"
-
-// plain marks the bytes appendString copies as they are: printable ASCII
-// but the quote and the backslash.
-var plain = func() (t [256]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
-	}
-	return t
-}()
-
-// appendString appends s as a JSON string. Quotes, backslashes and control
-// characters are escaped (\n, \r, \t by name, the rest as \u00XX), as are
-// U+2028 and U+2029 so the output is also safe inside JavaScript. Invalid
-// UTF-8 bytes become U+FFFD, as encoding/json does.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if plain[c] {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(s[i:])
-		switch {
-		case r == utf8.RuneError && n == 1:
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-		case r == '\u2028' || r == '\u2029':
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
-		default:
-			i += n
-			continue
-		}
-		i += n
-		start = i
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

@@ -9,68 +9,11 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/omnipick/omnipick/engine"
 )
-
-func TestAppendString(t *testing.T) {
-	f := func(in, want string) {
-		t.Helper()
-		got := string(appendString(nil, in))
-		if got != want {
-			t.Errorf("appendString(%q) = %s, want %s", in, got, want)
-		}
-		var back string
-		if err := json.Unmarshal([]byte(got), &back); err != nil {
-			t.Errorf("appendString(%q) = %s: not JSON: %v", in, got, err)
-		}
-		if utf8.ValidString(in) && back != in {
-			t.Errorf("appendString(%q) decodes to %q", in, back)
-		}
-	}
-	f("", `""`)
-	f("plain", `"plain"`)
-	f(`say "hi"`, `"say \"hi\""`)
-	f(`back\slash`, `"back\\slash"`)
-	f("line\nbreak\r\ttab", `"line\nbreak\r\ttab"`)
-	f("\x00\x01\x1f\x7f", `"\u0000\u0001\u001f`+"\x7f"+`"`)
-	f("Düsseldorf Zürich 東京 🧣", `"Düsseldorf Zürich 東京 🧣"`)
-	f("a\u2028b\u2029c", `"a\u2028b\u2029c"`)
-	f("bad\xffbyte", `"bad\ufffdbyte"`)
-	f("cut \xe2\x82", `"cut \ufffd\ufffd"`)
-	f("</script>&", `"</script>&"`)
-}
-
-// FuzzAppendString checks that any string encodes to JSON that
-// encoding/json decodes to the same string (invalid UTF-8 aside, which
-// both turn into U+FFFD).
-func FuzzAppendString(f *testing.F) {
-	for _, s := range []string{"", "a\"b\\c", "\x00\n\u2028", "\xff\xfe", "Köln 🧤"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		enc := appendString(nil, s)
-		var back string
-		if err := json.Unmarshal(enc, &back); err != nil {
-			t.Fatalf("appendString(%q) = %s: not JSON: %v", s, enc, err)
-		}
-		// encoding/json is the reference, also for invalid UTF-8.
-		std, err := json.Marshal(s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var want string
-		if err := json.Unmarshal(std, &want); err != nil {
-			t.Fatal(err)
-		}
-		if back != want {
-			t.Fatalf("appendString(%q) decodes to %q, want %q", s, back, want)
-		}
-	})
-}
 
 func TestAppendRecordJSON(t *testing.T) {
 	ts := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC).UnixMilli()

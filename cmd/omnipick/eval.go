@@ -16,9 +16,13 @@ import (
 const evalUsage = `usage: omnipick eval [flags]
 
 Replays the train split of real data sets into the engine and the
-baselines (popularity, last-day popularity, co-occurrence), asks each for
-k picks per holdout customer as of the cut, and prints HitRate@k, MAP@k,
-Recall@k and coverage per set and method. See bench/eval's package doc.
+baselines, asks each for k picks per holdout customer as of the cut, and
+prints HitRate@k, MAP@k (with 95% bootstrap intervals over customers),
+Recall@k and coverage per set and method, and the engine's difference to
+the best baseline with a paired bootstrap interval. -split validation
+scores a split carved from train by time: tune and decide there; -split
+dev reads holdout_dev, to confirm. See bench/eval's package doc and
+docs/ranking.md.
 
 flags:
 `
@@ -32,7 +36,9 @@ func runEval(args []string) error {
 	}
 	set := fs.String("set", "all", "data set: "+strings.Join(eval.SetNames(), ", ")+" or all")
 	dataDir := fs.String("data", "../shared/data", "directory holding the data sets")
-	holdout := fs.String("holdout", "", "holdout file (default: the set's holdout_dev/holdout_purchases.csv); needs a single -set")
+	split := fs.String("split", string(eval.SplitDev), "validation: learn from train before the set's validation cut and score the train purchases after it (tune and decide here); dev: learn from all of train and score the holdout file (confirm once per change)")
+	holdout := fs.String("holdout", "", "holdout file (default: the set's holdout_dev/holdout_purchases.csv); needs a single -set and -split dev")
+	boot := fs.Int("bootstrap", eval.DefaultBootstrap, "bootstrap resamples behind the 95% intervals (0: none)")
 	k := fs.Int("k", 12, "picks per customer")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
 	customers := fs.Int("customers", 0, "score at most this many customers per set, a fixed hash sample (0: all)")
@@ -59,11 +65,20 @@ func runEval(args []string) error {
 	if *k <= 0 || *k > engine.MaxK {
 		return fmt.Errorf("-k must be in 1..%d, got %d", engine.MaxK, *k)
 	}
-	if *customers < 0 || *events < 0 {
-		return errors.New("-customers and -events must not be negative")
+	if !slices.Contains(eval.Splits(), eval.Split(*split)) {
+		return fmt.Errorf("unknown -split %q (have validation, dev)", *split)
+	}
+	if *holdout != "" && eval.Split(*split) != eval.SplitDev {
+		return errors.New("-holdout needs -split dev: validation targets come from train")
+	}
+	if *boot == 0 {
+		*boot = -1 // eval.Options: negative means none
+	}
+	if *customers < 0 || *events < 0 || *boot < -1 {
+		return errors.New("-customers, -events and -bootstrap must not be negative")
 	}
 
-	opts := eval.Options{MaxCustomers: *customers, MaxTrainEvents: *events}
+	opts := eval.Options{MaxCustomers: *customers, MaxTrainEvents: *events, Split: eval.Split(*split), Bootstrap: *boot}
 	var reports []eval.Report
 	for _, s := range sets {
 		methods := []eval.Recommender{eval.NewEngine("engine", engine.Options{})}

@@ -1,0 +1,67 @@
+package eval
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/omnipick/omnipick/engine"
+)
+
+// ablations are the engine variants TestAblation compares with the
+// defaults (the first), on the validation split: one signal or setting
+// changed at a time.
+func ablations() []struct {
+	name string
+	opts engine.Options
+} {
+	return []struct {
+		name string
+		opts engine.Options
+	}{
+		{"defaults", engine.Options{}},
+		{"no siblings", engine.Options{SiblingWeight: -1}},
+		{"relations popnorm 0.5", engine.Options{RelatedPopNorm: 0.5}},
+	}
+}
+
+// TestAblation scores each variant of ablations on every set's validation
+// split, with its paired bootstrap difference to the defaults. It runs
+// only with OMNIPICK_ABLATE=1 (it replays every set once per variant):
+//
+//	OMNIPICK_ABLATE=1 go test ./bench/eval -run TestAblation -v -timeout 30m
+//
+// OMNIPICK_ABLATE_SPLIT=dev reads holdout_dev instead: once per candidate
+// change, to confirm what validation decided (docs/ranking.md).
+func TestAblation(t *testing.T) {
+	if os.Getenv("OMNIPICK_ABLATE") == "" {
+		t.Skip("set OMNIPICK_ABLATE=1 to run the ablation on the validation split")
+	}
+	dir := realDataDir(t)
+	split := SplitValidation
+	if s := os.Getenv("OMNIPICK_ABLATE_SPLIT"); s != "" {
+		split = Split(s)
+	}
+	var out strings.Builder
+	fmt.Fprintf(&out, "%-14s %-22s %7s %-17s %7s %-17s %-19s %-19s\n", "set", "variant", "HR@12", "95% CI", "MAP@12", "95% CI", "dHR vs defaults", "dMAP vs defaults")
+	for _, set := range SetNames() {
+		var methods []Recommender
+		for _, a := range ablations() {
+			methods = append(methods, NewEngine(a.name, a.opts))
+		}
+		rep, err := Run(set, dir, "", 12, methods, Options{Split: split})
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := rep.Methods[0].scores
+		for _, m := range rep.Methods {
+			dHR := PairedBootstrap(m.scores.hits, base.hits, DefaultBootstrap, bootstrapSeed)
+			dMAP := PairedBootstrap(m.scores.aps, base.aps, DefaultBootstrap, bootstrapSeed)
+			fmt.Fprintf(&out, "%-14s %-22s %.4f %s %.4f %s %+.4f %s %+.4f %s\n", set, m.Method,
+				m.HitRate, m.HitRateCI, m.MAP, m.MAPCI,
+				m.HitRate-rep.Methods[0].HitRate, dHR, m.MAP-rep.Methods[0].MAP, dMAP)
+		}
+	}
+	t.Logf("%s split, k = 12\n%s", split, out.String())
+}

@@ -53,7 +53,12 @@ func (n *Node) startApplier(seq uint64) error {
 	if err != nil {
 		return fmt.Errorf("cannot consume stream %s: %w", n.opts.Stream, err)
 	}
-	it, err := cons.Messages()
+	// The ordered consumer lives on one server (the stream leader's when
+	// it was made): when that server is lost, missed heartbeats are how
+	// the client notices and makes another. Half-second heartbeats bound
+	// that to about a second (the default, half the 30 s pull expiry,
+	// stalled this node's applies ~10-30 s after a leader was killed).
+	it, err := cons.Messages(jetstream.PullExpiry(2*time.Second), jetstream.PullHeartbeat(500*time.Millisecond))
 	if err != nil {
 		return fmt.Errorf("cannot consume stream %s: %w", n.opts.Stream, err)
 	}
@@ -129,6 +134,7 @@ func (n *Node) applyMsg(msg jetstream.Msg) {
 		close(w.done)
 	}
 	n.releaseSeq(seq)
+	n.announce()
 }
 
 func (n *Node) releaseSeq(seq uint64) {

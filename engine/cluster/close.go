@@ -12,6 +12,7 @@ func (n *Node) Close() error {
 	if !n.halt() {
 		return nil
 	}
+	n.announceGone()
 	var errs []error
 	if n.applied.Load() != n.snapSeq.Load() {
 		if _, err := n.Snapshot(); err != nil {
@@ -36,6 +37,9 @@ func (n *Node) halt() bool {
 	n.iter.Stop()
 	<-n.done
 	<-n.bg
+	<-n.peersDone
+	n.peerSub.Unsubscribe()
+	n.ready.Store(false)
 	return true
 }
 

@@ -59,7 +59,7 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
-	t.Run("a write is visible on the node that took it as soon as it is acknowledged", func(t *testing.T) {
+	t.Run("a write is visible on every node as soon as it is acknowledged", func(t *testing.T) {
 		for i, n := range c.nodes {
 			cust := fmt.Sprintf("fresh-%d", i)
 			rec := engine.Record{Op: engine.OpEvent, Event: engine.Event{Type: engine.EventView, Customer: cust,
@@ -74,8 +74,10 @@ func TestCluster(t *testing.T) {
 			if err := n.Write([]engine.Record{rec}, errs); err != nil || errs[0] != nil {
 				t.Fatalf("write: %v, verdict %v", err, errs[0])
 			}
-			if _, ok := n.Engine().Profile(cust, false); !ok {
-				t.Fatalf("%s acknowledged a view of %s but has no profile for it", n.Name(), cust)
+			for _, m := range c.nodes {
+				if _, ok := m.Engine().Profile(cust, false); !ok {
+					t.Fatalf("%s acknowledged a view of %s but %s has no profile for it", n.Name(), cust, m.Name())
+				}
 			}
 		}
 	})
@@ -175,6 +177,7 @@ func testNodeLost(t *testing.T, c *testCluster, global []engine.Record, qs []eng
 				if w == victim {
 					return // its node is gone
 				}
+				t.Logf("writer %d: %v after %v", w, err, time.Since(time.Unix(0, began)).Round(time.Millisecond))
 				time.Sleep(20 * time.Millisecond)
 				continue
 			}

@@ -270,9 +270,11 @@ func streamEngine(t *testing.T, url, stream string) *engine.Engine {
 		t.Fatalf("consumer: %v", err)
 	}
 	defer it.Stop()
+	watchdog := time.AfterFunc(60*time.Second, it.Stop) // Next then fails
+	defer watchdog.Stop()
 	e := engine.New(testEngine())
 	for seq := uint64(0); seq < info.State.LastSeq; {
-		msg, err := it.Next(jetstream.NextMaxWait(10 * time.Second))
+		msg, err := it.Next()
 		if err != nil {
 			t.Fatalf("next after %d of %d: %v", seq, info.State.LastSeq, err)
 		}

@@ -41,7 +41,10 @@ type Options struct {
 	// AckWait is how long a published message waits for its ack before it
 	// is published again (same id: stored once); default 1 s. It bounds
 	// how long a write stalls beyond the election of a new stream leader.
-	AckWait     time.Duration
+	AckWait time.Duration
+	// PeerTimeout: a node not heard from for this long is no longer waited
+	// for by writes (it is lost); default 2 s.
+	PeerTimeout time.Duration
 	MaxMsgBytes int // records per message up to this size; default 256 KiB
 
 	SnapshotEvery time.Duration // snapshot this often when records were applied; default 10 min
@@ -66,6 +69,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.StallWait <= 0 {
 		o.StallWait = 5 * time.Second
+	}
+	if o.PeerTimeout <= 0 {
+		o.PeerTimeout = 2 * time.Second
 	}
 	if o.AckWait <= 0 {
 		o.AckWait = time.Second
@@ -118,6 +124,11 @@ type Node struct {
 
 	stats stats
 
+	peers     peers
+	peerSub   *nats.Subscription
+	peersDone chan struct{} // the announcer returned
+	ready     atomic.Bool   // caught up at Open: announces its progress
+
 	iter jetstream.MessagesContext
 	stop chan struct{}
 	done chan struct{} // the applier returned
@@ -155,7 +166,7 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{opts: opts, e: e, subject: strings.ToLower(opts.Stream), idPrefix: opts.Name + "-" + nuid.Next() + "-",
-		waiters: map[string]*waiter{}, stop: make(chan struct{}), done: make(chan struct{}), bg: make(chan struct{})}
+		waiters: map[string]*waiter{}, stop: make(chan struct{}), done: make(chan struct{}), bg: make(chan struct{}), peersDone: make(chan struct{})}
 	n.applied.Store(seq)
 	n.snapSeq.Store(seq)
 	if opts.Conn != nil {
@@ -178,7 +189,13 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		n.closeConn()
 		return nil, err
 	}
+	if err := n.startPeers(); err != nil {
+		n.closeConn()
+		return nil, err
+	}
 	if err := n.startApplier(seq); err != nil {
+		close(n.stop)
+		<-n.peersDone
 		n.closeConn()
 		return nil, err
 	}
@@ -191,6 +208,8 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		n.Close()
 		return nil, fmt.Errorf("cannot catch up with the stream: %w", err)
 	}
+	n.ready.Store(true)
+	n.announce()
 	opts.Log.Info("cluster node ready", "node", opts.Name, "stream", opts.Stream, "partitions", n.partitions,
 		"snapshot_seq", seq, "applied", n.applied.Load())
 	return n, nil

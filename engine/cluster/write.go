@@ -49,8 +49,11 @@ func (n *Node) Write(recs []engine.Record, errs []error) error {
 			break
 		}
 	}
+	var last uint64
 	for i := 0; pubErr == nil && i < len(msgs); i++ {
-		pubErr = n.awaitStored(&msgs[i], futures[i], timer.C)
+		var seq uint64
+		seq, pubErr = n.awaitStored(&msgs[i], futures[i], timer.C)
+		last = max(last, seq)
 	}
 	if pubErr != nil {
 		n.forget(msgs)
@@ -69,6 +72,12 @@ func (n *Node) Write(recs []engine.Record, errs []error) error {
 			n.forget(msgs)
 			return fmt.Errorf("acknowledged by JetStream but not applied here within %s: %w", n.opts.WriteTimeout, context.DeadlineExceeded)
 		}
+	}
+	// And on every other live node, so the next request anywhere sees it.
+	ctx, cancel := context.WithDeadline(context.Background(), start.Add(n.opts.WriteTimeout))
+	defer cancel()
+	if err := n.waitPeers(ctx, last); err != nil {
+		return fmt.Errorf("acknowledged by JetStream but not yet visible everywhere: %w", err)
 	}
 	return nil
 }
@@ -92,26 +101,26 @@ func (n *Node) publish(m *outMsg) (jetstream.PubAckFuture, error) {
 // each time an ack does not come within AckWait (while a lost stream
 // leader is replaced, messages sent to it are dropped), until the write's
 // deadline.
-func (n *Node) awaitStored(m *outMsg, f jetstream.PubAckFuture, deadline <-chan time.Time) error {
+func (n *Node) awaitStored(m *outMsg, f jetstream.PubAckFuture, deadline <-chan time.Time) (uint64, error) {
 	for {
 		select {
 		case <-n.stop:
-			return ErrClosed
-		case <-f.Ok():
-			return nil
+			return 0, ErrClosed
+		case ack := <-f.Ok():
+			return ack.Sequence, nil
 		case err := <-f.Err():
 			n.opts.Log.Debug("publishing again", "id", m.id, "err", err)
 		case <-deadline:
-			return fmt.Errorf("JetStream did not acknowledge a message in time: %w", context.DeadlineExceeded)
+			return 0, fmt.Errorf("JetStream did not acknowledge a message in time: %w", context.DeadlineExceeded)
 		}
 		n.stats.republished.Add(1)
 		var err error
 		for f, err = n.publish(m); err != nil; f, err = n.publish(m) {
 			select {
 			case <-n.stop:
-				return ErrClosed
+				return 0, ErrClosed
 			case <-deadline:
-				return err
+				return 0, err
 			case <-time.After(50 * time.Millisecond):
 			}
 		}

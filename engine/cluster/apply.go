@@ -42,16 +42,28 @@ func decodeMsg(b []byte, fn func(i int, r *engine.Record)) error {
 
 // startApplier consumes the stream from after seq with an ordered consumer
 // (it recreates itself after a server is lost, resuming where it was).
-func (n *Node) startApplier(seq uint64) error {
+func (n *Node) startApplier(ctx context.Context, seq uint64) error {
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
 	if seq > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq+1
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	cons, err := n.stream.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("cannot consume stream %s: %w", n.opts.Stream, err)
+	// A server that just restarted may take a while to serve JetStream
+	// requests again (it catches up with the cluster first): retry.
+	var cons jetstream.Consumer
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		var err error
+		cons, err = n.stream.OrderedConsumer(cctx, cfg)
+		cancel()
+		if err == nil {
+			break
+		}
+		n.opts.Log.Info("waiting to consume the stream", "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("cannot consume stream %s: %w", n.opts.Stream, err)
+		case <-time.After(250 * time.Millisecond):
+		}
 	}
 	// The ordered consumer lives on one server (the stream leader's when
 	// it was made): when that server is lost, missed heartbeats are how
@@ -118,8 +130,8 @@ func (n *Node) applyMsg(msg jetstream.Msg) {
 	err = decodeMsg(msg.Data(), func(i int, r *engine.Record) {
 		verdict := n.e.Apply(r)
 		count++
-		if w != nil && i < len(w.idx) {
-			w.errs[w.idx[i]] = verdict
+		if w != nil && i < len(w.verdicts) {
+			w.verdicts[i] = verdict
 		}
 	})
 	n.applied.Store(seq)

@@ -48,7 +48,7 @@ func TestCluster(t *testing.T) {
 		for err := range errc {
 			t.Fatal(err)
 		}
-		c.syncAll()
+		c.syncAll(t)
 		single := streamEngine(t, c.servers[0].ClientURL(), "OMNIPICK")
 		nonEmpty := comparePicks(t, single, qs, c.nodes[0].Engine(), c.nodes[1].Engine(), c.nodes[2].Engine())
 		if nonEmpty < len(qs)/2 {
@@ -103,7 +103,7 @@ func TestCluster(t *testing.T) {
 		}
 		w(c.nodes[1], engine.Record{Op: engine.OpEvent, Event: engine.Event{Type: engine.EventPurchase, AnonymousID: anon, Product: prod, TS: ts}})
 		w(c.nodes[2], engine.Record{Op: engine.OpIdentify, Identify: engine.Identify{AnonymousID: anon, Customer: cust}})
-		c.syncAll()
+		c.syncAll(t)
 		for _, n := range c.nodes {
 			v, ok := n.Engine().Profile(cust, false)
 			if !ok || len(v.Purchases) != 1 || v.Purchases[0].Product != prod {
@@ -125,11 +125,11 @@ func TestCluster(t *testing.T) {
 		c.nodes[2] = nil
 		more := viewsFor("later", 50, global)
 		writeAll(t, c.nodes[0], more, 10)
-		c.openNode(2)
+		c.openNode(t, 2)
 		if got := c.nodes[2].snapSeq.Load(); got < seq {
 			t.Fatalf("reopened from snapshot seq %d, want >= %d", got, seq)
 		}
-		c.syncAll()
+		c.syncAll(t)
 		comparePicks(t, c.nodes[0].Engine(), append(qs, actorsOf(more)...), c.nodes[2].Engine())
 	})
 
@@ -159,7 +159,7 @@ func viewsFor(prefix string, n int, global []engine.Record) []engine.Record {
 // killed, then checks every acknowledged write on the others and on the
 // lost node restarted.
 func testNodeLost(t *testing.T, c *testCluster, global []engine.Record, qs []engine.Query) {
-	victim := c.leader()
+	victim := c.leader(t)
 	var (
 		mu      sync.Mutex
 		acked   []string
@@ -205,7 +205,7 @@ func testNodeLost(t *testing.T, c *testCluster, global []engine.Record, qs []eng
 	wg.Wait()
 	t.Logf("%d writes acknowledged; writes served again %v after the kill of the stream leader's node", len(acked), outage.Round(time.Millisecond))
 
-	c.syncAll()
+	c.syncAll(t)
 	check := func(n *Node) {
 		for _, cust := range acked {
 			if _, ok := n.Engine().Profile(cust, false); !ok {
@@ -218,9 +218,9 @@ func testNodeLost(t *testing.T, c *testCluster, global []engine.Record, qs []eng
 			check(n)
 		}
 	}
-	c.startServer(victim)
-	c.openNode(victim)
-	c.syncAll()
+	c.startServer(t, victim)
+	c.openNode(t, victim)
+	c.syncAll(t)
 	check(c.nodes[victim])
 	comparePicks(t, c.nodes[victim].Engine(), qs, c.nodes[0].Engine(), c.nodes[1].Engine(), c.nodes[2].Engine())
 }

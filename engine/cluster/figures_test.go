@@ -42,7 +42,7 @@ func TestClusterFigures(t *testing.T) {
 						float64(n)/took.Seconds(), took.Seconds()*1000/float64(n/batch)*float64(writers))
 				}
 			}
-			c.syncAll()
+			c.syncAll(t)
 			if len(c.nodes) > 1 {
 				visibility(t, c.nodes[0], c.nodes[1], global)
 			}

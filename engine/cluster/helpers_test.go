@@ -27,7 +27,6 @@ func testEngine() engine.Options {
 // testCluster is a real JetStream cluster of NATS servers, embedded and
 // routed on loopback, with one omnipick node per server.
 type testCluster struct {
-	t        *testing.T
 	root     string
 	servers  []*server.Server
 	ports    []int // route ports, fixed: JetStream needs its routes configured
@@ -45,7 +44,7 @@ func startCluster(t *testing.T, size, replicas int) *testCluster {
 
 func (c *testCluster) start(t *testing.T, size, replicas int) {
 	t.Helper()
-	c.t, c.root, c.replicas = t, t.TempDir(), replicas
+	c.root, c.replicas = t.TempDir(), replicas
 	c.servers, c.nodes = make([]*server.Server, size), make([]*Node, size)
 	t.Cleanup(c.stop)
 	var err error
@@ -53,15 +52,15 @@ func (c *testCluster) start(t *testing.T, size, replicas int) {
 		t.Fatal(err)
 	}
 	for i := range size {
-		c.startServer(i)
+		c.startServer(t, i)
 	}
 	for i := range size {
-		c.openNode(i)
+		c.openNode(t, i)
 	}
 }
 
-func (c *testCluster) startServer(i int) {
-	c.t.Helper()
+func (c *testCluster) startServer(t *testing.T, i int) {
+	t.Helper()
 	so := ServerOptions{Name: fmt.Sprintf("n%d", i+1), StoreDir: filepath.Join(c.root, fmt.Sprintf("js%d", i+1)),
 		ClusterPort: c.ports[i], Routes: RouteURLs("127.0.0.1", c.ports)}
 	if len(c.servers) == 1 {
@@ -69,27 +68,27 @@ func (c *testCluster) startServer(i int) {
 	}
 	s, err := StartServer(so)
 	if err != nil {
-		c.t.Fatal(err)
+		t.Fatal(err)
 	}
 	c.servers[i] = s
 }
 
-func (c *testCluster) openNode(i int) {
-	c.t.Helper()
+func (c *testCluster) openNode(t *testing.T, i int) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	n, err := Open(ctx, Options{URL: c.servers[i].ClientURL(), Name: fmt.Sprintf("n%d", i+1),
 		Dir: filepath.Join(c.root, fmt.Sprintf("node%d", i+1)), Engine: testEngine(),
 		Replicas: c.replicas, Partitions: c.parts, NoBackground: true, WriteTimeout: 10 * time.Second})
 	if err != nil {
-		c.t.Fatalf("node %d: %v", i+1, err)
+		t.Fatalf("node %d: %v", i+1, err)
 	}
 	c.nodes[i] = n
 }
 
 // leader is the index of the server leading the stream's replicas.
-func (c *testCluster) leader() int {
-	c.t.Helper()
+func (c *testCluster) leader(t *testing.T) int {
+	t.Helper()
 	for _, n := range c.nodes {
 		if n == nil {
 			continue
@@ -98,7 +97,7 @@ func (c *testCluster) leader() int {
 		info, err := n.stream.Info(ctx)
 		cancel()
 		if err != nil || info.Cluster == nil {
-			c.t.Fatalf("stream info: %v", err)
+			t.Fatalf("stream info: %v", err)
 		}
 		for i, s := range c.servers {
 			if s != nil && s.Name() == info.Cluster.Leader {
@@ -106,7 +105,7 @@ func (c *testCluster) leader() int {
 			}
 		}
 	}
-	c.t.Fatal("no stream leader among the live servers")
+	t.Fatal("no stream leader among the live servers")
 	return -1
 }
 
@@ -139,14 +138,14 @@ func (c *testCluster) stop() {
 }
 
 // syncAll waits until every live node has applied the whole stream.
-func (c *testCluster) syncAll() {
-	c.t.Helper()
+func (c *testCluster) syncAll(t *testing.T) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for _, n := range c.nodes {
 		if n != nil {
 			if err := n.Sync(ctx); err != nil {
-				c.t.Fatalf("%s: %v", n.Name(), err)
+				t.Fatalf("%s: %v", n.Name(), err)
 			}
 		}
 	}

@@ -136,9 +136,9 @@ type Node struct {
 }
 
 type waiter struct {
-	idx  []int   // indexes into the write's records
-	errs []error // the write's verdicts, filled by the applier
-	done chan struct{}
+	idx      []int   // indexes into the write's records
+	verdicts []error // the engine's, by message record, filled by the applier before done
+	done     chan struct{}
 }
 
 type seqWait struct {
@@ -193,7 +193,7 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		n.closeConn()
 		return nil, err
 	}
-	if err := n.startApplier(seq); err != nil {
+	if err := n.startApplier(ctx, seq); err != nil {
 		close(n.stop)
 		<-n.peersDone
 		n.closeConn()

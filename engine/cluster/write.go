@@ -35,7 +35,7 @@ func (n *Node) Write(recs []engine.Record, errs []error) error {
 		return ErrClosed
 	}
 	stampTimes(recs, n.e.Options().Now)
-	msgs, err := n.pack(recs, errs)
+	msgs, err := n.pack(recs)
 	if err != nil {
 		return err
 	}
@@ -66,6 +66,9 @@ func (n *Node) Write(recs []engine.Record, errs []error) error {
 	for _, m := range msgs {
 		select {
 		case <-m.w.done:
+			for j, i := range m.w.idx {
+				errs[i] = m.w.verdicts[j]
+			}
 		case <-n.stop:
 			return ErrClosed
 		case <-timer.C:
@@ -136,7 +139,7 @@ type outMsg struct {
 
 // pack groups recs by subject, in order of first appearance, into messages
 // of at most MaxMsgBytes and registers a waiter for each.
-func (n *Node) pack(recs []engine.Record, errs []error) ([]outMsg, error) {
+func (n *Node) pack(recs []engine.Record) ([]outMsg, error) {
 	var order []string
 	groups := map[string][]int{}
 	for i := range recs {
@@ -157,11 +160,12 @@ func (n *Node) pack(recs []engine.Record, errs []error) ([]outMsg, error) {
 			}
 			if cur == nil || len(cur.data)+len(enc)+16 > n.opts.MaxMsgBytes {
 				msgs = append(msgs, outMsg{id: n.idPrefix + strconv.FormatUint(n.nextID.Add(1), 10),
-					subject: subj, w: &waiter{errs: errs, done: make(chan struct{})}})
+					subject: subj, w: &waiter{done: make(chan struct{})}})
 				cur = &msgs[len(msgs)-1]
 			}
 			cur.data = appendMsgRecord(cur.data, enc, recs[i].Op)
 			cur.w.idx = append(cur.w.idx, i)
+			cur.w.verdicts = append(cur.w.verdicts, nil)
 		}
 	}
 	n.mu.Lock()

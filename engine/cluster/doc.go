@@ -6,10 +6,11 @@
 // through engine.Apply, so every node holds the same state as a single
 // node fed the same records in stream order.
 //
-// Subjects carry the partition: <stream>.p.<n> for an actor's records
-// (n = xxhash(actor) mod the partition count, fixed in the stream's
-// metadata when the cluster is created) and <stream>.b for catalog,
-// stock, locations and global exclusions. Today every node consumes every
+// Subjects carry the partition: <stream>.p.<n> for a message of one
+// actor's partition (n = xxhash(actor) mod the partition count, fixed in
+// the stream's metadata when the cluster is created), <stream>.b for
+// catalog, stock, locations and global exclusions, <stream>.m for a
+// request's message that mixes several (a request keeps its order). Today every node consumes every
 // subject (each node is a full replica: any node answers any request, a
 // lost node costs no failover); the subjects are in place so a node can
 // later consume only its partitions once global signals travel on their

@@ -25,7 +25,7 @@ func TestClusterFigures(t *testing.T) {
 	}
 	global, events := smallWorld(t, 2000, 20000)
 	t.Logf("world: %d global records, %d events", len(global), len(events))
-	for _, tc := range []struct{ servers, replicas, parts int }{{1, 1, 64}, {3, 3, 64}, {3, 3, 1}} {
+	for _, tc := range []struct{ servers, replicas, parts int }{{1, 1, 64}, {3, 3, 64}} {
 		t.Run(fmt.Sprintf("R=%d/partitions=%d", tc.replicas, tc.parts), func(t *testing.T) {
 			c := &testCluster{parts: tc.parts}
 			c.start(t, tc.servers, tc.replicas)

@@ -220,7 +220,7 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 // after its servers start: until then creation fails, so it is retried.
 func (n *Node) joinStream(ctx context.Context) error {
 	cfg := jetstream.StreamConfig{
-		Name: n.opts.Stream, Subjects: []string{n.subject + ".p.*", n.subject + ".b"},
+		Name: n.opts.Stream, Subjects: []string{n.subject + ".p.*", n.subject + ".b", n.subject + ".m"},
 		Replicas: n.opts.Replicas, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute,
 		Metadata: map[string]string{partitionsKey: strconv.Itoa(n.opts.Partitions)},
 	}

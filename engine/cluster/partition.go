@@ -27,7 +27,7 @@ func actorOf(r *engine.Record) string {
 	case engine.OpIdentify:
 		// The anonymous id's partition: the record reads that profile and
 		// links it into the customer's. Every node applies every record
-		// today, so one copy reaches both partitions' holders.
+		// today, so the one record reaches both partitions' holders.
 		return r.Identify.AnonymousID
 	case engine.OpExclusion:
 		return first(r.Exclusion.Customer, r.Exclusion.AnonymousID)
@@ -44,8 +44,9 @@ func first(a, b string) string {
 	return b
 }
 
-// subjectOf is the subject a record is published to: prefix.p.<n> for an
-// actor's partition, prefix.b for the broadcast records.
+// subjectOf is the subject of a record: prefix.p.<n> for an actor's
+// partition, prefix.b for the broadcast records (a message mixing several
+// goes to prefix.m).
 func subjectOf(prefix string, r *engine.Record, partitions int) string {
 	a := actorOf(r)
 	if a == "" {

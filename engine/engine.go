@@ -25,7 +25,9 @@
 //	     |
 //	internal/binfmt    varints, strings and floats, and a Reader that never panics
 //
-// bench/ sits beside cmd and may import any of them.
+// internal/jsonenc (JSON strings and numbers appended to a buffer) is a
+// leaf used by api and bench/world. bench/ sits beside cmd and may import
+// any of them.
 //
 // engine owns: the index (behind Engine.mu), the profile store, relations
 // (signals.go), popularity and top lists, scans, global exclusions, the

@@ -123,172 +123,246 @@ func Run(set, dataDir, holdoutFile string, k int, methods []Recommender, opts Op
 	if k <= 0 {
 		return Report{}, fmt.Errorf("eval: k must be positive, got %d", k)
 	}
-	split := opts.Split
-	if split == "" {
-		split = SplitDev
-	}
-	if !slices.Contains(Splits(), split) {
-		return Report{}, fmt.Errorf("%w %q (have validation, dev)", ErrUnknownSplit, split)
-	}
-	validation := split == SplitValidation
-	if validation && holdoutFile != "" {
-		return Report{}, fmt.Errorf("eval: the validation split takes its targets from train, not from %q", holdoutFile)
+	split, err := resolveSplit(opts.Split, holdoutFile)
+	if err != nil {
+		return Report{}, err
 	}
 	d, err := OpenDataset(set, dataDir)
 	if err != nil {
 		return Report{}, err
 	}
-	cut := d.Cut()
 	start := time.Now()
-	var hold map[string][]string
-	if validation {
-		cut = d.ValidationCut()
-		hold = map[string][]string{}
-	} else {
-		if holdoutFile == "" {
-			holdoutFile = d.HoldoutPath()
-		}
-		if hold, err = d.ReadHoldout(holdoutFile); err != nil {
-			return Report{}, err
-		}
+	st := &runState{d: d, validation: split == SplitValidation, rep: Report{Set: set, Split: split, K: k}}
+	if err := st.selectHoldout(holdoutFile); err != nil {
+		return Report{}, err
 	}
-	rep := Report{Set: set, Split: split, K: k}
+	if err := st.scanTrain(opts.MaxTrainEvents); err != nil {
+		return Report{}, err
+	}
+	if err := st.replay(methods); err != nil {
+		return Report{}, fmt.Errorf("cannot replay %s: %w", set, err)
+	}
+	st.finishLoad(start)
+	custs := st.scoredCustomers(opts)
+	st.countTargets(custs)
+	perCustomer := st.ask(methods, custs, k)
+	st.rep.addIntervals(methods, perCustomer, opts.Bootstrap)
+	return st.rep, nil
+}
 
-	skip := 0 // events not fed to the methods
+// resolveSplit checks a Run's split (SplitDev when "") against the
+// holdout file it was given.
+func resolveSplit(split Split, holdoutFile string) (Split, error) {
+	if split == "" {
+		split = SplitDev
+	}
+	if !slices.Contains(Splits(), split) {
+		return "", fmt.Errorf("%w %q (have validation, dev)", ErrUnknownSplit, split)
+	}
+	if split == SplitValidation && holdoutFile != "" {
+		return "", fmt.Errorf("eval: the validation split takes its targets from train, not from %q", holdoutFile)
+	}
+	return split, nil
+}
+
+// runState is what the steps of one Run share: the cut, the holdout and
+// what the replay learned about the customers and the catalog.
+type runState struct {
+	d          *Dataset
+	validation bool
+	rep        Report
+	cut        int64               // methods learn from events before it; asked as of it
+	hold       map[string][]string // customer -> holdout items
 	// learned: on the validation split of a set whose catalog file lists
 	// the items seen in train, the items seen before the cut: only they
 	// are fed, as the holdout's catalog holds only items seen before its
 	// cut. nil: the whole catalog is fed.
-	var learned map[string]struct{}
-	if validation && d.spec.catalogFromTrain {
-		learned = map[string]struct{}{}
-	}
-	if opts.MaxTrainEvents > 0 || learned != nil {
-		n := 0
-		if err := d.Events(func(r *engine.Record) error {
-			if r.Event.TS < cut {
-				n++
-				if learned != nil {
-					learned[r.Event.Product] = struct{}{}
-				}
-			}
-			return nil
-		}); err != nil {
-			return Report{}, err
-		}
-		if opts.MaxTrainEvents > 0 {
-			skip = max(0, n-opts.MaxTrainEvents)
-		}
-	}
+	learned   map[string]struct{}
+	skip      int                            // events not fed to the methods
+	bought    map[string]map[string]struct{} // what (holdout) customers bought before the cut
+	present   map[string]bool                // validation: customers seen before the cut
+	inCatalog map[string]bool                // holdout items: fed as products?
+	catalog   map[string]struct{}            // validation: every product fed
+	applied   []time.Duration                // per method: total time in Apply
+	events    int                            // train events before the cut
+}
 
-	// Replay: feed the methods, and note what (holdout) customers bought
-	// before the cut and which holdout items the catalog has. For
-	// validation, the events after the cut become the holdout instead.
-	bought := map[string]map[string]struct{}{}
-	present := map[string]bool{} // validation: customers seen before the cut
-	inCatalog := map[string]bool{}
-	for _, items := range hold {
+// scoredCustomer is one customer a Run asks for picks.
+type scoredCustomer struct {
+	id      string
+	hash    uint64
+	targets map[string]struct{}
+}
+
+// selectHoldout sets the cut and the holdout: the holdout file's for dev,
+// an empty one that the replay fills for validation.
+func (st *runState) selectHoldout(holdoutFile string) error {
+	st.cut = st.d.Cut()
+	if st.validation {
+		st.cut = st.d.ValidationCut()
+		st.hold = map[string][]string{}
+		return nil
+	}
+	if holdoutFile == "" {
+		holdoutFile = st.d.HoldoutPath()
+	}
+	var err error
+	st.hold, err = st.d.ReadHoldout(holdoutFile)
+	return err
+}
+
+// scanTrain counts the train events before the cut, to skip all but the
+// latest maxTrainEvents, and notes the items seen before it when only
+// they are fed (learned).
+func (st *runState) scanTrain(maxTrainEvents int) error {
+	if st.validation && st.d.spec.catalogFromTrain {
+		st.learned = map[string]struct{}{}
+	}
+	if maxTrainEvents <= 0 && st.learned == nil {
+		return nil
+	}
+	n := 0
+	if err := st.d.Events(func(r *engine.Record) error {
+		if r.Event.TS < st.cut {
+			n++
+			if st.learned != nil {
+				st.learned[r.Event.Product] = struct{}{}
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if maxTrainEvents > 0 {
+		st.skip = max(0, n-maxTrainEvents)
+	}
+	return nil
+}
+
+// replay feeds the methods, and notes what (holdout) customers bought
+// before the cut and which holdout items the catalog has. For validation,
+// the events after the cut become the holdout instead.
+func (st *runState) replay(methods []Recommender) error {
+	st.bought = map[string]map[string]struct{}{}
+	st.present = map[string]bool{}
+	st.inCatalog = map[string]bool{}
+	for _, items := range st.hold {
 		for _, it := range items {
-			inCatalog[it] = false
+			st.inCatalog[it] = false
 		}
 	}
-	catalog := map[string]struct{}{} // validation: every product fed
-	applied := make([]time.Duration, len(methods))
-	events := 0
-	err = d.Replay(func(r *engine.Record) error {
-		switch r.Op {
-		case engine.OpProduct:
-			if _, ok := learned[r.Product.ID]; !ok && learned != nil {
-				return nil
-			}
-			if _, ok := inCatalog[r.Product.ID]; ok {
-				inCatalog[r.Product.ID] = true
-			}
-			if validation {
-				catalog[r.Product.ID] = struct{}{}
-			}
-			rep.CatalogSize++
-		case engine.OpInventory:
-			if _, ok := learned[r.Inventory.SKU]; !ok && learned != nil {
-				return nil
-			}
-		case engine.OpEvent:
-			e := &r.Event
-			if e.TS >= cut { // validation only: a target, not fed
-				if e.Type == engine.EventPurchase && e.Customer != "" && present[e.Customer] {
-					if items := hold[e.Customer]; !containsString(items, e.Product) {
-						hold[e.Customer] = append(items, e.Product)
-					}
-				}
-				return nil
-			}
-			events++
-			if e.Customer != "" {
-				purchase := e.Type == engine.EventPurchase
-				if validation && (purchase || d.spec.presentByAnyEvent) {
-					present[e.Customer] = true
-				}
-				if _, ok := hold[e.Customer]; purchase && (ok || validation) {
-					b := bought[e.Customer]
-					if b == nil {
-						b = map[string]struct{}{}
-						bought[e.Customer] = b
-					}
-					b[e.Product] = struct{}{}
-				}
-			}
-			if events <= skip {
-				return nil
-			}
-			rep.TrainEvents++
+	st.catalog = map[string]struct{}{}
+	st.applied = make([]time.Duration, len(methods))
+	return st.d.Replay(func(r *engine.Record) error {
+		if !st.note(r) {
+			return nil
 		}
 		for i, m := range methods {
 			t := time.Now()
 			err := m.Apply(r)
-			applied[i] += time.Since(t)
+			st.applied[i] += time.Since(t)
 			if err != nil {
 				return fmt.Errorf("%s: cannot apply %s record: %w", m.Name(), r.Op, err)
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		return Report{}, fmt.Errorf("cannot replay %s: %w", set, err)
+}
+
+// note takes in what one replayed record says about the catalog, the
+// customers and the holdout, and reports whether the methods get it.
+func (st *runState) note(r *engine.Record) bool {
+	switch r.Op {
+	case engine.OpProduct:
+		if _, ok := st.learned[r.Product.ID]; !ok && st.learned != nil {
+			return false
+		}
+		if _, ok := st.inCatalog[r.Product.ID]; ok {
+			st.inCatalog[r.Product.ID] = true
+		}
+		if st.validation {
+			st.catalog[r.Product.ID] = struct{}{}
+		}
+		st.rep.CatalogSize++
+	case engine.OpInventory:
+		if _, ok := st.learned[r.Inventory.SKU]; !ok && st.learned != nil {
+			return false
+		}
+	case engine.OpEvent:
+		return st.noteEvent(&r.Event)
 	}
-	if validation {
-		for _, items := range hold {
+	return true
+}
+
+// noteEvent is note for an event: one after the cut is a validation
+// target, not fed; one before it is fed unless skipped.
+func (st *runState) noteEvent(e *engine.Event) bool {
+	if e.TS >= st.cut { // validation only: a target, not fed
+		if e.Type == engine.EventPurchase && e.Customer != "" && st.present[e.Customer] {
+			if items := st.hold[e.Customer]; !containsString(items, e.Product) {
+				st.hold[e.Customer] = append(items, e.Product)
+			}
+		}
+		return false
+	}
+	st.events++
+	if e.Customer != "" {
+		purchase := e.Type == engine.EventPurchase
+		if st.validation && (purchase || st.d.spec.presentByAnyEvent) {
+			st.present[e.Customer] = true
+		}
+		if _, ok := st.hold[e.Customer]; purchase && (ok || st.validation) {
+			b := st.bought[e.Customer]
+			if b == nil {
+				b = map[string]struct{}{}
+				st.bought[e.Customer] = b
+			}
+			b[e.Product] = struct{}{}
+		}
+	}
+	if st.events <= st.skip {
+		return false
+	}
+	st.rep.TrainEvents++
+	return true
+}
+
+// finishLoad records the holdout size, the load statistics, the time
+// spent loading (without the methods' Apply) and the live heap.
+func (st *runState) finishLoad(start time.Time) {
+	if st.validation {
+		for _, items := range st.hold {
 			for _, it := range items {
-				_, inCatalog[it] = catalog[it]
+				_, st.inCatalog[it] = st.catalog[it]
 			}
 		}
 	}
-	rep.HoldoutCustomers = len(hold)
-	rep.Load = d.Stats()
+	st.rep.HoldoutCustomers = len(st.hold)
+	st.rep.Load = st.d.Stats()
 	var applyAll time.Duration
-	for _, t := range applied {
+	for _, t := range st.applied {
 		applyAll += t
 	}
-	rep.LoadTime = time.Since(start) - applyAll
+	st.rep.LoadTime = time.Since(start) - applyAll
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	rep.HeapBytes = ms.HeapAlloc
+	st.rep.HeapBytes = ms.HeapAlloc
+}
 
-	// Targets: holdout items not bought before the cut.
-	type scored struct {
-		id      string
-		hash    uint64
-		targets map[string]struct{}
-	}
-	var custs []scored
-	for c, items := range hold {
+// scoredCustomers returns the customers to score, each with its targets
+// (holdout items not bought before the cut), in the order of the sample
+// hash, cut to opts' sample.
+func (st *runState) scoredCustomers(opts Options) []scoredCustomer {
+	var custs []scoredCustomer
+	for c, items := range st.hold {
 		h := fnvString(fnvString(fnvOffset, seedString(opts.Seed)), c)
 		if f := opts.CustomerFraction; f > 0 && f < 1 && float64(h) >= f*(1<<64) {
 			continue
 		}
 		var t map[string]struct{}
 		for _, it := range items {
-			if _, ok := bought[c][it]; ok {
+			if _, ok := st.bought[c][it]; ok {
 				continue
 			}
 			if t == nil {
@@ -297,10 +371,10 @@ func Run(set, dataDir, holdoutFile string, k int, methods []Recommender, opts Op
 			t[it] = struct{}{}
 		}
 		if t != nil {
-			custs = append(custs, scored{c, h, t})
+			custs = append(custs, scoredCustomer{c, h, t})
 		}
 	}
-	slices.SortFunc(custs, func(a, b scored) int {
+	slices.SortFunc(custs, func(a, b scoredCustomer) int {
 		if c := cmp.Compare(a.hash, b.hash); c != 0 {
 			return c
 		}
@@ -309,14 +383,20 @@ func Run(set, dataDir, holdoutFile string, k int, methods []Recommender, opts Op
 	if opts.MaxCustomers > 0 && len(custs) > opts.MaxCustomers {
 		custs = custs[:opts.MaxCustomers]
 	}
-	rep.Customers = len(custs)
+	return custs
+}
+
+// countTargets fills the report's customer and target counts and the
+// highest hit rate any method could reach.
+func (st *runState) countTargets(custs []scoredCustomer) {
+	st.rep.Customers = len(custs)
 	reachable := 0
 	for _, c := range custs {
-		rep.Targets += len(c.targets)
+		st.rep.Targets += len(c.targets)
 		hit := false
 		for it := range c.targets {
-			if inCatalog[it] {
-				rep.TargetsInCatalog++
+			if st.inCatalog[it] {
+				st.rep.TargetsInCatalog++
 				hit = true
 			}
 		}
@@ -325,29 +405,32 @@ func Run(set, dataDir, holdoutFile string, k int, methods []Recommender, opts Op
 		}
 	}
 	if len(custs) > 0 {
-		rep.MaxHitRate = float64(reachable) / float64(len(custs))
+		st.rep.MaxHitRate = float64(reachable) / float64(len(custs))
 	}
+}
 
+// ask asks every method for k picks for every scored customer, scores
+// them into the report and returns the per-customer scores.
+func (st *runState) ask(methods []Recommender, custs []scoredCustomer, k int) []customerScores {
 	var list []string
 	perCustomer := make([]customerScores, len(methods))
 	for i, m := range methods {
-		s := NewScorer(k, rep.CatalogSize)
+		s := NewScorer(k, st.rep.CatalogSize)
 		var took time.Duration
 		for _, c := range custs {
 			t := time.Now()
-			list = m.Recommend(c.id, k, cut, list[:0])
+			list = m.Recommend(c.id, k, st.cut, list[:0])
 			took += time.Since(t)
-			s.Add(list, c.targets, bought[c.id])
+			s.Add(list, c.targets, st.bought[c.id])
 		}
 		perCustomer[i] = customerScores{hits: s.hits, aps: s.aps}
-		rep.Methods = append(rep.Methods, MethodResult{
+		st.rep.Methods = append(st.rep.Methods, MethodResult{
 			Method: m.Name(), Metrics: s.Metrics(),
-			ApplyTime: applied[i], RecommendTime: took,
+			ApplyTime: st.applied[i], RecommendTime: took,
 			scores: perCustomer[i],
 		})
 	}
-	rep.addIntervals(methods, perCustomer, opts.Bootstrap)
-	return rep, nil
+	return perCustomer
 }
 
 // seedString renders a seed for hashing; "" for 0 so the default sample

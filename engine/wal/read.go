@@ -266,29 +266,8 @@ func (s *scanner) scan(fsys FS, path string, first uint64, checkTail bool, from 
 		return fmt.Errorf("cannot read wal segment %q: %w", path, err)
 	}
 
-	var hdr [HeaderSize]byte
-	h := hdr[:min(size, HeaderSize)]
-	if _, err := io.ReadFull(r, h); err != nil {
-		return res, readErr(err)
-	}
-	if len(h) < HeaderSize || isZero(h) {
-		res.bad, res.tornHead, res.badOff = true, true, 0
-		res.reason = "incomplete segment header"
-		if len(h) == HeaderSize {
-			res.reason = "zeroed segment header"
-		}
-		if checkTail {
-			res.tail, err = s.nothingValidAfter(f, path, 0, size)
-		}
+	if ok, err := s.scanHeader(r, f, path, first, size, checkTail, &res, readErr); !ok || err != nil {
 		return res, err
-	}
-	hfirst, reason := checkHeader(h)
-	if reason == "" && hfirst != first {
-		reason = fmt.Sprintf("segment header says first seq %d", hfirst)
-	}
-	if reason != "" {
-		res.bad, res.badOff, res.reason = true, 0, reason
-		return res, nil
 	}
 
 	off := int64(HeaderSize)
@@ -336,6 +315,39 @@ func (s *scanner) scan(fsys FS, path string, first uint64, checkTail bool, from 
 		res.tail, err = s.nothingValidAfter(f, path, res.badOff+1, size)
 	}
 	return res, err
+}
+
+// scanHeader reads and checks the segment header of f (its first record
+// should be first). It reports whether records may follow: if not, res
+// says why.
+func (s *scanner) scanHeader(r io.Reader, f File, path string, first uint64, size int64, checkTail bool,
+	res *scanResult, readErr func(error) error) (bool, error) {
+	var hdr [HeaderSize]byte
+	h := hdr[:min(size, HeaderSize)]
+	if _, err := io.ReadFull(r, h); err != nil {
+		return false, readErr(err)
+	}
+	if len(h) < HeaderSize || isZero(h) {
+		res.bad, res.tornHead, res.badOff = true, true, 0
+		res.reason = "incomplete segment header"
+		if len(h) == HeaderSize {
+			res.reason = "zeroed segment header"
+		}
+		var err error
+		if checkTail {
+			res.tail, err = s.nothingValidAfter(f, path, 0, size)
+		}
+		return false, err
+	}
+	hfirst, reason := checkHeader(h)
+	if reason == "" && hfirst != first {
+		reason = fmt.Sprintf("segment header says first seq %d", hfirst)
+	}
+	if reason != "" {
+		res.bad, res.badOff, res.reason = true, 0, reason
+		return false, nil
+	}
+	return true, nil
 }
 
 // nothingValidAfter reports whether no valid record starts anywhere in

@@ -86,6 +86,20 @@ func TestClusterBinarySIGKILL(t *testing.T) {
 	}
 	hc := &http.Client{Timeout: 60 * time.Second}
 	defer hc.CloseIdleConnections()
+	for i, u := range urls {
+		var h struct {
+			Node       string `json:"node"`
+			PID        int    `json:"pid"`
+			Partitions int    `json:"partitions"`
+			Owned      []int  `json:"owned"`
+		}
+		if status, err := getJSON(hc, u+"/healthz", &h); err != nil || status != http.StatusOK {
+			t.Fatalf("%s/healthz: %d %v", u, status, err)
+		}
+		if h.Node != fmt.Sprintf("n%d", i+1) || h.PID != pids[i] || h.Partitions != 64 || len(h.Owned) != 64 {
+			t.Fatalf("%s/healthz: %+v; want node n%d, pid %d, 64 partitions served", u, h, i+1, pids[i])
+		}
+	}
 	mustPost(t, hc, urls[0]+"/v1/products",
 		`{"id":"CP0","title":"Hat","category":"acc/hats","variants":[{"sku":"CP0-OS"}]}`,
 		`{"id":"CP1","title":"Scarf","category":"acc/scarves","variants":[{"sku":"CP1-OS"}]}`)

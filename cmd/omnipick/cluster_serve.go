@@ -67,6 +67,9 @@ func serveCluster(cf *clusterFlags, o clusterServe) error {
 	if name == "" {
 		name, _ = os.Hostname()
 	}
+	if *cf.natsListen != "" && *cf.natsRoute == "" && *cf.replicas > 1 {
+		return fmt.Errorf("-replicas %d needs a NATS cluster: give -nats-cluster and -nats-routes, or -replicas 1 for one server: %w", *cf.replicas, errBadFlag)
+	}
 	url := *cf.nats
 	var ns *server.Server
 	if *cf.natsListen != "" {

@@ -26,10 +26,13 @@ build:
 ## test: lint, then every test with the race detector, then the
 ## allocation proofs and the real-data evaluation check (both need a
 ## build without -race: one counts allocations, the other would take
-## minutes under it)
+## minutes under it). Every allocation test has "Alloc" in its name
+## (TestXxxAllocs, TestXxxAllocateNothing): ALLOC_TESTS selects them all,
+## and cmd/omnipick's TestMakeTestRunsEveryAllocationTest keeps it so.
+ALLOC_TESTS := Alloc
 test: lint
 	$(GO) test -race -count=1 $(PKGS)
-	$(GO) test -count=1 -run 'Allocate' $(PKGS)
+	$(GO) test -count=1 -run '$(ALLOC_TESTS)' $(PKGS)
 	$(GO) test -count=1 -run 'RealData' -v ./bench/eval
 
 ## test-short: the tests without the race detector, for a quick loop

@@ -78,8 +78,9 @@ func TestWriterOverloadedIs503(t *testing.T) {
 		}
 	}
 	f(overloadedWriter{}, "1", "overloaded")
-	// A failing disk is no reason to come back in a second.
-	f(failingWriter{}, "", "cannot store the write")
+	// A failing disk (full, say): the log heals by itself once it works
+	// again, and the client retries the same batch a little later.
+	f(failingWriter{}, "5", "cannot store the write")
 }
 
 func TestInFlightBound(t *testing.T) {

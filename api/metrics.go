@@ -37,12 +37,13 @@ const (
 	epScreen
 	epAudiences
 	epFeeds
+	epAdminCompact
 	numEndpoints
 )
 
 // endpointNames are the endpoint label's values: a fixed set, so a client
 // requesting random paths cannot grow the number of series.
-var endpointNames = [numEndpoints]string{"other", "picks", "events", "products", "inventory", "identify", "locations", "customer", "healthz", "metrics", "exclusions", "screen", "audiences", "feeds"}
+var endpointNames = [numEndpoints]string{"other", "picks", "events", "products", "inventory", "identify", "locations", "customer", "healthz", "metrics", "exclusions", "screen", "audiences", "feeds", "admin_compact"}
 
 // statusCodes are the statuses counted apart; others count as "other".
 var statusCodes = [...]int{200, 400, 401, 403, 404, 405, 408, 413, 415, 429, 431, 500, 503}
@@ -107,7 +108,7 @@ type Metrics struct {
 	reg       *prometheus.Registry
 	requests  *prometheus.CounterVec
 	latency   *prometheus.HistogramVec
-	records   [engine.OpCampaign + 1][2]prometheus.Counter // by engine.Op; applied, rejected
+	records   [engine.OpExpire + 1][3]prometheus.Counter // by engine.Op; applied, rejected, duplicate
 	walFsync  prometheus.Histogram
 	walSynced prometheus.Counter
 	inUse     atomic.Bool // claimed by a Server
@@ -131,11 +132,12 @@ func NewMetrics() *Metrics {
 		Buckets: latencyBuckets,
 	}, []string{"endpoint", "class"})
 	records := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "omnipick_records_total", Help: "Write records by kind and outcome (rejected: the engine refused it; see the 4xx body).",
+		Name: "omnipick_records_total", Help: "Write records by kind and outcome (rejected: the engine refused it, see the 4xx body; duplicate: its event_id was applied before, acknowledged and not applied again).",
 	}, []string{"kind", "outcome"})
-	for op := engine.OpProduct; op <= engine.OpCampaign; op++ {
+	for op := engine.OpProduct; op <= engine.OpExpire; op++ {
 		m.records[op][0] = records.WithLabelValues(op.String(), "applied")
 		m.records[op][1] = records.WithLabelValues(op.String(), "rejected")
+		m.records[op][2] = records.WithLabelValues(op.String(), "duplicate")
 	}
 	m.walFsync = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name: "omnipick_wal_fsync_duration_seconds", Help: "Write-ahead log segment fsync latency; _count is the number of fsyncs.",
@@ -190,19 +192,23 @@ func (m *Metrics) latencyCell(ep endpoint, cl int) *prometheus.Observer {
 
 // countApplied counts a write batch's records by outcome.
 func (m *Metrics) countApplied(op engine.Op, recs []engine.Record, errs []error) {
-	if op < engine.OpProduct || op > engine.OpCampaign {
+	if op < engine.OpProduct || op > engine.OpExpire {
 		return
 	}
-	var ok, bad int
+	var ok, bad, dup int
 	for i := range recs {
-		if errs[i] == nil {
+		switch {
+		case errs[i] == nil:
 			ok++
-		} else {
+		case errors.Is(errs[i], engine.ErrDuplicate):
+			dup++
+		default:
 			bad++
 		}
 	}
 	m.records[op][0].Add(float64(ok))
 	m.records[op][1].Add(float64(bad))
+	m.records[op][2].Add(float64(dup))
 }
 
 // scrapeCollector reads the engine's, the store's and the server's gauges
@@ -214,6 +220,10 @@ type scrapeCollector struct {
 	events, products, skus, locations, facets, profiles, inFlight *prometheus.Desc
 	profileBytes                                                  *prometheus.Desc
 	walBytes, walSegments, walBuffered, walAppends, walFull       *prometheus.Desc
+	walFailures, walHeals, writable                               *prometheus.Desc
+	screenStreams, screenRecomputes                               *prometheus.Desc
+	eventIDs, eventIDsEvicted                                     *prometheus.Desc
+	profilesRemoved                                               *prometheus.Desc
 	snapAge, snapBytes, snapRawBytes, snapDuration, snapPause     *prometheus.Desc
 }
 
@@ -222,31 +232,40 @@ func newScrapeCollector(s *Server) *scrapeCollector {
 		return prometheus.NewDesc(name, help, labels, nil)
 	}
 	return &scrapeCollector{
-		s:            s,
-		events:       d("omnipick_events_total", "Events applied by type (live and replayed at start-up).", "type"),
-		products:     d("omnipick_products", "Products in the catalog."),
-		skus:         d("omnipick_skus", "SKUs in the catalog."),
-		locations:    d("omnipick_locations", "Stock locations."),
-		facets:       d("omnipick_facets", "Catalog facets (categories, brands, tags) indexed."),
-		profiles:     d("omnipick_profiles", "Customer and anonymous profiles."),
-		profileBytes: d("omnipick_profile_bytes", "Bytes of the profiles' arenas (encoded profiles and room left to grow)."),
-		inFlight:     d("omnipick_http_requests_in_flight", "Requests being handled, against -max-in-flight."),
-		walBytes:     d("omnipick_wal_bytes", "Bytes in write-ahead log segment files."),
-		walSegments:  d("omnipick_wal_segments", "Write-ahead log segment files."),
-		walBuffered:  d("omnipick_wal_buffered_bytes", "Log bytes appended but not yet written, against -max-queued-bytes."),
-		walAppends:   d("omnipick_wal_records_total", "Records appended to the write-ahead log since start."),
-		walFull:      d("omnipick_wal_full_total", "Appends refused because -max-queued-bytes were queued (answered 503)."),
-		snapAge:      d("omnipick_snapshot_age_seconds", "Seconds since the capture of the newest snapshot (written, or loaded at start)."),
-		snapBytes:    d("omnipick_snapshot_bytes", "File size of the newest snapshot."),
-		snapRawBytes: d("omnipick_snapshot_raw_bytes", "Uncompressed size of the newest snapshot."),
-		snapDuration: d("omnipick_snapshot_duration_seconds", "How long the newest snapshot written since start took."),
-		snapPause:    d("omnipick_snapshot_pause_seconds", "How long the newest snapshot written since start held writes back."),
+		s:                s,
+		events:           d("omnipick_events_total", "Events applied by type (live and replayed at start-up).", "type"),
+		products:         d("omnipick_products", "Products in the catalog."),
+		skus:             d("omnipick_skus", "SKUs in the catalog."),
+		locations:        d("omnipick_locations", "Stock locations."),
+		facets:           d("omnipick_facets", "Catalog facets (categories, brands, tags) indexed."),
+		profiles:         d("omnipick_profiles", "Customer and anonymous profiles."),
+		profileBytes:     d("omnipick_profile_bytes", "Bytes of the profiles' arenas (encoded profiles and room left to grow)."),
+		inFlight:         d("omnipick_http_requests_in_flight", "Requests being handled, against -max-in-flight."),
+		profilesRemoved:  d("omnipick_profiles_removed_total", "Profiles removed since start (replay included): erased on request (DELETE /v1/customers), expired (anonymous, unused for -anonymous-ttl), evicted (least recently active anonymous, for -max-profiles).", "reason"),
+		eventIDs:         d("omnipick_event_ids", "Event ids kept to refuse duplicates (about 55 bytes each), against -max-event-ids."),
+		eventIDsEvicted:  d("omnipick_event_ids_evicted_total", "Event ids dropped before their window ended because -max-event-ids were kept: a retry of one of them would be applied again."),
+		screenStreams:    d("omnipick_screen_streams", "Store screen event streams open, against -max-screen-streams."),
+		screenRecomputes: d("omnipick_screen_recomputes_total", "Picks computed for store screen event streams: one per scan, and at most one a second per screen for stock and catalog writes."),
+		walBytes:         d("omnipick_wal_bytes", "Bytes in write-ahead log segment files."),
+		walSegments:      d("omnipick_wal_segments", "Write-ahead log segment files."),
+		walBuffered:      d("omnipick_wal_buffered_bytes", "Log bytes appended but not yet written, against -max-queued-bytes."),
+		walAppends:       d("omnipick_wal_records_total", "Records appended to the write-ahead log since start: one per write request (a request's records travel as one batch record)."),
+		walFull:          d("omnipick_wal_full_total", "Appends refused because -max-queued-bytes were queued (answered 503)."),
+		walFailures:      d("omnipick_wal_failures_total", "Write-ahead log write or fsync failures (a full disk, an I/O error): the writes not yet durable failed with 503."),
+		walHeals:         d("omnipick_wal_heals_total", "Times the write-ahead log healed after a failure and took writes again."),
+		writable:         d("omnipick_writable", "1 while writes are accepted; 0 while the log has failed and not healed, or snapshots lack disk space (writes answer 503, reads go on)."),
+		snapAge:          d("omnipick_snapshot_age_seconds", "Seconds since the capture of the newest snapshot (written, or loaded at start)."),
+		snapBytes:        d("omnipick_snapshot_bytes", "File size of the newest snapshot."),
+		snapRawBytes:     d("omnipick_snapshot_raw_bytes", "Uncompressed size of the newest snapshot."),
+		snapDuration:     d("omnipick_snapshot_duration_seconds", "How long the newest snapshot written since start took."),
+		snapPause:        d("omnipick_snapshot_pause_seconds", "How long the newest snapshot written since start held writes back."),
 	}
 }
 
 func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.events, c.products, c.skus, c.locations, c.facets, c.profiles, c.profileBytes, c.inFlight,
-		c.walBytes, c.walSegments, c.walBuffered, c.walAppends, c.walFull,
+		c.screenStreams, c.screenRecomputes, c.eventIDs, c.eventIDsEvicted, c.profilesRemoved,
+		c.walBytes, c.walSegments, c.walBuffered, c.walAppends, c.walFull, c.walFailures, c.walHeals, c.writable,
 		c.snapAge, c.snapBytes, c.snapRawBytes, c.snapDuration, c.snapPause} {
 		ch <- d
 	}
@@ -268,6 +287,13 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.profiles, float64(st.Profiles))
 	gauge(c.profileBytes, float64(st.ProfileBytes))
 	gauge(c.inFlight, float64(c.s.inFlight.Load()))
+	counter(c.profilesRemoved, float64(st.ProfilesErased), "erased")
+	counter(c.profilesRemoved, float64(st.ProfilesExpired), "expired")
+	counter(c.profilesRemoved, float64(st.ProfilesEvicted), "evicted")
+	gauge(c.eventIDs, float64(st.EventIDs))
+	counter(c.eventIDsEvicted, float64(st.EventIDsEvicted))
+	gauge(c.screenStreams, float64(c.s.screenStreams.Load()))
+	counter(c.screenRecomputes, float64(c.s.screenRecomputes.Load()))
 	if c.s.opts.StoreStats == nil {
 		return
 	}
@@ -277,6 +303,13 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.walBuffered, float64(ss.WAL.BufferedBytes))
 	counter(c.walAppends, float64(ss.WAL.Appends))
 	counter(c.walFull, float64(ss.WAL.Full))
+	counter(c.walFailures, float64(ss.WAL.Failures))
+	counter(c.walHeals, float64(ss.WAL.Heals))
+	writable := 1.0
+	if ss.WAL.Err != nil || ss.DiskFull != nil {
+		writable = 0
+	}
+	gauge(c.writable, writable)
 	if snap := ss.LastSnapshot; snap != nil {
 		gauge(c.snapAge, c.s.opts.Now().Sub(snap.At).Seconds())
 		gauge(c.snapBytes, float64(snap.FileBytes))

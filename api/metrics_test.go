@@ -146,8 +146,11 @@ func TestMetricsExposition(t *testing.T) {
 	f("omnipick_wal_bytes", positive)
 	f("omnipick_wal_segments", positive)
 	f("omnipick_wal_buffered_bytes", nonNegative)
-	f("omnipick_wal_records_total", is(6))
+	f("omnipick_wal_records_total", is(3)) // one per write request: its records are one batch record
 	f("omnipick_wal_full_total", is(0))
+	f("omnipick_wal_failures_total", is(0))
+	f("omnipick_wal_heals_total", is(0))
+	f("omnipick_writable", is(1))
 	f("omnipick_snapshot_age_seconds", func(v float64) bool { return v >= 0 && v < 60 })
 	f("omnipick_snapshot_bytes", positive)
 	f("omnipick_snapshot_raw_bytes", positive)

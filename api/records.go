@@ -270,11 +270,24 @@ const (
 	evOrder
 	evPrice
 	evTS
+	evEventID
 )
 
 var eventFields = []string{
 	evType: "type", evCustomer: "customer", evAnon: "anonymous_id", evProduct: "product", evSKU: "sku",
 	evChannel: "channel", evLocation: "location", evOrder: "order", evPrice: "price", evTS: "ts",
+	evEventID: "event_id",
+}
+
+// eventID reads the optional "event_id" of an event, identify or
+// exclusion: a client that retries sends the same id again, and the
+// engine applies the record once (engine.ErrDuplicate). The window runs
+// on the time of receipt.
+func (d *Decoder) eventID(v *fastjson.Value, r *engine.Record) {
+	if present(v) {
+		r.EventID = d.id("event_id", v, true)
+		r.Received = d.now
+	}
 }
 
 func (d *Decoder) event(v fieldValues, r *engine.Record) {
@@ -315,6 +328,7 @@ func (d *Decoder) event(v fieldValues, r *engine.Record) {
 		e.Price = d.inRange("price", f, 0, maxPrice, "must be between 0 and 1000000000")
 	}
 	e.TS = d.time("ts", v[evTS], false)
+	d.eventID(v[evEventID], r)
 }
 
 // Identify fields.
@@ -322,15 +336,17 @@ const (
 	idAnon = iota
 	idCustomer
 	idToAnon
+	idEventID
 )
 
-var identifyFields = []string{idAnon: "anonymous_id", idCustomer: "customer", idToAnon: "to_anonymous_id"}
+var identifyFields = []string{idAnon: "anonymous_id", idCustomer: "customer", idToAnon: "to_anonymous_id", idEventID: "event_id"}
 
 func (d *Decoder) identify(v fieldValues, r *engine.Record) {
 	id := &r.Identify
 	id.AnonymousID = d.id("anonymous_id", v[idAnon], true)
 	id.Customer = d.id("customer", v[idCustomer], false)
 	id.ToAnonymousID = d.id("to_anonymous_id", v[idToAnon], false)
+	d.eventID(v[idEventID], r)
 	if d.reason != "" {
 		return
 	}
@@ -350,9 +366,10 @@ const (
 	exAnon
 	exProduct
 	exUntil
+	exEventID
 )
 
-var exclusionFields = []string{exCustomer: "customer", exAnon: "anonymous_id", exProduct: "product", exUntil: "until"}
+var exclusionFields = []string{exCustomer: "customer", exAnon: "anonymous_id", exProduct: "product", exUntil: "until", exEventID: "event_id"}
 
 // exclusion reads {"product": ..., "until": ..., "customer" or
 // "anonymous_id" (neither: for everyone)}.
@@ -365,6 +382,7 @@ func (d *Decoder) exclusion(v fieldValues, r *engine.Record) {
 	}
 	x.Product = d.id("product", v[exProduct], true)
 	x.Until = d.time("until", v[exUntil], true)
+	d.eventID(v[exEventID], r)
 }
 
 // Location fields.

@@ -38,11 +38,20 @@ const screenK = 8
 // and the browser keep the connection, and ends before the server's write
 // timeout would cut it mid-event: EventSource then reconnects by itself
 // after screenRetry and gets the current picks at once.
+//
+// A scan re-ranks the screen at once. A stock or catalog write re-ranks it
+// at once too, but then at most once per screenCoalesce: a bulk catalog
+// import of thousands of writes costs each open screen one re-rank a
+// second, not one per write (the last write is always shown, at most
+// screenCoalesce late).
 const (
-	screenPoll      = 150 * time.Millisecond
-	screenHeartbeat = 15 * time.Second
-	screenRetry     = time.Second
-	screenLifeSlack = 5 * time.Second // ended this long before the write timeout
+	screenPoll        = 150 * time.Millisecond
+	screenCoalesce    = time.Second
+	screenHeartbeat   = 15 * time.Second
+	screenRetry       = time.Second
+	screenLifeSlack   = 5 * time.Second // ended this long before the write timeout
+	screenRetryAfter  = "5"             // seconds, for a stream refused over MaxScreenStreams
+	defaultMaxScreens = 1024
 )
 
 //go:embed screen.html
@@ -241,12 +250,21 @@ func (s *Server) serveScreenEvents(ctx *fasthttp.RequestCtx, store string, k int
 	if ctx.IsHead() {
 		return
 	}
+	if s.screenStreams.Add(1) > int64(s.opts.MaxScreenStreams) {
+		s.screenStreams.Add(-1)
+		// EventSource gives up on a 503; the page then polls picks.json.
+		ctx.Response.Header.Del("X-Accel-Buffering")
+		ctx.Response.Header.Set("Retry-After", screenRetryAfter)
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "overloaded: too many store screen streams open, retry later or poll picks.json", "")
+		return
+	}
 	life := s.srv.WriteTimeout - screenLifeSlack
 	if life <= 0 {
 		life = screenLifeSlack
 	}
 	f := newScreenFeed(s.opts.Engine, store, k)
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
+		defer s.screenStreams.Add(-1)
 		s.streamScreen(w, f, life)
 	})
 }
@@ -254,7 +272,8 @@ func (s *Server) serveScreenEvents(ctx *fasthttp.RequestCtx, store string, k int
 // streamScreen writes a screen's events until the client goes away (a
 // write fails), the server stops, or life has passed. It sends the current
 // picks at once, then again whenever the store's last scan changes or its
-// stock or the catalog is written (LocationVersion).
+// stock or the catalog is written (LocationVersion), coalesced (see
+// screenCoalesce).
 func (s *Server) streamScreen(w *bufio.Writer, f *screenFeed, life time.Duration) {
 	poll := time.NewTicker(screenPoll)
 	defer poll.Stop()
@@ -269,11 +288,19 @@ func (s *Server) streamScreen(w *bufio.Writer, f *screenFeed, life time.Duration
 	buf = append(buf, "\n\n"...)
 	sent := false
 	var seq, ver uint64
+	var verAt time.Time // when a stock or catalog write last re-ranked the screen
 	for {
 		// A new scan, or a stock or catalog write that may change what
 		// the screen shows (an item selling out on the shelf).
 		sc, v := f.e.LastScan(f.store), f.e.LocationVersion(f.store)
-		if !sent || sc.Seq != seq || v != ver {
+		scanned := !sent || sc.Seq != seq
+		if !scanned && v != ver {
+			if now := time.Now(); now.Sub(verAt) >= screenCoalesce {
+				scanned, verAt = true, now
+			}
+		}
+		if scanned {
+			s.screenRecomputes.Add(1)
 			sent, seq, ver = true, sc.Seq, v
 			buf = append(buf, "event: picks\nid: "...)
 			buf = strconv.AppendUint(buf, sc.Seq, 10)

@@ -145,12 +145,19 @@ func TestScreenKioskInChromium(t *testing.T) {
 		}
 	}
 
-	// Every card shows its image, title and price.
-	cards, err := chromedp.Run(tab, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll("#picks .pick"), li => {
+	// Every card shows its image, title and price. The cards are read once
+	// every image has loaded and decoded (or failed to): the page sets
+	// their src as the event arrives, and reading naturalWidth before the
+	// load event fires would report an image the browser is still
+	// fetching as missing. decode() settles on load or on error, so a
+	// broken image still fails the test, and the 30 s context bounds the
+	// wait.
+	cards, err := chromedp.Run(tab, chromedp.Evaluate[[]string](`Promise.all(Array.from(document.querySelectorAll("#picks .pick img"),
+		img => img.decode().catch(() => null))).then(() => Array.from(document.querySelectorAll("#picks .pick"), li => {
 		const img = li.querySelector("img");
 		return [img && img.complete && img.naturalWidth > 0 ? "img" : "no-img",
 			li.querySelector(".title").textContent, li.querySelector(".price").textContent].join("|");
-	})`))
+	}))`, chromedp.EvalAwaitPromise))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,6 +56,10 @@ type Options struct {
 
 	MaxBodyBytes int // request body limit, after decompression too; default 32 MiB
 	MaxInFlight  int // requests handled at once before new ones get 503 + Retry-After; default 4096
+	// MaxScreenStreams bounds the store screens' event streams open at
+	// once (GET /screen/{store}/events); beyond, 503 + Retry-After.
+	// Default 1024.
+	MaxScreenStreams int
 
 	// WriteKeys allow every request; ReadKeys allow reads only (picks,
 	// customer profiles). Keys travel as "Authorization: Bearer <key>" or
@@ -76,6 +80,9 @@ type Options struct {
 	// Health, if set, gives the JSON object GET /healthz answers (a cluster
 	// node says who it is and what it holds); default {"status":"ok"}.
 	Health func() []byte
+	// Compact, if set, serves POST /v1/admin/compact
+	// (store.(*Store).Compact).
+	Compact compactFunc
 }
 
 // Server serves the HTTP API. Safe for concurrent use.
@@ -102,7 +109,9 @@ type Server struct {
 	inFlight atomic.Int64 // requests in handle, bounded by MaxInFlight
 	metrics  *Metrics
 
-	screenPage *template.Template // the store kiosk page, parsed once
+	screenPage       *template.Template // the store kiosk page, parsed once
+	screenStreams    atomic.Int64       // event streams open, bounded by MaxScreenStreams
+	screenRecomputes atomic.Uint64      // picks computed for event streams
 }
 
 // connsPerInFlight sets fasthttp's connection limit, a backstop above
@@ -140,6 +149,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxInFlight <= 0 {
 		opts.MaxInFlight = 4096
+	}
+	if opts.MaxScreenStreams <= 0 {
+		opts.MaxScreenStreams = defaultMaxScreens
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -287,6 +299,8 @@ func endpointOf(path []byte) endpoint {
 		return epExclusions
 	case "/v1/feeds/products":
 		return epFeeds
+	case "/v1/admin/compact":
+		return epAdminCompact
 	case "/healthz":
 		return epHealth
 	case "/metrics":
@@ -346,11 +360,29 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 		}
 		s.handlePicks(ctx)
 	case epCustomer:
+		if ctx.IsDelete() {
+			if acc != accessWrite {
+				forbidden(ctx)
+				return
+			}
+			s.handleErase(ctx, path[len(customerPrefix):])
+			return
+		}
 		if !get {
-			methodNotAllowed(ctx, "GET")
+			methodNotAllowed(ctx, "GET, DELETE")
 			return
 		}
 		s.handleCustomer(ctx, path[len(customerPrefix):])
+	case epAdminCompact:
+		if !ctx.IsPost() {
+			methodNotAllowed(ctx, "POST")
+			return
+		}
+		if acc != accessWrite {
+			forbidden(ctx)
+			return
+		}
+		s.handleCompact(ctx)
 	case epScreen:
 		if !get {
 			methodNotAllowed(ctx, "GET")

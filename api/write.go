@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 
 	"github.com/klauspost/compress/gzip"
@@ -66,20 +67,24 @@ func (s *Server) handleWrite(ctx *fasthttp.RequestCtx, op engine.Op) {
 	}
 	if len(wb.recs) > 0 {
 		if err := s.opts.Writer.Write(wb.recs, wb.errs); err != nil {
-			if errors.Is(err, engine.ErrOverloaded) {
-				ctx.Response.Header.Set("Retry-After", "1")
-				writeError(ctx, fasthttp.StatusServiceUnavailable, "overloaded: too many writes queued, retry later", "")
-				return
-			}
-			s.opts.Log.Error("write failed", "op", op.String(), "err", err)
-			writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot store the write: "+err.Error(), "")
+			s.writeFailed(ctx, op, err)
 			return
 		}
 	}
-	applied := s.mergeRejects(wb)
+	applied, dups := s.mergeRejects(wb)
 	s.metrics.countApplied(op, wb.recs, wb.errs)
 
-	if applied == 0 && len(wb.rejects) > 0 {
+	if slices.ContainsFunc(wb.errs, func(err error) bool { return errors.Is(err, engine.ErrProfilesFull) }) {
+		// Records for new actors met the profile cap with only customers
+		// left to drop: 503, with what was applied and what was not (their
+		// event_ids make the retry safe).
+		wb.out = append(appendError(wb.out[:0], "profile limit reached (-max-profiles) and only known customers are left: records for new actors were refused, retry later", "", false), ',')
+		mark := len(wb.out)
+		wb.out = AppendWriteReplyJSON(wb.out, applied, dups, wb.rejects)
+		wb.out = append(wb.out[:mark], wb.out[mark+1:]...)
+		ctx.Response.Header.Set("Retry-After", "60")
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	} else if applied == 0 && dups == 0 && len(wb.rejects) > 0 {
 		first := wb.rejects[0]
 		// {"error":..., "field":..., "applied":0, "rejected":[...]}: the
 		// rejects object's fields follow the error's, without its brace.
@@ -89,16 +94,32 @@ func (s *Server) handleWrite(ctx *fasthttp.RequestCtx, op engine.Op) {
 		wb.out = append(wb.out[:mark], wb.out[mark+1:]...)
 		ctx.SetStatusCode(fasthttp.StatusBadRequest)
 	} else {
-		wb.out = AppendRejectsJSON(wb.out[:0], applied, wb.rejects)
+		wb.out = AppendWriteReplyJSON(wb.out[:0], applied, dups, wb.rejects)
 	}
 	ctx.SetContentType("application/json")
 	ctx.SetBody(wb.out)
 }
 
+// writeFailed answers a write the Writer refused: nothing of it was
+// applied.
+func (s *Server) writeFailed(ctx *fasthttp.RequestCtx, op engine.Op, err error) {
+	if errors.Is(err, engine.ErrOverloaded) {
+		ctx.Response.Header.Set("Retry-After", "1")
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "overloaded: too many writes queued, retry later", "")
+		return
+	}
+	// The log failed (a full disk, an I/O error) and heals by itself, or
+	// snapshots lack space. Reads go on; the client retries the same batch.
+	s.opts.Log.Error("write failed", "op", op.String(), "err", err)
+	ctx.Response.Header.Set("Retry-After", "5")
+	writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot store the write, nothing of it was applied: "+err.Error(), "")
+}
+
 // mergeRejects adds the engine's verdicts to the decoder's rejects, with
-// each record's position in the body, and returns how many were applied.
-func (s *Server) mergeRejects(wb *writeBatch) int {
-	applied := 0
+// each record's position in the body, and returns how many were applied
+// and how many were duplicates (an event_id applied before: acknowledged,
+// not applied again, not a rejection).
+func (s *Server) mergeRejects(wb *writeBatch) (applied, dups int) {
 	pos, ri := 0, 0
 	decodeRejects := len(wb.rejects)
 	for i := range wb.recs {
@@ -107,7 +128,9 @@ func (s *Server) mergeRejects(wb *writeBatch) int {
 			ri++
 			pos++
 		}
-		if err := wb.errs[i]; err != nil {
+		if err := wb.errs[i]; errors.Is(err, engine.ErrDuplicate) {
+			dups++
+		} else if err != nil {
 			field, reason := clientError(err)
 			wb.rejects = append(wb.rejects, Reject{Index: pos, Field: field, Reason: reason})
 		} else {
@@ -118,7 +141,7 @@ func (s *Server) mergeRejects(wb *writeBatch) int {
 	if len(wb.rejects) > decodeRejects {
 		sortRejects(wb.rejects)
 	}
-	return applied
+	return applied, dups
 }
 
 func sortRejects(r []Reject) {
@@ -202,8 +225,19 @@ func (s *Server) putBatch(wb *writeBatch) {
 //
 // "rejected" is always present, empty when nothing was rejected.
 func AppendRejectsJSON(dst []byte, applied int, rejects []Reject) []byte {
+	return AppendWriteReplyJSON(dst, applied, 0, rejects)
+}
+
+// AppendWriteReplyJSON appends a write's reply to dst:
+// {"applied":N,"duplicates":D,"rejected":[...]}, "duplicates" only when
+// some records repeated an event_id already applied.
+func AppendWriteReplyJSON(dst []byte, applied, duplicates int, rejects []Reject) []byte {
 	dst = append(dst, `{"applied":`...)
 	dst = strconv.AppendInt(dst, int64(applied), 10)
+	if duplicates > 0 {
+		dst = append(dst, `,"duplicates":`...)
+		dst = strconv.AppendInt(dst, int64(duplicates), 10)
+	}
 	dst = append(dst, `,"rejected":[`...)
 	for i := range rejects {
 		r := &rejects[i]

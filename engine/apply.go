@@ -13,7 +13,31 @@ import (
 // TS == 0 is stamped with Options.Now; callers that log records stamp them
 // first, so replay gives the same state. A rejected record changes nothing
 // and returns an error, a *FieldError where one input field is at fault.
+//
+// A record with an EventID (events, identify, exclusions) whose id was
+// applied within Options.EventIDWindow changes nothing and returns
+// ErrDuplicate; a rejected record does not use up its id.
 func (e *Engine) Apply(r *Record) error {
+	if r.EventID != "" {
+		switch r.Op {
+		case OpEvent, OpIdentify, OpExclusion:
+		default:
+			return fieldErr("event_id", ErrNoEventID)
+		}
+		h := hashEventID(r.EventID)
+		if !e.ids.reserve(h, secs(r.Received)) {
+			return ErrDuplicate
+		}
+		err := e.apply(r)
+		if err != nil {
+			e.ids.release(h)
+		}
+		return err
+	}
+	return e.apply(r)
+}
+
+func (e *Engine) apply(r *Record) error {
 	switch r.Op {
 	case OpProduct:
 		return e.applyProduct(&r.Product)
@@ -29,6 +53,10 @@ func (e *Engine) Apply(r *Record) error {
 		return e.applyExclusion(&r.Exclusion)
 	case OpCampaign:
 		return e.applyCampaign(&r.Campaign)
+	case OpErase:
+		return e.applyErase(&r.Erase)
+	case OpExpire:
+		return e.applyExpire(&r.Expire)
 	}
 	return ErrBadOp
 }
@@ -129,7 +157,9 @@ func (e *Engine) applyEvent(ev *Event) error {
 	// store them through a pointer, which would move the buffer to the heap.
 	var anchorBuf [64]relEntry
 	anchors := anchorBuf[:0:e.opts.EventAnchors]
-	e.profiles.Edit(actor, anon, func(pr *profile.Profile) { anchors = x.editProfile(pr, anchors) })
+	if err := e.profiles.Edit(actor, anon, func(pr *profile.Profile) { anchors = x.editProfile(pr, anchors) }); err != nil {
+		return profilesFull(err)
+	}
 	e.learn(&x, anchors)
 	if ev.Type == EventScan && ev.Location != "" {
 		e.scans.record(ev.Location, Scan{Product: x.it.ID, Customer: ev.Customer, AnonymousID: ev.AnonymousID, TS: ev.TS})
@@ -361,6 +391,9 @@ func (e *Engine) applyIdentify(id *Identify) error {
 	// The history goes where the target's own history now lives; a link
 	// that leads back to the anonymous id itself would make a cycle.
 	if err := e.profiles.Link(id.AnonymousID, target, targetAnon); err != nil {
+		if errors.Is(err, profile.ErrFull) {
+			return profilesFull(err)
+		}
 		return fieldErr("to_anonymous_id", ErrIdentifyCycle)
 	}
 	return nil

@@ -37,18 +37,20 @@ func (e *Engine) applyExclusion(x *Exclusion) error {
 	if !ok {
 		return fieldErr("product", ErrUnknownProduct)
 	}
-	e.editProfile(x.Customer, x.AnonymousID, func(pr *profile.Profile) {
+	return e.editProfile(x.Customer, x.AnonymousID, func(pr *profile.Profile) {
 		pr.Exclude(it.Dense, until, e.opts.MaxExclusions)
 	})
-	return nil
 }
 
 // editProfile applies edit to the profile now holding the history of the
 // customer or anonymous id (following links), creating it if need be.
 // e.mu must be held shared.
-func (e *Engine) editProfile(customer, anonymousID string, edit func(pr *profile.Profile)) {
+func (e *Engine) editProfile(customer, anonymousID string, edit func(pr *profile.Profile)) error {
 	actor, anon := actorOf(customer, anonymousID)
-	e.profiles.Edit(actor, anon, edit)
+	if err := e.profiles.Edit(actor, anon, edit); err != nil {
+		return profilesFull(err)
+	}
+	return nil
 }
 
 // applyCampaign stores the slots an email campaign showed an actor.
@@ -79,10 +81,9 @@ func (e *Engine) applyCampaign(c *Campaign) error {
 		items = append(items, it.Dense)
 	}
 	camp := profile.Campaign{Name: strings.Clone(c.Name), T: secs(c.TS), Items: items}
-	e.editProfile(c.Customer, c.AnonymousID, func(pr *profile.Profile) {
+	return e.editProfile(c.Customer, c.AnonymousID, func(pr *profile.Profile) {
 		pr.SetCampaign(camp, uint32(e.opts.CampaignTTL.Seconds()), e.opts.MaxCampaigns)
 	})
-	return nil
 }
 
 // actorOf returns the actor named by a customer or anonymous id.

@@ -85,6 +85,7 @@ type Engine struct {
 	rel      relations
 	pop      popularity
 	scans    scans
+	ids      *eventIDs // Record.EventID values applied within the window
 
 	pickers sync.Pool  // *picker
 	snapMu  sync.Mutex // one snapshot capture at a time
@@ -106,6 +107,8 @@ func New(opts Options) *Engine {
 	e := &Engine{opts: opts, idx: index.New()}
 	e.weights.W = opts.FacetWeights
 	e.profiles = profile.New(opts.Shards, opts.profileLimits())
+	e.profiles.SetMaxProfiles(opts.MaxProfiles)
+	e.ids = newEventIDs(int64(opts.EventIDWindow.Seconds()), opts.MaxEventIDs)
 	for _, c := range opts.FrequencyCaps {
 		e.capHorizon = max(e.capHorizon, uint32(c.Window.Seconds()))
 	}
@@ -144,6 +147,14 @@ type Stats struct {
 	// by the room left for growth and the bytes awaiting compaction.
 	ProfileBytes int64
 	Events       [numEventTypes]uint64
+	// EventIDs are the event ids kept for deduplication; EventIDsEvicted
+	// those dropped before their window ended, for MaxEventIDs.
+	EventIDs        int
+	EventIDsEvicted uint64
+	// Profiles removed since start (replayed records included): by
+	// erasure (profiles and links), by expiry, and to stay under
+	// Options.MaxProfiles.
+	ProfilesErased, ProfilesExpired, ProfilesEvicted uint64
 }
 
 // EventCount returns how many events of a type were applied.
@@ -159,6 +170,11 @@ func (e *Engine) Stats() Stats {
 	for i := range e.applied {
 		st.Events[i] = e.applied[i].Load()
 	}
+	e.ids.mu.Lock()
+	st.EventIDs, st.EventIDsEvicted = len(e.ids.seen), e.ids.evicted
+	e.ids.mu.Unlock()
+	rm := e.profiles.Removed()
+	st.ProfilesErased, st.ProfilesExpired, st.ProfilesEvicted = rm.Erased, rm.Expired, rm.Evicted
 	return st
 }
 

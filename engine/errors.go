@@ -18,6 +18,7 @@ var (
 	ErrIdentifyCycle  = errors.New("the link would make a cycle of anonymous ids")
 	ErrBothTargets    = errors.New("give customer or to_anonymous_id, not both")
 	ErrBadValue       = errors.New("value out of range")
+	ErrNoEventID      = errors.New("only events, identify and exclusions take an event_id")
 )
 
 // ErrBadOp is Apply's error for a record whose Op is none of the known

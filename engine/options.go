@@ -103,6 +103,22 @@ type Options struct {
 	MaxExclusions int           // exclusions per profile; default 256
 	BoostWeight   float64       // added to the score of a boosted item; default 1
 
+	// EventIDWindow is how long an applied Record.EventID keeps a record
+	// with the same id from being applied again (default 7 days);
+	// MaxEventIDs bounds the ids kept (default 2M, about 55 bytes each):
+	// past it the oldest go early. See eventIDs.
+	EventIDWindow time.Duration
+	MaxEventIDs   int
+
+	// MaxProfiles caps the profiles held (0: no cap), enforced per shard
+	// (MaxProfiles/Shards each, rounded up). A new actor in a full shard
+	// makes the least recently active anonymous profiles of the shard go
+	// (an eighth of the shard's share at a time, counted in
+	// Stats.ProfilesEvicted); when only customers are left, the record is
+	// refused with ErrProfilesFull. Replay with the same cap drops the same
+	// profiles.
+	MaxProfiles int
+
 	Now func() time.Time // default time.Now
 }
 
@@ -248,6 +264,8 @@ func (o *Options) setDefaults() {
 	defD(&o.CampaignTTL, 7*24*time.Hour)
 	def(&o.MaxCampaigns, 16)
 	def(&o.MaxExclusions, 256)
+	defD(&o.EventIDWindow, 7*24*time.Hour)
+	def(&o.MaxEventIDs, 2_000_000)
 	o.RepurchaseWindows = slices.Clone(o.RepurchaseWindows)
 	for i := range o.RepurchaseWindows {
 		o.RepurchaseWindows[i].Prefix = strings.Trim(o.RepurchaseWindows[i].Prefix, "/")

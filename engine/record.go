@@ -24,6 +24,8 @@ const (
 	OpLocation  Op = 5 // register or update a store (Record.Location)
 	OpExclusion Op = 6 // keep a product out of picks until a time (Record.Exclusion)
 	OpCampaign  Op = 7 // the picks an email campaign showed an actor (Record.Campaign)
+	OpErase     Op = 8 // forget an actor and everything about it (Record.Erase)
+	OpExpire    Op = 9 // drop anonymous profiles unused since a time (Record.Expire)
 )
 
 func (o Op) String() string {
@@ -42,6 +44,10 @@ func (o Op) String() string {
 		return "exclusion"
 	case OpCampaign:
 		return "campaign"
+	case OpErase:
+		return "erase"
+	case OpExpire:
+		return "expire"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -50,7 +56,14 @@ func (o Op) String() string {
 // Records hold external string ids; the engine maps them to dense ids when
 // it applies them, so a Record means the same thing on every node.
 type Record struct {
-	Op        Op
+	Op Op
+	// EventID, optional on events, identify and exclusions, makes the
+	// record idempotent: Apply refuses (ErrDuplicate) a record whose id
+	// was applied within Options.EventIDWindow. Received is when the
+	// writer got it (unix milliseconds), the clock the window runs on, so
+	// that replay decides as the live run did; set with EventID.
+	EventID   string
+	Received  int64
 	Product   Product
 	Inventory Inventory
 	Event     Event
@@ -58,6 +71,30 @@ type Record struct {
 	Location  Location
 	Exclusion Exclusion
 	Campaign  Campaign
+	Erase     Erase
+	Expire    Expire
+}
+
+// Expire drops every anonymous profile (a cookie's, a device's) whose last
+// activity is before Before (unix milliseconds), and every anonymous link
+// created before it that nothing used since: the store writes one now and
+// then with Before = now - the anonymous TTL, so that ids an ad platform
+// sends once do not stay forever, and replay drops exactly what the live
+// run dropped. Customers' profiles never expire.
+type Expire struct {
+	Before int64
+}
+
+// Erase forgets an actor (a customer, or an anonymous id: exactly one is
+// set) on request (GDPR Art. 17, CCPA): its profile, the anonymous ids
+// linked into it and their links, its impressions, campaigns and
+// exclusions. Aggregates it fed (popularity, relations) are anonymous and
+// stay. Erasing an anonymous id linked to a customer also unlinks it and
+// takes it out of the customer's linked ids; the customer keeps the
+// history the link merged in, which is the customer's.
+type Erase struct {
+	Customer    string
+	AnonymousID string
 }
 
 // Product is a catalog entry as clients send it.

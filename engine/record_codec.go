@@ -22,6 +22,8 @@ import (
 //	location  = id name has_coord:byte lat:f64 lon:f64
 //	exclusion = customer anonymous_id product until:varint(unix ms)
 //	campaign  = customer anonymous_id name nproducts:uvarint product* ts:varint(unix ms)
+//	erase     = customer anonymous_id
+//	expire    = before:varint(unix ms)
 //
 // Version 2 (identify only, written when it links two anonymous ids):
 //
@@ -32,11 +34,21 @@ import (
 //
 //	group
 //
+// Version 4 (any op, written when the record has an EventID):
+//
+//	payload   = 4 event_id received:varint(unix ms) body
+//
+// where the body is identify's of version 2 (with to_anonymous_id), a
+// product's of version 3 (with its group, empty or not: Apply refuses an
+// event_id on a product, and replay must read what was logged), and the
+// version 1 body of the others.
+//
 // Strings are uvarint length + bytes.
 const (
 	recordVersion   = 1
 	recordVersionV2 = 2
 	recordVersionV3 = 3
+	recordVersionV4 = 4
 )
 
 // ErrBadRecord reports a payload that does not decode.
@@ -51,6 +63,27 @@ const (
 
 // AppendRecord appends r's payload encoding to dst.
 func AppendRecord(dst []byte, r *Record) []byte {
+	if r.EventID != "" {
+		dst = append(dst, recordVersionV4)
+		dst = binfmt.AppendString(dst, r.EventID)
+		dst = binfmt.AppendVarint(dst, r.Received)
+		switch r.Op {
+		case OpIdentify:
+			id := &r.Identify
+			return binfmt.AppendString(binfmt.AppendString(binfmt.AppendString(dst, id.AnonymousID), id.Customer), id.ToAnonymousID)
+		case OpProduct:
+			// Only events, identify and exclusions take an id (Apply
+			// refuses the others), but the record is logged all the same,
+			// and replay must refuse it too: the version 3 body, group and
+			// all.
+			dst = appendBody(dst, r)
+			if r.Product.Group == "" {
+				dst = binfmt.AppendString(dst, "")
+			}
+			return dst
+		}
+		return appendBody(dst, r)
+	}
 	if r.Op == OpIdentify && r.Identify.ToAnonymousID != "" {
 		id := &r.Identify
 		dst = append(dst, recordVersionV2)
@@ -61,6 +94,11 @@ func AppendRecord(dst []byte, r *Record) []byte {
 	} else {
 		dst = append(dst, recordVersion)
 	}
+	return appendBody(dst, r)
+}
+
+// appendBody appends r's body, after its version byte.
+func appendBody(dst []byte, r *Record) []byte {
 	s := binfmt.AppendString
 	switch r.Op {
 	case OpProduct:
@@ -109,6 +147,10 @@ func AppendRecord(dst []byte, r *Record) []byte {
 			dst = s(dst, p)
 		}
 		dst = binfmt.AppendVarint(dst, c.TS)
+	case OpErase:
+		dst = s(s(dst, r.Erase.Customer), r.Erase.AnonymousID)
+	case OpExpire:
+		dst = binfmt.AppendVarint(dst, r.Expire.Before)
 	}
 	return dst
 }
@@ -120,6 +162,20 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 	rd := binfmt.NewReader(b)
 	rd.MaxString = maxRecordString
 	v := rd.Byte()
+	if v == recordVersionV4 {
+		r.EventID, r.Received = rd.String(), rd.Varint()
+		if r.EventID == "" {
+			return fmt.Errorf("%w: version 4 without an event id", ErrBadRecord)
+		}
+		switch op {
+		case OpIdentify:
+			v = recordVersionV2
+		case OpProduct:
+			v = recordVersionV3
+		default:
+			v = recordVersion
+		}
+	}
 	switch {
 	case v == recordVersionV2 && op == OpIdentify:
 		r.Identify = Identify{AnonymousID: rd.String(), Customer: rd.String(), ToAnonymousID: rd.String()}
@@ -149,7 +205,7 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 		}
 		p.Inactive = rd.Bool()
 		if v == recordVersionV3 {
-			if p.Group = rd.String(); p.Group == "" && rd.Err() == nil {
+			if p.Group = rd.String(); p.Group == "" && rd.Err() == nil && r.EventID == "" {
 				return fmt.Errorf("%w: product: version 3 with no group", ErrBadRecord)
 			}
 		}
@@ -183,6 +239,10 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 			}
 		}
 		c.TS = rd.Varint()
+	case OpErase:
+		r.Erase = Erase{Customer: rd.String(), AnonymousID: rd.String()}
+	case OpExpire:
+		r.Expire = Expire{Before: rd.Varint()}
 	default:
 		return fmt.Errorf("%w: unknown op %d", ErrBadRecord, op)
 	}

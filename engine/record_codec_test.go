@@ -24,6 +24,15 @@ var codecCases = []Record{
 	{Op: OpExclusion, Exclusion: Exclusion{Product: "P1", Until: -5}},
 	{Op: OpCampaign, Campaign: Campaign{AnonymousID: "cookie-9f2", Name: "winter-1", Products: []string{"P1", "P2"}, TS: 1794415080123}},
 	{Op: OpCampaign, Campaign: Campaign{Customer: "C42", Name: "empty", TS: 1}},
+	{Op: OpEvent, EventID: "ev-1", Received: 1794415080999, Event: Event{Type: EventView, Customer: "C42", Product: "P1", TS: 1794415080123}},
+	{Op: OpIdentify, EventID: "id-1", Received: 5, Identify: Identify{AnonymousID: "cookie-9f2", Customer: "C42"}},
+	{Op: OpIdentify, EventID: "id-2", Received: 5, Identify: Identify{AnonymousID: "cookie-9f2", ToAnonymousID: "device-7"}},
+	{Op: OpExclusion, EventID: "x-1", Received: 7, Exclusion: Exclusion{Customer: "C42", Product: "P1", Until: 9}},
+	{Op: OpErase, Erase: Erase{Customer: "C42"}},
+	{Op: OpErase, Erase: Erase{AnonymousID: "cookie-9f2"}},
+	{Op: OpExpire, Expire: Expire{Before: 1794415080123}},
+	{Op: OpProduct, EventID: "p-1", Received: 3, Product: Product{ID: "P9", Variants: []Variant{{SKU: "P9"}}}}, // logged though Apply refuses it
+	{Op: OpProduct, EventID: "p-2", Received: 3, Product: Product{ID: "P9", Group: "G1", Variants: []Variant{{SKU: "P9"}}}},
 }
 
 func TestRecordCodecRoundTrip(t *testing.T) {

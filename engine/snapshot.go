@@ -32,8 +32,13 @@ import (
 // snapshot loads into any number of shards; engine/profile/capture.go
 // draws it, and engine/profile/encoding.go the profile encoding. The
 // profile encoding's version is the snapshot's: version 1 snapshots hold
-// version 1 profiles.
-const engineSnapshotVersion = 2
+// version 1 profiles, versions 2 and 3 version 2 profiles.
+//
+// Version 3 is version 2 followed by the event ids applied within the
+// window (see eventIDs.appendSnapshot):
+//
+//	event ids:  latest:u n:u n×(hash:u receipt:u)
+const engineSnapshotVersion = 3
 
 // ErrBadSnapshot reports a snapshot that does not decode.
 var ErrBadSnapshot = errors.New("engine: malformed snapshot")
@@ -48,6 +53,7 @@ var ErrBadSnapshot = errors.New("engine: malformed snapshot")
 type Capture struct {
 	e        *Engine
 	head     []byte // version, top lists, global list
+	ids      []byte // the event ids, captured at once: they are small
 	pop      []uint64
 	counts   []uint64
 	products int
@@ -78,6 +84,7 @@ func (e *Engine) BeginSnapshot() *Capture {
 		b = binfmt.AppendUvarint(binfmt.AppendUvarint(b, uint64(p)), uint64(e.excluded[p]))
 	}
 	c.head = b
+	c.ids = e.ids.appendSnapshot(nil)
 	c.pop = make([]uint64, c.products)
 	for p := range c.pop {
 		c.pop[p] = e.pop.ls[p].Load()
@@ -171,6 +178,8 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 	for i := range e.profiles.Shards() {
 		write(e.profiles.TakeCapture(i))
 	}
+	write(c.ids)
+	c.ids = nil
 	if err != nil {
 		return total, fmt.Errorf("cannot write engine snapshot: %w", err)
 	}
@@ -192,7 +201,7 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	e := New(opts)
 	r := binfmt.NewReader(data)
 	version := r.Byte()
-	if version != 1 && version != engineSnapshotVersion {
+	if version < 1 || version > engineSnapshotVersion {
 		return nil, fmt.Errorf("%w: version %d", ErrBadSnapshot, version)
 	}
 	idx, err := index.LoadSnapshot(r)
@@ -224,8 +233,13 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	// hash: give each arena its share at once.
 	e.profiles.Reserve(r.Len())
 	for range sections {
-		if err := e.profiles.LoadSection(r, version, facets, products); err != nil {
+		if err := e.profiles.LoadSection(r, min(version, profile.Version), facets, products); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
+		}
+	}
+	if version >= 3 {
+		if err := e.ids.loadSnapshot(r); err != nil {
+			return nil, badSnapshot("event ids: %v", err)
 		}
 	}
 	if r.Err() != nil {

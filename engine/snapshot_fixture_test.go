@@ -17,11 +17,16 @@ var writeFixture = flag.Bool("write-snapshot-fixture", false, "write the current
 // the code that reads it: never rewrite it.
 var engineFixture = filepath.Join("..", "testdata", "snapshots", "engine-v2.snap")
 
-// currentFixture is the same world in today's encoding: engine version 2
-// holding an index snapshot of version 2 (items carry a product group,
-// issue 11). Write it with -write-snapshot-fixture only for a new
-// encoding version, keeping the older files.
-const currentFixture = "engine-v2-index-v2.snap"
+// indexV2Fixture is the same world in engine version 2 holding an index
+// snapshot of version 2 (items carry a product group, issue 11). Never
+// rewrite it.
+var indexV2Fixture = filepath.Join("..", "testdata", "snapshots", "engine-v2-index-v2.snap")
+
+// currentFixture is the same world in today's encoding: engine version 3
+// (version 2 and the event ids section, issue 12) holding an index
+// snapshot of version 2. Write it with -write-snapshot-fixture only for a
+// new encoding version, keeping the older files.
+const currentFixture = "engine-v3-index-v2.snap"
 
 // fixtureWorld is the world the fixture holds.
 func fixtureWorld(t *testing.T) *world {
@@ -47,7 +52,7 @@ func TestSnapshotFixtureLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{engineFixture, current} {
+	for _, path := range []string{engineFixture, indexV2Fixture, current} {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)

@@ -33,15 +33,26 @@ func realDataDir(t testing.TB) string {
 		}
 		up := filepath.Dir(root)
 		if up == root {
-			t.Skip("no go.mod above the test's directory")
+			missingRealData(t, "../shared/data (no go.mod above the test's directory)")
 		}
 		root = up
 	}
 	dir := filepath.Join(root, "..", "shared", "data")
 	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("real data not found at %s", dir)
+		missingRealData(t, dir)
 	}
 	return dir
+}
+
+// missingRealData skips a test that needs the real data sets, except in CI
+// (CI=true), where a missing data folder is a broken set-up that must not
+// pass as green.
+func missingRealData(t testing.TB, dir string) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("real data not found at %s, and CI=true: CI must check the real data (clone ../shared beside the repository, or set OMNIPICK_DATA)", dir)
+	}
+	t.Skipf("real data not found at %s (with CI=true this fails)", dir)
 }
 
 // TestRealDataSlice runs the baselines on a slice of each real data set.

@@ -61,9 +61,10 @@ type Report struct {
 	RSS         uint64 // resident set size of the process, after everything
 	GCTook      time.Duration
 
-	Picks         map[string]load.Latency // by kind, and "all"
-	PicksN        int
-	AllocsPerCall float64
+	Picks          map[string]load.Latency // by kind, and "all"
+	PicksN         int
+	AllocsPerCall  float64
+	GCsDuringPicks uint32 // collections while the picks were measured
 
 	SnapshotTook  time.Duration
 	SnapshotBytes int64 // on disk
@@ -309,6 +310,12 @@ func measurePicks(e *engine.Engine, opts Options, rep *Report) {
 	hists := make([]load.Histogram, len(kinds))
 	var all load.Histogram
 	dst := make([]engine.Pick, 0, engine.MaxK)
+	// One P while warming and measuring, as testing.AllocsPerRun does: the
+	// picks scratch comes from a sync.Pool, whose per-P private slot
+	// another P cannot take, so a goroutine moved to another P between
+	// warm-up and measurement would grow a second scratch from nothing and
+	// count its allocations (one run in three on the 2-core machine).
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
 	// Warm the pooled scratch first with every call: its growth to the
 	// catalog's size and to the largest profile met is not what a call
 	// costs once warm.
@@ -328,6 +335,7 @@ func measurePicks(e *engine.Engine, opts Options, rep *Report) {
 	runtime.ReadMemStats(&after)
 	rep.PicksN = len(calls)
 	rep.AllocsPerCall = float64(after.Mallocs-before.Mallocs) / float64(len(calls))
+	rep.GCsDuringPicks = after.NumGC - before.NumGC
 	rep.Picks = map[string]load.Latency{"all": load.LatencyOf(&all)}
 	for i, k := range kinds {
 		rep.Picks[k.name] = load.LatencyOf(&hists[i])

@@ -35,23 +35,21 @@ import (
 //   - every acknowledged write is there, and the state equals a reference
 //     engine built in this process from the acknowledged writes plus, for
 //     each client's one unacknowledged request (the kill happened during
-//     it), the prefix of its records that the server turns out to hold;
-//   - the log holds exactly those records: the recovered next_seq is one
+//     it), either all of its records or none: a request is one log
+//     record, all or nothing across a crash;
+//   - the log holds exactly those requests: the recovered next_seq is one
 //     past their count.
 //
 // Every client owns its customers, cookies, products and stock, so the
 // final state does not depend on how the clients' requests interleaved in
 // the log, and each client's records are applied to the reference in the
-// client's order. The store logs a request's records as one WAL batch, but
-// a batch is not atomic across a crash: the log's flusher writes many
-// batches in one write(2), which a crash may cut anywhere (replay then
-// cuts the torn record off; with SIGKILL the kernel in practice finishes
-// writes this small, so it is rare), and a batch may straddle a segment
-// rotation. So an unacknowledged request may be partly present, always as
-// a prefix of the request: replay keeps a prefix of the log. The test
-// finds that prefix by applying the request's
-// records to the reference one at a time until the client's observable
-// state (profiles, and the stock seen through picks) matches the server's.
+// client's order. The store logs a request's records as one batch record
+// (all or nothing), so an unacknowledged request must be wholly present or
+// wholly absent; the test finds how much of it the server holds by
+// applying the request's records to the reference one at a time until the
+// client's observable state (profiles, and the stock seen through picks)
+// matches the server's, and fails on anything but all or none (a torn
+// request).
 // Requests are generated so that every record changes that observable
 // state and no prefix repeats an earlier one, so exactly one prefix can
 // match.
@@ -234,12 +232,18 @@ func (w *crashWorld) writeCatalog(p *proc) {
 
 func (w *crashWorld) apply(recs []engine.Record) {
 	w.t.Helper()
+	w.applyRecords(recs)
+	w.records++ // a request is one log record (a batch record when it holds several)
+}
+
+// applyRecords applies records to the reference.
+func (w *crashWorld) applyRecords(recs []engine.Record) {
+	w.t.Helper()
 	for i := range recs {
 		r := recs[i]
 		if err := w.ref.Apply(&r); err != nil {
 			w.t.Fatalf("the reference rejects %+v: %v", r, err)
 		}
-		w.records++
 	}
 }
 
@@ -332,7 +336,7 @@ func (w *crashWorld) verify(p *proc, cycle int) {
 					"acknowledged writes were lost, or records survived out of order\n%s\n--- request:\n%s",
 					cycle, c.id, u.path, len(u.recs), u.failure, diffStates(server, ref, false), u.body)
 			}
-			w.apply(u.recs[k : k+1])
+			w.applyRecords(u.recs[k : k+1])
 			k++
 		}
 		c.model.applyAll(u.recs[:k], c.skuProduct)
@@ -343,8 +347,11 @@ func (w *crashWorld) verify(p *proc, cycle int) {
 			w.stats.unknownNone++
 		case len(u.recs):
 			w.stats.unknownAll++
+			w.records++
 		default:
 			w.stats.tornRequests++
+			w.fatalf(p, "cycle %d, client %d: %d of the %d records of an unacknowledged request survived the kill: a batch must be all or nothing\n--- request:\n%s",
+				cycle, c.id, k, len(u.recs), u.body)
 		}
 		all = append(all, ids...)
 	}

@@ -265,8 +265,9 @@ func (p *proc) recovery() recovered {
 
 // writeResult is the reply to a write: applied (2xx) or not.
 type writeResult struct {
-	Applied  int               `json:"applied"`
-	Rejected []json.RawMessage `json:"rejected"`
+	Applied    int               `json:"applied"`
+	Duplicates int               `json:"duplicates"`
+	Rejected   []json.RawMessage `json:"rejected"`
 }
 
 // post sends an NDJSON write and returns the status and decoded reply; err

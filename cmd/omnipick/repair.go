@@ -3,8 +3,10 @@ package main
 import (
 	"flag"
 	"fmt"
+	"os"
 	"path/filepath"
 
+	"github.com/omnipick/omnipick/engine/store"
 	"github.com/omnipick/omnipick/engine/wal"
 )
 
@@ -15,6 +17,16 @@ func runRepair(args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// A running server owns the folder: repairing under it would cut
+	// records it is appending.
+	if _, err := os.Stat(*dataDir); err != nil {
+		return fmt.Errorf("cannot repair %q: %w", *dataDir, err)
+	}
+	lock, err := store.LockDir(*dataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	dir := filepath.Join(*dataDir, "wal")
 	info, err := wal.Repair(wal.OS(), dir)
 	if err != nil {

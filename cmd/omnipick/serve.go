@@ -36,6 +36,13 @@ func runServe(args []string) error {
 	snapBytes := fs.Int64("snapshot-bytes", 256<<20, "or once the log grew this much since the last snapshot")
 	maxBody := fs.Int("max-body", 32<<20, "request body limit in bytes, after decompression")
 	maxInFlight := fs.Int("max-in-flight", 4096, "requests handled at once before new ones get 503 with Retry-After (/healthz and /metrics exempt)")
+	eventIDWindow := fs.Duration("event-id-window", 7*24*time.Hour, "a write repeating the event_id of one applied this long ago or less is acknowledged as a duplicate and not applied again")
+	maxEventIDs := fs.Int("max-event-ids", 2_000_000, "event ids kept for -event-id-window (about 55 bytes each); past it the oldest go early")
+	eraseCompact := fs.Duration("erasure-compact-after", 10*time.Minute, "after DELETE /v1/customers/{id}, compact the data folder (a snapshot, then drop older snapshots and the log it covers) within this long, so that no file holds the id; POST /v1/admin/compact does it at once")
+	anonTTL := fs.Duration("anonymous-ttl", 30*24*time.Hour, "anonymous profiles (cookies, devices) unused this long are dropped, by a log record written every -expire-every; customers never are; 0: never")
+	expireEvery := fs.Duration("expire-every", time.Hour, "how often anonymous profiles past -anonymous-ttl are dropped")
+	maxProfiles := fs.Int("max-profiles", 0, "profiles held at most (0: no limit); at the limit the least recently active anonymous profiles go first (omnipick_profiles_removed_total{reason=\"evicted\"}), customers never, and writes for new actors get 503 only when nothing can go")
+	maxScreens := fs.Int("max-screen-streams", 1024, "store screen event streams open at once before new ones get 503 with Retry-After (kiosk pages then poll)")
 	maxQueued := fs.Int64("max-queued-bytes", 64<<20, "log bytes queued for disk before writes get 503")
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	freqCap := fs.String("frequency-cap", "3/48h", "an item shown COUNT times within WINDOW, on any channel, ranks below unshown ones: COUNT/WINDOW, then CHANNEL=COUNT/WINDOW overrides, e.g. '3/48h,email=5/7d'")
@@ -54,7 +61,7 @@ func runServe(args []string) error {
 	if err != nil {
 		return err
 	}
-	var engineOpts engine.Options
+	engineOpts := engine.Options{EventIDWindow: *eventIDWindow, MaxEventIDs: *maxEventIDs, MaxProfiles: *maxProfiles}
 	if err := parseFrequencyCaps(*freqCap, &engineOpts); err != nil {
 		return err
 	}
@@ -79,7 +86,8 @@ func runServe(args []string) error {
 	st, info, err := store.Open(store.Options{
 		Dir: *dataDir, Engine: engineOpts, Log: log,
 		Sync: syncMode, SyncInterval: interval, MaxBufferedBytes: *maxQueued,
-		SnapshotEvery: *snapEvery, SnapshotBytes: *snapBytes,
+		SnapshotEvery: *snapEvery, SnapshotBytes: *snapBytes, EraseCompactAfter: *eraseCompact,
+		AnonymousTTL: ttlOption(*anonTTL), ExpireEvery: *expireEvery,
 		OnWALSync: metrics.ObserveWALSync,
 	})
 	if err != nil {
@@ -110,10 +118,10 @@ func runServe(args []string) error {
 	}
 	srv, err := api.New(api.Options{
 		Addr: *addr, Engine: st.Engine(), Writer: st, Log: log,
-		MaxBodyBytes: *maxBody, MaxInFlight: *maxInFlight,
+		MaxBodyBytes: *maxBody, MaxInFlight: *maxInFlight, MaxScreenStreams: *maxScreens,
 		WriteKeys: splitKeys(*writeKeys, os.Getenv("OMNIPICK_WRITE_KEY")),
 		ReadKeys:  splitKeys(*readKeys, os.Getenv("OMNIPICK_READ_KEY")),
-		Metrics:   metrics, StoreStats: st.Stats,
+		Metrics:   metrics, StoreStats: st.Stats, Compact: st.Compact,
 	})
 	if err != nil {
 		st.Close()
@@ -151,6 +159,15 @@ func runServe(args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// ttlOption maps -anonymous-ttl to store.Options.AnonymousTTL: 0 (never)
+// is negative there, where 0 takes the default.
+func ttlOption(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 // splitKeys returns the comma-separated keys of a key flag or, when the

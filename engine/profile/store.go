@@ -24,8 +24,10 @@ var ErrCycle = errors.New("profile: the link would make a cycle of anonymous ids
 // Store holds every profile, in shards by a stable hash of the actor id.
 // It is safe for concurrent use; see the package doc for its locks.
 type Store struct {
-	shards []shard
-	lim    Limits
+	shards   []shard
+	lim      Limits
+	perShard int // the profile cap per shard (SetMaxProfiles); 0: none
+	removed  removals
 }
 
 // shard holds the profiles of the actors whose ids hash to it. The
@@ -99,17 +101,23 @@ func (st *Store) Read(id string, anon bool, pr *Profile, strs bool) bool {
 // Edit calls edit with the profile now holding the history of an actor
 // (links followed), created empty if need be, and stores what edit left
 // in it. edit runs under the shard's lock: it must not keep pr, call the
-// store or take any lock.
-func (st *Store) Edit(id string, anon bool, edit func(pr *Profile)) {
+// store or take any lock. With a profile cap (SetMaxProfiles) it returns
+// ErrFull, having called nothing, when the actor is new and its shard
+// cannot make room.
+func (st *Store) Edit(id string, anon bool, edit func(pr *Profile)) error {
 	id, anon = st.Resolve(id, anon)
 	s, h := st.shardOf(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.captureLocked()
-	slot, _ := s.slotLocked(id, h, anon, true)
+	slot, err := st.newSlotLocked(s, id, h, anon)
+	if err != nil {
+		return err
+	}
 	pr := s.editLocked(slot)
 	edit(pr)
 	s.writeLocked(slot, pr)
+	return nil
 }
 
 // maxLinkHops bounds how far an anonymous id's links are followed; Link
@@ -171,12 +179,20 @@ func (st *Store) Link(anonID, target string, targetAnon bool) error {
 		return ErrCycle
 	}
 	dest, destAnon := st.Resolve(target, targetAnon)
+	// Room for the destination first: nothing changes if there is none.
+	if err := st.roomFor(dest, destAnon); err != nil {
+		return err
+	}
 
 	// Take the anonymous profile out of its shard, leaving a forward link.
 	as, ah := st.shardOf(anonID)
 	as.mu.Lock()
 	as.captureLocked()
-	slot, _ := as.slotLocked(anonID, ah, true, true)
+	slot, err := st.newSlotLocked(as, anonID, ah, true)
+	if err != nil {
+		as.mu.Unlock()
+		return err
+	}
 	if to, toAnon := as.mergedLocked(slot); to == target && toAnon == targetAnon {
 		as.mu.Unlock()
 		return nil
@@ -199,7 +215,13 @@ func (st *Store) Link(anonID, target string, targetAnon bool) error {
 	ds.mu.Lock()
 	defer ds.mu.Unlock()
 	ds.captureLocked()
-	dslot, _ := ds.slotLocked(dest, dh, destAnon, true)
+	dslot, err := st.newSlotLocked(ds, dest, dh, destAnon)
+	if err != nil {
+		// roomFor made room, and the link's own profile took it in the
+		// same shard, which holds customers only: the link stands, the
+		// history it brought is lost. Only a cap of customers gets here.
+		return err
+	}
 	dp := ds.editLocked(dslot)
 	dp.merge(&moved, &st.lim)
 	dp.Links = appendUnique(dp.Links, anonID)

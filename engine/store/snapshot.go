@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -74,6 +75,51 @@ type SnapshotInfo struct {
 func (s *Store) Snapshot() (SnapshotInfo, error) {
 	s.snapMu.Lock()
 	defer s.snapMu.Unlock()
+	return s.snapshotLocked(false)
+}
+
+// CompactInfo says what Compact did.
+type CompactInfo struct {
+	Snapshot         SnapshotInfo
+	RemovedSnapshots int // older snapshot files deleted
+}
+
+// Compact rewrites the data folder so that it holds only the current
+// state: it starts a new log segment, writes a snapshot covering every
+// record before it, and deletes every older snapshot and every log
+// segment the new snapshot covers. What an erasure removed from the state
+// is then in no file (the snapshot holds the state, the log only what
+// came after). Writes wait only while the capture begins, as for any
+// snapshot; the price is one snapshot's worth of fallback: until the
+// next snapshot, a damaged one cannot fall back to an older one.
+func (s *Store) Compact() (CompactInfo, error) {
+	s.snapMu.Lock()
+	defer s.snapMu.Unlock()
+	var ci CompactInfo
+	next, err := s.log.Rotate()
+	if err != nil {
+		return ci, fmt.Errorf("cannot compact: %w", err)
+	}
+	// Every record before the new segment is durable; wait until its
+	// writer has applied it, so that the snapshot covers the old segments
+	// whole and they can all go.
+	s.applyMu.Lock()
+	for s.applied < next-1 {
+		s.applyCond.Wait()
+	}
+	s.applyMu.Unlock()
+	info, err := s.snapshotLocked(true)
+	ci.Snapshot = info
+	if err != nil {
+		return ci, fmt.Errorf("cannot compact: %w", err)
+	}
+	ci.RemovedSnapshots = int(s.lastPruned.Load())
+	return ci, nil
+}
+
+// snapshotLocked is Snapshot; with compact it keeps only the new snapshot
+// and the log after it. s.snapMu must be held.
+func (s *Store) snapshotLocked(compact bool) (SnapshotInfo, error) {
 	start := time.Now()
 	s.applyMu.Lock()
 	seq := s.applied
@@ -93,26 +139,50 @@ func (s *Store) Snapshot() (SnapshotInfo, error) {
 	name := join(snapDir, snapName(seq))
 	raw, size, err := writeSnapshotFile(s.opts.FS, name, seq, start, c)
 	if err != nil {
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			// Without room for snapshots the log would fill the disk next:
+			// refuse writes until a snapshot succeeds (the background
+			// retries every HealDelay). Nothing written is lost.
+			if s.diskFull.Swap(&err) == nil {
+				s.opts.Log.Error("snapshot failed for want of space: refusing writes until one succeeds", "err", err)
+			}
+		}
 		return info, err
+	}
+	if s.diskFull.Swap(nil) != nil {
+		s.opts.Log.Warn("snapshot written after a disk-full failure: accepting writes again", "seq", seq)
 	}
 	info.Path, info.RawBytes, info.FileBytes = name, raw, size
 	s.snapSeq.Store(seq)
 	s.snapBytes.Store(s.log.Stats().Bytes)
 
-	// Prune: keep two snapshots, and the log back to the older one.
+	// Prune: keep two snapshots, and the log back to the older one (one
+	// and the log after it when compacting).
 	seqs, err := listSnapshots(s.opts.FS, snapDir)
 	if err != nil {
 		return info, err
 	}
-	for len(seqs) > 2 {
+	keep := 2
+	if compact {
+		keep = 1
+	}
+	pruned := 0
+	defer func() { s.lastPruned.Store(int64(pruned)) }()
+	for len(seqs) > keep {
 		old := join(snapDir, snapName(seqs[len(seqs)-1]))
 		if err := s.opts.FS.Remove(old); err != nil {
 			return info, fmt.Errorf("cannot remove old snapshot %q: %w", old, err)
 		}
 		seqs = seqs[:len(seqs)-1]
+		pruned++
 	}
-	if len(seqs) == 2 {
-		if info.RemovedWAL, err = s.log.RemoveBefore(seqs[1] + 1); err != nil {
+	if pruned > 0 {
+		if err := s.opts.FS.SyncDir(snapDir); err != nil {
+			return info, fmt.Errorf("cannot sync %q: %w", snapDir, err)
+		}
+	}
+	if len(seqs) == keep {
+		if info.RemovedWAL, err = s.log.RemoveBefore(seqs[keep-1] + 1); err != nil {
 			return info, fmt.Errorf("cannot prune the write-ahead log: %w", err)
 		}
 	}

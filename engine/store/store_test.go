@@ -178,7 +178,7 @@ func TestReopenKeepsState(t *testing.T) {
 	}
 }
 
-// logged is a batch with the seq of its last record.
+// logged is a batch with the seq of its (batch) record.
 type logged struct {
 	last uint64
 	recs []engine.Record
@@ -203,7 +203,7 @@ func crashOnce(t *testing.T, seed uint64) {
 	fs := wal.NewMemFS()
 	s, _ := openMem(t, fs, func(o *Options) { o.SegmentBytes = int64(2<<10 + rng.IntN(16<<10)) })
 	write(t, s, catalog(20))
-	base := len(catalog(20))
+	const base = 1 // the catalog is one batch record
 
 	var (
 		mu      sync.Mutex
@@ -226,18 +226,18 @@ func crashOnce(t *testing.T, seed uint64) {
 				}
 				b := randomBatch(wrng, 20, &ts, &mu)
 				errs := make([]error, len(b))
-				last, err := s.appendApply(b, errs)
+				tk, err := s.appendBatch(b)
 				if err != nil {
 					return
 				}
 				mu.Lock()
-				batches = append(batches, logged{last, b})
+				batches = append(batches, logged{tk.Last, b})
 				mu.Unlock()
-				if s.log.WaitDurable(last) != nil {
+				if s.applyDurable(tk, b, errs) != nil {
 					return
 				}
 				mu.Lock()
-				acked = append(acked, last)
+				acked = append(acked, tk.Last)
 				mu.Unlock()
 			}
 		}()
@@ -275,19 +275,18 @@ func crashOnce(t *testing.T, seed uint64) {
 	// The reference: the catalog, then every logged record up to the
 	// recovered seq, in seq order.
 	recs := catalog(20)
-	bySeq := map[uint64]engine.Record{}
+	// A write of several records is one batch record: one seq, all or
+	// nothing.
+	bySeq := map[uint64][]engine.Record{}
 	for _, b := range batches {
-		first := b.last - uint64(len(b.recs)) + 1
-		for i, r := range b.recs {
-			bySeq[first+uint64(i)] = r
-		}
+		bySeq[b.last] = b.recs
 	}
 	for seq := uint64(base) + 1; seq <= recovered; seq++ {
 		r, ok := bySeq[seq]
 		if !ok {
 			t.Fatalf("seed %d: recovered seq %d was never logged", seed, seq)
 		}
-		recs = append(recs, r)
+		recs = append(recs, r...)
 	}
 	want := stateBytes(t, reference(t, recs))
 	if got := stateBytes(t, s2.Engine()); !bytes.Equal(got, want) {

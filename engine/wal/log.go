@@ -56,6 +56,10 @@ type Options struct {
 	// Log: every write waiting for durability waits for it too. It exists
 	// for metrics, which the Log does not know about.
 	OnSync func(d time.Duration, bytes int)
+	// HealDelay is how long after a write or fsync failure the log tries
+	// to heal, and how often it tries again while healing fails (default
+	// 1s). See Log.
+	HealDelay time.Duration
 }
 
 // Default option values.
@@ -63,6 +67,7 @@ const (
 	DefaultSegmentBytes     = 64 << 20
 	DefaultInterval         = 100 * time.Millisecond
 	DefaultMaxBufferedBytes = 64 << 20
+	DefaultHealDelay        = time.Second
 )
 
 // Log appends records to a write-ahead log directory. Appends are buffered
@@ -70,18 +75,33 @@ const (
 // everything buffered at once and fsyncs once for all of it (group commit).
 //
 // A Log is safe for concurrent use. Appends are totally ordered by their
-// sequence numbers. A write or fsync error is sticky: every later append
-// and every wait for a record not yet durable returns it, since the state of
-// the file is unknown (an fsync error may have dropped dirty pages).
+// sequence numbers.
+//
+// # Failures and healing
+//
+// A write or fsync error (a full disk: ENOSPC; an I/O error) fails every
+// record not yet durable: their waiters get the error, and so does every
+// append until the log heals. HealDelay later the flusher heals: it cuts
+// the active segment back to the end of the last durable record (dropping
+// whatever the failed write or fsync left after it, and any segment a
+// failed rotation began), fsyncs it and the directory, and reopens it. The
+// records that failed are gone for good and their sequence numbers are
+// given to the next appends, so the log stays contiguous and holds only
+// what was acknowledged; Wait tells the writers of the lost records apart
+// by the Ticket's generation. If healing fails (the disk is still broken)
+// it is tried again every HealDelay; once the disk has room, appends
+// succeed again by themselves. Records durable before the failure are
+// never touched: in SyncAlways mode they were fsynced before it.
 type Log struct {
 	fs     FS
 	dir    string
 	opts   Options
 	logger *slog.Logger
 
-	kick    chan struct{} // capacity 1: records are waiting to be written
-	closing chan struct{} // closed by Close
-	done    chan struct{} // closed when the flusher has exited
+	kick    chan struct{}     // capacity 1: records are waiting to be written
+	rotates chan chan rotated // Rotate's requests to the flusher
+	closing chan struct{}     // closed by Close
+	done    chan struct{}     // closed when the flusher has exited
 
 	mu       sync.Mutex
 	cond     sync.Cond // on mu; broadcast when durable or err change
@@ -97,6 +117,10 @@ type Log struct {
 	closeErr error // set by the flusher before done is closed
 	appends  uint64
 	full     uint64
+	gen      uint64            // healings so far; see Ticket
+	genEnds  map[uint64]genEnd // by generation, for tickets of earlier ones
+	heals    uint64
+	failures uint64
 
 	// Owned by the flusher goroutine (and by Open before it starts).
 	seg        File
@@ -104,6 +128,8 @@ type Log struct {
 	segSize    int64
 	segRecords int
 	unsynced   int // bytes written to the active segment since its last fsync
+	// good is where the last durable record ends: healing cuts back to it.
+	good position
 
 	fsyncs     atomic.Uint64
 	fsyncNanos atomic.Int64
@@ -132,6 +158,9 @@ func Open(fsys FS, dir string, opts Options) (*Log, error) {
 	if opts.MaxBufferedBytes <= 0 {
 		opts.MaxBufferedBytes = DefaultMaxBufferedBytes
 	}
+	if opts.HealDelay <= 0 {
+		opts.HealDelay = DefaultHealDelay
+	}
 	if opts.Sync != SyncAlways && opts.Sync != SyncInterval {
 		return nil, fmt.Errorf("wal: unknown sync mode %d", opts.Sync)
 	}
@@ -145,6 +174,7 @@ func Open(fsys FS, dir string, opts Options) (*Log, error) {
 		opts:    opts,
 		logger:  logger,
 		kick:    make(chan struct{}, 1),
+		rotates: make(chan chan rotated),
 		closing: make(chan struct{}),
 		done:    make(chan struct{}),
 	}
@@ -159,6 +189,7 @@ func Open(fsys FS, dir string, opts Options) (*Log, error) {
 		return nil, err
 	}
 	l.written, l.synced, l.durable = l.nextSeq-1, l.nextSeq-1, l.nextSeq-1
+	l.markGood()
 	go l.run()
 	return l, nil
 }
@@ -241,6 +272,9 @@ func (l *Log) Append(typ byte, payload []byte) (seq uint64, err error) {
 	if len(payload) > MaxPayload {
 		return 0, fmt.Errorf("cannot append %d-byte wal record: %w", len(payload), ErrTooLarge)
 	}
+	if typ == TypeBatch {
+		return 0, ErrReservedType
+	}
 	h := recordHeader(typ, payload) // outside the lock
 	n := RecordHeaderSize + len(payload)
 	l.mu.Lock()
@@ -281,6 +315,117 @@ func (l *Log) AppendBatch(b *Batch) (first, last uint64, err error) {
 	return first, last, nil
 }
 
+// Ticket names appended records for Wait: the sequence numbers of the
+// first and the last, and the log's generation when they were appended
+// (healing after a failure starts a new one and reuses the lost sequence
+// numbers).
+type Ticket struct {
+	First, Last uint64
+	gen         uint64
+}
+
+// genEnd is how a generation ended: its last durable record, and the
+// failure that ended it.
+type genEnd struct {
+	durable uint64
+	err     error
+}
+
+// maxGenEnds bounds the generations whose end the log remembers; a ticket
+// older than that many healings waits for nothing and gets ErrLost (its
+// writer would have had the answer long before).
+const maxGenEnds = 1024
+
+// AppendBatchTicket is AppendBatch returning a Ticket for Wait.
+func (l *Log) AppendBatchTicket(b *Batch) (Ticket, error) {
+	if b.n == 0 {
+		return Ticket{}, nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.admit(len(b.buf)); err != nil {
+		return Ticket{}, err
+	}
+	t := l.appendLocked(b.buf, b.n)
+	l.signalLocked()
+	return t, nil
+}
+
+// AppendAtomic appends every record of b as one batch record (type
+// TypeBatch, see the package doc): one sequence number, all or nothing
+// across a crash. A batch of one record is appended as that record. It
+// returns ErrTooLarge if the batch is larger than MaxPayload. b is not
+// retained.
+func (l *Log) AppendAtomic(b *Batch) (Ticket, error) {
+	if b.n <= 1 {
+		return l.AppendBatchTicket(b)
+	}
+	// Re-frame the records without their checksums (see the package doc),
+	// outside the lock.
+	b.atomic = b.atomic[:0]
+	for p := 0; p < len(b.buf); {
+		n := int(binary.LittleEndian.Uint32(b.buf[p:]))
+		b.atomic = append(b.atomic, b.buf[p:p+batchFrameSize]...)
+		b.atomic = append(b.atomic, b.buf[p+RecordHeaderSize:p+RecordHeaderSize+n]...)
+		p += RecordHeaderSize + n
+	}
+	if len(b.atomic) > MaxPayload {
+		return Ticket{}, fmt.Errorf("cannot append a %d-byte batch as one wal record: %w", len(b.atomic), ErrTooLarge)
+	}
+	h := recordHeader(TypeBatch, b.atomic)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.admit(RecordHeaderSize + len(b.atomic)); err != nil {
+		return Ticket{}, err
+	}
+	l.buf = append(l.buf, h[:]...)
+	t := l.appendLocked(b.atomic, 1)
+	l.signalLocked()
+	return t, nil
+}
+
+// appendLocked buffers n encoded records. l.mu must be held.
+func (l *Log) appendLocked(enc []byte, n int) Ticket {
+	l.buf = append(l.buf, enc...)
+	t := Ticket{First: l.nextSeq, Last: l.nextSeq + uint64(n) - 1, gen: l.gen}
+	l.nextSeq += uint64(n)
+	l.appends += uint64(n)
+	return t
+}
+
+// signalLocked wakes the flusher; with l.mu held it cannot race a heal.
+func (l *Log) signalLocked() { l.signal() }
+
+// Wait blocks until the records of t are durable per the sync mode and
+// returns nil, or returns the failure that lost them (wrapping ErrLost if
+// the log has healed since). A zero Ticket returns at once.
+func (l *Log) Wait(t Ticket) error {
+	if t.Last == 0 {
+		return nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for {
+		if t.gen != l.gen {
+			end, ok := l.genEnds[t.gen]
+			if ok && t.Last <= end.durable {
+				return nil
+			}
+			if ok {
+				return fmt.Errorf("%w: %w", ErrLost, end.err)
+			}
+			return ErrLost
+		}
+		if l.durable >= t.Last {
+			return nil
+		}
+		if l.err != nil {
+			return l.err
+		}
+		l.cond.Wait()
+	}
+}
+
 // admit checks that n more bytes may be buffered. l.mu must be held.
 func (l *Log) admit(n int) error {
 	switch {
@@ -305,8 +450,10 @@ func (l *Log) signal() {
 }
 
 // WaitDurable blocks until record seq is durable per the sync mode (see
-// SyncMode) and returns nil, or returns the log's sticky error if it failed
-// before that. It returns at once for records already durable, and an
+// SyncMode) and returns nil, or returns the log's error if it failed
+// before that. It cannot tell a record lost to a failure from a later one
+// given the same sequence number after healing: writers that may see
+// failures append with a Ticket and call Wait. It returns at once for records already durable, and an
 // error for a seq not appended yet.
 func (l *Log) WaitDurable(seq uint64) error {
 	l.mu.Lock()
@@ -363,12 +510,26 @@ func (l *Log) run() {
 		defer t.Stop()
 		tick = t.C
 	}
+	var heal *time.Timer
+	var healC <-chan time.Time
+	defer func() {
+		if heal != nil {
+			heal.Stop()
+		}
+	}()
 	for {
 		select {
 		case <-l.kick:
 			l.flush()
 		case <-tick:
 			l.syncWritten()
+		case done := <-l.rotates:
+			done <- l.rotateNow()
+		case <-healC:
+			healC = nil
+			if err := l.heal(); err != nil {
+				l.logger.Error("wal: cannot heal yet; trying again", "dir", l.dir, "in", l.opts.HealDelay, "err", err)
+			}
 		case <-l.closing:
 			l.flush()
 			l.syncWritten()
@@ -388,7 +549,152 @@ func (l *Log) run() {
 			l.mu.Unlock()
 			return
 		}
+		if healC == nil && l.failed() {
+			if heal == nil {
+				heal = time.NewTimer(l.opts.HealDelay)
+			} else {
+				heal.Reset(l.opts.HealDelay)
+			}
+			healC = heal.C
+		}
 	}
+}
+
+// Rotate writes and fsyncs everything appended so far and starts a new
+// segment for what comes next (unless the active segment holds no record
+// yet), so that once a snapshot covers every record before it, all older
+// segments can go (RemoveBefore). Compaction uses it to make sure no
+// segment mixes records it must drop with later ones. It returns the seq
+// the new segment starts at: every record before it is durable.
+func (l *Log) Rotate() (next uint64, err error) {
+	done := make(chan rotated, 1)
+	select {
+	case l.rotates <- done:
+		r := <-done
+		return r.next, r.err
+	case <-l.done:
+		return 0, ErrClosed
+	}
+}
+
+// rotated is the flusher's answer to Rotate.
+type rotated struct {
+	next uint64
+	err  error
+}
+
+// rotateNow is Rotate on the flusher.
+func (l *Log) rotateNow() rotated {
+	l.flush()
+	l.mu.Lock()
+	err, next := l.err, l.written+1
+	l.mu.Unlock()
+	if err != nil {
+		return rotated{err: err}
+	}
+	if l.segRecords == 0 {
+		return rotated{next: next}
+	}
+	if err := l.rotate(next); err != nil {
+		l.mu.Lock()
+		l.fail(err)
+		l.cond.Broadcast()
+		l.mu.Unlock()
+		return rotated{err: err}
+	}
+	l.mu.Lock()
+	l.synced = l.written // rotate fsynced the old segment
+	l.mu.Unlock()
+	l.markGood()
+	return rotated{next: next}
+}
+
+// failed reports whether the log has failed and not healed yet.
+func (l *Log) failed() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err != nil
+}
+
+// position is a place in the log: a segment and how far it holds records.
+type position struct {
+	first   uint64 // the segment's first seq
+	size    int64
+	records int
+}
+
+// markGood notes that everything written to the active segment is durable
+// per the sync mode. Flusher only.
+func (l *Log) markGood() {
+	first, _ := parseSegmentName(filepath.Base(l.segPath))
+	l.good = position{first: first, size: l.segSize, records: l.segRecords}
+}
+
+// heal cuts the log back to the last durable record after a failure and
+// reopens it for appends (see Log). Flusher only.
+func (l *Log) heal() error {
+	l.removeMu.Lock()
+	defer l.removeMu.Unlock()
+	if l.seg != nil {
+		l.seg.Close() // its state is unknown; the error says nothing new
+		l.seg = nil
+	}
+	g := l.good
+	path := filepath.Join(l.dir, SegmentName(g.first))
+	// Segments a failed rotation began hold no durable record.
+	segs, err := listSegments(l.fs, l.dir)
+	if err != nil {
+		return err
+	}
+	for _, sg := range segs {
+		if sg.first > g.first {
+			p := filepath.Join(l.dir, SegmentName(sg.first))
+			if err := l.fs.Remove(p); err != nil {
+				return fmt.Errorf("cannot remove wal segment %q begun by a failed write: %w", p, err)
+			}
+		}
+	}
+	if err := truncateSync(l.fs, path, g.size); err != nil {
+		return err
+	}
+	if err := l.fs.SyncDir(l.dir); err != nil {
+		return fmt.Errorf("cannot sync wal directory %q: %w", l.dir, err)
+	}
+	f, err := l.fs.OpenAppend(path)
+	if err != nil {
+		return fmt.Errorf("cannot open wal segment %q: %w", path, err)
+	}
+	l.seg, l.segPath, l.segSize, l.segRecords, l.unsynced = f, path, g.size, g.records, 0
+	l.segMu.Lock()
+	for len(l.segs) > 0 && l.segs[len(l.segs)-1].first > g.first {
+		l.segs = l.segs[:len(l.segs)-1]
+	}
+	if n := len(l.segs); n > 0 && l.segs[n-1].first == g.first {
+		l.segs[n-1].size = g.size
+	} else {
+		l.segs = append(l.segs, segment{first: g.first, size: g.size})
+	}
+	l.segMu.Unlock()
+
+	l.mu.Lock()
+	if l.genEnds == nil {
+		l.genEnds = map[uint64]genEnd{}
+	}
+	l.genEnds[l.gen] = genEnd{durable: l.durable, err: l.err}
+	delete(l.genEnds, l.gen-maxGenEnds)
+	lost := l.nextSeq - 1 - l.durable
+	l.gen++
+	l.heals++
+	l.nextSeq = l.durable + 1
+	l.written, l.synced = l.durable, l.durable
+	l.buf = l.buf[:0]
+	cause := l.err
+	l.err = nil
+	l.cond.Broadcast()
+	l.mu.Unlock()
+	l.logger.Warn("wal: healed after a failure; accepting appends again", "dir", l.dir,
+		"durable_seq", l.nextSeq-1, "lost_unacknowledged_records", lost, "cause", cause)
+	return nil
 }
 
 // maxSpare is the capacity above which a drained buffer is dropped rather
@@ -432,6 +738,9 @@ func (l *Log) flush() {
 	}
 	l.cond.Broadcast()
 	l.mu.Unlock()
+	if err == nil {
+		l.markGood()
+	}
 }
 
 // write writes a batch of encoded records whose first has sequence number
@@ -554,11 +863,12 @@ func (l *Log) syncWritten() {
 	l.mu.Unlock()
 }
 
-// fail makes err the log's sticky error. l.mu must be held.
+// fail makes err the log's error until it heals. l.mu must be held.
 func (l *Log) fail(err error) {
 	if l.err == nil {
 		l.err = err
-		l.logger.Error("wal: failed; refusing further appends", "dir", l.dir, "err", err)
+		l.failures++
+		l.logger.Error("wal: failed; refusing appends until it heals", "dir", l.dir, "in", l.opts.HealDelay, "err", err)
 	}
 }
 
@@ -609,7 +919,9 @@ type Stats struct {
 	LastSeq       uint64
 	DurableSeq    uint64 // per the sync mode; see DurableSeq
 	SyncedSeq     uint64 // last seq fsynced
-	Err           error  // the sticky error, if the log failed
+	Err           error  // the failure, while the log has not healed from it
+	Failures      uint64 // write or fsync failures
+	Heals         uint64 // healings after failures
 }
 
 // Stats returns the log's current stats.
@@ -620,6 +932,7 @@ func (l *Log) Stats() Stats {
 	s.Appends, s.Full = l.appends, l.full
 	s.LastSeq, s.DurableSeq, s.SyncedSeq = l.nextSeq-1, l.durable, l.synced
 	s.Err = l.err
+	s.Failures, s.Heals = l.failures, l.heals
 	l.mu.Unlock()
 	l.segMu.Lock()
 	s.Segments = len(l.segs)
@@ -638,14 +951,18 @@ func (l *Log) Stats() Stats {
 // log's lock, so AppendBatch only copies bytes. The zero value is an empty
 // batch. A Batch is not safe for concurrent use.
 type Batch struct {
-	buf []byte
-	n   int
+	buf    []byte
+	n      int
+	atomic []byte // AppendAtomic's encoding of buf
 }
 
 // Add appends a record to the batch; the payload is copied.
 func (b *Batch) Add(typ byte, payload []byte) error {
 	if len(payload) > MaxPayload {
 		return fmt.Errorf("cannot add %d-byte wal record: %w", len(payload), ErrTooLarge)
+	}
+	if typ == TypeBatch {
+		return ErrReservedType
 	}
 	h := recordHeader(typ, payload)
 	b.buf = append(b.buf, h[:]...)

@@ -2,8 +2,13 @@ package wal
 
 import (
 	"errors"
+	"fmt"
+	"io/fs"
 	"path/filepath"
+	"slices"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -34,10 +39,10 @@ func TestRoundTrip(t *testing.T) {
 					}
 					var b Batch
 					for i, p := range tt.payloads {
-						if err := b.Add(byte(i), p); err != nil {
+						if err := b.Add(byte(i%255), p); err != nil {
 							t.Fatal(err)
 						}
-						want = append(want, rec{uint64(i + 1), byte(i), p})
+						want = append(want, rec{uint64(i + 1), byte(i % 255), p})
 					}
 					first, last, err := l.AppendBatch(&b)
 					if err != nil || first != 1 || last != uint64(len(tt.payloads)) {
@@ -431,9 +436,13 @@ func TestErrFull(t *testing.T) {
 	l.Close()
 }
 
-// TestStickyErrors checks that after a failed write or fsync the log
-// acknowledges nothing more, while what it acknowledged before survives.
-func TestStickyErrors(t *testing.T) {
+// TestFailureHeals checks that after a failed write or fsync the log
+// acknowledges nothing more while the failure lasts, refuses appends
+// naming it, keeps what it acknowledged before, and heals by itself once
+// the disk works again: the records that failed are gone (never
+// acknowledged), later appends take their sequence numbers, and a crash
+// after healing keeps exactly the acknowledged records.
+func TestFailureHeals(t *testing.T) {
 	tests := []struct {
 		op   Op
 		mode SyncMode
@@ -444,9 +453,9 @@ func TestStickyErrors(t *testing.T) {
 		{OpSync, SyncInterval},
 	}
 	for _, tt := range tests {
-		t.Run(string(tt.op), func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s/%d", tt.op, tt.mode), func(t *testing.T) {
 			fsys := NewMemFS()
-			l, err := Open(fsys, "/wal", Options{Sync: tt.mode, Interval: time.Millisecond})
+			l, err := Open(fsys, "/wal", Options{Sync: tt.mode, Interval: time.Millisecond, HealDelay: 20 * time.Millisecond})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -461,46 +470,97 @@ func TestStickyErrors(t *testing.T) {
 			for l.Stats().SyncedSeq != good {
 				time.Sleep(time.Millisecond)
 			}
-			injected := errors.New("injected")
+			injected := &fs.PathError{Op: "write", Path: "/wal", Err: syscall.ENOSPC}
+			var failing atomic.Bool
+			failing.Store(true)
 			fsys.SetHook(func(op Op, name string) error {
-				if op == tt.op {
+				if failing.Load() && (op == tt.op || op == OpTruncate) {
 					return injected
 				}
 				return nil
 			})
-			bad, err := l.Append(1, []byte("bad"))
+			var b Batch
+			b.Add(1, []byte("bad"))
+			tk, err := l.AppendBatchTicket(&b)
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = l.WaitDurable(bad)
+			err = l.Wait(tk)
 			if tt.op == OpSync && tt.mode == SyncInterval {
 				// Written is enough here; the failure shows at the next
-				// interval fsync.
+				// interval fsync, and "bad" was acknowledged.
 				if err != nil {
 					t.Fatal(err)
 				}
 				for l.Stats().Err == nil {
 					time.Sleep(time.Millisecond)
 				}
-			} else if !errors.Is(err, injected) {
-				t.Fatalf("WaitDurable = %v, want the injected error", err)
+			} else if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("Wait = %v, want the injected ENOSPC", err)
 			}
-			if _, err := l.Append(1, []byte("after")); !errors.Is(err, injected) {
-				t.Fatalf("Append after failure = %v, want the sticky error", err)
-			}
-			fsys.SetHook(nil) // even once the disk recovers
-			if _, err := l.Append(1, []byte("after")); !errors.Is(err, injected) {
-				t.Fatalf("Append after recovery = %v, want the sticky error", err)
+			// While the disk fails (healing's truncate fails too), appends
+			// are refused with the cause.
+			time.Sleep(60 * time.Millisecond)
+			if _, err := l.Append(1, []byte("refused")); !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("Append during the failure = %v, want ENOSPC", err)
 			}
 			if err := l.WaitDurable(good); err != nil {
 				t.Fatalf("WaitDurable(acknowledged) = %v", err)
 			}
-			if err := l.Close(); !errors.Is(err, injected) {
-				t.Fatalf("Close = %v, want the sticky error", err)
+			failing.Store(false) // the disk has room again
+			var after Ticket
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				var ab Batch
+				ab.Add(1, []byte("after"))
+				after, err = l.AppendBatchTicket(&ab)
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("the log did not heal: %v", err)
+				}
+				time.Sleep(5 * time.Millisecond)
 			}
-			got, _ := mustReplay(t, fsys.CrashClone(), "/wal")
-			if len(got) == 0 || string(got[0].payload) != "good" {
-				t.Fatalf("after crash: %d records", len(got))
+			if err := l.Wait(after); err != nil {
+				t.Fatalf("Wait after healing = %v", err)
+			}
+			badAcked := tt.op == OpSync && tt.mode == SyncInterval
+			want := []string{"good", "after"}
+			if badAcked {
+				want = []string{"good", "bad", "after"}
+				if after.First != 3 {
+					t.Fatalf("after healing the next seq is %d, want 3", after.First)
+				}
+			} else {
+				if after.First != 2 {
+					t.Fatalf("after healing the next seq is %d, want 2 (the lost record's)", after.First)
+				}
+				// The lost record's writer is told so, even though its seq
+				// is taken by now.
+				if err := l.Wait(tk); !errors.Is(err, ErrLost) || !errors.Is(err, syscall.ENOSPC) {
+					t.Fatalf("Wait(lost) after healing = %v, want ErrLost and the cause", err)
+				}
+			}
+			if st := l.Stats(); st.Failures != 1 || st.Heals != 1 || st.Err != nil {
+				t.Fatalf("stats after healing: %+v", st)
+			}
+			for l.Stats().SyncedSeq < after.Last { // SyncInterval: its ticker syncs
+				time.Sleep(time.Millisecond)
+			}
+			crashed := fsys.CrashClone()
+			if err := l.Close(); err != nil {
+				t.Fatalf("Close after healing = %v", err)
+			}
+			for _, fsys := range []*MemFS{crashed, fsys} {
+				got, _ := mustReplay(t, fsys, "/wal")
+				var payloads []string
+				for _, r := range got {
+					payloads = append(payloads, string(r.payload))
+				}
+				if !slices.Equal(payloads, want) {
+					t.Fatalf("the log holds %q, want %q", payloads, want)
+				}
 			}
 		})
 	}

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 )
 
 // Op names a MemFS operation, for error injection with (*MemFS).SetHook.
@@ -63,6 +64,8 @@ type MemFS struct {
 	mu   sync.Mutex
 	root *memNode
 	hook func(op Op, name string) error
+	// capacity bounds the bytes of all files' current contents; 0: none.
+	capacity int64
 }
 
 type memNode struct {
@@ -95,6 +98,34 @@ func (m *MemFS) SetHook(hook func(op Op, name string) error) {
 	m.mu.Lock()
 	m.hook = hook
 	m.mu.Unlock()
+}
+
+// SetCapacity makes the file system hold at most n bytes of file contents
+// (all files' current contents together; 0 removes the bound), like a
+// small disk: a Write that would pass it writes what fits and fails with
+// ENOSPC, as write(2) does. Truncating or removing files makes room.
+func (m *MemFS) SetCapacity(n int64) {
+	m.mu.Lock()
+	m.capacity = n
+	m.mu.Unlock()
+}
+
+// usedLocked returns the bytes of all files' current contents. m.mu must
+// be held. Removed files that are still open are not counted.
+func (m *MemFS) usedLocked() int64 {
+	var used int64
+	var walk func(n *memNode)
+	walk = func(n *memNode) {
+		for _, c := range n.children {
+			if c.dir {
+				walk(c)
+			} else {
+				used += int64(len(c.data))
+			}
+		}
+	}
+	walk(m.root)
+	return used
 }
 
 func (m *MemFS) callHook(op Op, name string) error {
@@ -452,6 +483,13 @@ func (f *memFile) Write(p []byte) (int, error) {
 	defer f.fs.mu.Unlock()
 	if err := f.check("write", true); err != nil {
 		return 0, err
+	}
+	if c := f.fs.capacity; c > 0 {
+		if room := c - f.fs.usedLocked(); room < int64(len(p)) {
+			room = max(room, 0)
+			f.n.data = append(f.n.data, p[:room]...)
+			return int(room), &fs.PathError{Op: "write", Path: f.name, Err: syscall.ENOSPC}
+		}
 	}
 	f.n.data = append(f.n.data, p...)
 	return len(p), nil

@@ -64,7 +64,17 @@ func Replay(fsys FS, dir string, from uint64, fn func(seq uint64, typ byte, payl
 		}
 		info.Segments++
 		res, err := sc.scan(fsys, path, sg.first, last, from, func(seq uint64, typ byte, payload []byte) error {
-			if err := fn(seq, typ, payload); err != nil {
+			if typ == TypeBatch {
+				reason, err := forEachInBatch(payload, func(typ byte, payload []byte) error { return fn(seq, typ, payload) })
+				if err != nil {
+					return fmt.Errorf("wal replay stopped at seq %d: %w", seq, err)
+				}
+				if reason != "" {
+					// The batch's checksum matched: only a writer's bug
+					// gets here.
+					return &CorruptError{File: path, Seq: seq, Offset: -1, Reason: reason}
+				}
+			} else if err := fn(seq, typ, payload); err != nil {
 				return fmt.Errorf("wal replay stopped at seq %d: %w", seq, err)
 			}
 			if info.First == 0 {

@@ -28,6 +28,21 @@
 //	crc = CRC-32C (Castagnoli) of length, type and payload, in that order
 //	(bytes 0-4 then 9-end; the crc field itself is skipped).
 //
+// A record of type TypeBatch (0xFF) is a batch: its payload is a sequence
+// of records, none of them a batch, each framed without a checksum (the
+// batch's covers them all, and a frame that looked like a record would
+// make a torn batch look like corruption):
+//
+//	+----------------+------+--------------------+
+//	| length         | type | payload            |
+//	| uint32         | byte | length bytes       |
+//	+----------------+------+--------------------+
+//
+// A batch It takes one sequence number and is written, torn and
+// checksummed as one record, so after a crash a batch is wholly there or
+// wholly absent; Replay hands its records to the caller one by one, each
+// with the batch's sequence number. Other type values are the caller's.
+//
 // Records carry no sequence number: it is implied by position. A segment's
 // records are numbered first, first+1, ...; the next segment starts where
 // the previous one ends, so sequence numbers are contiguous across the
@@ -90,6 +105,9 @@ const (
 	// MaxPayload is the largest payload a record may carry: 64 MiB. Frozen:
 	// a reader treats a larger length as corruption.
 	MaxPayload = 64 << 20
+	// TypeBatch is the type of a batch record, whose payload holds framed
+	// records (see the package doc). Frozen; callers must not use it.
+	TypeBatch byte = 0xFF
 )
 
 // Errors returned by the package.
@@ -106,6 +124,13 @@ var (
 	ErrClosed = errors.New("wal: log closed")
 	// ErrTooLarge is returned for a payload larger than MaxPayload.
 	ErrTooLarge = errors.New("wal: payload too large")
+	// ErrReservedType is returned for a record of type TypeBatch appended
+	// by the caller.
+	ErrReservedType = errors.New("wal: record type 0xFF is reserved for batches")
+	// ErrLost is wrapped by the error Wait returns for records that a
+	// write or fsync failure dropped: they were never durable, and the
+	// log has since healed and gone on without them.
+	ErrLost = errors.New("wal: records lost to a write failure")
 )
 
 // castagnoli is the CRC-32C table; never mutated after initialisation.
@@ -246,4 +271,31 @@ func countRecords(b []byte, firstOnly bool) (n int, exhausted bool) {
 		}
 	}
 	return n, false
+}
+
+// batchFrameSize is the size of a record's frame inside a batch record.
+const batchFrameSize = 4 + 1
+
+// forEachInBatch calls fn for every record framed in a batch record's
+// payload, or returns a reason the payload is malformed.
+func forEachInBatch(payload []byte, fn func(typ byte, payload []byte) error) (reason string, err error) {
+	for p := 0; p < len(payload); {
+		if len(payload)-p < batchFrameSize {
+			return fmt.Sprintf("batch record ends inside a record frame at offset %d", p), nil
+		}
+		n := binary.LittleEndian.Uint32(payload[p:])
+		typ := payload[p+4]
+		if int64(n) > int64(len(payload)-p-batchFrameSize) {
+			return fmt.Sprintf("batch record holds a record of %d bytes past its end at offset %d", n, p), nil
+		}
+		if typ == TypeBatch {
+			return "batch record holds a batch", nil
+		}
+		end := p + batchFrameSize + int(n)
+		if err := fn(typ, payload[p+batchFrameSize:end]); err != nil {
+			return "", err
+		}
+		p = end
+	}
+	return "", nil
 }

@@ -1,0 +1,66 @@
+package engine
+
+import (
+	"errors"
+
+	"github.com/omnipick/omnipick/engine/profile"
+)
+
+// ErrProfilesFull is Apply's error for a record that needs a new profile
+// in a shard holding Options.MaxProfiles/Shards profiles, every one of
+// them a customer's: nothing can make room without dropping a known
+// customer, which the engine never does. Writers answer 503.
+var ErrProfilesFull = errors.New("the profile limit is reached and only known customers' profiles are left")
+
+// profilesFull maps the profile store's ErrFull to ErrProfilesFull.
+func profilesFull(err error) error {
+	if errors.Is(err, profile.ErrFull) {
+		return ErrProfilesFull
+	}
+	return err
+}
+
+// applyErase forgets an actor: its profile, the anonymous ids whose links
+// lead to it (their histories were merged into it), its impressions,
+// campaigns and exclusions (all in the profile; see profile.Store.Erase),
+// and its part in the stores' last scans.
+func (e *Engine) applyErase(x *Erase) error {
+	id, anon := x.Customer, false
+	switch {
+	case x.Customer != "" && x.AnonymousID != "":
+		return fieldErr("customer", ErrBothActors)
+	case x.AnonymousID != "":
+		id, anon = x.AnonymousID, true
+	case x.Customer == "":
+		return fieldErr("customer", ErrUnknownActor)
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if !e.profiles.Erase(id, anon) {
+		return fieldErr("id", ErrUnknownActor)
+	}
+	e.scans.forget(id, anon)
+	return nil
+}
+
+// forget takes an erased actor out of the last scans: the screen keeps
+// the scanned product, no longer personalised.
+func (s *scans) forget(id string, anon bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for loc, sc := range s.latest {
+		if (!anon && sc.Customer == id) || (anon && sc.AnonymousID == id) {
+			sc.Customer, sc.AnonymousID = "", ""
+			s.latest[loc] = sc
+		}
+	}
+}
+
+// applyExpire drops every anonymous profile unused since x.Before (see
+// profile.Store.Expire).
+func (e *Engine) applyExpire(x *Expire) error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	e.profiles.Expire(secs(x.Before))
+	return nil
+}

@@ -22,6 +22,7 @@ import (
 	"github.com/omnipick/omnipick/api"
 	"github.com/omnipick/omnipick/engine"
 	"github.com/omnipick/omnipick/engine/cluster"
+	"github.com/omnipick/omnipick/engine/store"
 )
 
 // clusterFlags are serve's flags for cluster mode (docs/cluster.md).
@@ -70,10 +71,15 @@ func serveCluster(cf *clusterFlags, o clusterServe) error {
 	if *cf.natsListen != "" && *cf.natsRoute == "" && *cf.replicas > 1 {
 		return fmt.Errorf("-replicas %d needs a NATS cluster: give -nats-cluster and -nats-routes, or -replicas 1 for one server: %w", *cf.replicas, errBadFlag)
 	}
+	// One process per data folder, as in single-node mode.
+	lock, err := store.LockDir(o.dataDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	url := *cf.nats
 	var ns *server.Server
 	if *cf.natsListen != "" {
-		var err error
 		if ns, err = startEmbeddedNATS(cf, name, o.dataDir); err != nil {
 			return err
 		}

@@ -19,7 +19,8 @@ func Partition(actor string, partitions int) int {
 }
 
 // actorOf returns the actor a record belongs to; "" for records every node
-// holds alike (catalog, stock, locations, global exclusions).
+// holds alike (catalog, stock, locations, global exclusions, the expiry of
+// anonymous profiles).
 func actorOf(r *engine.Record) string {
 	switch r.Op {
 	case engine.OpEvent:
@@ -33,6 +34,8 @@ func actorOf(r *engine.Record) string {
 		return first(r.Exclusion.Customer, r.Exclusion.AnonymousID)
 	case engine.OpCampaign:
 		return first(r.Campaign.Customer, r.Campaign.AnonymousID)
+	case engine.OpErase:
+		return first(r.Erase.Customer, r.Erase.AnonymousID)
 	}
 	return ""
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -112,6 +113,26 @@ func TestCluster(t *testing.T) {
 		}
 		single := streamEngine(t, c.servers[2].ClientURL(), "OMNIPICK")
 		comparePicks(t, single, []engine.Query{{Customer: cust}, {AnonymousID: anon}}, c.nodes[0].Engine(), c.nodes[1].Engine(), c.nodes[2].Engine())
+	})
+
+	t.Run("a write retried through another node with its event id is applied once", func(t *testing.T) {
+		rec := viewsFor("retry", 1, global)[0]
+		rec.EventID, rec.Received = "ev-retry-1", testNow.UnixMilli()
+		verdicts := make([]error, 3)
+		for i, n := range c.nodes {
+			r := []engine.Record{rec}
+			if err := n.Write(r, verdicts[i:i+1]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if verdicts[0] != nil || !errors.Is(verdicts[1], engine.ErrDuplicate) || !errors.Is(verdicts[2], engine.ErrDuplicate) {
+			t.Fatalf("verdicts %v: want applied, then duplicate twice", verdicts)
+		}
+		for _, n := range c.nodes {
+			if v, ok := n.Engine().Profile(rec.Event.Customer, false); !ok || len(v.Views) != 1 {
+				t.Fatalf("%s: %+v, want one view", n.Name(), v)
+			}
+		}
 	})
 
 	t.Run("a restarted node catches up from its snapshot", func(t *testing.T) {

@@ -21,6 +21,7 @@ cluster: build
 
 ## build: compile the omnipick binary into bin/
 build:
+	@echo "building bin/omnipick (a first build on a cold cache downloads and compiles the modules: about 5 minutes on 2 cores)"
 	$(GO) build -o $(BIN) ./cmd/omnipick
 
 ## test: lint, then every test with the race detector, then the

@@ -79,6 +79,12 @@ func (s *Server) handleAudience(ctx *fasthttp.RequestCtx, name []byte) {
 		writeError(ctx, fasthttp.StatusBadRequest, msg, field)
 		return
 	}
+	for _, l := range req.locations {
+		if !s.opts.Engine.KnownLocation(l) {
+			writeError(ctx, fasthttp.StatusBadRequest, unknownLocationMsg(s.opts.Engine, l), "location")
+			return
+		}
+	}
 	req.coding = negotiateCoding(ctx.Request.Header.Peek("Accept-Encoding"))
 
 	h := &ctx.Response.Header

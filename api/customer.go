@@ -79,6 +79,18 @@ func (s *Server) handleCustomer(ctx *fasthttp.RequestCtx, idb []byte) {
 		writeError(ctx, fasthttp.StatusNotFound, "no profile for this id", "id")
 		return
 	}
+	out := profileJSON(&v)
+	b, err := json.Marshal(out)
+	if err != nil {
+		writeError(ctx, fasthttp.StatusInternalServerError, "cannot encode profile", "")
+		return
+	}
+	ctx.SetContentType("application/json")
+	ctx.SetBody(b)
+}
+
+// profileJSON is the JSON form of a profile view.
+func profileJSON(v *engine.ProfileView) customerJSON {
 	out := customerJSON{ID: v.ID, Anonymous: v.Anonymous, MergedInto: v.MergedInto, MergedIntoAnonymous: v.MergedIntoAnonymous, LinkedIDs: v.Links,
 		Affinities: []affinityJSON{}, Sizes: []sizeJSON{}, Purchases: []itemAtJSON{}, Cart: []cartJSON{}, Views: []itemAtJSON{},
 		Impressions: []itemAtJSON{}, Exclusions: []untilJSON{}, Campaigns: []campaignJSON{}}
@@ -107,13 +119,7 @@ func (s *Server) handleCustomer(ctx *fasthttp.RequestCtx, idb []byte) {
 	for _, c := range v.Cart {
 		out.Cart = append(out.Cart, cartJSON{Product: c.Product, SKU: c.SKU, At: c.At})
 	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		writeError(ctx, fasthttp.StatusInternalServerError, "cannot encode profile", "")
-		return
-	}
-	ctx.SetContentType("application/json")
-	ctx.SetBody(b)
+	return out
 }
 
 func appendItems(dst []itemAtJSON, items []engine.ItemAt) []itemAtJSON {

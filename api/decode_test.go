@@ -732,6 +732,16 @@ func checkDecoded(t *testing.T, op engine.Op, recs []engine.Record, rejects []Re
 					t.Fatalf("tag %q not trimmed", tag)
 				}
 			}
+			if len(p.Attributes) > maxAttributes {
+				t.Fatalf("%d attributes", len(p.Attributes))
+			}
+			for i, a := range p.Attributes {
+				text("attribute", a.Value)
+				if !validAttributeKey([]byte(a.Key)) || a.Value == "" || strings.TrimSpace(a.Value) != a.Value || len(a.Value) > maxAttributeValue ||
+					i > 0 && p.Attributes[i-1].Key >= a.Key {
+					t.Fatalf("attributes %v: want valid keys, sorted and unique, trimmed non-empty values", p.Attributes)
+				}
+			}
 			if len(p.Variants) == 0 || len(p.Variants) > maxVariants {
 				t.Fatalf("%d variants", len(p.Variants))
 			}

@@ -53,8 +53,14 @@ type feeds struct {
 	writers sync.Pool    // *feedWriter
 }
 
-// metaHeader is the Meta catalog's column list.
-var metaHeader = []string{"id", "item_group_id", "title", "description", "availability", "condition", "price", "link", "image_link", "brand", "size"}
+// feedAttributes are the product attributes the feeds carry, as Google
+// (g:KEY) and Meta (a column) both name them: Merchant Center requires
+// color, gender and age_group of apparel in its main markets.
+var feedAttributes = []string{"color", "gender", "age_group", "material", "pattern", "google_product_category"}
+
+// metaHeader is the Meta catalog's column list: the fixed columns, then
+// feedAttributes.
+var metaHeader = append([]string{"id", "item_group_id", "title", "description", "availability", "condition", "price", "link", "image_link", "brand", "size"}, feedAttributes...)
 
 func (s *Server) handleFeed(ctx *fasthttp.RequestCtx) {
 	args := ctx.QueryArgs()
@@ -116,6 +122,7 @@ func (s *Server) handleFeed(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	fw.self = string(ctx.URI().FullURI())
+	fw.origin = strings.TrimSuffix(absoluteURL(ctx, "/"), "/")
 	fw.where = "online"
 	if len(names) > 0 {
 		fw.where = strings.Join(names, ", ")
@@ -148,6 +155,7 @@ type feedWriter struct {
 	coding   contentCoding
 	locs     []uint32
 	self     string // the feed's own URL: the channel link when no item has one
+	origin   string // scheme and host of this server: links relative to it are made absolute
 	where    string // the asked locations, for the channel description
 	progress func() // called after every chunk; may be nil
 
@@ -318,8 +326,8 @@ func (fw *feedWriter) googleItem(it *index.Item, v *index.Variant, title string,
 	fw.elem("item_group_id", it.ID)
 	fw.elem("title", title)
 	fw.elemBytes("description", fw.desc)
-	fw.elem("link", it.URL)
-	fw.elem("image_link", it.Image)
+	fw.link("link", it.URL)
+	fw.link("image_link", it.Image)
 	fw.elemBytes("price", fw.price)
 	if inStock {
 		o.WriteString("<g:availability>in_stock</g:availability>\n")
@@ -332,6 +340,11 @@ func (fw *feedWriter) googleItem(it *index.Item, v *index.Variant, title string,
 	}
 	if v.Size != "" {
 		fw.elem("size", v.Size)
+	}
+	for _, k := range feedAttributes {
+		if v := it.Attr(k); v != "" {
+			fw.elem(k, v)
+		}
 	}
 	if it.Category != "" {
 		o.WriteString("<g:product_type>")
@@ -349,8 +362,30 @@ func (fw *feedWriter) metaRow(it *index.Item, v *index.Variant, title string, in
 	}
 	// The description and price view fw's scratch buffers: csv.Write
 	// copies them out before they change.
-	fw.rec = append(fw.rec[:0], v.SKU, it.ID, title, b2s(fw.desc), avail, "new", b2s(fw.price), it.URL, it.Image, it.Brand, v.Size)
+	fw.rec = append(fw.rec[:0], v.SKU, it.ID, title, b2s(fw.desc), avail, "new", b2s(fw.price), fw.absolute(it.URL), fw.absolute(it.Image), it.Brand, v.Size)
+	for _, k := range feedAttributes {
+		fw.rec = append(fw.rec, it.Attr(k))
+	}
 	_ = fw.csv.Write(fw.rec)
+}
+
+// absolute makes a link relative to this server (a generated picture,
+// "/img/P1.svg") absolute: platforms fetch feeds from elsewhere.
+func (fw *feedWriter) absolute(link string) string {
+	if strings.HasPrefix(link, "/") && !strings.HasPrefix(link, "//") {
+		return fw.origin + link
+	}
+	return link
+}
+
+// link writes a link element, made absolute.
+func (fw *feedWriter) link(name, value string) {
+	if strings.HasPrefix(value, "/") && !strings.HasPrefix(value, "//") {
+		fw.esc = append(append(fw.esc[:0], fw.origin...), value...)
+		fw.elemBytes(name, fw.esc)
+		return
+	}
+	fw.elem(name, value)
 }
 
 // elem writes <g:name>value</g:name> with value escaped.

@@ -45,6 +45,12 @@ type googleItem struct {
 	Brand        string  `xml:"http://base.google.com/ns/1.0 brand"`
 	Size         *string `xml:"http://base.google.com/ns/1.0 size"`
 	ProductType  string  `xml:"http://base.google.com/ns/1.0 product_type"`
+	// Attributes.
+	Color                 string `xml:"http://base.google.com/ns/1.0 color"`
+	Gender                string `xml:"http://base.google.com/ns/1.0 gender"`
+	AgeGroup              string `xml:"http://base.google.com/ns/1.0 age_group"`
+	Material              string `xml:"http://base.google.com/ns/1.0 material"`
+	GoogleProductCategory string `xml:"http://base.google.com/ns/1.0 google_product_category"`
 }
 
 var priceRE = regexp.MustCompile(`^[0-9]+\.[0-9]{2} [A-Z]{3}$`)
@@ -151,7 +157,7 @@ func parseMeta(t *testing.T, body []byte) map[string]map[string]string {
 	if err != nil {
 		t.Fatalf("feed does not parse: %v\n%.2000s", err, body)
 	}
-	const header = "id,item_group_id,title,description,availability,condition,price,link,image_link,brand,size"
+	const header = "id,item_group_id,title,description,availability,condition,price,link,image_link,brand,size,color,gender,age_group,material,pattern,google_product_category"
 	if len(recs) == 0 || strings.Join(recs[0], ",") != header {
 		t.Fatalf("header %q, want %q", recs[:min(1, len(recs))], header)
 	}

@@ -38,12 +38,14 @@ const (
 	epAudiences
 	epFeeds
 	epAdminCompact
+	epImages
+	epExplore
 	numEndpoints
 )
 
 // endpointNames are the endpoint label's values: a fixed set, so a client
 // requesting random paths cannot grow the number of series.
-var endpointNames = [numEndpoints]string{"other", "picks", "events", "products", "inventory", "identify", "locations", "customer", "healthz", "metrics", "exclusions", "screen", "audiences", "feeds", "admin_compact"}
+var endpointNames = [numEndpoints]string{"other", "picks", "events", "products", "inventory", "identify", "locations", "customer", "healthz", "metrics", "exclusions", "screen", "audiences", "feeds", "admin_compact", "images", "explore"}
 
 // statusCodes are the statuses counted apart; others count as "other".
 var statusCodes = [...]int{200, 400, 401, 403, 404, 405, 408, 413, 415, 429, 431, 500, 503}

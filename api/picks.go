@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
@@ -48,6 +49,14 @@ func (s *Server) handlePicks(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, msg, field)
 		return
 	}
+	for _, l := range pr.q.Locations {
+		if !s.opts.Engine.KnownLocation(l) {
+			// A typo would otherwise answer no picks at all, silently: a
+			// store screen showing nothing.
+			writeError(ctx, fasthttp.StatusBadRequest, unknownLocationMsg(s.opts.Engine, l), "location")
+			return
+		}
+	}
 	defer clear(pr.picks) // drop item pointers so pooled requests do not pin old catalog entries
 	if pr.campaign == "" {
 		pr.picks = s.opts.Engine.PicksInto(pr.picks[:0], &pr.q)
@@ -73,6 +82,22 @@ func (s *Server) handlePicks(ctx *fasthttp.RequestCtx) {
 	ctx.SetContentType("application/json")
 	ctx.SetBody(pr.out)
 }
+
+// unknownLocationMsg says that location id is unknown and names the known
+// ones (the first maxLocationHint of them).
+func unknownLocationMsg(e *engine.Engine, id string) string {
+	known := e.AppendLocationIDs(nil)
+	more := ""
+	if len(known) > maxLocationHint {
+		more = fmt.Sprintf(" and %d more", len(known)-maxLocationHint)
+		known = known[:maxLocationHint]
+	}
+	return fmt.Sprintf("unknown location %q: known locations are %s%s (register a store with POST /v1/locations or send inventory for it)",
+		id, strings.Join(known, ", "), more)
+}
+
+// maxLocationHint is how many known locations an error message names.
+const maxLocationHint = 20
 
 // appendImpressions appends an impression event for every pick, so that
 // frequency caps count what this answer showed.

@@ -49,7 +49,7 @@ func (s *Server) writePicksHTML(ctx *fasthttp.RequestCtx, q *engine.Query, picks
 		if it.Currency != "" {
 			price += " " + it.Currency
 		}
-		hp := htmlPick{ID: it.ID, Title: it.Title, Image: it.Image, Price: price, Reason: p.Reason.String(), URL: safeURL(it.URL)}
+		hp := htmlPick{ID: it.ID, Title: it.Title, Image: absoluteURL(ctx, it.Image), Price: price, Reason: p.Reason.String(), URL: safeURL(absoluteURL(ctx, it.URL))}
 		for j, v := range it.Variants {
 			if p.SizeMask&(1<<uint(j)) != 0 && v.Size != "" {
 				hp.Sizes = append(hp.Sizes, v.Size)

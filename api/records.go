@@ -49,7 +49,7 @@ func kindOf(op engine.Op) *recordKind {
 }
 
 // maxFields is the most fields one kind reads.
-const maxFields = 13
+const maxFields = 14
 
 // walkFields puts in vals[i] the value of o's member named names[i]; vals
 // must come in all nil. Other members are ignored; of duplicate keys the
@@ -80,12 +80,14 @@ const (
 	pVariants
 	pActive
 	pGroup
+	pAttributes
 )
 
 var productFields = []string{
 	pID: "id", pTitle: "title", pURL: "url", pImage: "image", pPrice: "price", pCurrency: "currency",
 	pCategory: "category", pBrand: "brand", pTags: "tags", pSizeGroup: "size_group", pVariants: "variants", pActive: "active",
-	pGroup: "group",
+	pGroup:      "group",
+	pAttributes: "attributes",
 }
 
 func (d *Decoder) product(v fieldValues, r *engine.Record) {
@@ -111,6 +113,7 @@ func (d *Decoder) product(v fieldValues, r *engine.Record) {
 		p.Group = d.id("group", v[pGroup], false)
 	}
 	p.Variants = d.variants(v[pVariants], p.ID)
+	p.Attributes = d.attributes(v[pAttributes])
 	if active := v[pActive]; d.reason == "" && present(active) {
 		switch active.Type() {
 		case fastjson.TypeTrue:

@@ -196,11 +196,12 @@ func (f *screenFeed) appendJSON(dst []byte, sc engine.Scan) []byte {
 
 // screenPageData is what the page template shows.
 type screenPageData struct {
-	Store   string
-	Seq     uint64
-	Context string
-	Nonce   string
-	Picks   []screenPick
+	Store     string
+	StoreName string // as registered, e.g. "Omnipick Berlin"; the id when it has none
+	Seq       uint64
+	Context   string
+	Nonce     string
+	Picks     []screenPick
 }
 
 type screenPick struct {
@@ -212,7 +213,8 @@ func (s *Server) serveScreenPage(ctx *fasthttp.RequestCtx, store string, k int) 
 	sc := s.opts.Engine.LastScan(store)
 	f := newScreenFeed(s.opts.Engine, store, k)
 	f.pick(sc)
-	d := screenPageData{Store: store, Seq: sc.Seq, Context: sc.Product, Picks: make([]screenPick, len(f.picks))}
+	name, _ := s.opts.Engine.LocationName(store)
+	d := screenPageData{Store: store, StoreName: name, Seq: sc.Seq, Context: sc.Product, Picks: make([]screenPick, len(f.picks))}
 	for i, p := range f.picks {
 		it := p.Item
 		sp := screenPick{Product: it.ID, Title: it.Title, Image: it.Image, Price: strconv.FormatFloat(it.Price, 'f', 2, 64)}
@@ -238,7 +240,7 @@ func (s *Server) serveScreenPage(ctx *fasthttp.RequestCtx, store string, k int) 
 	// Inline style and script only, each with this response's nonce;
 	// images from the catalog's web servers; requests back to this
 	// server only.
-	ctx.Response.Header.Set("Content-Security-Policy", "default-src 'none'; img-src https: http: data:; style-src 'nonce-"+d.Nonce+"'; script-src 'nonce-"+d.Nonce+"'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+	ctx.Response.Header.Set("Content-Security-Policy", "default-src 'none'; img-src 'self' https: http: data:; style-src 'nonce-"+d.Nonce+"'; script-src 'nonce-"+d.Nonce+"'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 	ctx.Response.Header.Set("X-Content-Type-Options", "nosniff")
 	ctx.SetContentType("text/html; charset=utf-8")
 	ctx.SetBody(b.Bytes())

@@ -112,6 +112,7 @@ type Server struct {
 	screenPage       *template.Template // the store kiosk page, parsed once
 	screenStreams    atomic.Int64       // event streams open, bounded by MaxScreenStreams
 	screenRecomputes atomic.Uint64      // picks computed for event streams
+	explorePage      *template.Template // the explorer page, parsed once
 }
 
 // connsPerInFlight sets fasthttp's connection limit, a backstop above
@@ -138,6 +139,10 @@ func New(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	explore, err := newExplorePage()
+	if err != nil {
+		return nil, err
+	}
 	if opts.Writer == nil {
 		opts.Writer = direct{opts.Engine}
 	}
@@ -160,7 +165,7 @@ func New(opts Options) (*Server, error) {
 		opts.Metrics = NewMetrics()
 	}
 	s := &Server{opts: opts, done: make(chan struct{}), closing: make(chan struct{}), keys: keys, fresh: newFreshConns(),
-		screenPage: page, picksTmpl: newPicksTemplate(), metrics: opts.Metrics}
+		screenPage: page, explorePage: explore, picksTmpl: newPicksTemplate(), metrics: opts.Metrics}
 	if err := s.metrics.register(s); err != nil {
 		return nil, err
 	}
@@ -315,6 +320,12 @@ func endpointOf(path []byte) endpoint {
 	if len(path) > len(audiencePrefix) && string(path[:len(audiencePrefix)]) == audiencePrefix {
 		return epAudiences
 	}
+	if len(path) > len(imagePrefix) && string(path[:len(imagePrefix)]) == imagePrefix {
+		return epImages
+	}
+	if isExplorePath(path) {
+		return epExplore
+	}
 	return epOther
 }
 
@@ -341,11 +352,22 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 		}
 		s.handleMetrics(ctx)
 		return
+	case epImages:
+		// Open: email clients and ad platforms' crawlers fetch pictures
+		// without a key (see images.go).
+		if !get {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.handleImage(ctx, path[len(imagePrefix):])
+		return
 	}
 	acc := s.access(ctx)
-	if acc == accessNone && ep == epScreen {
+	if acc == accessNone && (ep == epScreen || ep == epExplore && string(path) == explorePath) {
 		// A kiosk's EventSource cannot set headers: its page and stream
-		// may carry the key in the query string instead.
+		// may carry the key in the query string instead. So may the
+		// explorer's page, opened by a browser (its script sends the key
+		// as a header).
 		acc = s.queryAccess(ctx)
 	}
 	if acc == accessNone {
@@ -395,6 +417,12 @@ func (s *Server) route(ctx *fasthttp.RequestCtx, ep endpoint, path []byte) {
 			return
 		}
 		s.handleAudience(ctx, path[len(audiencePrefix):])
+	case epExplore:
+		if !get {
+			methodNotAllowed(ctx, "GET")
+			return
+		}
+		s.handleExplore(ctx, path[len(explorePath):])
 	case epFeeds:
 		if !get {
 			methodNotAllowed(ctx, "GET")

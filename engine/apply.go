@@ -69,7 +69,8 @@ func (e *Engine) applyProduct(p *Product) error {
 		ID: p.ID, Title: p.Title, URL: p.URL, Image: p.Image, Price: p.Price,
 		Currency: p.Currency, Category: p.Category, Brand: p.Brand,
 		Tags: p.Tags, SizeGroup: p.SizeGroup, Active: !p.Inactive, ProductGroup: p.Group,
-		Variants: make([]index.Variant, len(p.Variants)),
+		Variants:   make([]index.Variant, len(p.Variants)),
+		Attributes: NormalizeAttributes(slices.Clone(p.Attributes)),
 	}
 	for i, v := range p.Variants {
 		it.Variants[i] = index.Variant{SKU: v.SKU, Size: v.Size}
@@ -128,7 +129,10 @@ func (e *Engine) applyLocation(l *Location) error {
 	}
 	e.mu.Lock()
 	e.captureIndexLocked()
-	e.idx.Location(l.ID)
+	d := e.idx.Location(l.ID)
+	if l.Name != "" {
+		e.idx.SetLocationDisplayName(d, l.Name)
+	}
 	e.mu.Unlock()
 	return nil
 }

@@ -3,6 +3,8 @@ package engine
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -10,7 +12,9 @@ import (
 // benchWorld builds a synthetic catalog of n products (60% sized, 6 sizes)
 // over 200 leaf categories, in product groups of 4 (colour-ways: the
 // sibling signal's cost is measured), stock online and in 3 stores with
-// some sizes sold out, and c customers with about 20 events each.
+// some sizes sold out, a small store holding every 50th product (as a
+// store of a large chain holds ~2% of its catalog), and c customers with
+// about 20 events each.
 func benchWorld(tb testing.TB, n, c int) (*Engine, time.Time) {
 	tb.Helper()
 	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
@@ -50,6 +54,9 @@ func benchWorld(tb testing.TB, n, c int) (*Engine, time.Time) {
 				}
 				apply(&Record{Op: OpInventory, Inventory: Inventory{SKU: v.SKU, Location: l, Quantity: q}})
 			}
+			if i%50 == 7 { // no draw from rng: the rest of the world stays as it was
+				apply(&Record{Op: OpInventory, Inventory: Inventory{SKU: v.SKU, Location: "store-small", Quantity: 2}})
+			}
 		}
 	}
 	types := []EventType{EventView, EventView, EventView, EventCartAdd, EventPurchase, EventScan, EventAdClick}
@@ -78,22 +85,38 @@ var benchQueries = []struct {
 	{"ads-customer", Query{Customer: "C42", Channel: ChannelAds, K: 10}},
 	{"email-store-locations", Query{Customer: "C7", Channel: ChannelEmail, K: 12, Locations: []string{"online", "store-2"}}},
 	{"screen-context", Query{Customer: "C99", Channel: ChannelScreen, K: 8, Locations: []string{"store-1"}, Context: "P0000042"}},
+	// A store that holds 2% of the catalog: most of what the walks offer is
+	// rejected on stock.
+	{"screen-sparse", Query{Customer: "C99", Channel: ChannelScreen, K: 8, Locations: []string{"store-small"}, Context: "P0000042"}},
 	{"anonymous", Query{Channel: ChannelWeb, K: 10}},
 	{"category", Query{Customer: "C3", Channel: ChannelWeb, K: 10, Category: "g1/c7"}},
 	// Few sourced products qualify: the fallback walks the category.
 	{"fallback", Query{Customer: "C5", Channel: ChannelWeb, K: 30, Locations: []string{"store-3"}, Category: "g1/c19", Exclude: []string{"P0000199"}}},
 }
 
-func BenchmarkPicks(b *testing.B) {
-	e, _ := benchWorld(b, 20000, 5000)
+func BenchmarkPicks(b *testing.B) { benchPicks(b, 20000, 5000) }
+
+// BenchmarkPicksLarge is BenchmarkPicks at OMNIPICK_BENCH_PRODUCTS
+// products (and a tenth as many customers), where the per-candidate cache
+// misses that a 20k-product catalog hides show: `OMNIPICK_BENCH_PRODUCTS=500000
+// go test ./engine -run XXX -bench PicksLarge -benchmem` (the world takes
+// a minute to build). Without the variable it does not run.
+func BenchmarkPicksLarge(b *testing.B) {
+	n, _ := strconv.Atoi(os.Getenv("OMNIPICK_BENCH_PRODUCTS"))
+	if n <= 0 {
+		b.Skip("OMNIPICK_BENCH_PRODUCTS not set")
+	}
+	benchPicks(b, n, n/10)
+}
+
+func benchPicks(b *testing.B, products, customers int) {
+	e, _ := benchWorld(b, products, customers)
 	for _, bq := range benchQueries {
 		b.Run(bq.name, func(b *testing.B) {
 			q := bq.q
 			var dst []Pick
 			b.ReportAllocs()
-			for b.Loop() {
-				dst = e.PicksInto(dst[:0], &q)
-			}
+			cpuLoop(b, func() { dst = e.PicksInto(dst[:0], &q) })
 		})
 	}
 	b.Run("parallel", func(b *testing.B) {

@@ -232,8 +232,8 @@ func (e *Engine) keepEligible(dst []Pick, q *Query, items []uint32) (_ []Pick, h
 			continue
 		}
 		var flags uint8
-		if int(p) < len(pk.slots) && pk.slots[p].epoch == pk.epoch {
-			flags = pk.slots[p].flags
+		if s := pk.slots.get(p, pk.epoch); s != nil {
+			flags = s.flags
 		}
 		score, reason, _ := pk.score(e, it, flags, 0)
 		dst = append(dst, pk.pick(cand{item: it, score: score, reason: reason}, e.idx))

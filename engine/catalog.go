@@ -81,3 +81,14 @@ func (e *Engine) AppendCatalog(dst []CatalogItem, from uint32, n int, locs []uin
 	}
 	return dst, max(end, from), end < total
 }
+
+// Product returns the catalog entry of a product id, retired ones
+// included (Item.Active false); ok is false for an id the catalog does
+// not hold. Items are immutable (an upsert installs a new one), so the
+// result stays valid after the call.
+func (e *Engine) Product(id string) (it *index.Item, ok bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	it, ok = e.idx.Item(id)
+	return it, ok && it != nil
+}

@@ -43,9 +43,8 @@ func (e *Engine) addSiblings(pk *picker, a uint32, w float32, n int) {
 		if p == a {
 			continue
 		}
-		pk.propose(p, flagRelated)
-		if int(p) < len(pk.slots) {
-			pk.slots[p].rel += w * sw
+		if s := pk.propose(p, flagRelated); s != nil {
+			s.rel += w * sw
 		}
 		n--
 	}

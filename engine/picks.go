@@ -33,13 +33,6 @@ const (
 	capPenalty  = 1e8
 )
 
-// slot is a picker's per-product scratch, valid while epoch matches.
-type slot struct {
-	epoch uint32
-	flags uint8
-	rel   float32
-}
-
 // facetSlot is a picker's per-facet scratch, valid while epoch matches.
 type facetSlot struct {
 	epoch uint32
@@ -58,7 +51,8 @@ type cand struct {
 // allocates nothing once warm. Nothing in it outlives the call.
 type picker struct {
 	epoch     uint32
-	slots     []slot             // by product
+	slots     slotSet            // of the products considered
+	products  int                // the catalog's: products beyond have no slot
 	facets    []facetSlot        // by facet
 	aff       []profile.AffEntry // the profile's affinity vector
 	affSum    float64
@@ -110,13 +104,11 @@ type leafCount struct {
 func (pk *picker) reset(products, facets int) {
 	pk.epoch++
 	if pk.epoch == 0 { // wrapped: stale epochs could match again
-		clear(pk.slots)
 		clear(pk.facets)
 		pk.epoch = 1
 	}
-	if len(pk.slots) < products {
-		pk.slots = make([]slot, products+products/4+64)
-	}
+	pk.slots.reset(pk.epoch)
+	pk.products = products
 	if len(pk.facets) < facets {
 		pk.facets = make([]facetSlot, facets+facets/4+64)
 	}
@@ -132,7 +124,7 @@ func (pk *picker) reset(products, facets int) {
 // PicksInto appends to dst the picks for q, best first, and returns the
 // extended slice. It never fails: an unknown customer gets non-personal
 // picks, unknown locations hold no stock. The picks path allocates nothing
-// once its pooled scratch has grown to the catalog's size.
+// once its pooled scratch has grown to the calls' size.
 //
 // Candidates come, in this order, from
 //
@@ -157,21 +149,9 @@ func (pk *picker) reset(products, facets int) {
 // share a leaf category unless too few other candidates qualify.
 func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	k := q.k()
-	nowMS := q.Now
-	if nowMS == 0 {
-		nowMS = e.nowMS()
-	}
-	ch := q.Channel
-	if ch >= numChannels {
-		ch = ChannelWeb
-	}
-
 	pk := e.pickers.Get().(*picker)
 	defer e.pickers.Put(pk)
-	pk.opts = &e.opts
-	pk.prior = &e.opts.Priors[ch]
-	pk.now = secs(nowMS)
-	pk.channel = ch
+	ch := pk.begin(e, q)
 
 	e.mu.RLock()
 	defer e.mu.RUnlock()
@@ -182,7 +162,54 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	}
 	pk.loadPopularity(e)
 
-	// 1. Personal sources. The context's relations weigh double.
+	// 1. Personal sources.
+	e.proposePersonal(pk, ch)
+	e.touch(pk, pk.ids)
+	for _, p := range pk.ids {
+		s := pk.slots.get(p, pk.epoch)
+		e.consider(pk, p, s.flags, s.rel)
+	}
+
+	// 2. Top lists, walked best first with quotas, and 3. anything
+	// eligible when the sources fell short: unless the personal
+	// candidates already fill k places that nothing walked could reach.
+	if !pk.personalSuffice(k) {
+		e.walkAll(pk, k)
+		if pk.good < k {
+			e.fallback(pk, k)
+		}
+	}
+
+	base := len(dst)
+	dst = pk.rank(dst, k, e.idx)
+	if len(q.Pins) > 0 {
+		dst = e.pin(pk, dst, base, q.Pins, k)
+	}
+	return dst
+}
+
+// begin sets the picker up for q: the engine's options, the channel (web
+// for an unknown one, which it returns) and its priors, and the time.
+func (pk *picker) begin(e *Engine, q *Query) Channel {
+	nowMS := q.Now
+	if nowMS == 0 {
+		nowMS = e.nowMS()
+	}
+	ch := q.Channel
+	if ch >= numChannels {
+		ch = ChannelWeb
+	}
+	pk.opts = &e.opts
+	pk.prior = &e.opts.Priors[ch]
+	pk.now = secs(nowMS)
+	pk.channel = ch
+	return ch
+}
+
+// proposePersonal proposes the personal sources' products: the related
+// items and same-group siblings of the context (weighing double) and of
+// the customer's recent history, the cart and the recent views.
+func (e *Engine) proposePersonal(pk *picker, ch Channel) {
 	perAnchor := e.opts.RelatedPerAnchor
 	if pk.ctx != nil {
 		e.addRelated(pk, pk.ctx.Dense, 2, 2*perAnchor)
@@ -204,28 +231,6 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	for _, p := range pk.views {
 		pk.propose(p, flagViewed)
 	}
-	e.touch(pk, pk.ids)
-	for _, p := range pk.ids {
-		s := &pk.slots[p]
-		e.consider(pk, p, s.flags, s.rel)
-	}
-
-	// 2. Top lists, walked best first with quotas, and 3. anything
-	// eligible when the sources fell short: unless the personal
-	// candidates already fill k places that nothing walked could reach.
-	if !pk.personalSuffice(k) {
-		e.walkAll(pk, k)
-		if pk.good < k {
-			e.fallback(pk, k)
-		}
-	}
-
-	base := len(dst)
-	dst = pk.rank(dst, k, e.idx)
-	if len(q.Pins) > 0 {
-		dst = e.pin(pk, dst, base, q.Pins, k)
-	}
-	return dst
 }
 
 // touch loads the hot records and popularity of the products in ids
@@ -428,19 +433,18 @@ func (pk *picker) markFacet(f uint32, bits uint8) {
 	fs.bits |= bits
 }
 
-// propose marks product p as a personal candidate with the given flags.
-func (pk *picker) propose(p uint32, flags uint8) {
-	if int(p) >= len(pk.slots) {
-		return
+// propose marks product p as a personal candidate with the given flags
+// and returns its slot (nil for a product beyond the catalog).
+func (pk *picker) propose(p uint32, flags uint8) *slot {
+	if int(p) >= pk.products {
+		return nil
 	}
-	s := &pk.slots[p]
-	if s.epoch != pk.epoch {
-		*s = slot{epoch: pk.epoch}
-	}
+	s, _ := pk.slots.put(p, pk.epoch)
 	if s.flags&flagSeen == 0 {
 		pk.ids = append(pk.ids, p)
 	}
 	s.flags |= flags | flagSeen
+	return s
 }
 
 // addRelated proposes up to n of the strongest relations of anchor a, each
@@ -455,8 +459,9 @@ func (e *Engine) addRelated(pk *picker, a uint32, w float32, n int) {
 		top = e.normalizeRelated(pk)
 	}
 	for _, r := range pk.rels {
-		pk.propose(r.p, flagRelated)
-		pk.slots[r.p].rel += w * r.w / top
+		if s := pk.propose(r.p, flagRelated); s != nil {
+			s.rel += w * r.w / top
+		}
 	}
 }
 
@@ -471,14 +476,20 @@ func (e *Engine) walk(pk *picker, t *topList, quota, k int) {
 	limit := (k + 2) / 3
 	n := 0
 	for _, p := range pk.top {
-		if int(p) >= len(pk.slots) {
+		if int(p) >= pk.products {
 			continue
 		}
-		s := &pk.slots[p]
-		if s.epoch == pk.epoch {
+		// A store query rejects most of a list on stock: test that first,
+		// one bit, and leave the product's scratch slot untouched (it would
+		// fail again in a later walk, so it need not be marked).
+		if pk.sparse && !pk.anyStock(e, p) {
 			continue
 		}
-		*s = slot{epoch: pk.epoch, flags: flagSeen}
+		s, isNew := pk.slots.put(p, pk.epoch)
+		if !isNew {
+			continue
+		}
+		s.flags = flagSeen
 		if e.consider(pk, p, 0, 0) && pk.bumpLeaf(pk.cands[len(pk.cands)-1].leaf) <= limit {
 			if n++; n == quota {
 				return
@@ -498,7 +509,7 @@ func (e *Engine) consider(pk *picker, p uint32, flags uint8, rel float32) bool {
 	if it == nil {
 		return false
 	}
-	score, reason, demoted := pk.scoreHot(e, p, &h, it, flags, rel)
+	score, reason, demoted := pk.scoreHot(e, p, &h, it, flags, rel, nil)
 	pk.cands = append(pk.cands, cand{item: it, score: score, leaf: h.Leaf, reason: reason})
 	if demoted {
 		return false
@@ -532,15 +543,15 @@ func (e *Engine) scan(pk *picker, b *roaring.Bitmap, k int, budget *int) {
 	it.Initialize(b)
 	for it.HasNext() && *budget > 0 && pk.good < k {
 		p := it.Next()
-		if int(p) >= len(pk.slots) {
+		if int(p) >= pk.products {
 			return
 		}
-		s := &pk.slots[p]
-		if s.epoch == pk.epoch {
+		s, isNew := pk.slots.put(p, pk.epoch)
+		if !isNew {
 			continue // already considered
 		}
 		*budget--
-		*s = slot{epoch: pk.epoch, flags: flagSeen}
+		s.flags = flagSeen
 		e.consider(pk, p, 0, 0)
 	}
 }

@@ -95,12 +95,13 @@ func (pk *picker) mayRebuy(e *Engine, it *index.Item, t uint32) bool {
 // whether it is demoted (buried or capped).
 func (pk *picker) score(e *Engine, it *index.Item, flags uint8, rel float32) (float64, Reason, bool) {
 	h := e.idx.Hot(it.Dense)
-	return pk.scoreHot(e, it.Dense, &h, it, flags, rel)
+	return pk.scoreHot(e, it.Dense, &h, it, flags, rel, nil)
 }
 
 // scoreHot is score for product p with hot record h (and item it, read
-// only when h cannot hold all its facets).
-func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, flags uint8, rel float32) (float64, Reason, bool) {
+// only when h cannot hold all its facets). parts, when not nil, receives
+// the score's terms (ExplainPicks); the picks path passes nil.
+func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, flags uint8, rel float32, parts *ScoreParts) (float64, Reason, bool) {
 	reason, prior := ReasonPopular, pk.prior[ReasonPopular]
 	consider := func(r Reason) {
 		if p := pk.prior[r]; p > prior || (p == prior && r > reason) {
@@ -162,10 +163,18 @@ func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, fl
 		score -= buryPenalty
 		demoted = true
 	}
+	capped := false
 	if len(pk.capped) > 0 {
-		if _, capped := slices.BinarySearch(pk.capped, p); capped {
+		if _, capped = slices.BinarySearch(pk.capped, p); capped {
 			score -= capPenalty
 			demoted = true
+		}
+	}
+	if parts != nil {
+		*parts = ScoreParts{Reason: reason, Prior: prior, Affinity: o.AffinityWeight * dot, Related: o.RelatedWeight * float64(rel),
+			Popularity: o.PopularityWeight * popularity, Buried: bits&facetBury != 0, Capped: capped, Score: score}
+		if bits&facetBoost != 0 {
+			parts.Boost = o.BoostWeight
 		}
 	}
 	return score, reason, demoted

@@ -3,6 +3,10 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/omnipick/omnipick/index"
 )
 
 // ErrOverloaded is returned by a writer (the durable store) whose queue is
@@ -116,6 +120,30 @@ type Product struct {
 	// item_group_id; hm's product_code. The engine proposes a customer
 	// the siblings of what they bought or viewed.
 	Group string
+	// Attributes are what product feeds carry besides the fields above
+	// (color, gender, age_group, material, google_product_category, ...),
+	// sorted by key, keys unique (see NormalizeAttributes).
+	Attributes []Attribute
+}
+
+// Attribute is one product attribute, a key and its value.
+type Attribute = index.Attribute
+
+// NormalizeAttributes sorts attrs by key and keeps, of keys given more
+// than once, the last value; it reuses attrs' array.
+func NormalizeAttributes(attrs []Attribute) []Attribute {
+	if len(attrs) < 2 {
+		return attrs
+	}
+	slices.SortStableFunc(attrs, func(a, b Attribute) int { return strings.Compare(a.Key, b.Key) })
+	out := attrs[:0]
+	for i, a := range attrs {
+		if i+1 < len(attrs) && attrs[i+1].Key == a.Key {
+			continue // a later value of the same key wins
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // Variant is one SKU of a product. Size is empty for one-size items.

@@ -43,12 +43,18 @@ import (
 // event_id on a product, and replay must read what was logged), and the
 // version 1 body of the others.
 //
+// Version 5 (product only, written when it has attributes and no
+// EventID): the version 3 product (its group, empty or not) followed by
+//
+//	nattributes:uvarint (key value)*
+//
 // Strings are uvarint length + bytes.
 const (
 	recordVersion   = 1
 	recordVersionV2 = 2
 	recordVersionV3 = 3
 	recordVersionV4 = 4
+	recordVersionV5 = 5
 )
 
 // ErrBadRecord reports a payload that does not decode.
@@ -89,9 +95,20 @@ func AppendRecord(dst []byte, r *Record) []byte {
 		dst = append(dst, recordVersionV2)
 		return binfmt.AppendString(binfmt.AppendString(binfmt.AppendString(dst, id.AnonymousID), id.Customer), id.ToAnonymousID)
 	}
-	if r.Op == OpProduct && r.Product.Group != "" {
+	switch {
+	case r.Op == OpProduct && len(r.Product.Attributes) > 0:
+		dst = appendBody(append(dst, recordVersionV5), r)
+		if r.Product.Group == "" {
+			dst = binfmt.AppendString(dst, "")
+		}
+		dst = binfmt.AppendUvarint(dst, uint64(len(r.Product.Attributes)))
+		for _, a := range r.Product.Attributes {
+			dst = binfmt.AppendString(binfmt.AppendString(dst, a.Key), a.Value)
+		}
+		return dst
+	case r.Op == OpProduct && r.Product.Group != "":
 		dst = append(dst, recordVersionV3)
-	} else {
+	default:
 		dst = append(dst, recordVersion)
 	}
 	return appendBody(dst, r)
@@ -180,7 +197,7 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 	case v == recordVersionV2 && op == OpIdentify:
 		r.Identify = Identify{AnonymousID: rd.String(), Customer: rd.String(), ToAnonymousID: rd.String()}
 		return finishDecode(op, rd, r)
-	case v == recordVersionV3 && op == OpProduct:
+	case (v == recordVersionV3 || v == recordVersionV5) && op == OpProduct:
 	case v != recordVersion:
 		return fmt.Errorf("%w: version %d", ErrBadRecord, v)
 	}
@@ -207,6 +224,17 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 		if v == recordVersionV3 {
 			if p.Group = rd.String(); p.Group == "" && rd.Err() == nil && r.EventID == "" {
 				return fmt.Errorf("%w: product: version 3 with no group", ErrBadRecord)
+			}
+		}
+		if v == recordVersionV5 {
+			p.Group = rd.String()
+			n := rd.Count(maxListLen)
+			if n == 0 && rd.Err() == nil {
+				return fmt.Errorf("%w: product: version 5 with no attributes", ErrBadRecord)
+			}
+			p.Attributes = make([]Attribute, n)
+			for i := range p.Attributes {
+				p.Attributes[i] = Attribute{Key: rd.String(), Value: rd.String()}
 			}
 		}
 	case OpInventory:

@@ -14,6 +14,8 @@ var codecCases = []Record{
 		Variants: []Variant{{SKU: "P1-8", Size: "8"}, {SKU: "P1-10", Size: "10"}}}},
 	{Op: OpProduct, Product: Product{ID: "H", Variants: []Variant{{SKU: "H"}}, Inactive: true}},
 	{Op: OpProduct, Product: Product{ID: "0108775015", Category: "ladieswear", Variants: []Variant{{SKU: "0108775015"}}, Group: "0108775"}},
+	{Op: OpProduct, Product: Product{ID: "G", Variants: []Variant{{SKU: "G"}}, Group: "G0", Attributes: []Attribute{{Key: "color", Value: "red"}}}},
+	{Op: OpProduct, Product: Product{ID: "A", Variants: []Variant{{SKU: "A"}}, Attributes: []Attribute{{Key: "age_group", Value: "adult"}, {Key: "color", Value: "navy / white"}, {Key: "gender", Value: "female"}}}},
 	{Op: OpInventory, Inventory: Inventory{SKU: "P1-8", Location: "store-berlin-1", Quantity: 14}},
 	{Op: OpEvent, Event: Event{Type: EventPurchase, Customer: "C42", SKU: "P1-8", Channel: "store", Location: "store-berlin-1", Order: "O77", Price: 39, TS: 1794415080123}},
 	{Op: OpEvent, Event: Event{Type: EventView, AnonymousID: "cookie-ü", Product: "P1", TS: 1}},
@@ -77,4 +79,28 @@ func FuzzDecodeRecord(f *testing.F) {
 			t.Fatalf("re-encoding differs:\n%x\n%x", b, again)
 		}
 	})
+}
+
+// TestProductV1Unchanged: a product without attributes is still written
+// as version 1, byte for byte what older binaries wrote and read.
+func TestProductV1Unchanged(t *testing.T) {
+	b := AppendRecord(nil, &codecCases[0])
+	if b[0] != recordVersion {
+		t.Fatalf("a product without attributes is written as version %d", b[0])
+	}
+	for _, r := range codecCases {
+		if r.Op == OpProduct && len(r.Product.Attributes) > 0 {
+			if b := AppendRecord(nil, &r); b[0] != recordVersionV5 {
+				t.Fatalf("a product with attributes is written as version %d", b[0])
+			}
+		}
+	}
+}
+
+func TestNormalizeAttributes(t *testing.T) {
+	got := NormalizeAttributes([]Attribute{{Key: "color", Value: "red"}, {Key: "gender", Value: "female"}, {Key: "color", Value: "navy"}, {Key: "age_group", Value: "adult"}})
+	want := []Attribute{{Key: "age_group", Value: "adult"}, {Key: "color", Value: "navy"}, {Key: "gender", Value: "female"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %v, want %v", got, want)
+	}
 }

@@ -1,6 +1,9 @@
 package engine
 
-import "sync"
+import (
+	"strings"
+	"sync"
+)
 
 // Scan is the latest product scanned at one location, as store screens
 // show it: the screen's picks relate to it (and to the customer, when the
@@ -78,4 +81,32 @@ func (e *Engine) KnownLocation(id string) bool {
 	defer e.mu.RUnlock()
 	_, ok := e.idx.LookupLocation(id)
 	return ok
+}
+
+// AppendLocationIDs appends the id of every known location (registered or
+// named by inventory), "online" first, in the order they became known.
+// The strings are copies: they stay valid after the call.
+func (e *Engine) AppendLocationIDs(dst []string) []string {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	for d := range e.idx.Locations() {
+		dst = append(dst, strings.Clone(e.idx.LocationName(uint32(d))))
+	}
+	return dst
+}
+
+// LocationName returns the name a location was registered with (POST
+// /v1/locations), or its id when it has none; ok is false for an unknown
+// location.
+func (e *Engine) LocationName(id string) (name string, ok bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	d, ok := e.idx.LookupLocation(id)
+	if !ok {
+		return "", false
+	}
+	if n := e.idx.LocationDisplayName(d); n != "" {
+		return n, true
+	}
+	return id, true
 }

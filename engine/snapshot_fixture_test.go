@@ -22,11 +22,16 @@ var engineFixture = filepath.Join("..", "testdata", "snapshots", "engine-v2.snap
 // rewrite it.
 var indexV2Fixture = filepath.Join("..", "testdata", "snapshots", "engine-v2-index-v2.snap")
 
+// engineV3Fixture is the same world in engine version 3 (version 2 and
+// the event ids section, issue 12) holding an index snapshot of version
+// 2. Never rewrite it.
+var engineV3Fixture = filepath.Join("..", "testdata", "snapshots", "engine-v3-index-v2.snap")
+
 // currentFixture is the same world in today's encoding: engine version 3
-// (version 2 and the event ids section, issue 12) holding an index
-// snapshot of version 2. Write it with -write-snapshot-fixture only for a
-// new encoding version, keeping the older files.
-const currentFixture = "engine-v3-index-v2.snap"
+// holding an index snapshot of version 3 (items carry attributes, stores
+// their registered names; issue 16). Write it with -write-snapshot-fixture
+// only for a new encoding version, keeping the older files.
+const currentFixture = "engine-v3-index-v3.snap"
 
 // fixtureWorld is the world the fixture holds.
 func fixtureWorld(t *testing.T) *world {
@@ -52,7 +57,7 @@ func TestSnapshotFixtureLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{engineFixture, indexV2Fixture, current} {
+	for _, path := range []string{engineFixture, indexV2Fixture, engineV3Fixture, current} {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)

@@ -204,3 +204,34 @@ func FuzzLoadSnapshot(f *testing.F) {
 		e.PicksInto(nil, &Query{Customer: "c", K: 5, Now: 1e12})
 	})
 }
+
+// TestSnapshotKeepsAttributesAndStoreNames: product attributes and the
+// names stores were registered with survive a snapshot (index snapshot
+// version 2; version 1 files, with neither, still load: see the fixtures
+// in testdata/snapshots).
+func TestSnapshotKeepsAttributesAndStoreNames(t *testing.T) {
+	e := New(Options{})
+	for _, r := range []Record{
+		{Op: OpLocation, Location: Location{ID: "store-1", Name: "Omnipick Berlin"}},
+		{Op: OpProduct, Product: Product{ID: "A", Variants: []Variant{{SKU: "A"}}, Attributes: []Attribute{{Key: "gender", Value: "female"}, {Key: "color", Value: "navy"}}}},
+		{Op: OpProduct, Product: Product{ID: "B", Variants: []Variant{{SKU: "B"}}}},
+	} {
+		if err := e.Apply(&r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	loaded, err := LoadSnapshot(e.Options(), snapshotBytes(t, e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, _ := loaded.Product("A")
+	if !reflect.DeepEqual(it.Attributes, []Attribute{{Key: "color", Value: "navy"}, {Key: "gender", Value: "female"}}) {
+		t.Errorf("attributes after a snapshot: %v", it.Attributes)
+	}
+	if b, _ := loaded.Product("B"); b.Attributes != nil {
+		t.Errorf("B gained attributes: %v", b.Attributes)
+	}
+	if name, _ := loaded.LocationName("store-1"); name != "Omnipick Berlin" {
+		t.Errorf("the store's name after a snapshot: %q", name)
+	}
+}

@@ -1,6 +1,8 @@
 // Package index holds Omnipick's catalog and stock: dense ids for products,
 // SKUs, locations and facets, facet postings and per-size stock as roaring
-// bitmaps. It knows nothing of HTTP, customers or ranking.
+// bitmaps, and, derived from the same quantities for the picks path, flat
+// bit sets and per-product online size masks (stockbits.go). It knows
+// nothing of HTTP, customers or ranking.
 //
 // It owns the dictionaries of ids, items, postings, size groups and stock
 // levels, and the index snapshot format (snapshot.go). It may import
@@ -72,6 +74,10 @@ type Item struct {
 	// ProductGroup names the product's family (colour-ways of one design,
 	// Google's item_group_id); "" for none.
 	ProductGroup string
+	// Attributes are what feeds carry besides the fields above (color,
+	// gender, age_group, material, google_product_category, ...), sorted
+	// by key, keys unique.
+	Attributes []Attribute
 
 	// Filled in by Upsert.
 	Dense  uint32   // dense product id
@@ -79,6 +85,21 @@ type Item struct {
 	Leaf   uint32   // facet id of the full category path
 	Facets []uint32 // facet ids: every category prefix, the brand, the tags
 	Kin    uint32   // dense product group id (see Siblings); 0 for none
+}
+
+// Attribute is one product attribute: a key and its value.
+type Attribute struct {
+	Key, Value string
+}
+
+// Attr returns the value of the attribute key, or "".
+func (it *Item) Attr(key string) string {
+	for _, a := range it.Attributes {
+		if a.Key == key {
+			return a.Value
+		}
+	}
+	return ""
 }
 
 // Variant is one SKU of an Item.
@@ -101,6 +122,9 @@ type locStock struct {
 	qty    map[uint32]int32  // sku -> quantity (absent: 0)
 	bySize []*roaring.Bitmap // by size key: products in stock in that size; nil: none yet
 	any    *roaring.Bitmap   // products with any SKU in stock
+	name   string            // the name a store was registered with; "" when none
+	// anyBits is any as a flat bit set by product (see stockbits.go).
+	anyBits []uint64
 }
 
 // Index is the catalog and the stock. See the package doc for concurrency.
@@ -125,6 +149,14 @@ type Index struct {
 	sizeNames []string          // by size key: the size alone
 	active    *roaring.Bitmap
 	kin       kins // product groups
+
+	// Derived for the picks path (stockbits.go): by size key, its
+	// ordinal within its size group and the group; by size group, the
+	// ordinals given; by SKU, in stock online.
+	sizeOrd    []uint8
+	sizeGroup  []uint32
+	groupSizes []uint8
+	onlineSKUs []uint64
 }
 
 // New returns an empty index with the "online" location registered.
@@ -143,6 +175,7 @@ func New() *Index {
 	x.members = append(x.members, roaring.New())
 	x.sizeKeys.Intern("")
 	x.sizeNames = append(x.sizeNames, "")
+	x.addSizeKey(OneSize, 0)
 	x.Location("online")
 	return x
 }
@@ -167,6 +200,22 @@ func (x *Index) LookupLocation(id string) (uint32, bool) { return x.locations.Lo
 
 // LocationName returns the external id of a dense location id.
 func (x *Index) LocationName(d uint32) string { return x.locations.Name(d) }
+
+// SetLocationDisplayName sets the name a location was registered with
+// (POST /v1/locations), e.g. "Omnipick Berlin" for store-berlin-1.
+func (x *Index) SetLocationDisplayName(d uint32, name string) {
+	if int(d) < len(x.locStock) {
+		x.locStock[d].name = name
+	}
+}
+
+// LocationDisplayName returns the registered name of a location, or "".
+func (x *Index) LocationDisplayName(d uint32) string {
+	if int(d) < len(x.locStock) {
+		return x.locStock[d].name
+	}
+	return ""
+}
 
 // Locations is the number of known locations.
 func (x *Index) Locations() int { return x.locations.Len() }
@@ -193,8 +242,9 @@ func (x *Index) Products() int { return len(x.items) }
 
 // HotFacets is how many facets a Hot record holds inline; a product with
 // more (many tags) has NFacets == HotSpill and its Item.Facets is read.
+// Eight cover a three-level category, a brand and four tags.
 const (
-	HotFacets = 10
+	HotFacets = 8
 	HotSpill  = 0xff
 )
 
@@ -207,10 +257,13 @@ type Hot struct {
 	Known   bool  // the product is in the catalog (not only referenced)
 	NFacets uint8 // facets inline, or HotSpill
 	_       uint8
+	online  uint64 // by size ordinal (stockbits.go): in stock online in that size
 	Facets  [HotFacets]uint32
 }
 
-func hotOf(it *Item) Hot {
+// hotOf returns it's hot record, without stock: the caller refreshes
+// stock bits after (or a snapshot load sets them from the quantities).
+func (x *Index) hotOf(it *Item) Hot {
 	h := Hot{Price: it.Price, Group: it.Group, Leaf: it.Leaf, Active: it.Active, Known: true}
 	if len(it.Facets) > HotFacets {
 		h.NFacets = HotSpill
@@ -373,7 +426,7 @@ func (x *Index) upsert(it *Item, refresh bool) error {
 	for int(pd) >= len(x.hot) {
 		x.hot = append(x.hot, Hot{})
 	}
-	x.hot[pd] = hotOf(it)
+	x.hot[pd] = x.hotOf(it)
 
 	for _, f := range it.Facets {
 		x.postings[f].Add(pd)
@@ -431,6 +484,7 @@ func (x *Index) unindex(pd uint32, old *Item) {
 	for l := range x.locStock {
 		ls := &x.locStock[l]
 		ls.any.Remove(pd)
+		setBit(&ls.anyBits, pd, false)
 		for _, v := range old.Variants {
 			if b := ls.sized(v.SizeKey); b != nil {
 				b.Remove(pd)
@@ -476,9 +530,12 @@ func (x *Index) internVariants(it *Item) {
 		x.skuInfo[v.Dense] = skuInfo{product: it.Dense, variant: uint8(i)}
 		v.SizeKey = OneSize
 		if v.Size != "" {
-			k, _ := x.sizeKeys.Intern(sizeKeyName(it.SizeGroup, v.Size))
+			k, isNew := x.sizeKeys.Intern(sizeKeyName(it.SizeGroup, v.Size))
 			for int(k) >= len(x.sizeNames) {
 				x.sizeNames = append(x.sizeNames, v.Size)
+			}
+			if isNew {
+				x.addSizeKey(k, it.Group)
 			}
 			v.SizeKey = k
 		}

@@ -12,10 +12,13 @@ import (
 // every dense id, which profiles and relations refer to, comes back the
 // same), the items, the SKU owners and the stock quantities. Bitmaps are
 // derived, so they are rebuilt rather than stored. Version 1, frozen;
-// version 2 appends each item's product group after its active flag.
+// version 2 appends each item's product group after its active flag;
+// version 3 then each item's attributes (nattributes (key value)*) and,
+// at the end, each location's registered name. Every version is read.
 const (
 	snapshotVersion1 = 1
-	snapshotVersion  = 2
+	snapshotVersion2 = 2
+	snapshotVersion  = 3
 )
 
 // ErrBadSnapshot reports an index snapshot that does not decode.
@@ -58,6 +61,10 @@ func (x *Index) AppendSnapshot(dst []byte) []byte {
 		}
 		dst = append(dst, b2u(it.Active))
 		dst = binfmt.AppendString(dst, it.ProductGroup)
+		dst = binfmt.AppendUvarint(dst, uint64(len(it.Attributes)))
+		for _, a := range it.Attributes {
+			dst = binfmt.AppendString(binfmt.AppendString(dst, a.Key), a.Value)
+		}
 	}
 	dst = binfmt.AppendUvarint(dst, uint64(len(x.skuInfo)))
 	for _, si := range x.skuInfo {
@@ -78,18 +85,27 @@ func (x *Index) AppendSnapshot(dst []byte) []byte {
 			dst = binfmt.AppendUvarint(dst, uint64(ls.qty[sku]))
 		}
 	}
+	for l := range x.locStock {
+		dst = binfmt.AppendString(dst, x.locStock[l].name)
+	}
 	return dst
 }
 
 // LoadSnapshot rebuilds an index from its snapshot encoding, read from r.
 func LoadSnapshot(r *binfmt.Reader) (*Index, error) {
 	version := r.Byte()
-	if version != snapshotVersion && version != snapshotVersion1 {
+	if version != snapshotVersion && version != snapshotVersion2 && version != snapshotVersion1 {
 		return nil, fmt.Errorf("%w: version %d", ErrBadSnapshot, version)
 	}
 	x := New()
 	loadItems := func(r *binfmt.Reader) error { return x.loadItems(r, version) }
-	for _, load := range []func(*binfmt.Reader) error{x.loadDicts, loadItems, x.loadSKUOwners, x.loadStock} {
+	loadNames := func(r *binfmt.Reader) error {
+		if version >= snapshotVersion {
+			x.loadLocationNames(r)
+		}
+		return nil
+	}
+	for _, load := range []func(*binfmt.Reader) error{x.loadDicts, loadItems, x.loadSKUOwners, x.loadStock, loadNames} {
 		if err := load(r); err != nil {
 			return nil, err
 		}
@@ -119,6 +135,7 @@ func (x *Index) loadDicts(r *binfmt.Reader) error {
 	for range x.sizeKeys.Len() {
 		x.sizeNames = append(x.sizeNames, r.String())
 	}
+	x.indexSizeKeys()
 	for range x.locations.Len() {
 		x.locStock = append(x.locStock, newLocStock())
 	}
@@ -150,8 +167,16 @@ func (x *Index) loadItems(r *binfmt.Reader, version byte) error {
 		if err != nil {
 			return err
 		}
-		if version >= snapshotVersion {
+		if version >= snapshotVersion2 {
 			it.ProductGroup = r.String()
+		}
+		if version >= snapshotVersion {
+			if na := r.Count(maxSnapshotCount); na > 0 {
+				it.Attributes = make([]Attribute, na)
+				for i := range it.Attributes {
+					it.Attributes[i] = Attribute{Key: r.String(), Value: r.String()}
+				}
+			}
 		}
 		if r.Err() != nil {
 			break
@@ -163,7 +188,7 @@ func (x *Index) loadItems(r *binfmt.Reader, version byte) error {
 	return nil
 }
 
-// readItem reads the item of product d.
+// readItem reads the item of product d, as version 1 wrote it.
 func (x *Index) readItem(r *binfmt.Reader, d uint32) (*Item, error) {
 	it := &Item{ID: x.products.Name(d)}
 	it.Title, it.URL, it.Image, it.Currency, it.Category, it.Brand, it.SizeGroup =
@@ -226,6 +251,14 @@ func (x *Index) loadStock(r *binfmt.Reader) error {
 		}
 	}
 	return nil
+}
+
+// loadLocationNames reads the names locations were registered with
+// (version 3).
+func (x *Index) loadLocationNames(r *binfmt.Reader) {
+	for l := range x.locStock {
+		x.locStock[l].name = r.String()
+	}
 }
 
 func b2u(b bool) byte {

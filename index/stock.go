@@ -44,6 +44,9 @@ func (x *Index) setQty(l, sd uint32, qty int64) {
 	if (old > 0) == (qty > 0) {
 		return
 	}
+	if l == 0 {
+		setBit(&x.onlineSKUs, sd, qty > 0)
+	}
 	si := x.skuInfo[sd]
 	it := x.items[si.product]
 	if it == nil || !x.ownsSKU(si.product, sd) {
@@ -91,12 +94,36 @@ func (x *Index) refreshStockBits(l uint32, it *Item, k uint32) {
 	} else {
 		ls.any.Remove(it.Dense)
 	}
+	setBit(&ls.anyBits, it.Dense, inAny)
+	if l == 0 {
+		x.setOnline(it.Dense, k, inSize)
+	}
 }
 
 // InStock reports whether product p is in stock at location l in size key
 // size, where AnySize means any size will do. OneSize products are found
-// under their one size and under AnySize.
+// under their one size and under AnySize. It answers from the flat bit
+// sets and hot records of stockbits.go where they can tell, else from the
+// bitmaps (inStockBitmaps), which say the same.
 func (x *Index) InStock(p, l, size uint32) bool {
+	if int(l) >= len(x.locStock) {
+		return false
+	}
+	if size == AnySize {
+		return hasBit(x.locStock[l].anyBits, p)
+	}
+	if l == 0 {
+		if in, ok := x.inStockOnline(p, size); ok {
+			return in
+		}
+	}
+	b := x.locStock[l].sized(size)
+	return b != nil && b.Contains(p)
+}
+
+// inStockBitmaps is InStock answered from the roaring bitmaps alone: the
+// straightforward route, for tests of the fast one.
+func (x *Index) inStockBitmaps(p, l, size uint32) bool {
 	if int(l) >= len(x.locStock) {
 		return false
 	}
@@ -138,11 +165,20 @@ func (x *Index) FitMask(it *Item, locs []uint32, size uint32) uint64 {
 			continue
 		}
 		for _, l := range locs {
-			if int(l) < len(x.locStock) && x.locStock[l].qty[v.Dense] > 0 {
+			if x.skuInStock(v.Dense, l) {
 				m |= 1 << uint(i)
 				break
 			}
 		}
 	}
 	return m
+}
+
+// skuInStock reports whether SKU sd has stock at location l: online from
+// a flat bit set, elsewhere from the quantities.
+func (x *Index) skuInStock(sd, l uint32) bool {
+	if l == 0 {
+		return hasBit(x.onlineSKUs, sd)
+	}
+	return int(l) < len(x.locStock) && x.locStock[l].qty[sd] > 0
 }

@@ -50,7 +50,7 @@ func TestParseMix(t *testing.T) {
 }
 
 // TestDemoWorldIDs checks that -world demo draws from exactly the ids of
-// testdata/demo, which `make run` serves.
+// internal/demo, which `make run` serves.
 func TestDemoWorldIDs(t *testing.T) {
 	w, err := WorldOf(world.Demo())
 	if err != nil {
@@ -58,7 +58,7 @@ func TestDemoWorldIDs(t *testing.T) {
 	}
 	ids := func(file, field string) []string {
 		t.Helper()
-		fh, err := os.Open(filepath.Join("..", "..", "testdata", "demo", file))
+		fh, err := os.Open(filepath.Join("..", "..", "internal", "demo", file))
 		if err != nil {
 			t.Fatal(err)
 		}

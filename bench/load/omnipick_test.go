@@ -13,7 +13,7 @@ import (
 	"github.com/omnipick/omnipick/engine"
 )
 
-// loadDemo applies testdata/demo to e the way `omnipick serve -demo` does,
+// loadDemo applies internal/demo to e the way `omnipick serve -demo` does,
 // minus the write-ahead log.
 func loadDemo(t *testing.T, e *engine.Engine) {
 	t.Helper()
@@ -21,7 +21,7 @@ func loadDemo(t *testing.T, e *engine.Engine) {
 	var recs []engine.Record
 	var rejects []api.Reject
 	for _, f := range world.Files() {
-		body, err := os.ReadFile(filepath.Join("..", "..", "testdata", "demo", f.Name))
+		body, err := os.ReadFile(filepath.Join("..", "..", "internal", "demo", f.Name))
 		if err != nil {
 			t.Fatal(err)
 		}

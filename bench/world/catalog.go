@@ -3,6 +3,7 @@ package world
 import (
 	"math/rand/v2"
 	"slices"
+	"strings"
 
 	"github.com/omnipick/omnipick/engine"
 )
@@ -262,8 +263,9 @@ var categories = []category{
 // number p (0-based; the id is P00001 for p = 0). Built once per Generate
 // and read-only afterwards.
 type catalog struct {
-	seed uint64
-	n    int
+	seed       uint64
+	n          int
+	attributes bool // products carry feed attributes (Config.Attributes)
 
 	idW int    // width of one product id in ids
 	ids string // fixed-width product ids back to back
@@ -297,6 +299,7 @@ func newCatalog(cfg Config, seed uint64) *catalog {
 	c := &catalog{
 		seed:       seed,
 		n:          n,
+		attributes: cfg.Attributes,
 		cat:        make([]uint8, n),
 		group:      make([]uint8, n),
 		brand:      make([]uint8, n),
@@ -456,6 +459,70 @@ func (c *catalog) storeList(loc int, ci uint8) []uint32 {
 	return c.storeProds[loc-1][off[ci]:off[ci+1]]
 }
 
+// colors are the demo's product colours (api/images.go draws them).
+var colors = []string{"black", "white", "grey", "navy", "blue", "green", "olive", "red", "burgundy", "pink", "beige", "camel", "brown", "cream", "yellow"}
+
+// fabrics name the material a title word implies, for the material
+// attribute; "" is a plain product of its category.
+var fabrics = map[string]string{
+	"merino": "merino wool", "wool": "wool", "cashmere": "cashmere", "alpaca": "alpaca wool", "cable-knit": "wool",
+	"cotton-blend": "cotton blend", "down": "down", "padded": "polyester", "quilted": "polyester", "waterproof": "polyester",
+	"recycled": "recycled polyester", "fleece": "polyester fleece", "chunky-knit": "wool", "leather": "leather",
+	"touchscreen": "polyester", "knitted": "wool", "suede": "suede", "lined": "leather", "cotton": "cotton",
+	"organic cotton": "organic cotton", "linen": "linen", "jersey": "cotton jersey", "": "cotton", "silk": "silk",
+	"viscose": "viscose", "satin": "satin", "floral": "viscose", "denim": "cotton denim", "stretch": "stretch cotton",
+	"organic": "organic cotton", "seamless": "polyamide", "quick-dry": "polyester", "thermal": "polyester",
+	"high-rise": "polyamide", "running": "mesh", "canvas": "canvas", "knit": "knit", "vegan leather": "polyurethane",
+	"nylon": "nylon", "bamboo": "bamboo viscose", "corduroy": "cotton corduroy", "brushed": "cotton",
+}
+
+// googleCategories map a category segment to Google's product taxonomy,
+// most specific first; anything else is clothing.
+var googleCategories = []struct{ segment, taxonomy string }{
+	{"hats", "Apparel & Accessories > Clothing Accessories > Hats"},
+	{"gloves", "Apparel & Accessories > Clothing Accessories > Gloves & Mittens"},
+	{"scarves", "Apparel & Accessories > Clothing Accessories > Scarves & Shawls"},
+	{"belts", "Apparel & Accessories > Clothing Accessories > Belts"},
+	{"bags", "Apparel & Accessories > Handbags, Wallets & Cases > Handbags"},
+	{"socks", "Apparel & Accessories > Clothing > Underwear & Socks > Socks"},
+	{"shoes", "Apparel & Accessories > Shoes"},
+	{"coats", "Apparel & Accessories > Clothing > Outerwear > Coats & Jackets"},
+	{"sportswear", "Apparel & Accessories > Clothing > Activewear"},
+	{"leggings", "Apparel & Accessories > Clothing > Activewear"},
+}
+
+// attributesOf returns product p's feed attributes, sorted by key: its
+// colour (a stable draw), the gender and age group of its department, its
+// material and its place in Google's taxonomy.
+func (c *catalog) attributesOf(p uint32, cat *category, mat material) []engine.Attribute {
+	gender, age := "female", "adult"
+	switch cat.dept {
+	case deptMen:
+		gender = "male"
+	case deptKids:
+		gender, age = "unisex", "kids"
+	}
+	fabric, ok := fabrics[mat.word]
+	if !ok {
+		fabric = mat.word
+	}
+	taxonomy := "Apparel & Accessories > Clothing"
+	segs := strings.Split(cat.path, "/")
+	for _, g := range googleCategories {
+		if slices.Contains(segs, g.segment) {
+			taxonomy = g.taxonomy
+			break
+		}
+	}
+	return []engine.Attribute{
+		{Key: "age_group", Value: age},
+		{Key: "color", Value: colors[mix(c.seed^tagColor, uint64(p))%uint64(len(colors))]},
+		{Key: "gender", Value: gender},
+		{Key: "google_product_category", Value: taxonomy},
+		{Key: "material", Value: fabric},
+	}
+}
+
 // emitProducts emits every product. Each product gets fresh Tags and
 // Variants slices.
 func (c *catalog) emitProducts(r *engine.Record, emit func(*engine.Record) error) error {
@@ -493,7 +560,7 @@ func (c *catalog) emitProducts(r *engine.Record, emit func(*engine.Record) error
 			ID:        id,
 			Title:     string(title),
 			URL:       "https://shop.example/p/" + id,
-			Image:     "https://shop.example/i/" + id + ".jpg",
+			Image:     "/img/" + id + ".svg", // drawn by the server itself (api/images.go): works offline
 			Price:     float64(c.cents[p]) / 100,
 			Currency:  "EUR",
 			Category:  cat.path,
@@ -502,6 +569,9 @@ func (c *catalog) emitProducts(r *engine.Record, emit func(*engine.Record) error
 			SizeGroup: g.name,
 			Variants:  vars,
 			Inactive:  c.inactive[p],
+		}
+		if c.attributes {
+			r.Product.Attributes = c.attributesOf(p, cat, mat)
 		}
 		if err := emit(r); err != nil {
 			return err

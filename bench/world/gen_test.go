@@ -17,13 +17,13 @@ import (
 )
 
 var (
-	update = flag.Bool("update", false, "rewrite testdata/demo from the generator")
+	update = flag.Bool("update", false, "rewrite internal/demo from the generator")
 	// A full-size run: go test ./bench/world -run xxx -bench GenerateScaled -world.customers=1000000
 	scaledCustomers = flag.Int("world.customers", 0, "BenchmarkGenerateScaled: run Bench() with this many customers (0: skip)")
 )
 
 // demoDir holds the committed demo world.
-var demoDir = filepath.Join("..", "..", "testdata", "demo")
+var demoDir = filepath.Join("..", "..", "internal", "demo")
 
 // small is a quick world for tests that need variety rather than size.
 func small() Config {
@@ -197,7 +197,7 @@ func check(t *testing.T, w *collected) stats {
 			errorf("product %q clashes with the end-to-end tests' ids", p.ID)
 		}
 		if p.Title == "" || p.Brand == "" || p.Currency != "EUR" || !(p.Price > 0) || len(p.Tags) == 0 ||
-			p.URL != "https://shop.example/p/"+p.ID || p.Image != "https://shop.example/i/"+p.ID+".jpg" {
+			p.URL != "https://shop.example/p/"+p.ID || p.Image != "/img/"+p.ID+".svg" {
 			errorf("product %+v is incomplete", *p)
 		}
 		c := known[p.Category]
@@ -514,7 +514,7 @@ func TestConfigValidate(t *testing.T) {
 
 func zero() float64 { return 0 }
 
-// TestDemoFiles keeps testdata/demo equal to the generator's output. Run
+// TestDemoFiles keeps internal/demo equal to the generator's output. Run
 // with -update after changing the generator to rewrite the files.
 func TestDemoFiles(t *testing.T) {
 	if *update {

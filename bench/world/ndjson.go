@@ -90,6 +90,18 @@ func appendProduct(dst []byte, p *engine.Product) []byte {
 	if p.Inactive {
 		dst = append(dst, `,"active":false`...)
 	}
+	if len(p.Attributes) > 0 {
+		dst = append(dst, `,"attributes":{`...)
+		for i, a := range p.Attributes {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = jsonenc.AppendString(dst, a.Key)
+			dst = append(dst, ':')
+			dst = jsonenc.AppendString(dst, a.Value)
+		}
+		dst = append(dst, '}')
+	}
 	return append(dst, '}')
 }
 

@@ -88,6 +88,8 @@ func TestRecordJSONRoundTrip(t *testing.T) {
 		// event
 		Type, Customer, Product, Channel, Order, TS string
 		AnonymousID                                 string `json:"anonymous_id"`
+		// product
+		Attributes map[string]string
 	}
 	var line []byte
 	n := 0
@@ -113,6 +115,10 @@ func TestRecordJSONRoundTrip(t *testing.T) {
 				(o.Active != nil) == p.Inactive && (o.Active == nil || !*o.Active)
 			for i := range o.Variants {
 				ok = ok && o.Variants[i] == variant(p.Variants[i])
+			}
+			ok = ok && len(o.Attributes) == len(p.Attributes)
+			for _, a := range p.Attributes {
+				ok = ok && o.Attributes[a.Key] == a.Value
 			}
 		case engine.OpInventory:
 			in := r.Inventory

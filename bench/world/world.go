@@ -58,6 +58,11 @@ type Config struct {
 	// purchase is followed one to seven days later by a visit buying the
 	// complementary categories (a hat, then gloves and a scarf).
 	FollowUpShare float64
+	// Attributes gives products the attributes product feeds carry
+	// (color, gender, age_group, material, google_product_category). The
+	// demo has them; the bench world leaves them out, which keeps its
+	// memory figures comparable.
+	Attributes bool
 }
 
 // Demo is the small world behind `make run` and the end-to-end tests: 600
@@ -78,6 +83,7 @@ func Demo() Config {
 		InactiveShare:       0.01,
 		ReturnShare:         0.15,
 		FollowUpShare:       0.4,
+		Attributes:          true,
 	}
 }
 
@@ -262,6 +268,7 @@ const (
 	tagSize
 	tagSlice
 	tagCookie
+	tagColor
 )
 
 const (

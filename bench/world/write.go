@@ -22,7 +22,7 @@ type File struct {
 
 // Files returns the world's NDJSON files, one per record kind, in the order
 // they must be applied (WriteNDJSON adds ".zst" when compressing). Readers
-// of testdata/demo use it too, so the order is written down once.
+// of internal/demo use it too, so the order is written down once.
 func Files() []File {
 	return []File{
 		{"locations.ndjson", engine.OpLocation},

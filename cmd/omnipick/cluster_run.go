@@ -29,9 +29,9 @@ func runCluster(args []string) error {
 	addr := fs.String("addr", "127.0.0.1:7071", "HTTP address of node 1; node i listens on the port after node i-1's")
 	dataDir := fs.String("data", "./data-cluster", "data folder; node i keeps its state in DIR/n<i>")
 	replicas := fs.Int("replicas", 0, "stream replicas; default 3, or 1 with fewer than 3 nodes")
-	demo := fs.Bool("demo", false, "node 1 loads the demo world (see serve -demo-dir) into a new cluster")
+	demo := fs.Bool("demo", false, "node 1 loads the built-in demo world into a new cluster")
 	extra := fs.String("serve-flags", "", "more flags for every node's serve, space-separated")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *nodes < 1 || *nodes > 64 {

@@ -23,6 +23,7 @@ import (
 	"github.com/omnipick/omnipick/engine"
 	"github.com/omnipick/omnipick/engine/cluster"
 	"github.com/omnipick/omnipick/engine/store"
+	"github.com/omnipick/omnipick/internal/demo"
 )
 
 // clusterFlags are serve's flags for cluster mode (docs/cluster.md).
@@ -53,7 +54,7 @@ func (c *clusterFlags) enabled() bool { return *c.nats != "" || *c.natsListen !=
 // clusterServe is what serve hands to cluster mode besides its flags.
 type clusterServe struct {
 	addr, dataDir        string
-	demoDir              string // load the demo world from here into an empty stream; "" never
+	demo                 bool // load the built-in demo world into an empty stream
 	writeKeys, readKeys  []string
 	maxBody, maxInFlight int
 	engine               engine.Options
@@ -95,9 +96,9 @@ func serveCluster(cf *clusterFlags, o clusterServe) error {
 	if err != nil {
 		return err
 	}
-	if o.demoDir != "" {
+	if o.demo {
 		if node.Applied() == 0 {
-			n, err := loadDemo(o.demoDir, node)
+			n, err := demo.Load(node, time.Now())
 			if err != nil {
 				node.Close()
 				return fmt.Errorf("cannot load demo world: %w", err)
@@ -221,11 +222,4 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descPubLat, prometheus.GaugeValue, st.PublishLatency.Seconds())
 	ch <- prometheus.MustNewConstMetric(descRepub, prometheus.CounterValue, float64(st.Republished))
 	ch <- prometheus.MustNewConstMetric(descSnap, prometheus.GaugeValue, float64(st.SnapshotSeq))
-}
-
-func demoIf(demo bool, dir string) string {
-	if demo {
-		return dir
-	}
-	return ""
 }

@@ -1,106 +1,113 @@
 package main
 
 import (
-	"fmt"
-	"os"
+	"bufio"
+	"net/http"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
-	"github.com/omnipick/omnipick/engine"
+	"github.com/omnipick/omnipick/engine/store"
+	"github.com/omnipick/omnipick/internal/demo"
 )
 
-// engineWriter applies records straight to an engine, as the API does
-// when it runs without a store.
-type engineWriter struct{ e *engine.Engine }
-
-func (w engineWriter) Write(recs []engine.Record, errs []error) error {
-	for i := range recs {
-		errs[i] = w.e.Apply(&recs[i])
+// TestServeDemoAnywhere starts `serve -demo` in a folder that is not the
+// repository (startServe runs every binary in a temporary folder): the
+// demo is embedded, its history ends now, so the last week's cart
+// abandoners are there and a new visitor's popular picks are too.
+func TestServeDemoAnywhere(t *testing.T) {
+	bin := omnipickBinary(t)
+	dir := t.TempDir()
+	p := startServe(t, bin, filepath.Join(dir, "data"), filepath.Join(dir, "serve.log"), "-demo")
+	if !strings.Contains(p.log(), "demo world loaded") {
+		t.Fatalf("no \"demo world loaded\" in the log\n%s", p.logTail())
 	}
-	return nil
+	if n := countLines(t, p.base+"/v1/audiences/cart_abandoners?min_age=1h&max_age=168h&k=5"); n == 0 {
+		t.Error("no cart abandoners in the last week of a fresh demo")
+	}
+	var picks struct {
+		Picks []struct{ Product, Reason string }
+	}
+	if st, err := getJSON(http.DefaultClient, p.base+"/v1/picks?customer=newcomer&channel=web&k=5", &picks); err != nil || st != 200 || len(picks.Picks) != 5 {
+		t.Fatalf("a new visitor's picks: status %d, %v, %+v", st, err, picks)
+	}
+	for _, pk := range picks.Picks {
+		if pk.Reason != "popular" {
+			t.Errorf("a new visitor's pick %s has reason %q, want popular", pk.Product, pk.Reason)
+		}
+	}
+	p.signal(syscall.SIGTERM)
+	p.wait(30 * time.Second)
 }
 
-// TestLoadDemoLineNumbers checks that loadDemo names the line of a bad
-// record in its file, also past the first batch, whether the decoder or
-// the engine refuses it.
-func TestLoadDemoLineNumbers(t *testing.T) {
-	const n = 2*demoBatchLines + 500
-	write := func(t *testing.T, dir, name string, line func(i int) string) {
-		t.Helper()
-		var b strings.Builder
-		for i := 1; i <= n; i++ {
-			b.WriteString(line(i))
-			b.WriteByte('\n')
-		}
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(b.String()), 0o644); err != nil {
-			t.Fatal(err)
-		}
+// TestServeDemoStale seeds a data folder with the demo as it was five
+// weeks ago: serve -demo keeps it but says it is stale and names the flag;
+// -demo-reseed seeds it afresh.
+func TestServeDemoStale(t *testing.T) {
+	bin := omnipickBinary(t)
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	st, _, err := store.Open(store.Options{Dir: data})
+	if err != nil {
+		t.Fatal(err)
 	}
-	product := func(i int) string { return fmt.Sprintf(`{"id":"P%d","title":"T","price":1}`, i) }
-	for _, tc := range []struct {
-		name      string
-		products  func(i int) string
-		inventory func(i int) string
-		want      string // "" for success
-	}{
-		{"all good", product, func(i int) string { return fmt.Sprintf(`{"sku":"P%d","location":"online","quantity":1}`, i) }, ""},
-		{"decoder refuses, third batch", func(i int) string {
-			if i == 2*demoBatchLines+17 {
-				return `{"title":"no id"}`
-			}
-			return product(i)
-		}, nil, "products.ndjson line 2017: id: is required"},
-		{"blank lines counted", func(i int) string {
-			switch i {
-			case 3, 1200:
-				return "  "
-			case 1500:
-				return `{"id":"P1500","price":-1}`
-			}
-			return product(i)
-		}, nil, "products.ndjson line 1500: price: must be between"},
-		{"engine refuses, second batch", product, func(i int) string {
-			sku := fmt.Sprintf("P%d", i)
-			if i == demoBatchLines+250 {
-				sku = "no-such-sku"
-			}
-			return fmt.Sprintf(`{"sku":%q,"location":"online","quantity":1}`, sku)
-		}, "inventory.ndjson line 1250: rejected: "},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			dir := t.TempDir()
-			if err := os.WriteFile(filepath.Join(dir, "locations.ndjson"), []byte(`{"id":"online","name":"Shop"}`+"\n"), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			write(t, dir, "products.ndjson", tc.products)
-			inventory := tc.inventory
-			if inventory == nil {
-				inventory = func(i int) string { return fmt.Sprintf(`{"sku":"P%d","location":"online","quantity":1}`, i) }
-			}
-			write(t, dir, "inventory.ndjson", inventory)
-			if err := os.WriteFile(filepath.Join(dir, "events.ndjson"), nil, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			total, err := loadDemo(dir, engineWriter{engine.New(engine.Options{})})
-			if tc.want == "" {
-				if err != nil || total != 1+2*n {
-					t.Fatalf("loadDemo: %d records, %v; want %d", total, err, 1+2*n)
-				}
-				return
-			}
-			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
-				t.Fatalf("loadDemo: %v; want an error starting %q", err, tc.want)
-			}
-		})
+	if _, err := demo.Load(st, time.Now().Add(-35*24*time.Hour)); err != nil {
+		t.Fatal(err)
 	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	p := startServe(t, bin, data, filepath.Join(dir, "stale.log"), "-demo")
+	log := p.log()
+	if !strings.Contains(log, "seeded 35 days ago") || !strings.Contains(log, "-demo-reseed") || strings.Contains(log, "demo world loaded") {
+		t.Errorf("serve -demo on a five-week-old demo: want a warning naming -demo-reseed, got\n%s", p.logTail())
+	}
+	if n := countLines(t, p.base+"/v1/audiences/cart_abandoners?min_age=1h&max_age=168h&k=5"); n != 0 {
+		t.Errorf("a stale demo has %d cart abandoners in the last week: the test seeded it wrong", n)
+	}
+	p.signal(syscall.SIGTERM)
+	p.wait(30 * time.Second)
+
+	p = startServe(t, bin, data, filepath.Join(dir, "reseed.log"), "-demo", "-demo-reseed")
+	if log := p.log(); !strings.Contains(log, "deleted the data folder's log and snapshots") || !strings.Contains(log, "demo world loaded") {
+		t.Errorf("serve -demo -demo-reseed: want the folder wiped and the demo loaded, got\n%s", p.logTail())
+	}
+	if n := countLines(t, p.base+"/v1/audiences/cart_abandoners?min_age=1h&max_age=168h&k=5"); n == 0 {
+		t.Error("no cart abandoners in the last week after -demo-reseed")
+	}
+	p.signal(syscall.SIGTERM)
+	p.wait(30 * time.Second)
+
+	// And a third start keeps what the reseed wrote, without a warning.
+	p = startServe(t, bin, data, filepath.Join(dir, "again.log"), "-demo")
+	if log := p.log(); strings.Contains(log, "days ago") || strings.Contains(log, "demo world loaded") {
+		t.Errorf("serve -demo on a fresh demo folder:\n%s", p.logTail())
+	}
+	p.signal(syscall.SIGTERM)
+	p.wait(30 * time.Second)
 }
 
-func TestObjectLine(t *testing.T) {
-	b := []byte("a\n\n  \r\nb\nc")
-	for idx, want := range []int{1, 4, 5, 6} {
-		if got := objectLine(b, idx); got != want {
-			t.Errorf("objectLine(%d) = %d, want %d", idx, got, want)
+// countLines GETs url and counts its non-empty lines (NDJSON members).
+func countLines(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: status %d", url, resp.StatusCode)
+	}
+	n := 0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if len(strings.TrimSpace(sc.Text())) > 0 {
+			n++
 		}
 	}
+	return n
 }

@@ -29,7 +29,7 @@ flags:
 
 // runEval is "omnipick eval".
 func runEval(args []string) error {
-	fs := flag.NewFlagSet("eval", flag.ContinueOnError)
+	fs := flag.NewFlagSet("omnipick eval", flag.ContinueOnError)
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), evalUsage)
 		fs.PrintDefaults()
@@ -44,14 +44,8 @@ func runEval(args []string) error {
 	customers := fs.Int("customers", 0, "score at most this many customers per set, a fixed hash sample (0: all)")
 	events := fs.Int("events", 0, "feed only the latest N train events per set (0: all)")
 	proposed := fs.Bool("proposed", true, "also run the engine with eval.ProposedOptions, when they differ from the engine's defaults")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	sets := []string{*set}
 	if *set == "all" {

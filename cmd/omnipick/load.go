@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -25,8 +24,8 @@ const benchUsage = `usage:
 // runBench dispatches "omnipick bench <tool>".
 func runBench(args []string) error {
 	if len(args) == 0 {
-		fmt.Fprint(os.Stderr, benchUsage)
-		return errors.New("missing tool: load, ceiling, scale or world")
+		fmt.Fprint(os.Stderr, "omnipick bench: missing tool: load, ceiling, scale or world\n\n"+benchUsage)
+		return errUsage
 	}
 	switch args[0] {
 	case "load":
@@ -37,16 +36,19 @@ func runBench(args []string) error {
 		return runScale(args[1:])
 	case "world":
 		return runWorld(args[1:])
-	case "help", "-h", "--help":
+	case "help", "-h", "-help", "--help":
+		if args[0] == "help" && len(args) > 1 {
+			return runBench(append([]string{args[1]}, "-h"))
+		}
 		fmt.Print(benchUsage)
-		return nil
+		return flag.ErrHelp
 	}
-	fmt.Fprint(os.Stderr, benchUsage)
-	return fmt.Errorf("unknown tool %q", args[0])
+	fmt.Fprintf(os.Stderr, "omnipick bench: unknown tool %q\n\n%s", args[0], benchUsage)
+	return errUsage
 }
 
 func runLoad(args []string) error {
-	fs := flag.NewFlagSet("omnipick bench load", flag.ContinueOnError)
+	fs := newFlags("bench load", "[flags]", "Load-tests a running service (see bench/README.md).")
 	target := fs.String("target", "http://127.0.0.1:7070", "base URL of the service")
 	key := fs.String("key", "", "API key, sent as a bearer token (needs write scope for events); default $OMNIPICK_WRITE_KEY")
 	worldName := fs.String("world", "bench", "id space of the target's data: bench (bench/world.Bench) or demo (make run)")
@@ -67,14 +69,8 @@ func runLoad(args []string) error {
 	ceiling := fs.Bool("ceiling", false, "then run the same closed loop against a ceiling server and print the target's share of it")
 	ceilingTarget := fs.String("ceiling-target", "", "base URL of a ceiling server (omnipick bench ceiling) to use instead of one in this process")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if err := parseFlags(fs, args); err != nil {
 		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if *key == "" {
 		*key = os.Getenv("OMNIPICK_WRITE_KEY")
@@ -137,12 +133,9 @@ func runLoad(args []string) error {
 }
 
 func runCeiling(args []string) error {
-	fs := flag.NewFlagSet("omnipick bench ceiling", flag.ContinueOnError)
+	fs := newFlags("bench ceiling", "[-addr A]", "Serves a fixed 300-byte JSON answer to every request, until interrupted.")
 	addr := fs.String("addr", "127.0.0.1:7071", "listen address")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	a, stop, err := load.StartCeiling(*addr)

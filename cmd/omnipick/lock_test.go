@@ -17,8 +17,8 @@ import (
 )
 
 // TestOneOwnerPerDataFolder runs two real processes on one data folder:
-// the second `serve` (with and without arguments, as typed beside a
-// running server) and a `repair` exit non-zero at once, naming the folder
+// the second `serve` (with and without flags, as typed beside a running
+// server) and a `repair` exit non-zero at once, naming the folder
 // and the owner's pid, and leave every file of the folder as it was; once
 // the owner is SIGKILLed, its stale lock file does not block a restart,
 // which recovers what the owner acknowledged.
@@ -39,7 +39,7 @@ func TestOneOwnerPerDataFolder(t *testing.T) {
 		dir  string // working directory
 	}{
 		{"serve", []string{"serve", "-addr", freeAddr(t), "-data", data}, ""},
-		{"no arguments", nil, root}, // serve on ./data, the owner's folder
+		{"serve without flags", []string{"serve"}, root}, // serve on ./data, the owner's folder (no command at all prints the usage: issue 16)
 		{"repair", []string{"repair", "-data", data}, ""},
 	} {
 		start := time.Now()

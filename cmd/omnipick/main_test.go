@@ -114,6 +114,9 @@ func tryStartServe(t *testing.T, bin, dataDir, logPath string, extra ...string) 
 	}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Env = testEnv()
+	// Not the repository: the binary must need nothing from it (the demo
+	// world is embedded).
+	p.cmd.Dir = t.TempDir()
 	p.cmd.Stderr = f
 	p.cmd.Stdout = f
 	if err := p.cmd.Start(); err != nil {

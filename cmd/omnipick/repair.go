@@ -1,7 +1,6 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -12,9 +11,9 @@ import (
 
 // runRepair truncates a corrupt write-ahead log at its last good record.
 func runRepair(args []string) error {
-	fs := flag.NewFlagSet("repair", flag.ContinueOnError)
+	fs := newFlags("repair", "-data DIR", "Truncates a corrupt write-ahead log at its last good record (see docs/operations.md).")
 	dataDir := fs.String("data", "./data", "data folder")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	// A running server owns the folder: repairing under it would cut

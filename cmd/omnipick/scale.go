@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"os"
 
@@ -13,7 +11,7 @@ import (
 // runScale is "omnipick bench scale": build a generated world in this
 // process and measure it (see bench/scale and bench/README.md).
 func runScale(args []string) error {
-	fs := flag.NewFlagSet("omnipick bench scale", flag.ContinueOnError)
+	fs := newFlags("bench scale", "[flags]", "Builds the bench world in this process and measures memory, picks latency, restart.")
 	customers := fs.Int("customers", 0, "customers (default: the bench world's 10,000,000)")
 	products := fs.Int("products", 0, "products (default: the bench world's 1,000,000)")
 	stores := fs.Int("stores", -1, "stores besides online (default: the bench world's 199)")
@@ -23,10 +21,7 @@ func runScale(args []string) error {
 	dir := fs.String("data", "", "store folder for the snapshot and restart (default: a temporary folder, removed after)")
 	restart := fs.Bool("restart", true, "snapshot, close and reopen the store, timing each")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg := world.Bench()

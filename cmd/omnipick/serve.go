@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -18,16 +17,17 @@ import (
 	"github.com/omnipick/omnipick/engine"
 	"github.com/omnipick/omnipick/engine/store"
 	"github.com/omnipick/omnipick/engine/wal"
+	"github.com/omnipick/omnipick/internal/demo"
 )
 
 func runServe(args []string) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := newFlags("serve", "[flags]", "Runs the HTTP service on -addr with its state in -data (a write-ahead log and\nsnapshots). -demo loads the built-in demo world into an empty data folder.")
 	addr := fs.String("addr", "127.0.0.1:7070", "listen address; any address but loopback needs -write-key and -read-key")
 	writeKeys := fs.String("write-key", "", "API keys that allow writes and reads, comma-separated (several for rotation); default $OMNIPICK_WRITE_KEY. Prefer the environment: flags show in ps")
 	readKeys := fs.String("read-key", "", "API keys that allow reads only (picks, customer profiles), comma-separated; default $OMNIPICK_READ_KEY")
 	dataDir := fs.String("data", "./data", "data folder: write-ahead log and snapshots")
-	demo := fs.Bool("demo", false, "load the demo world (see -demo-dir) when the data folder is empty")
-	demoDir := fs.String("demo-dir", "testdata/demo", "folder of the demo world's NDJSON files")
+	demo := fs.Bool("demo", false, "load the built-in demo world when the data folder is empty, its history shifted to end now")
+	reseed := fs.Bool("demo-reseed", false, "with -demo: delete what the data folder holds (its log and snapshots) and load the demo world afresh")
 	worldName := fs.String("world", "", "'bench': build the generated bench world (1M products, 10M customers, 200 locations) in memory when the data folder is empty, then snapshot it; for load tests (see bench/README.md)")
 	worldCustomers := fs.Int("world-customers", 0, "with -world: customers instead of the bench world's")
 	worldProducts := fs.Int("world-products", 0, "with -world: products instead of the bench world's")
@@ -49,7 +49,7 @@ func runServe(args []string) error {
 	repurchase := fs.String("repurchase", "", "category prefixes whose bought items may be recommended again after a window, e.g. 'beauty/=30d,grocery/=7d' (others never, unless returned)")
 	adminAddr := fs.String("admin-addr", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off when empty")
 	cf := addClusterFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	var h slog.Handler = slog.NewTextHandler(os.Stderr, nil)
@@ -77,21 +77,32 @@ func runServe(args []string) error {
 	if cf.enabled() {
 		return serveCluster(cf, clusterServe{addr: *addr, dataDir: *dataDir, engine: engineOpts, log: log,
 			writeKeys: splitKeys(*writeKeys, os.Getenv("OMNIPICK_WRITE_KEY")), readKeys: splitKeys(*readKeys, os.Getenv("OMNIPICK_READ_KEY")),
-			maxBody: *maxBody, maxInFlight: *maxInFlight, demoDir: demoIf(*demo, *demoDir)})
+			maxBody: *maxBody, maxInFlight: *maxInFlight, demo: *demo})
 	}
 
 	// The metrics exist before the store, whose log reports fsyncs to them.
 	metrics := api.NewMetrics()
 
-	st, info, err := store.Open(store.Options{
+	storeOpts := store.Options{
 		Dir: *dataDir, Engine: engineOpts, Log: log,
 		Sync: syncMode, SyncInterval: interval, MaxBufferedBytes: *maxQueued,
 		SnapshotEvery: *snapEvery, SnapshotBytes: *snapBytes, EraseCompactAfter: *eraseCompact,
 		AnonymousTTL: ttlOption(*anonTTL), ExpireEvery: *expireEvery,
 		OnWALSync: metrics.ObserveWALSync,
-	})
+	}
+	if *reseed && !*demo {
+		return errors.New("-demo-reseed goes with -demo")
+	}
+	st, info, err := store.Open(storeOpts)
 	if err != nil {
 		return err
+	}
+	if *reseed && !(info.Snapshot == "" && info.NextSeq == 1) {
+		// Opened first, so the folder is known to be a data folder (and,
+		// once opened, not another server's).
+		if st, info, err = wipeAndReopen(st, storeOpts, log); err != nil {
+			return err
+		}
 	}
 	// Recovery decompressed the snapshot into a buffer as large as the
 	// state, now garbage: hand it back to the OS rather than keep it in
@@ -104,16 +115,9 @@ func runServe(args []string) error {
 		}
 	}
 	if *demo {
-		if info.Snapshot == "" && info.NextSeq == 1 {
-			start := time.Now()
-			n, err := loadDemo(*demoDir, st)
-			if err != nil {
-				st.Close()
-				return fmt.Errorf("cannot load demo world: %w", err)
-			}
-			log.Info("demo world loaded", "records", n, "took", time.Since(start).Round(time.Millisecond), "engine", st.Engine().String(), "dir", filepath.Clean(*demoDir))
-		} else {
-			log.Info("data folder holds state: demo world not loaded again", "data", *dataDir)
+		if err := seedDemo(st, info, *dataDir, log); err != nil {
+			st.Close()
+			return err
 		}
 	}
 	srv, err := api.New(api.Options{
@@ -159,6 +163,47 @@ func runServe(args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// seedDemo loads the built-in demo world into an empty data folder, its
+// history shifted to end now. A folder that holds state keeps it; when that
+// state is a demo gone stale (older than demo.FreshFor), the log says so
+// and names the flag that seeds it afresh.
+func seedDemo(st *store.Store, info store.RecoveryInfo, dataDir string, log *slog.Logger) error {
+	now := time.Now()
+	if info.Snapshot == "" && info.NextSeq == 1 {
+		start := time.Now()
+		n, err := demo.Load(st, now)
+		if err != nil {
+			return fmt.Errorf("cannot load the demo world: %w", err)
+		}
+		log.Info("demo world loaded, its history ending now", "records", n, "took", time.Since(start).Round(time.Millisecond), "engine", st.Engine().String())
+		return nil
+	}
+	age, ok := demo.Age(st.Engine(), now)
+	if ok && age > demo.FreshFor {
+		log.Warn(fmt.Sprintf("the demo world in %s was seeded %d days ago: its popularity has decayed and its carts have aged out, so picks and audiences will not match the README; "+
+			"restart with -demo -demo-reseed to delete this folder's state and seed the demo afresh", dataDir, int(age.Hours()/24)),
+			"data", dataDir, "age", age.Round(time.Hour))
+		return nil
+	}
+	log.Info("data folder holds state: demo world not loaded again (-demo-reseed seeds it afresh)", "data", dataDir)
+	return nil
+}
+
+// wipeAndReopen closes st, deletes the log and snapshots of its data
+// folder (nothing else in it) and opens it again, empty.
+func wipeAndReopen(st *store.Store, opts store.Options, log *slog.Logger) (*store.Store, store.RecoveryInfo, error) {
+	if err := st.Close(); err != nil {
+		return nil, store.RecoveryInfo{}, err
+	}
+	for _, sub := range []string{"wal", "snapshots"} {
+		if err := os.RemoveAll(filepath.Join(opts.Dir, sub)); err != nil {
+			return nil, store.RecoveryInfo{}, fmt.Errorf("-demo-reseed: %w", err)
+		}
+	}
+	log.Warn("-demo-reseed: deleted the data folder's log and snapshots", "data", opts.Dir)
+	return store.Open(opts)
 }
 
 // ttlOption maps -anonymous-ttl to store.Options.AnonymousTTL: 0 (never)

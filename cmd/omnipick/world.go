@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -60,15 +58,12 @@ func loadWorld(st *store.Store, info store.RecoveryInfo, name string, customers,
 // NDJSON (zstd with -zstd), or only count it (-out ""), timing the
 // generator.
 func runWorld(args []string) error {
-	fs := flag.NewFlagSet("omnipick bench world", flag.ContinueOnError)
+	fs := newFlags("bench world", "[flags]", "Generates the bench world: times it, or writes it as NDJSON (zstd).")
 	out := fs.String("out", "", "folder for the NDJSON files (locations, products, inventory, events); empty: generate and count only")
 	zst := fs.Bool("zstd", true, "compress the files with zstd (.ndjson.zst)")
 	customers := fs.Int("customers", 0, "customers (default: the bench world's 10,000,000)")
 	products := fs.Int("products", 0, "products (default: the bench world's 1,000,000)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	cfg, err := benchWorld("bench", *customers, *products)

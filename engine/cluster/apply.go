@@ -43,6 +43,17 @@ func decodeMsg(b []byte, fn func(i int, r *engine.Record)) error {
 // startApplier consumes the stream from after seq with an ordered consumer
 // (it recreates itself after a server is lost, resuming where it was).
 func (n *Node) startApplier(ctx context.Context, seq uint64) error {
+	it, err := n.consume(ctx, seq)
+	if err != nil {
+		return err
+	}
+	n.iter = it
+	go n.applyLoop(it)
+	return nil
+}
+
+// consume makes an ordered consumer of the stream from after seq.
+func (n *Node) consume(ctx context.Context, seq uint64) (jetstream.MessagesContext, error) {
 	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
 	if seq > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq+1
@@ -61,7 +72,7 @@ func (n *Node) startApplier(ctx context.Context, seq uint64) error {
 		n.opts.Log.Info("waiting to consume the stream", "err", err)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("cannot consume stream %s: %w", n.opts.Stream, err)
+			return nil, fmt.Errorf("cannot consume stream %s: %w", n.opts.Stream, err)
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
@@ -72,11 +83,9 @@ func (n *Node) startApplier(ctx context.Context, seq uint64) error {
 	// stalled this node's applies ~10-30 s after a leader was killed).
 	it, err := cons.Messages(jetstream.PullExpiry(2*time.Second), jetstream.PullHeartbeat(500*time.Millisecond))
 	if err != nil {
-		return fmt.Errorf("cannot consume stream %s: %w", n.opts.Stream, err)
+		return nil, fmt.Errorf("cannot consume stream %s: %w", n.opts.Stream, err)
 	}
-	n.iter = it
-	go n.applyLoop(it)
-	return nil
+	return it, nil
 }
 
 func (n *Node) applyLoop(it jetstream.MessagesContext) {
@@ -84,7 +93,18 @@ func (n *Node) applyLoop(it jetstream.MessagesContext) {
 	for {
 		msg, err := it.Next()
 		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
-			return
+			select {
+			case <-n.stop:
+				return
+			default:
+			}
+			// The ordered consumer gave up (a server lost while it
+			// was being remade): make another from what was applied.
+			n.opts.Log.Warn("the stream's consumer closed: making another", "node", n.opts.Name, "applied", n.applied.Load())
+			if it = n.remakeConsumer(); it == nil {
+				return
+			}
+			continue
 		}
 		if err != nil {
 			// Heartbeats missed while a server is lost: the ordered
@@ -99,6 +119,33 @@ func (n *Node) applyLoop(it jetstream.MessagesContext) {
 		}
 		n.applyMsg(msg)
 	}
+}
+
+// remakeConsumer makes a new consumer from after the last applied message,
+// retrying until it succeeds or the node stops (nil).
+func (n *Node) remakeConsumer() jetstream.MessagesContext {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	it, err := n.consume(ctx, n.applied.Load())
+	if err != nil {
+		return nil
+	}
+	n.iterMu.Lock()
+	n.iter = it
+	n.iterMu.Unlock()
+	select {
+	case <-n.stop: // halt may have stopped the old iterator only
+		it.Stop()
+	default:
+	}
+	return it
 }
 
 // applyMsg applies one message's records through engine.Apply, the one

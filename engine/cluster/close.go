@@ -34,7 +34,9 @@ func (n *Node) halt() bool {
 	n.closed = true
 	n.mu.Unlock()
 	close(n.stop)
+	n.iterMu.Lock()
 	n.iter.Stop()
+	n.iterMu.Unlock()
 	<-n.done
 	<-n.bg
 	<-n.peersDone

@@ -129,10 +129,11 @@ type Node struct {
 	peersDone chan struct{} // the announcer returned
 	ready     atomic.Bool   // caught up at Open: announces its progress
 
-	iter jetstream.MessagesContext
-	stop chan struct{}
-	done chan struct{} // the applier returned
-	bg   chan struct{} // the snapshot timer returned
+	iterMu sync.Mutex // iter is replaced when a consumer is remade
+	iter   jetstream.MessagesContext
+	stop   chan struct{}
+	done   chan struct{} // the applier returned
+	bg     chan struct{} // the snapshot timer returned
 }
 
 type waiter struct {

@@ -157,13 +157,19 @@ func (e *Engine) applyEvent(ev *Event) error {
 	}
 	x.w = e.opts.EventWeights[ev.Type]
 	x.relW = relationWeight(ev.Type)
+	var examples *picker // the learned blend's, gathered before the purchase changes anything
+	if ev.Type == EventPurchase && e.opts.Blend {
+		examples = e.blendExamples(ev, x.it.Dense)
+	}
 	// The anchors live on this stack: editProfile returns them rather than
 	// store them through a pointer, which would move the buffer to the heap.
 	var anchorBuf [64]relEntry
 	anchors := anchorBuf[:0:e.opts.EventAnchors]
 	if err := e.profiles.Edit(actor, anon, func(pr *profile.Profile) { anchors = x.editProfile(pr, anchors) }); err != nil {
+		e.blendStep(examples, false)
 		return profilesFull(err)
 	}
+	e.blendStep(examples, true)
 	e.learn(&x, anchors)
 	if ev.Type == EventScan && ev.Location != "" {
 		e.scans.record(ev.Location, Scan{Product: x.it.ID, Customer: ev.Customer, AnonymousID: ev.AnonymousID, TS: ev.TS})

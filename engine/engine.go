@@ -86,6 +86,7 @@ type Engine struct {
 	pop      popularity
 	scans    scans
 	ids      *eventIDs // Record.EventID values applied within the window
+	blend    blend     // the learned ranking model (blend.go)
 
 	pickers sync.Pool  // *picker
 	snapMu  sync.Mutex // one snapshot capture at a time
@@ -115,6 +116,7 @@ func New(opts Options) *Engine {
 	e.rel.max = opts.MaxRelated
 	e.pop.halfLife = opts.PopularityHalfLife.Seconds()
 	e.pickers.New = func() any { return new(picker) }
+	e.blend.w = initialWeights(&e.opts)
 	return e
 }
 

@@ -103,6 +103,18 @@ type Options struct {
 	MaxExclusions int           // exclusions per profile; default 256
 	BoostWeight   float64       // added to the score of a boosted item; default 1
 
+	// The blend the engine fits itself (blend.go): at each purchase a
+	// pairwise model takes one step on the candidates web picks would
+	// have proposed just before, and web and app picks score with its
+	// weights once it has learned from BlendMinPurchases purchases (until
+	// then, and without Blend, the hand-set priors and weights above).
+	// Off by default: it paid on the validation split, holdout_dev did
+	// not confirm it, and it costs a picks computation per purchase
+	// (docs/ranking.md).
+	Blend             bool
+	BlendMinPurchases int     // default 1000; negative: none
+	BlendRate         float64 // the SGD step size; default 0.05
+
 	// EventIDWindow is how long an applied Record.EventID keeps a record
 	// with the same id from being applied again (default 7 days);
 	// MaxEventIDs bounds the ids kept (default 2M, about 55 bytes each):
@@ -254,6 +266,12 @@ func (o *Options) setDefaults() {
 	}
 	def(&o.FallbackScan, 4096)
 	def(&o.SiblingsPerAnchor, defaultSiblingsPerAnchor)
+	if o.BlendMinPurchases == 0 {
+		o.BlendMinPurchases = 1000
+	}
+	if o.BlendRate == 0 {
+		o.BlendRate = 0.05
+	}
 	dc := defaultFrequencyCap()
 	for i := range o.FrequencyCaps {
 		c := &o.FrequencyCaps[i]

@@ -94,6 +94,11 @@ type picker struct {
 	sparse bool
 	opts   *Options
 	prior  *[numReasons]float64
+	// learned: score with the learned blend's weights w, not the
+	// hand-set formula.
+	learned  bool
+	w        features
+	examples []features // the learning step's: the positive, then negatives
 }
 
 type leafCount struct {
@@ -151,19 +156,35 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	k := q.k()
 	pk := e.pickers.Get().(*picker)
 	defer e.pickers.Put(pk)
-	ch := pk.begin(e, q)
+	pk.begin(e, q)
 
 	e.mu.RLock()
 	defer e.mu.RUnlock()
+	if !e.gather(pk, q, k) {
+		return dst
+	}
+	base := len(dst)
+	dst = pk.rank(dst, k, e.idx)
+	if len(q.Pins) > 0 {
+		dst = e.pin(pk, dst, base, q.Pins, k)
+	}
+	return dst
+}
+
+// gather fills pk.cands with every candidate of q, filtered and scored:
+// the personal sources, then the top lists and the fallback when they
+// may change the best k. It returns false when nothing can qualify.
+// e.mu must be held (shared).
+func (e *Engine) gather(pk *picker, q *Query, k int) bool {
 	pk.reset(e.idx.Products(), e.idx.Facets())
 	e.loadProfile(pk, q)
 	if !e.loadQuery(pk, q) {
-		return dst
+		return false
 	}
 	pk.loadPopularity(e)
 
 	// 1. Personal sources.
-	e.proposePersonal(pk, ch)
+	e.proposePersonal(pk, pk.channel)
 	e.touch(pk, pk.ids)
 	for _, p := range pk.ids {
 		s := pk.slots.get(p, pk.epoch)
@@ -179,17 +200,12 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 			e.fallback(pk, k)
 		}
 	}
-
-	base := len(dst)
-	dst = pk.rank(dst, k, e.idx)
-	if len(q.Pins) > 0 {
-		dst = e.pin(pk, dst, base, q.Pins, k)
-	}
-	return dst
+	return true
 }
 
 // begin sets the picker up for q: the engine's options, the channel (web
-// for an unknown one, which it returns) and its priors, and the time.
+// for an unknown one, which it returns) and its priors, the time, and the
+// learned blend's weights when web or app picks use them.
 func (pk *picker) begin(e *Engine, q *Query) Channel {
 	nowMS := q.Now
 	if nowMS == 0 {
@@ -203,6 +219,13 @@ func (pk *picker) begin(e *Engine, q *Query) Channel {
 	pk.prior = &e.opts.Priors[ch]
 	pk.now = secs(nowMS)
 	pk.channel = ch
+	pk.learned = false
+	if e.opts.Blend && (ch == ChannelWeb || ch == ChannelApp) {
+		w, n := e.blend.load()
+		if int64(n) >= int64(e.opts.BlendMinPurchases) {
+			pk.learned, pk.w = true, w
+		}
+	}
 	return ch
 }
 
@@ -277,6 +300,9 @@ func (e *Engine) walkAll(pk *picker, k int) {
 // the customer's strongest facets; related, if similar to the context),
 // full affinity, full context similarity, full popularity, and the boost.
 func (pk *picker) walkBound() float64 {
+	if pk.learned {
+		return pk.learnedBound()
+	}
 	o := pk.opts
 	prior := pk.prior[ReasonPopular]
 	if len(pk.topFacets) > 0 {

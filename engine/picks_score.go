@@ -99,9 +99,49 @@ func (pk *picker) score(e *Engine, it *index.Item, flags uint8, rel float32) (fl
 }
 
 // scoreHot is score for product p with hot record h (and item it, read
-// only when h cannot hold all its facets). parts, when not nil, receives
-// the score's terms (ExplainPicks); the picks path passes nil.
+// only when h cannot hold all its facets). With the learned blend
+// (pk.learned) the score is its weights times the candidate's features;
+// else the hand-set formula. parts, when not nil, receives the score's
+// terms (ExplainPicks); the picks path passes nil.
 func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, flags uint8, rel float32, parts *ScoreParts) (float64, Reason, bool) {
+	var x features
+	reason, prior, bits := pk.terms(e, p, h, it, flags, rel, &x)
+	o := pk.opts
+	wAff, wRel, wPop := o.AffinityWeight, o.RelatedWeight, o.PopularityWeight
+	if pk.learned {
+		w := &pk.w
+		prior = w[featCart]*x[featCart] + w[featViewed]*x[featViewed] + w[featRelated]*x[featRelated] + w[featTopFacet]*x[featTopFacet]
+		wAff, wRel, wPop = w[featAffinity], w[featRelation], w[featPopularity]
+	}
+	score := prior + wAff*x[featAffinity] + wRel*x[featRelation] + wPop*x[featPopularity]
+	demoted := false
+	if bits&facetBoost != 0 {
+		score += o.BoostWeight
+	}
+	if bits&facetBury != 0 {
+		score -= buryPenalty
+		demoted = true
+	}
+	capped := false
+	if len(pk.capped) > 0 {
+		if _, capped = slices.BinarySearch(pk.capped, p); capped {
+			score -= capPenalty
+			demoted = true
+		}
+	}
+	if parts != nil {
+		*parts = ScoreParts{Reason: reason, Prior: prior, Affinity: wAff * x[featAffinity], Related: wRel * x[featRelation],
+			Popularity: wPop * x[featPopularity], Buried: bits&facetBury != 0, Capped: capped, Score: score}
+		if bits&facetBoost != 0 {
+			parts.Boost = o.BoostWeight
+		}
+	}
+	return score, reason, demoted
+}
+
+// terms computes a candidate's features into x, the source that explains
+// it with that source's hand-set prior, and its facets' scratch bits.
+func (pk *picker) terms(e *Engine, p uint32, h *index.Hot, it *index.Item, flags uint8, rel float32, x *features) (Reason, float64, uint8) {
 	reason, prior := ReasonPopular, pk.prior[ReasonPopular]
 	consider := func(r Reason) {
 		if p := pk.prior[r]; p > prior || (p == prior && r > reason) {
@@ -110,12 +150,15 @@ func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, fl
 	}
 	if flags&flagCart != 0 {
 		consider(ReasonCart)
+		x[featCart] = 1
 	}
 	if flags&flagViewed != 0 {
 		consider(ReasonViewed)
+		x[featViewed] = 1
 	}
 	if flags&flagRelated != 0 {
 		consider(ReasonRelated)
+		x[featRelated] = 1
 	}
 	var dot, shared float64
 	var bits uint8
@@ -136,46 +179,25 @@ func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, fl
 	}
 	if bits&facetTop != 0 {
 		consider(ReasonAffinity)
+		x[featTopFacet] = 1
 	}
 	if pk.ctxNorm > 0 {
 		if sim := shared / pk.ctxNorm; sim >= 0.5 {
 			consider(ReasonRelated)
+			x[featRelated] = 1
 			rel += float32(sim * pk.opts.ContextWeight)
 		}
 	}
 	if pk.affSum > 0 {
 		dot /= pk.affSum
 	}
-	popularity := 0.0
+	x[featAffinity] = dot
+	x[featRelation] = float64(rel)
 	if pk.popMax > 0 {
 		v := e.pop.valueAt(e.pop.logScore(p), pk.now)
 		// At most 1: the global list's best is the most popular product,
 		// and walkBound relies on the bound.
-		popularity = min(1, math.Log1p(v)/pk.popLogMax)
+		x[featPopularity] = min(1, math.Log1p(v)/pk.popLogMax)
 	}
-	o := pk.opts
-	score := prior + o.AffinityWeight*dot + o.RelatedWeight*float64(rel) + o.PopularityWeight*popularity
-	demoted := false
-	if bits&facetBoost != 0 {
-		score += o.BoostWeight
-	}
-	if bits&facetBury != 0 {
-		score -= buryPenalty
-		demoted = true
-	}
-	capped := false
-	if len(pk.capped) > 0 {
-		if _, capped = slices.BinarySearch(pk.capped, p); capped {
-			score -= capPenalty
-			demoted = true
-		}
-	}
-	if parts != nil {
-		*parts = ScoreParts{Reason: reason, Prior: prior, Affinity: o.AffinityWeight * dot, Related: o.RelatedWeight * float64(rel),
-			Popularity: o.PopularityWeight * popularity, Buried: bits&facetBury != 0, Capped: capped, Score: score}
-		if bits&facetBoost != 0 {
-			parts.Boost = o.BoostWeight
-		}
-	}
-	return score, reason, demoted
+	return reason, prior, bits
 }

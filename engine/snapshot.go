@@ -38,7 +38,13 @@ import (
 // window (see eventIDs.appendSnapshot):
 //
 //	event ids:  latest:u n:u n×(hash:u receipt:u)
-const engineSnapshotVersion = 3
+//
+// Version 4 is version 3 followed by the learned blend (blend.go); an
+// older snapshot loads with the blend as New sets it, as if it had learned
+// nothing:
+//
+//	blend:      steps:u n:u n×(weight:f64)
+const engineSnapshotVersion = 4
 
 // ErrBadSnapshot reports a snapshot that does not decode.
 var ErrBadSnapshot = errors.New("engine: malformed snapshot")
@@ -56,6 +62,8 @@ type Capture struct {
 	ids      []byte // the event ids, captured at once: they are small
 	pop      []uint64
 	counts   []uint64
+	blend    features
+	steps    uint64
 	products int
 }
 
@@ -94,6 +102,7 @@ func (e *Engine) BeginSnapshot() *Capture {
 	for i := range e.applied {
 		c.counts[i] = e.applied[i].Load()
 	}
+	c.blend, c.steps = e.blend.load()
 
 	e.idxSnap.Lock()
 	e.idxSnapPending, e.idxSnapBytes = true, nil
@@ -180,6 +189,11 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 	}
 	write(c.ids)
 	c.ids = nil
+	b = binfmt.AppendUvarint(binfmt.AppendUvarint(b[:0], c.steps), uint64(len(c.blend)))
+	for _, w := range c.blend {
+		b = binfmt.AppendFloat(b, w)
+	}
+	write(b)
 	if err != nil {
 		return total, fmt.Errorf("cannot write engine snapshot: %w", err)
 	}
@@ -242,6 +256,11 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 			return nil, badSnapshot("event ids: %v", err)
 		}
 	}
+	if version >= 4 {
+		if err := e.loadBlend(r); err != nil {
+			return nil, err
+		}
+	}
 	if r.Err() != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, r.Err())
 	}
@@ -282,6 +301,22 @@ func (e *Engine) loadTops(r *binfmt.Reader, version byte, products uint32) error
 		}
 		e.excluded[p] = until
 	}
+	return nil
+}
+
+// loadBlend reads the learned blend (version 4).
+func (e *Engine) loadBlend(r *binfmt.Reader) error {
+	steps := r.Uvarint()
+	if n := r.Count(math.MaxInt32); n != numFeatures {
+		return badSnapshot("%d blend weights for %d features", n, numFeatures)
+	}
+	var w features
+	for i := range w {
+		if w[i] = r.Float(); math.IsNaN(w[i]) || math.IsInf(w[i], 0) {
+			return badSnapshot("blend weight %d is %v", i, w[i])
+		}
+	}
+	e.blend.set(w, steps)
 	return nil
 }
 

@@ -61,6 +61,9 @@ func sameAnswers(t *testing.T, a, b *Engine, now time.Time) {
 	if sa, sb := a.Stats(), b.Stats(); sa != sb {
 		t.Fatalf("stats differ: %+v vs %+v", sa, sb)
 	}
+	if ba, bb := a.Blend(), b.Blend(); !slices.Equal(ba.Weights, bb.Weights) || ba.Steps != bb.Steps {
+		t.Fatalf("blends differ: %+v vs %+v", ba, bb)
+	}
 	for _, c := range []string{"C0", "C1", "C4", "C8", "cookie-1", "nobody"} {
 		for ch := range numChannels {
 			for _, loc := range [][]string{nil, {"store-1"}} {

@@ -23,6 +23,7 @@ func ablations() []struct {
 		{"defaults", engine.Options{}},
 		{"no siblings", engine.Options{SiblingWeight: -1}},
 		{"relations popnorm 0.5", engine.Options{RelatedPopNorm: 0.5}},
+		{"learned blend", engine.Options{Blend: true}},
 	}
 }
 

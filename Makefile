@@ -8,11 +8,16 @@ SHARED_DATA ?= ../shared/data
 # make eval SPLIT=validation to decide, dev (default) to confirm: docs/ranking.md
 SPLIT     ?= dev
 
-.PHONY: run build test test-short lint bench bench-scale eval clean
+.PHONY: run cluster build test test-short lint bench bench-scale eval clean
 
 ## run: serve the demo world on $(ADDR), state in $(DATA)
 run: build
 	$(BIN) serve -addr $(ADDR) -data $(DATA) -demo
+
+## cluster: three clustered nodes on this machine (HTTP on 127.0.0.1:7071-7073,
+## state in $(DATA)-cluster; docs/cluster.md), the demo world loaded
+cluster: build
+	$(BIN) cluster -nodes 3 -addr 127.0.0.1:7071 -data $(DATA)-cluster -demo
 
 ## build: compile the omnipick binary into bin/
 build:

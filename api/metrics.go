@@ -324,6 +324,15 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// Register adds a collector of figures kept outside the server (a cluster
+// node's lag and publish latency) to the metrics /metrics serves.
+func (m *Metrics) Register(c prometheus.Collector) error {
+	if err := m.reg.Register(c); err != nil {
+		return fmt.Errorf("cannot register metrics: %w", err)
+	}
+	return nil
+}
+
 // errMetricsShared refuses a Metrics already serving another Server: the
 // scrape-time gauges would be registered twice.
 var errMetricsShared = errors.New("api: Options.Metrics already serves another Server")

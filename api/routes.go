@@ -30,6 +30,10 @@ func newRoutes(s *Server) [numEndpoints]routeSpec {
 	get := func(h handlerFunc) routeSpec { return routeSpec{allow: "GET", read: h} }
 	r[epHealth] = routeSpec{open: true, allow: "GET", read: func(ctx *fasthttp.RequestCtx, _ []byte) {
 		ctx.SetContentType("application/json")
+		if s.opts.Health != nil {
+			ctx.SetBody(s.opts.Health())
+			return
+		}
 		ctx.SetBodyString(`{"status":"ok"}`)
 	}}
 	r[epMetrics] = routeSpec{open: true, allow: "GET", read: func(ctx *fasthttp.RequestCtx, _ []byte) { s.handleMetrics(ctx) }}

@@ -77,6 +77,9 @@ type Options struct {
 	// StoreStats, if set, is called at each scrape of /metrics for the
 	// write-ahead log and snapshot figures (store.(*Store).Stats).
 	StoreStats func() store.Stats
+	// Health, if set, gives the JSON object GET /healthz answers (a cluster
+	// node says who it is and what it holds); default {"status":"ok"}.
+	Health func() []byte
 	// Compact, if set, serves POST /v1/admin/compact
 	// (store.(*Store).Compact).
 	Compact compactFunc

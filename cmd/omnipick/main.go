@@ -28,6 +28,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"serve", "[flags]", "run the HTTP service (-demo: with the built-in demo world)", runServe},
+		{"cluster", "-nodes N", "start N clustered node processes on this machine (docs/cluster.md)", runCluster},
 		{"repair", "-data DIR", "truncate a corrupt write-ahead log at its last good record", runRepair},
 		{"bench", "TOOL [flags]", "load-test a running server, measure the bench world (see bench/README.md)", runBench},
 		{"eval", "[flags]", "offline evaluation on ../shared/data against baselines", runEval},

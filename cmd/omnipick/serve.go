@@ -48,6 +48,7 @@ func runServe(args []string) error {
 	freqCap := fs.String("frequency-cap", "3/48h", "an item shown COUNT times within WINDOW, on any channel, ranks below unshown ones: COUNT/WINDOW, then CHANNEL=COUNT/WINDOW overrides, e.g. '3/48h,email=5/7d'")
 	repurchase := fs.String("repurchase", "", "category prefixes whose bought items may be recommended again after a window, e.g. 'beauty/=30d,grocery/=7d' (others never, unless returned)")
 	adminAddr := fs.String("admin-addr", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off when empty")
+	cf := addClusterFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -71,6 +72,12 @@ func runServe(args []string) error {
 		if err := checkAdminAddr(*adminAddr); err != nil {
 			return err // before the store is opened: nothing to undo
 		}
+	}
+
+	if cf.enabled() {
+		return serveCluster(cf, clusterServe{addr: *addr, dataDir: *dataDir, engine: engineOpts, log: log,
+			writeKeys: splitKeys(*writeKeys, os.Getenv("OMNIPICK_WRITE_KEY")), readKeys: splitKeys(*readKeys, os.Getenv("OMNIPICK_READ_KEY")),
+			maxBody: *maxBody, maxInFlight: *maxInFlight, demo: *demo})
 	}
 
 	// The metrics exist before the store, whose log reports fsyncs to them.

@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os/exec"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// TestClusterBinarySIGKILL runs `omnipick cluster -nodes 3` (three real node
+// processes with embedded, clustered NATS servers), writes through every
+// node, SIGKILLs one node process under that load and checks that every
+// write acknowledged before, during and after is visible on the survivors.
+func TestClusterBinarySIGKILL(t *testing.T) {
+	bin := omnipickBinary(t)
+	dir := t.TempDir()
+	base := consecutivePorts(t, 3)
+	cmd := exec.Command(bin, "cluster", "-nodes", "3", "-addr", fmt.Sprintf("127.0.0.1:%d", base), "-data", dir)
+	cmd.Env = testEnv()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			cmd.Process.Kill()
+			for _, p := range pids {
+				syscall.Kill(p, syscall.SIGKILL)
+			}
+		}
+	})
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var urls, natsURLs []string
+	start := time.Now()
+	deadline := time.After(120 * time.Second)
+	for ready := false; !ready; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("omnipick cluster exited before it was ready (logs in %s)", dir)
+			}
+			var name, u, nu string
+			var pid int
+			if _, err := fmt.Sscanf(l, "node %s %s pid %d nats %s", &name, &u, &pid, &nu); err == nil {
+				urls, pids, natsURLs = append(urls, u), append(pids, pid), append(natsURLs, nu)
+			}
+			ready = strings.HasPrefix(l, "cluster ready")
+		case <-deadline:
+			t.Fatalf("the cluster was not ready within 120s (logs in %s)", dir)
+		}
+	}
+	go func() {
+		for range lines {
+		}
+	}()
+	if len(urls) != 3 {
+		t.Fatalf("want 3 nodes, got %v", urls)
+	}
+	hc := &http.Client{Timeout: 60 * time.Second}
+	defer hc.CloseIdleConnections()
+	for i, u := range urls {
+		var h struct {
+			Node       string `json:"node"`
+			PID        int    `json:"pid"`
+			Partitions int    `json:"partitions"`
+			Owned      []int  `json:"owned"`
+		}
+		if status, err := getJSON(hc, u+"/healthz", &h); err != nil || status != http.StatusOK {
+			t.Fatalf("%s/healthz: %d %v", u, status, err)
+		}
+		if h.Node != fmt.Sprintf("n%d", i+1) || h.PID != pids[i] || h.Partitions != 64 || len(h.Owned) != 64 {
+			t.Fatalf("%s/healthz: %+v; want node n%d, pid %d, 64 partitions served", u, h, i+1, pids[i])
+		}
+	}
+	mustPost(t, hc, urls[0]+"/v1/products",
+		`{"id":"CP0","title":"Hat","category":"acc/hats","variants":[{"sku":"CP0-OS"}]}`,
+		`{"id":"CP1","title":"Scarf","category":"acc/scarves","variants":[{"sku":"CP1-OS"}]}`)
+
+	t.Logf("cluster ready in %v", time.Since(start).Round(time.Millisecond))
+	// The worst case: the node whose NATS server leads the stream, so
+	// JetStream must elect another leader before writes are stored again.
+	victim := streamLeader(t, natsURLs[0])
+	var (
+		mu              sync.Mutex
+		acked           []string
+		stop            atomic.Bool
+		killed, resumed atomic.Int64
+		wg              sync.WaitGroup
+	)
+	for w := range 3 {
+		wg.Go(func() {
+			for i := 0; !stop.Load(); i++ {
+				var body strings.Builder
+				ids := make([]string, 5)
+				for j := range ids {
+					ids[j] = fmt.Sprintf("ck-%d-%d-%d", w, i, j)
+					fmt.Fprintf(&body, `{"type":"view","customer":%q,"product":"CP%d","ts":%d}`+"\n", ids[j], j%2, time.Now().UnixMilli())
+				}
+				began := time.Now().UnixNano()
+				status, wr, err := post(hc, urls[w]+"/v1/events", []byte(body.String()))
+				if err != nil || status != http.StatusOK || wr.Applied != len(ids) {
+					if w == victim && killed.Load() != 0 {
+						return
+					}
+					time.Sleep(20 * time.Millisecond)
+					continue
+				}
+				if k := killed.Load(); k != 0 && began > k && w != victim {
+					resumed.CompareAndSwap(0, time.Now().UnixNano())
+				}
+				mu.Lock()
+				acked = append(acked, ids...)
+				mu.Unlock()
+			}
+		})
+	}
+	count := func() int { mu.Lock(); defer mu.Unlock(); return len(acked) }
+	pollUntil(t, 60*time.Second, "writes before the kill", func() bool { return count() >= 300 })
+	killed.Store(time.Now().UnixNano())
+	if err := syscall.Kill(pids[victim], syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	pollUntil(t, 60*time.Second, "a write acknowledged after the kill", func() bool { return resumed.Load() != 0 })
+	after := count()
+	pollUntil(t, 60*time.Second, "more writes after the recovery", func() bool { return count() >= after+100 })
+	stop.Store(true)
+	wg.Wait()
+	t.Logf("%d writes acknowledged; writes served again %v after SIGKILL of node %d (the stream leader's)",
+		len(acked), time.Duration(resumed.Load()-killed.Load()).Round(time.Millisecond), victim+1)
+	checked := time.Now()
+	defer func() { t.Logf("checked in %v", time.Since(checked).Round(time.Millisecond)) }()
+
+	for w, u := range urls {
+		if w == victim {
+			continue
+		}
+		i := 0
+		pollUntil(t, 60*time.Second, "every acknowledged write visible on "+u, func() bool {
+			for ; i < len(acked); i++ {
+				var d map[string]any
+				if status, err := getJSON(hc, u+"/v1/customers/"+acked[i], &d); err != nil || status != http.StatusOK {
+					return false
+				}
+			}
+			return true
+		})
+	}
+}
+
+// streamLeader returns the index of the node whose server leads the
+// stream's replicas (nodes are named n1, n2, ...).
+func streamLeader(t *testing.T, natsURL string) int {
+	t.Helper()
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := js.Stream(ctx, "OMNIPICK")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(ctx)
+	if err != nil || info.Cluster == nil {
+		t.Fatalf("stream info: %v", err)
+	}
+	var i int
+	if _, err := fmt.Sscanf(info.Cluster.Leader, "n%d", &i); err != nil {
+		t.Fatalf("leader %q: %v", info.Cluster.Leader, err)
+	}
+	return i - 1
+}
+
+// consecutivePorts returns the first of n consecutive loopback ports that
+// were free a moment ago.
+func consecutivePorts(t *testing.T, n int) int {
+	t.Helper()
+	for range 100 {
+		base := 20000 + rand.IntN(30000)
+		var ls []net.Listener
+		for i := range n {
+			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
+			if err != nil {
+				break
+			}
+			ls = append(ls, l)
+		}
+		for _, l := range ls {
+			l.Close()
+		}
+		if len(ls) == n {
+			return base
+		}
+	}
+	t.Fatal("no consecutive free ports")
+	return 0
+}
+
+// pollUntil polls cond until it holds or the deadline passes.
+func pollUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,86 @@
+package cluster
+
+import (
+	"errors"
+	"time"
+)
+
+// Close stops applying, takes a final snapshot when records were applied
+// since the last, and closes the connection it opened. Writes in flight get
+// ErrClosed. The stream keeps everything: nothing acknowledged is lost.
+func (n *Node) Close() error {
+	if !n.halt() {
+		return nil
+	}
+	n.announceGone()
+	var errs []error
+	if n.applied.Load() != n.snapSeq.Load() {
+		if _, err := n.Snapshot(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n.closeConn()
+	return errors.Join(errs...)
+}
+
+// halt stops writes, the applier and the snapshot timer; false when the
+// node was already closed.
+func (n *Node) halt() bool {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return false
+	}
+	n.closed = true
+	n.mu.Unlock()
+	close(n.stop)
+	n.iterMu.Lock()
+	n.iter.Stop()
+	n.iterMu.Unlock()
+	<-n.done
+	<-n.bg
+	<-n.peersDone
+	n.peerSub.Unsubscribe()
+	n.ready.Store(false)
+	return true
+}
+
+func (n *Node) closeConn() {
+	if n.ownConn {
+		n.nc.Close()
+	}
+}
+
+// Stats are a node's counters, for /healthz and /metrics.
+type Stats struct {
+	Node            string
+	Partitions      int
+	Applied         uint64        // stream sequence of the last message applied
+	StreamLast      uint64        // the stream's last sequence, read each second
+	Lag             uint64        // messages in the stream not applied here yet
+	SnapshotSeq     uint64        // stream sequence of the newest snapshot
+	Records         uint64        // records applied since start
+	Writes          uint64        // writes acknowledged through this node
+	Messages        uint64        // messages they were packed into
+	Republished     uint64        // messages published again after no ack came (leader elections)
+	PublishLatency  time.Duration // mean time from publish to the batch's last ack
+	ApplyPerMessage time.Duration // mean time to apply one message
+	Connected       bool
+}
+
+// Stats returns current counters.
+func (n *Node) Stats() Stats {
+	s := Stats{Node: n.opts.Name, Partitions: n.partitions, Applied: n.applied.Load(), SnapshotSeq: n.snapSeq.Load(),
+		Records: n.stats.records.Load(), Writes: n.stats.writes.Load(), Messages: n.stats.published.Load(), Republished: n.stats.republished.Load(),
+		Connected: n.nc.IsConnected(), StreamLast: n.last.Load()}
+	if s.StreamLast > s.Applied {
+		s.Lag = s.StreamLast - s.Applied
+	}
+	if s.Writes > 0 {
+		s.PublishLatency = time.Duration(n.stats.pubNanos.Load() / s.Writes)
+	}
+	if m := n.stats.applied.Load(); m > 0 {
+		s.ApplyPerMessage = time.Duration(n.stats.applyNanos.Load() / m)
+	}
+	return s
+}

@@ -1,0 +1,118 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/omnipick/omnipick/engine"
+)
+
+// TestClusterFigures measures ingest through the cluster (R=1 on one
+// server, R=3 on three), how soon a write acknowledged on one node is
+// applied on another, and picks per node. A measurement, not a check of
+// speed: run it by hand (docs/cluster.md, bench/README.md):
+//
+//	OMNIPICK_CLUSTER_FIGURES=1 go test ./engine/cluster -run ClusterFigures -v -timeout 20m
+func TestClusterFigures(t *testing.T) {
+	if os.Getenv("OMNIPICK_CLUSTER_FIGURES") == "" {
+		t.Skip("set OMNIPICK_CLUSTER_FIGURES=1 to measure")
+	}
+	global, events := smallWorld(t, 2000, 20000)
+	t.Logf("world: %d global records, %d events", len(global), len(events))
+	for _, tc := range []struct{ servers, replicas, parts int }{{1, 1, 64}, {3, 3, 64}} {
+		t.Run(fmt.Sprintf("R=%d/partitions=%d", tc.replicas, tc.parts), func(t *testing.T) {
+			c := &testCluster{parts: tc.parts}
+			c.start(t, tc.servers, tc.replicas)
+			writeAll(t, c.nodes[0], global, 500)
+			for _, batch := range []int{1, 100} {
+				for _, writers := range []int{1, 16} {
+					n := min(len(events), 2000*batch/max(1, batch/10))
+					if batch == 1 {
+						n = 4000
+					}
+					took := ingest(t, c.nodes, events[:n], batch, writers)
+					t.Logf("R=%d P=%d batch %d, %d writers over %d node(s): %d events in %v: %.0f events/s, %.2f ms a write",
+						tc.replicas, tc.parts, batch, writers, len(c.nodes), n, took.Round(time.Millisecond),
+						float64(n)/took.Seconds(), took.Seconds()*1000/float64(n/batch)*float64(writers))
+				}
+			}
+			c.syncAll(t)
+			if len(c.nodes) > 1 {
+				visibility(t, c.nodes[0], c.nodes[1], global)
+			}
+			picksRate(t, c.nodes[0].Engine(), actorsOf(events))
+		})
+	}
+}
+
+// ingest writes events in batches from several writers, spread over the
+// nodes, and returns the time until the last is acknowledged.
+func ingest(t *testing.T, nodes []*Node, events []engine.Record, batch, writers int) time.Duration {
+	t.Helper()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			n := nodes[w%len(nodes)]
+			for i := w * batch; i < len(events); i += writers * batch {
+				b := events[i:min(i+batch, len(events))]
+				if err := n.Write(b, make([]error, len(b))); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
+// visibility measures how long after a write is acknowledged on one node
+// another node has applied it.
+func visibility(t *testing.T, from, to *Node, global []engine.Record) {
+	recs := viewsFor("vis", 300, global)
+	var lags []time.Duration
+	for i := range recs {
+		if err := from.Write(recs[i:i+1], make([]error, 1)); err != nil {
+			t.Fatal(err)
+		}
+		acked := time.Now()
+		seq := from.Applied()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := to.WaitApplied(ctx, seq); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		lags = append(lags, time.Since(acked))
+	}
+	slices.Sort(lags)
+	t.Logf("a write acknowledged on %s is applied on %s after: median %v, p99 %v, max %v",
+		from.Name(), to.Name(), lags[len(lags)/2], lags[len(lags)*99/100], lags[len(lags)-1])
+}
+
+// picksRate measures picks per second on one node's engine, every core.
+func picksRate(t *testing.T, e *engine.Engine, qs []engine.Query) {
+	const per = 20000
+	procs := runtime.GOMAXPROCS(0)
+	start := time.Now()
+	var wg sync.WaitGroup
+	for p := range procs {
+		wg.Go(func() {
+			var dst []engine.Pick
+			for i := range per {
+				q := qs[(p*per+i)%len(qs)]
+				q.Now, q.K = testNow.UnixMilli(), 12
+				dst = e.PicksInto(dst[:0], &q)
+			}
+		})
+	}
+	wg.Wait()
+	took := time.Since(start)
+	t.Logf("picks on one node: %.0f/s over %d cores (%d actors)", float64(per*procs)/took.Seconds(), procs, len(qs))
+}

@@ -1,0 +1,268 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/omnipick/omnipick/engine"
+)
+
+// Options configure a Node.
+type Options struct {
+	URL    string         // NATS client URL(s), comma-separated
+	Conn   *nats.Conn     // or an open connection (the node does not close it)
+	Name   string         // this node's name, for logs and /healthz
+	Dir    string         // data folder: snapshots (no write-ahead log: the stream is the log)
+	Engine engine.Options // options of the engine the node builds
+	Log    *slog.Logger   // default: discard
+
+	Stream     string // stream name; default "OMNIPICK"; subjects are its lower case
+	Partitions int    // partitions of a new cluster; default 64; an existing stream's count wins
+	Replicas   int    // stream replicas of a new cluster; default 3
+
+	// Window is the number of published messages awaiting JetStream's ack
+	// before further publishes wait (up to StallWait, then ErrOverloaded).
+	Window    int           // default 4096
+	StallWait time.Duration // default 5 s
+	// WriteTimeout bounds how long a write waits for its acks and for this
+	// node to apply it; default 30 s.
+	WriteTimeout time.Duration
+	// AckWait is how long a published message waits for its ack before it
+	// is published again (same id: stored once); default 1 s. It bounds
+	// how long a write stalls beyond the election of a new stream leader.
+	AckWait time.Duration
+	// PeerTimeout: a node not heard from for this long is no longer waited
+	// for by writes (it is lost); default 2 s.
+	PeerTimeout time.Duration
+	MaxMsgBytes int // records per message up to this size; default 256 KiB
+
+	SnapshotEvery time.Duration // snapshot this often when records were applied; default 10 min
+	NoBackground  bool          // no snapshot timer (tests snapshot by hand)
+}
+
+func (o *Options) setDefaults() {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Stream == "" {
+		o.Stream = "OMNIPICK"
+	}
+	if o.Partitions <= 0 {
+		o.Partitions = DefaultPartitions
+	}
+	if o.Replicas <= 0 {
+		o.Replicas = 3
+	}
+	if o.Window <= 0 {
+		o.Window = 4096
+	}
+	if o.StallWait <= 0 {
+		o.StallWait = 5 * time.Second
+	}
+	if o.PeerTimeout <= 0 {
+		o.PeerTimeout = 2 * time.Second
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 30 * time.Second
+	}
+	if o.MaxMsgBytes <= 0 {
+		o.MaxMsgBytes = 256 << 10
+	}
+	if o.SnapshotEvery <= 0 {
+		o.SnapshotEvery = 10 * time.Minute
+	}
+}
+
+// Errors of a node.
+var (
+	ErrClosed      = errors.New("cluster node closed")
+	ErrRecordLarge = errors.New("record larger than a message may be")
+	ErrBadMessage  = errors.New("malformed message in the stream")
+)
+
+const partitionsKey = "omnipick_partitions"
+
+// Node is one omnipick process of a cluster: it publishes writes to the
+// stream and applies the whole stream, in stream order, to its engine.
+// Safe for concurrent use.
+type Node struct {
+	opts       Options
+	nc         *nats.Conn
+	ownConn    bool
+	js         jetstream.JetStream
+	stream     jetstream.Stream
+	subject    string // subject prefix
+	partitions int
+	e          *engine.Engine
+
+	applyMu sync.Mutex // one apply at a time; a snapshot begins under it
+	applied atomic.Uint64
+	snapSeq atomic.Uint64
+	last    atomic.Uint64 // the stream's last sequence, as last read (background, Sync)
+
+	idPrefix string // message ids: unique per process, so restarts are not deduplicated
+	nextID   atomic.Uint64
+
+	mu       sync.Mutex
+	waiters  map[string]*waiter // by message id: writes waiting for this node to apply them
+	seqWaits []seqWait
+	closed   bool
+
+	stats stats
+
+	peers     peers
+	peerSub   *nats.Subscription
+	peersDone chan struct{} // the announcer returned
+	ready     atomic.Bool   // caught up at Open: announces its progress
+
+	iterMu sync.Mutex // iter is replaced when a consumer is remade
+	iter   jetstream.MessagesContext
+	stop   chan struct{}
+	done   chan struct{} // the applier returned
+	bg     chan struct{} // the snapshot timer returned
+}
+
+type waiter struct {
+	idx      []int   // indexes into the write's records
+	verdicts []error // the engine's, by message record, filled by the applier before done
+	done     chan struct{}
+}
+
+type seqWait struct {
+	seq uint64
+	ch  chan struct{}
+}
+
+type stats struct {
+	published   atomic.Uint64 // messages acked
+	records     atomic.Uint64 // records applied
+	pubNanos    atomic.Uint64 // total ack latency of writes
+	writes      atomic.Uint64
+	applyNanos  atomic.Uint64
+	applied     atomic.Uint64 // messages applied
+	republished atomic.Uint64 // messages published again after no ack came
+}
+
+// Open loads the newest snapshot in opts.Dir, joins the stream (creating it
+// on a new cluster) and applies it from the snapshot's sequence on. It
+// returns once the node has applied the stream up to its end as of Open.
+func Open(ctx context.Context, opts Options) (*Node, error) {
+	opts.setDefaults()
+	e, seq, err := loadSnapshot(opts.Dir, opts.Engine, opts.Log)
+	if err != nil {
+		return nil, err
+	}
+	n := &Node{opts: opts, e: e, subject: strings.ToLower(opts.Stream), idPrefix: opts.Name + "-" + nuid.Next() + "-",
+		waiters: map[string]*waiter{}, stop: make(chan struct{}), done: make(chan struct{}), bg: make(chan struct{}), peersDone: make(chan struct{})}
+	n.applied.Store(seq)
+	n.snapSeq.Store(seq)
+	if opts.Conn != nil {
+		n.nc = opts.Conn
+	} else {
+		n.nc, err = nats.Connect(opts.URL, nats.Name("omnipick "+opts.Name), nats.MaxReconnects(-1),
+			nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(true))
+		if err != nil {
+			return nil, fmt.Errorf("cannot connect to NATS at %s: %w", opts.URL, err)
+		}
+		n.ownConn = true
+	}
+	n.js, err = jetstream.New(n.nc, jetstream.WithPublishAsyncMaxPending(opts.Window),
+		jetstream.WithPublishAsyncTimeout(opts.AckWait))
+	if err != nil {
+		n.closeConn()
+		return nil, fmt.Errorf("cannot use JetStream: %w", err)
+	}
+	if err := n.joinStream(ctx); err != nil {
+		n.closeConn()
+		return nil, err
+	}
+	if err := n.startPeers(); err != nil {
+		n.closeConn()
+		return nil, err
+	}
+	if err := n.startApplier(ctx, seq); err != nil {
+		close(n.stop)
+		<-n.peersDone
+		n.closeConn()
+		return nil, err
+	}
+	if opts.NoBackground {
+		close(n.bg)
+	} else {
+		go n.background()
+	}
+	if err := n.Sync(ctx); err != nil {
+		n.Close()
+		return nil, fmt.Errorf("cannot catch up with the stream: %w", err)
+	}
+	n.ready.Store(true)
+	n.announce()
+	opts.Log.Info("cluster node ready", "node", opts.Name, "stream", opts.Stream, "partitions", n.partitions,
+		"snapshot_seq", seq, "applied", n.applied.Load())
+	return n, nil
+}
+
+// joinStream creates the stream, or reads the partition count of the one
+// that exists. A new JetStream cluster elects its meta leader a few seconds
+// after its servers start: until then creation fails, so it is retried.
+func (n *Node) joinStream(ctx context.Context) error {
+	cfg := jetstream.StreamConfig{
+		Name: n.opts.Stream, Subjects: []string{n.subject + ".p.*", n.subject + ".b", n.subject + ".m"},
+		Replicas: n.opts.Replicas, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute,
+		Metadata: map[string]string{partitionsKey: strconv.Itoa(n.opts.Partitions)},
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		s, err := n.js.Stream(cctx, cfg.Name)
+		if errors.Is(err, jetstream.ErrStreamNotFound) {
+			s, err = n.js.CreateStream(cctx, cfg)
+			if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+				s, err = n.js.Stream(cctx, cfg.Name)
+			}
+		}
+		cancel()
+		if err == nil {
+			p, perr := strconv.Atoi(s.CachedInfo().Config.Metadata[partitionsKey])
+			if perr != nil || p <= 0 {
+				return fmt.Errorf("stream %s has no valid %s in its metadata: %w", cfg.Name, partitionsKey, ErrBadMessage)
+			}
+			n.stream, n.partitions = s, p
+			return nil
+		}
+		if ctx.Err() != nil || time.Now().After(deadline) {
+			return fmt.Errorf("cannot create or find stream %s: %w", cfg.Name, err)
+		}
+		n.opts.Log.Info("waiting for JetStream", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// Engine returns the engine, for reads.
+func (n *Node) Engine() *engine.Engine { return n.e }
+
+// Partitions is the cluster's partition count.
+func (n *Node) Partitions() int { return n.partitions }
+
+// Name is the node's name.
+func (n *Node) Name() string { return n.opts.Name }
+
+// Applied is the stream sequence of the last message this node applied.
+func (n *Node) Applied() uint64 { return n.applied.Load() }

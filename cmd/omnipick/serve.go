@@ -108,17 +108,9 @@ func runServe(args []string) error {
 	// state, now garbage: hand it back to the OS rather than keep it in
 	// the heap's high-water mark.
 	debug.FreeOSMemory()
-	if *worldName != "" {
-		if err := loadWorld(st, info, *worldName, *worldCustomers, *worldProducts, log); err != nil {
-			st.Close()
-			return err
-		}
-	}
-	if *demo {
-		if err := seedDemo(st, info, *dataDir, log); err != nil {
-			st.Close()
-			return err
-		}
+	if err := populate(st, info, *worldName, *worldCustomers, *worldProducts, *demo, *dataDir, log); err != nil {
+		st.Close()
+		return err
 	}
 	srv, err := api.New(api.Options{
 		Addr: *addr, Engine: st.Engine(), Writer: st, Log: log,
@@ -146,6 +138,25 @@ func runServe(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	<-ctx.Done()
+	return shutdown(admin, srv, st, log)
+}
+
+// populate builds the bench world (worldName "bench") or seeds the demo
+// into st, as -world and -demo ask.
+func populate(st *store.Store, info store.RecoveryInfo, worldName string, worldCustomers, worldProducts int, withDemo bool, dataDir string, log *slog.Logger) error {
+	if worldName != "" {
+		if err := loadWorld(st, info, worldName, worldCustomers, worldProducts, log); err != nil {
+			return err
+		}
+	}
+	if withDemo {
+		return seedDemo(st, info, dataDir, log)
+	}
+	return nil
+}
+
+// shutdown stops what runServe started, in reverse order.
+func shutdown(admin *adminServer, srv *api.Server, st *store.Store, log *slog.Logger) error {
 	// Stop in reverse order: no new requests, in-flight ones finish, then
 	// the store fsyncs, snapshots and closes its log.
 	log.Info("shutting down")
@@ -154,7 +165,7 @@ func runServe(args []string) error {
 	// byte are closed at once by Stop).
 	sctx, cancel := context.WithTimeout(context.Background(), 35*time.Second)
 	defer cancel()
-	err = errors.Join(admin.Stop(), srv.Stop(sctx))
+	err := errors.Join(admin.Stop(), srv.Stop(sctx))
 	if cerr := st.Close(); cerr != nil && err == nil {
 		err = cerr
 	}

@@ -123,17 +123,18 @@ func runServe(args []string) error {
 		st.Close()
 		return err
 	}
-	if err := srv.Start(); err != nil {
-		st.Close()
-		return err
-	}
+	// The admin listener starts before the API: once the API answers, a
+	// client (or a test) may count on profiles being served too.
 	var admin *adminServer
 	if *adminAddr != "" {
 		if admin, err = startAdmin(*adminAddr, log); err != nil {
-			srv.Stop(context.Background())
 			st.Close()
 			return err
 		}
+	}
+	if err := srv.Start(); err != nil {
+		st.Close()
+		return errors.Join(err, admin.Stop())
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -57,6 +57,16 @@ func (s *Server) handleErase(ctx *fasthttp.RequestCtx, idb []byte) {
 // handleCompact serves POST /v1/admin/compact: a forced snapshot and log
 // compaction, answered once done.
 func (s *Server) handleCompact(ctx *fasthttp.RequestCtx) {
+	if s.opts.CompactJSON != nil {
+		b, err := s.opts.CompactJSON()
+		if err != nil {
+			s.compactFailed(ctx, err)
+			return
+		}
+		ctx.SetContentType("application/json")
+		ctx.SetBody(b)
+		return
+	}
 	if s.opts.Compact == nil {
 		writeError(ctx, fasthttp.StatusNotFound, "this server has no data folder to compact", "")
 		return
@@ -64,9 +74,7 @@ func (s *Server) handleCompact(ctx *fasthttp.RequestCtx) {
 	start := time.Now()
 	ci, err := s.opts.Compact()
 	if err != nil {
-		s.opts.Log.Error("compaction failed", "err", err)
-		ctx.Response.Header.Set("Retry-After", "5")
-		writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot compact: "+err.Error(), "")
+		s.compactFailed(ctx, err)
 		return
 	}
 	b := append([]byte(nil), `{"snapshot":`...)
@@ -82,6 +90,12 @@ func (s *Server) handleCompact(ctx *fasthttp.RequestCtx) {
 	b = append(b, '}')
 	ctx.SetContentType("application/json")
 	ctx.SetBody(b)
+}
+
+func (s *Server) compactFailed(ctx *fasthttp.RequestCtx, err error) {
+	s.opts.Log.Error("compaction failed", "err", err)
+	ctx.Response.Header.Set("Retry-After", "5")
+	writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot compact: "+err.Error(), "")
 }
 
 // compactFunc is Options.Compact's type: store.(*Store).Compact.

@@ -88,6 +88,9 @@ type Options struct {
 	// Compact, if set, serves POST /v1/admin/compact
 	// (store.(*Store).Compact).
 	Compact compactFunc
+	// CompactJSON, if set (cluster mode), serves POST /v1/admin/compact
+	// instead: it compacts and returns the JSON object to answer.
+	CompactJSON func() ([]byte, error)
 }
 
 // Server serves the HTTP API. Safe for concurrent use.

@@ -35,6 +35,7 @@ type clusterFlags struct {
 	natsRoutes *string
 	replicas   *int
 	partitions *int
+	trimEvery  *time.Duration
 }
 
 func addClusterFlags(fs *flag.FlagSet) *clusterFlags {
@@ -46,6 +47,7 @@ func addClusterFlags(fs *flag.FlagSet) *clusterFlags {
 		natsRoutes: fs.String("nats-routes", "", "embedded NATS server: route addresses (host:port) of every server of the cluster, comma-separated, its own included"),
 		replicas:   fs.Int("replicas", 3, "cluster mode: stream replicas when this node creates the cluster (1 for a one-server cluster)"),
 		partitions: fs.Int("partitions", cluster.DefaultPartitions, "cluster mode: partitions when this node creates the cluster (fixed afterwards)"),
+		trimEvery:  fs.Duration("trim-every", 10*time.Minute, "cluster mode: how often the leading node trims the stream below the snapshots every node can recover from (docs/cluster.md)"),
 	}
 }
 
@@ -59,6 +61,8 @@ type clusterServe struct {
 	maxBody, maxInFlight int
 	engine               engine.Options
 	log                  *slog.Logger
+	// serve's flags that apply in cluster mode too
+	snapEvery, anonTTL, expireEvery, eraseCompact time.Duration
 }
 
 // serveCluster runs serve in cluster mode: an embedded NATS server (or an
@@ -99,6 +103,8 @@ func serveCluster(cf *clusterFlags, o clusterServe) error {
 	node, err := cluster.Open(ctx, cluster.Options{
 		URL: url, Name: name, Dir: filepath.Join(o.dataDir, "cluster"), Engine: o.engine, Log: o.log,
 		Replicas: *cf.replicas, Partitions: *cf.partitions,
+		SnapshotEvery: o.snapEvery, AnonymousTTL: o.anonTTL, ExpireEvery: o.expireEvery,
+		EraseCompactAfter: o.eraseCompact, TrimEvery: *cf.trimEvery,
 	})
 	if err != nil {
 		return err
@@ -124,7 +130,8 @@ func serveCluster(cf *clusterFlags, o clusterServe) error {
 		Addr: o.addr, Listener: ln, Engine: node.Engine(), Writer: node, Log: o.log,
 		MaxBodyBytes: o.maxBody, MaxInFlight: o.maxInFlight,
 		WriteKeys: o.writeKeys, ReadKeys: o.readKeys, Metrics: metrics,
-		Health: func() []byte { return nodeHealth(node) },
+		Health:      func() []byte { return nodeHealth(node) },
+		CompactJSON: func() ([]byte, error) { return compactCluster(node) },
 	})
 	if err == nil {
 		err = srv.Start()
@@ -193,12 +200,35 @@ func nodeHealth(n *cluster.Node) []byte {
 	for i := range held {
 		held[i] = i
 	}
+	status := "ok"
+	if st.Stale != nil {
+		status = "stale: " + st.Stale.Error() // restart it: it loads the newest shared snapshot
+	}
 	b, _ := json.Marshal(map[string]any{
-		"status": "ok", "node": st.Node, "pid": os.Getpid(), "partitions": st.Partitions,
+		"status": status, "node": st.Node, "pid": os.Getpid(), "partitions": st.Partitions,
 		"serves": held, "owned": held, "standby": []int{},
-		"applied_seq": st.Applied, "stream_last_seq": st.StreamLast, "lag": st.Lag, "nats_connected": st.Connected,
+		"applied_seq": st.Applied, "stream_first_seq": st.StreamFirst, "stream_last_seq": st.StreamLast, "leads": st.Leads, "lag": st.Lag, "nats_connected": st.Connected,
 	})
 	return b
+}
+
+// compactCluster serves POST /v1/admin/compact in cluster mode: every
+// node's snapshots, the shared ones and the stream keep nothing older than
+// the stream's end as of now (cluster.(*Node).Compact).
+func compactCluster(n *cluster.Node) ([]byte, error) {
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	ci, err := n.Compact(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(map[string]any{
+		"snapshot": ci.Path, "seq": ci.Seq, "removed_snapshots": ci.RemovedSnapshots,
+		"target_seq": ci.Target, "nodes": ci.Nodes, "removed_shared_snapshots": ci.RemovedShared,
+		"stream_first_seq": ci.Trim.FirstSeq, "purged_messages": ci.Trim.Purged,
+		"took_ms": time.Since(start).Milliseconds(),
+	})
 }
 
 // nodeCollector exports a node's figures at each scrape.
@@ -213,10 +243,22 @@ var (
 	descRepub   = prometheus.NewDesc("omnipick_cluster_republished_total", "Messages published again after no ack came (a stream leader lost: the failovers writes rode through).", nil, nil)
 	descStalls  = prometheus.NewDesc("omnipick_cluster_consumer_restarts_total", "Stream consumers this node made again after they stopped delivering (a lost server).", nil, nil)
 	descSnap    = prometheus.NewDesc("omnipick_cluster_snapshot_seq", "Stream sequence of this node's newest snapshot.", nil, nil)
+	descFirst   = prometheus.NewDesc("omnipick_cluster_stream_first_seq", "The stream's first sequence (everything below was trimmed).", nil, nil)
+	descLast    = prometheus.NewDesc("omnipick_cluster_stream_last_seq", "The stream's last sequence.", nil, nil)
+	descLeads   = prometheus.NewDesc("omnipick_cluster_leads", "1 when this node expires, shares snapshots and trims for the cluster (the smallest live name).", nil, nil)
+	descTrimSeq = prometheus.NewDesc("omnipick_cluster_last_trim_floor_seq", "The last trim by this node removed the messages at or below this sequence.", nil, nil)
+	descTrimAt  = prometheus.NewDesc("omnipick_cluster_last_trim_timestamp_seconds", "When this node last trimmed the stream (0: not since start).", nil, nil)
+	descTrimmed = prometheus.NewDesc("omnipick_cluster_trimmed_messages_total", "Messages this node trimmed from the stream.", nil, nil)
+	descUpSeq   = prometheus.NewDesc("omnipick_cluster_last_shared_snapshot_seq", "Stream sequence of the last snapshot this node shared.", nil, nil)
+	descUpAt    = prometheus.NewDesc("omnipick_cluster_last_shared_snapshot_timestamp_seconds", "When this node last shared a snapshot (0: not since start).", nil, nil)
+	descShared  = prometheus.NewDesc("omnipick_cluster_shared_snapshots", "Snapshots in the shared bucket, as this node last counted them.", nil, nil)
+	descExpiry  = prometheus.NewDesc("omnipick_cluster_expiry_records_total", "Anonymous-profile expiry records this node published.", nil, nil)
+	descStale   = prometheus.NewDesc("omnipick_cluster_stale", "1 when this node found records trimmed before it applied them (it refuses writes: restart it).", nil, nil)
 )
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descApplied, descLag, descRecords, descWrites, descPubLat, descRepub, descStalls, descSnap} {
+	for _, d := range []*prometheus.Desc{descApplied, descLag, descRecords, descWrites, descPubLat, descRepub, descStalls, descSnap,
+		descFirst, descLast, descLeads, descTrimSeq, descTrimAt, descTrimmed, descUpSeq, descUpAt, descShared, descExpiry, descStale} {
 		ch <- d
 	}
 }
@@ -231,4 +273,29 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descRepub, prometheus.CounterValue, float64(st.Republished))
 	ch <- prometheus.MustNewConstMetric(descStalls, prometheus.CounterValue, float64(st.ConsumerRestarts))
 	ch <- prometheus.MustNewConstMetric(descSnap, prometheus.GaugeValue, float64(st.SnapshotSeq))
+	ch <- prometheus.MustNewConstMetric(descFirst, prometheus.GaugeValue, float64(st.StreamFirst))
+	ch <- prometheus.MustNewConstMetric(descLast, prometheus.GaugeValue, float64(st.StreamLast))
+	ch <- prometheus.MustNewConstMetric(descLeads, prometheus.GaugeValue, boolGauge(st.Leads))
+	ch <- prometheus.MustNewConstMetric(descTrimSeq, prometheus.GaugeValue, float64(st.LastTrimFloor))
+	ch <- prometheus.MustNewConstMetric(descTrimAt, prometheus.GaugeValue, unixSeconds(st.LastTrim))
+	ch <- prometheus.MustNewConstMetric(descTrimmed, prometheus.CounterValue, float64(st.Trimmed))
+	ch <- prometheus.MustNewConstMetric(descUpSeq, prometheus.GaugeValue, float64(st.LastUploadSeq))
+	ch <- prometheus.MustNewConstMetric(descUpAt, prometheus.GaugeValue, unixSeconds(st.LastUpload))
+	ch <- prometheus.MustNewConstMetric(descShared, prometheus.GaugeValue, float64(st.SharedSnapshots))
+	ch <- prometheus.MustNewConstMetric(descExpiry, prometheus.CounterValue, float64(st.Expiries))
+	ch <- prometheus.MustNewConstMetric(descStale, prometheus.GaugeValue, boolGauge(st.Stale != nil))
+}
+
+func boolGauge(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func unixSeconds(t time.Time) float64 {
+	if t.IsZero() {
+		return 0
+	}
+	return float64(t.UnixNano()) / 1e9
 }

@@ -2,8 +2,11 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -19,6 +22,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/omnipick/omnipick/engine/cluster"
 )
 
 // TestClusterBinarySIGKILL runs `omnipick cluster -nodes 3` (three real node
@@ -178,6 +183,74 @@ func TestClusterBinarySIGKILL(t *testing.T) {
 			}
 			return true
 		})
+	}
+
+	// Erasure in cluster mode: DELETE through a survivor, then POST
+	// /v1/admin/compact: the survivors' snapshots no longer hold the id,
+	// the stream is trimmed (the lost node is no longer waited for).
+	live := (victim + 1) % 3
+	erased := acked[0]
+	req, _ := http.NewRequest(http.MethodDelete, urls[live]+"/v1/customers/"+erased, nil)
+	if resp, err := hc.Do(req); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("DELETE %s: %v %v", erased, resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	resp, err := hc.Post(urls[live]+"/v1/admin/compact", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ci struct {
+		Nodes     int    `json:"nodes"`
+		Target    uint64 `json:"target_seq"`
+		FirstSeq  uint64 `json:"stream_first_seq"`
+		Purged    uint64 `json:"purged_messages"`
+		Snapshot  string `json:"snapshot"`
+		RemovedSn int    `json:"removed_snapshots"`
+	}
+	json.NewDecoder(resp.Body).Decode(&ci)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || ci.Nodes != 2 || ci.FirstSeq < ci.Target+1 || ci.Purged == 0 {
+		t.Fatalf("POST /v1/admin/compact: %d %+v; want 2 nodes, the stream trimmed up to the target", resp.StatusCode, ci)
+	}
+	t.Logf("compact: %+v", ci)
+	for w := range urls {
+		if w == victim {
+			continue
+		}
+		snaps, _ := filepath.Glob(filepath.Join(dir, fmt.Sprintf("n%d", w+1), "cluster", "snapshots", "*.omnisnap"))
+		if len(snaps) != 1 {
+			t.Fatalf("node %d keeps snapshots %v after the compaction; want one", w+1, snaps)
+		}
+		_, raw, err := cluster.ReadSnapshot(snaps[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(raw, []byte(erased)) || !bytes.Contains(raw, []byte(acked[len(acked)-1])) {
+			t.Fatalf("node %d's snapshot: holds the erased id %v, a kept one %v; want false, true", w+1,
+				bytes.Contains(raw, []byte(erased)), bytes.Contains(raw, []byte(acked[len(acked)-1])))
+		}
+		mresp, err := hc.Get(urls[w] + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(mresp.Body)
+		mresp.Body.Close()
+		if want := fmt.Sprintf("omnipick_cluster_stream_first_seq %d", ci.FirstSeq); !strings.Contains(string(b), want) {
+			// read each second: poll once more
+			time.Sleep(1500 * time.Millisecond)
+			if mresp, err = hc.Get(urls[w] + "/metrics"); err == nil {
+				b, _ = io.ReadAll(mresp.Body)
+				mresp.Body.Close()
+			}
+			if !strings.Contains(string(b), want) {
+				t.Fatalf("%s/metrics lacks %q", urls[w], want)
+			}
+		}
+	}
+	var d map[string]any
+	if status, err := getJSON(hc, urls[live]+"/v1/customers/"+acked[len(acked)-1], &d); err != nil || status != http.StatusOK {
+		t.Fatalf("a customer after the compaction: %d %v", status, err)
 	}
 }
 

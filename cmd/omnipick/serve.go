@@ -81,7 +81,8 @@ func runServe(args []string) error {
 	if cf.enabled() {
 		return serveCluster(cf, clusterServe{addr: *addr, dataDir: *dataDir, engine: engineOpts, log: log,
 			writeKeys: wk, readKeys: rk,
-			maxBody: *maxBody, maxInFlight: *maxInFlight, demo: *demo})
+			maxBody: *maxBody, maxInFlight: *maxInFlight, demo: *demo,
+			snapEvery: *snapEvery, anonTTL: ttlOption(*anonTTL), expireEvery: *expireEvery, eraseCompact: *eraseCompact})
 	}
 
 	// The metrics exist before the store, whose log reports fsyncs to them.

@@ -214,16 +214,24 @@ func (n *Node) applyMsg(msg jetstream.Msg) {
 		}
 		return
 	}
-	count := 0
+	if prev := n.applied.Load(); seq > prev+1 {
+		n.noteGap(prev, seq)
+	}
+	count, erased := 0, false
 	err = decodeMsg(msg.Data(), func(i int, r *engine.Record) {
 		verdict := n.e.Apply(r)
 		count++
+		erased = erased || r.Op == engine.OpErase
 		if w != nil && i < len(w.verdicts) {
 			w.verdicts[i] = verdict
 		}
 	})
 	n.applied.Store(seq)
 	n.applyMu.Unlock()
+	if erased {
+		n.eraseSeq.Store(seq)
+		n.eraseAt.CompareAndSwap(0, time.Now().UnixNano())
+	}
 	n.stats.records.Add(uint64(count))
 	n.stats.applied.Add(1)
 	n.stats.applyNanos.Add(uint64(time.Since(start)))
@@ -250,4 +258,16 @@ func (n *Node) releaseSeq(seq uint64) {
 	clear(n.seqWaits[len(keep):])
 	n.seqWaits = keep
 	n.mu.Unlock()
+}
+
+// noteGap records that the stream delivered seq after prev: the messages
+// between were trimmed before this node applied them (it was not heard
+// from while the stream was trimmed past it, or joined as it was). The
+// node's state lacks them: it marks itself stale (staleErr), and Open
+// starts again from a shared snapshot. Called under applyMu.
+func (n *Node) noteGap(prev, seq uint64) {
+	n.stats.gaps.Add(1)
+	n.gapAt.CompareAndSwap(0, seq)
+	n.opts.Log.Error("records missing from the stream: trimmed before this node applied them", "node", n.opts.Name,
+		"applied", prev, "next", seq)
 }

@@ -14,8 +14,8 @@ func (n *Node) Close() error {
 	}
 	n.announceGone()
 	var errs []error
-	if n.applied.Load() != n.snapSeq.Load() {
-		if _, err := n.Snapshot(); err != nil {
+	if n.applied.Load() != n.snapSeq.Load() && n.staleErr() == nil {
+		if _, _, err := n.snapshotLocal(); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -41,6 +41,7 @@ func (n *Node) halt() bool {
 	<-n.bg
 	<-n.peersDone
 	n.peerSub.Unsubscribe()
+	n.compactSub.Unsubscribe()
 	n.ready.Store(false)
 	return true
 }
@@ -67,6 +68,17 @@ type Stats struct {
 	PublishLatency   time.Duration // mean time from publish to the batch's last ack
 	ApplyPerMessage  time.Duration // mean time to apply one message
 	Connected        bool
+
+	StreamFirst     uint64    // the stream's first sequence, read each second
+	Leads           bool      // this node expires, shares snapshots and trims for all
+	LastTrimFloor   uint64    // the last trim by this node removed the messages at or below this
+	LastTrim        time.Time // zero: none since start
+	Trimmed         uint64    // messages this node trimmed since start
+	LastUploadSeq   uint64    // sequence of the last snapshot this node shared
+	LastUpload      time.Time // zero: none since start
+	SharedSnapshots uint64    // snapshots in the bucket, as last counted by this node
+	Expiries        uint64    // expiry records this node published
+	Stale           error     // ErrTrimmed when this node missed trimmed records; nil normally
 }
 
 // Stats returns current counters.
@@ -79,6 +91,15 @@ func (n *Node) Stats() Stats {
 	}
 	if s.Writes > 0 {
 		s.PublishLatency = time.Duration(n.stats.pubNanos.Load() / s.Writes)
+	}
+	s.StreamFirst, s.Leads, s.Stale = n.first.Load(), n.leads(), n.staleErr()
+	s.LastTrimFloor, s.Trimmed, s.LastUploadSeq = n.stats.trimSeq.Load(), n.stats.trimmed.Load(), n.stats.uploadSeq.Load()
+	s.SharedSnapshots, s.Expiries = n.stats.shared.Load(), n.stats.expiries.Load()
+	if at := n.stats.trimAt.Load(); at != 0 {
+		s.LastTrim = time.Unix(0, at)
+	}
+	if at := n.stats.uploadAt.Load(); at != 0 {
+		s.LastUpload = time.Unix(0, at)
 	}
 	if m := n.stats.applied.Load(); m > 0 {
 		s.ApplyPerMessage = time.Duration(n.stats.applyNanos.Load() / m)

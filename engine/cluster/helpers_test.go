@@ -32,7 +32,8 @@ type testCluster struct {
 	ports    []int // route ports, fixed: JetStream needs its routes configured
 	nodes    []*Node
 	replicas int
-	parts    int // partitions of the new stream; 0: the default
+	parts    int            // partitions of the new stream; 0: the default
+	mod      func(*Options) // changes every node's options, when set
 }
 
 func startCluster(t *testing.T, size, replicas int) *testCluster {
@@ -75,15 +76,26 @@ func (c *testCluster) startServer(t *testing.T, i int) {
 
 func (c *testCluster) openNode(t *testing.T, i int) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	n, err := Open(ctx, Options{URL: c.servers[i].ClientURL(), Name: fmt.Sprintf("n%d", i+1),
-		Dir: filepath.Join(c.root, fmt.Sprintf("node%d", i+1)), Engine: testEngine(),
-		Replicas: c.replicas, Partitions: c.parts, NoBackground: true, WriteTimeout: 10 * time.Second})
+	n, err := c.open(i, fmt.Sprintf("n%d", i+1), c.nodeDir(i))
 	if err != nil {
 		t.Fatalf("node %d: %v", i+1, err)
 	}
 	c.nodes[i] = n
+}
+
+// nodeDir is node i's data folder.
+func (c *testCluster) nodeDir(i int) string { return filepath.Join(c.root, fmt.Sprintf("node%d", i+1)) }
+
+// open opens a node named name with its data in dir, on server i.
+func (c *testCluster) open(i int, name, dir string) (*Node, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	o := Options{URL: c.servers[i].ClientURL(), Name: name, Dir: dir, Engine: testEngine(),
+		Replicas: c.replicas, Partitions: c.parts, NoBackground: true, WriteTimeout: 10 * time.Second}
+	if c.mod != nil {
+		c.mod(&o)
+	}
+	return Open(ctx, o)
 }
 
 // leader is the index of the server leading the stream's replicas.

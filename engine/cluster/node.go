@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,7 +55,23 @@ type Options struct {
 	StallAfter time.Duration
 
 	SnapshotEvery time.Duration // snapshot this often when records were applied; default 10 min
-	NoBackground  bool          // no snapshot timer (tests snapshot by hand)
+	// NoBackground: no snapshot, trim or erasure-compaction timer (tests
+	// call Snapshot, Trim and Compact by hand); expiry still runs.
+	NoBackground bool
+
+	// AnonymousTTL: every ExpireEvery the leading node publishes an
+	// engine.OpExpire record dropping anonymous profiles unused this long,
+	// as the single-node store writes one to its log (default 30 days;
+	// negative: never). ExpireEvery defaults to 1 hour.
+	AnonymousTTL time.Duration
+	ExpireEvery  time.Duration
+	// SharedSnapshots: how many snapshots the shared bucket keeps; default 3.
+	SharedSnapshots int
+	// TrimEvery: how often the leading node trims the stream; default 10 min.
+	TrimEvery time.Duration
+	// EraseCompactAfter: after an erasure, the leading node compacts the
+	// cluster (Compact) within this long; default 10 min.
+	EraseCompactAfter time.Duration
 }
 
 func (o *Options) setDefaults() {
@@ -94,6 +111,21 @@ func (o *Options) setDefaults() {
 	if o.SnapshotEvery <= 0 {
 		o.SnapshotEvery = 10 * time.Minute
 	}
+	if o.AnonymousTTL == 0 {
+		o.AnonymousTTL = 30 * 24 * time.Hour
+	}
+	if o.ExpireEvery <= 0 {
+		o.ExpireEvery = time.Hour
+	}
+	if o.SharedSnapshots <= 0 {
+		o.SharedSnapshots = 3
+	}
+	if o.TrimEvery <= 0 {
+		o.TrimEvery = 10 * time.Minute
+	}
+	if o.EraseCompactAfter <= 0 {
+		o.EraseCompactAfter = 10 * time.Minute
+	}
 }
 
 // Errors of a node.
@@ -114,14 +146,21 @@ type Node struct {
 	ownConn    bool
 	js         jetstream.JetStream
 	stream     jetstream.Stream
-	subject    string // subject prefix
+	obs        jetstream.ObjectStore // shared snapshots
+	subject    string                // subject prefix
 	partitions int
 	e          *engine.Engine
 
-	applyMu sync.Mutex // one apply at a time; a snapshot begins under it
-	applied atomic.Uint64
-	snapSeq atomic.Uint64
-	last    atomic.Uint64 // the stream's last sequence, as last read (background, Sync)
+	applyMu   sync.Mutex // one apply at a time; a snapshot begins under it
+	snapMu    sync.Mutex // one snapshot written at a time
+	compactMu sync.Mutex // one compaction at a time
+	applied   atomic.Uint64
+	snapSeq   atomic.Uint64
+	last      atomic.Uint64 // the stream's last sequence, as last read (background, Sync)
+	first     atomic.Uint64 // the stream's first sequence, as last read
+	gapAt     atomic.Uint64 // first sequence after records found missing (trimmed past): see staleErr
+	eraseSeq  atomic.Uint64 // newest erasure applied and not yet compacted past
+	eraseAt   atomic.Int64  // when the first such erasure was applied (unix nanos)
 
 	idPrefix string // message ids: unique per process, so restarts are not deduplicated
 	nextID   atomic.Uint64
@@ -133,10 +172,11 @@ type Node struct {
 
 	stats stats
 
-	peers     peers
-	peerSub   *nats.Subscription
-	peersDone chan struct{} // the announcer returned
-	ready     atomic.Bool   // caught up at Open: announces its progress
+	peers      peers
+	peerSub    *nats.Subscription
+	compactSub *nats.Subscription
+	peersDone  chan struct{} // the announcer returned
+	ready      atomic.Bool   // caught up at Open: announces its progress
 
 	iterMu sync.Mutex // iter is replaced when a consumer is remade
 	iter   jetstream.MessagesContext
@@ -165,21 +205,43 @@ type stats struct {
 	applied     atomic.Uint64 // messages applied
 	republished atomic.Uint64 // messages published again after no ack came
 	stalls      atomic.Uint64 // consumers made again by the stall watchdog
+	gaps        atomic.Uint64 // messages found missing before the one applied
+	expiries    atomic.Uint64 // expiry records published
+	trimSeq     atomic.Uint64 // the last trim's floor
+	trimAt      atomic.Int64
+	trimmed     atomic.Uint64 // messages trimmed
+	uploadSeq   atomic.Uint64 // the last shared snapshot's sequence
+	uploadAt    atomic.Int64
+	shared      atomic.Uint64 // snapshots in the bucket, as last counted
 }
 
-// Open loads the newest snapshot in opts.Dir, joins the stream (creating it
-// on a new cluster) and applies it from the snapshot's sequence on. It
-// returns once the node has applied the stream up to its end as of Open.
+// Open joins the stream (creating it on a new cluster), loads the newest
+// usable snapshot (its own, or a shared one when it has none or the stream
+// was trimmed past its own) and applies the stream from the snapshot's
+// sequence on. It returns once the node has applied the stream up to its
+// end as of Open; ErrTrimmed when the stream no longer holds records the
+// node needs and no snapshot covers them.
 func Open(ctx context.Context, opts Options) (*Node, error) {
 	opts.setDefaults()
-	e, seq, err := loadSnapshot(opts.Dir, opts.Engine, opts.Log)
-	if err != nil {
-		return nil, err
+	for attempt := 1; ; attempt++ {
+		n, err := open(ctx, opts)
+		// Trimmed between the check of the stream's first sequence and
+		// the consumer's start: the next attempt sees the new first
+		// sequence and loads a snapshot past it.
+		if errors.Is(err, errTrimmedAtOpen) && attempt < 3 {
+			opts.Log.Warn("the stream was trimmed while this node joined it: joining again", "node", opts.Name, "err", err)
+			continue
+		}
+		return n, err
 	}
-	n := &Node{opts: opts, e: e, subject: strings.ToLower(opts.Stream), idPrefix: opts.Name + "-" + nuid.Next() + "-",
+}
+
+var errTrimmedAtOpen = fmt.Errorf("%w while the node joined", ErrTrimmed)
+
+func open(ctx context.Context, opts Options) (*Node, error) {
+	n := &Node{opts: opts, subject: strings.ToLower(opts.Stream), idPrefix: opts.Name + "-" + nuid.Next() + "-",
 		waiters: map[string]*waiter{}, stop: make(chan struct{}), done: make(chan struct{}), bg: make(chan struct{}), peersDone: make(chan struct{})}
-	n.applied.Store(seq)
-	n.snapSeq.Store(seq)
+	var err error
 	if opts.Conn != nil {
 		n.nc = opts.Conn
 	} else {
@@ -200,6 +262,18 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		n.closeConn()
 		return nil, err
 	}
+	if err := n.openBucket(ctx); err != nil {
+		n.closeConn()
+		return nil, err
+	}
+	e, seq, err := n.recover(ctx)
+	if err != nil {
+		n.closeConn()
+		return nil, err
+	}
+	n.e = e
+	n.applied.Store(seq)
+	n.snapSeq.Store(seq)
 	if err := n.startPeers(); err != nil {
 		n.closeConn()
 		return nil, err
@@ -211,8 +285,16 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		return nil, err
 	}
 	go n.background()
-	if err := n.Sync(ctx); err != nil {
-		n.Close()
+	err = n.Sync(ctx)
+	if err == nil && n.gapAt.Load() != 0 {
+		err = fmt.Errorf("%w: %w", errTrimmedAtOpen, n.staleErr())
+	}
+	if err != nil {
+		n.halt() // no final snapshot: the state may lack records
+		n.closeConn()
+		if errors.Is(err, ErrTrimmed) {
+			return nil, err
+		}
 		return nil, fmt.Errorf("cannot catch up with the stream: %w", err)
 	}
 	n.ready.Store(true)
@@ -272,3 +354,8 @@ func (n *Node) Name() string { return n.opts.Name }
 
 // Applied is the stream sequence of the last message this node applied.
 func (n *Node) Applied() uint64 { return n.applied.Load() }
+
+// snapPath is the local file of the snapshot at seq.
+func (n *Node) snapPath(seq uint64) string {
+	return filepath.Join(n.opts.Dir, "snapshots", snapName(seq))
+}

@@ -29,8 +29,9 @@ type peers struct {
 }
 
 type peerState struct {
-	seq uint64
-	at  time.Time
+	seq  uint64 // applied
+	snap uint64 // its newest snapshot's sequence: where it recovers from
+	at   time.Time
 }
 
 func (n *Node) startPeers() error {
@@ -40,6 +41,10 @@ func (n *Node) startPeers() error {
 		return fmt.Errorf("cannot subscribe to the nodes' progress: %w", err)
 	}
 	n.peerSub = sub
+	if n.compactSub, err = n.nc.Subscribe(n.subject+".compact", n.onCompact); err != nil {
+		sub.Unsubscribe()
+		return fmt.Errorf("cannot subscribe to compaction requests: %w", err)
+	}
 	go n.announceLoop()
 	return nil
 }
@@ -58,12 +63,16 @@ func (n *Node) onAnnounce(m *nats.Msg) {
 		p.mu.Unlock()
 		return
 	}
+	// "name applied snapshot"; a node without the third field (an older
+	// version) counts as having no snapshot: nothing is trimmed for it.
+	seqText, snapText, _ := strings.Cut(seqText, " ")
 	seq, err := strconv.ParseUint(seqText, 10, 64)
 	if err != nil {
 		return
 	}
+	snap, _ := strconv.ParseUint(snapText, 10, 64)
 	p.mu.Lock()
-	p.seen[name] = peerState{seq: seq, at: time.Now()}
+	p.seen[name] = peerState{seq: seq, snap: snap, at: time.Now()}
 	close(p.changed)
 	p.changed = make(chan struct{})
 	p.mu.Unlock()
@@ -72,7 +81,10 @@ func (n *Node) onAnnounce(m *nats.Msg) {
 // announce tells the other nodes how far this one has applied.
 func (n *Node) announce() {
 	if n.ready.Load() {
-		n.nc.Publish(n.subject+".applied", []byte(n.opts.Name+" "+strconv.FormatUint(n.applied.Load(), 10)))
+		b := make([]byte, 0, len(n.opts.Name)+42)
+		b = append(append(b, n.opts.Name...), ' ')
+		b = append(strconv.AppendUint(b, n.applied.Load(), 10), ' ')
+		n.nc.Publish(n.subject+".applied", strconv.AppendUint(b, n.snapSeq.Load(), 10))
 	}
 }
 
@@ -131,14 +143,22 @@ func (n *Node) waitPeers(ctx context.Context, seq uint64) error {
 }
 
 // Peers returns the nodes this one hears from and how far each applied.
-func (n *Node) Peers() map[string]uint64 {
+func (n *Node) Peers() map[string]uint64 { return n.livePeers(func(st peerState) uint64 { return st.seq }) }
+
+// peerSnaps returns the snapshot sequences the live nodes announce.
+func (n *Node) peerSnaps() map[string]uint64 {
+	return n.livePeers(func(st peerState) uint64 { return st.snap })
+}
+
+// livePeers returns a figure of every node heard from within PeerTimeout.
+func (n *Node) livePeers(figure func(peerState) uint64) map[string]uint64 {
 	p := &n.peers
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make(map[string]uint64, len(p.seen))
 	for name, st := range p.seen {
 		if time.Since(st.at) <= n.opts.PeerTimeout {
-			out[name] = st.seq
+			out[name] = figure(st)
 		}
 	}
 	return out

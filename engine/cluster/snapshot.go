@@ -15,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/klauspost/compress/zstd"
 
@@ -47,11 +46,33 @@ var ErrBadSnapshot = errors.New("bad cluster snapshot")
 
 // Snapshot writes the engine's state as of the last applied message and
 // returns its stream sequence. Older snapshots beyond the newest two are
-// removed.
+// removed. The node that leads (the smallest live name) also puts it in
+// the shared bucket, where joining and lagging nodes find it.
 func (n *Node) Snapshot() (uint64, error) {
-	if n.opts.Dir == "" {
-		return 0, nil
+	seq, _, err := n.snapshotLocal()
+	if err != nil || seq == 0 || !n.leads() {
+		return seq, err
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), uploadTimeout)
+	defer cancel()
+	if err := n.upload(ctx, seq, 0); err != nil {
+		return seq, err
+	}
+	return seq, nil
+}
+
+// snapshotLocal writes a snapshot into the node's folder and returns its
+// sequence and path. A node that missed trimmed records (ErrTrimmed) does
+// not: its state lacks them.
+func (n *Node) snapshotLocal() (uint64, string, error) {
+	if n.opts.Dir == "" {
+		return 0, "", nil
+	}
+	if err := n.staleErr(); err != nil {
+		return 0, "", err
+	}
+	n.snapMu.Lock()
+	defer n.snapMu.Unlock()
 	n.applyMu.Lock()
 	seq := n.applied.Load()
 	c := n.e.BeginSnapshot()
@@ -59,18 +80,38 @@ func (n *Node) Snapshot() (uint64, error) {
 	dir := filepath.Join(n.opts.Dir, "snapshots")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		c.WriteTo(io.Discard)
-		return 0, fmt.Errorf("cannot create %q: %w", dir, err)
+		return 0, "", fmt.Errorf("cannot create %q: %w", dir, err)
 	}
-	name := filepath.Join(dir, fmt.Sprintf("%s%020d%s", snapPrefix, seq, snapSuffix))
+	name := filepath.Join(dir, snapName(seq))
 	if err := writeSnapshot(name, seq, c); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	n.snapSeq.Store(seq)
 	seqs, _ := listSnapshots(dir)
 	for i := 0; i+snapsKept < len(seqs); i++ {
-		os.Remove(filepath.Join(dir, fmt.Sprintf("%s%020d%s", snapPrefix, seqs[i], snapSuffix)))
+		os.Remove(filepath.Join(dir, snapName(seqs[i])))
 	}
-	return seq, nil
+	return seq, name, nil
+}
+
+// dropLocalBelow removes the node's snapshot files older than seq and
+// returns how many went.
+func (n *Node) dropLocalBelow(seq uint64) int {
+	if n.opts.Dir == "" {
+		return 0
+	}
+	dir := filepath.Join(n.opts.Dir, "snapshots")
+	seqs, _ := listSnapshots(dir)
+	removed := 0
+	for _, s := range seqs {
+		if s < seq && os.Remove(filepath.Join(dir, snapName(s))) == nil {
+			removed++
+		}
+	}
+	if removed > 0 {
+		syncDir(dir)
+	}
+	return removed
 }
 
 func writeSnapshot(name string, seq uint64, c *engine.Capture) error {
@@ -134,12 +175,23 @@ func syncDir(dir string) error {
 	return nil
 }
 
+// ReadSnapshot checks a cluster snapshot file (its header and body
+// checksums) and returns its stream sequence and the engine state it
+// holds, uncompressed: for tools and tests that inspect one.
+func ReadSnapshot(name string) (uint64, []byte, error) { return readSnapshot(name) }
+
 // readSnapshot returns the sequence and raw engine state of a snapshot.
 func readSnapshot(name string) (uint64, []byte, error) {
 	b, err := os.ReadFile(name)
 	if err != nil {
 		return 0, nil, fmt.Errorf("cannot read snapshot: %w", err)
 	}
+	return parseSnapshot(name, b)
+}
+
+// parseSnapshot checks a snapshot's bytes (a file's or a shared object's,
+// named name in errors) and returns its sequence and raw engine state.
+func parseSnapshot(name string, b []byte) (uint64, []byte, error) {
 	if len(b) < snapHdrSize+snapTailSize || string(b[:8]) != snapMagic || string(b[len(b)-4:]) != snapEnd {
 		return 0, nil, fmt.Errorf("%w: %s: truncated or not a snapshot", ErrBadSnapshot, name)
 	}
@@ -163,6 +215,52 @@ func readSnapshot(name string) (uint64, []byte, error) {
 	return seq, raw, nil
 }
 
+// snapName is the file (and shared object) name of the snapshot at seq.
+func snapName(seq uint64) string { return fmt.Sprintf("%s%020d%s", snapPrefix, seq, snapSuffix) }
+
+// snapSeqOf parses a snapshot name; false when it is not one.
+func snapSeqOf(name string) (uint64, bool) {
+	s, ok := strings.CutPrefix(name, snapPrefix)
+	if !ok {
+		return 0, false
+	}
+	s, ok = strings.CutSuffix(s, snapSuffix)
+	if !ok {
+		return 0, false
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	return v, err == nil
+}
+
+// writeSnapshotBytes puts a snapshot fetched from the shared bucket into
+// the local folder, as Snapshot would have written it.
+func writeSnapshotBytes(dir string, seq uint64, b []byte) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cannot create %q: %w", dir, err)
+	}
+	name := filepath.Join(dir, snapName(seq))
+	tmp := name + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("cannot create snapshot %q: %w", tmp, err)
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, name)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("cannot write snapshot %q: %w", name, err)
+	}
+	return syncDir(dir)
+}
+
 func listSnapshots(dir string) ([]uint64, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
@@ -170,23 +268,21 @@ func listSnapshots(dir string) ([]uint64, error) {
 	}
 	var seqs []uint64
 	for _, e := range ents {
-		s, ok := strings.CutPrefix(e.Name(), snapPrefix)
-		if s, ok2 := strings.CutSuffix(s, snapSuffix); ok && ok2 {
-			if v, err := strconv.ParseUint(s, 10, 64); err == nil {
-				seqs = append(seqs, v)
-			}
+		if v, ok := snapSeqOf(e.Name()); ok {
+			seqs = append(seqs, v)
 		}
 	}
 	slices.Sort(seqs)
 	return seqs, nil
 }
 
-// loadSnapshot returns an engine from the newest good snapshot in dir and
-// its sequence; a fresh engine and 0 when there is none. A damaged one is
-// passed over (the stream holds everything after the older one).
-func loadSnapshot(dir string, opts engine.Options, log *slog.Logger) (*engine.Engine, uint64, error) {
+// loadSnapshot returns an engine from the newest good snapshot in dir at
+// minSeq or later and its sequence; a nil engine when there is none. A
+// damaged one is passed over (the stream holds everything after an older
+// one, unless trimmed: hence minSeq).
+func loadSnapshot(dir string, minSeq uint64, opts engine.Options, log *slog.Logger) (*engine.Engine, uint64, error) {
 	if dir == "" {
-		return engine.New(opts), 0, nil
+		return nil, 0, nil
 	}
 	sdir := filepath.Join(dir, "snapshots")
 	if err := os.MkdirAll(sdir, 0o755); err != nil {
@@ -196,8 +292,8 @@ func loadSnapshot(dir string, opts engine.Options, log *slog.Logger) (*engine.En
 	if err != nil {
 		return nil, 0, fmt.Errorf("cannot list snapshots: %w", err)
 	}
-	for i := len(seqs) - 1; i >= 0; i-- {
-		name := filepath.Join(sdir, fmt.Sprintf("%s%020d%s", snapPrefix, seqs[i], snapSuffix))
+	for i := len(seqs) - 1; i >= 0 && seqs[i] >= minSeq; i-- {
+		name := filepath.Join(sdir, snapName(seqs[i]))
 		seq, raw, err := readSnapshot(name)
 		if err == nil {
 			var e *engine.Engine
@@ -208,38 +304,5 @@ func loadSnapshot(dir string, opts engine.Options, log *slog.Logger) (*engine.En
 		}
 		log.Warn("skipping a damaged snapshot", "file", name, "err", err)
 	}
-	return engine.New(opts), 0, nil
-}
-
-// background reads the stream's end each second (for the lag figure and
-// the stall watchdog) and, unless NoBackground, snapshots on a timer when
-// records were applied since the last.
-func (n *Node) background() {
-	defer close(n.bg)
-	tick := time.NewTicker(min(time.Second, n.opts.SnapshotEvery))
-	defer tick.Stop()
-	last := time.Now()
-	var stall stallWatch
-	for {
-		select {
-		case <-n.stop:
-			return
-		case now := <-tick.C:
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			if info, err := n.stream.Info(ctx); err == nil {
-				n.noteLast(info.State.LastSeq)
-			}
-			cancel()
-			if stall.stalled(now, n.applied.Load(), n.last.Load(), n.opts.StallAfter) {
-				n.restartConsumer()
-			}
-			if n.opts.NoBackground || n.applied.Load() == n.snapSeq.Load() || now.Sub(last) < n.opts.SnapshotEvery {
-				continue
-			}
-			if _, err := n.Snapshot(); err != nil {
-				n.opts.Log.Error("snapshot failed", "err", err)
-			}
-			last = now
-		}
-	}
+	return nil, 0, nil
 }

@@ -34,6 +34,9 @@ func (n *Node) Write(recs []engine.Record, errs []error) error {
 	if closed {
 		return ErrClosed
 	}
+	if err := n.staleErr(); err != nil {
+		return err
+	}
 	stampTimes(recs, n.e.Options().Now)
 	msgs, err := n.pack(recs)
 	if err != nil {

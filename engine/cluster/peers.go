@@ -143,7 +143,9 @@ func (n *Node) waitPeers(ctx context.Context, seq uint64) error {
 }
 
 // Peers returns the nodes this one hears from and how far each applied.
-func (n *Node) Peers() map[string]uint64 { return n.livePeers(func(st peerState) uint64 { return st.seq }) }
+func (n *Node) Peers() map[string]uint64 {
+	return n.livePeers(func(st peerState) uint64 { return st.seq })
+}
 
 // peerSnaps returns the snapshot sequences the live nodes announce.
 func (n *Node) peerSnaps() map[string]uint64 {

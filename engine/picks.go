@@ -431,7 +431,7 @@ func (e *Engine) loadQuery(pk *picker, q *Query) bool {
 func (pk *picker) loadPopularity(e *Engine) {
 	pk.popDecay = e.pop.decayDown(pk.now)
 	pk.popMax = e.global.best() * pk.popDecay
-	pk.popLogMax = math.Log1p(pk.popMax)
+	pk.popLogMax = log1p(pk.popMax)
 }
 
 // normalCategory returns c as the catalog spells categories

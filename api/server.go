@@ -49,10 +49,15 @@ type Writer interface {
 
 // Options configure a Server.
 type Options struct {
-	Addr   string         // listen address; "127.0.0.1:0" picks a free port
-	Engine *engine.Engine // reads
-	Writer Writer         // writes; nil applies straight to Engine (no durability)
-	Log    *slog.Logger   // default: discard
+	Addr string // listen address; "127.0.0.1:0" picks a free port
+	// Listener, if set, is served instead of listening on Addr: a caller
+	// that takes a while to become ready (a cluster node joining its
+	// stream) holds its port from the start and fails at once when it is
+	// taken.
+	Listener net.Listener
+	Engine   *engine.Engine // reads
+	Writer   Writer         // writes; nil applies straight to Engine (no durability)
+	Log      *slog.Logger   // default: discard
 
 	MaxBodyBytes int // request body limit, after decompression too; default 32 MiB
 	MaxInFlight  int // requests handled at once before new ones get 503 + Retry-After; default 4096
@@ -128,14 +133,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Engine == nil {
 		return nil, errors.New("api: Options.Engine is nil")
 	}
-	keys, err := newKeys(opts.WriteKeys, opts.ReadKeys)
+	keys, err := checkAccess(opts.Addr, opts.WriteKeys, opts.ReadKeys)
 	if err != nil {
 		return nil, err
-	}
-	if len(keys) == 0 && !loopbackOnly(opts.Addr) {
-		return nil, fmt.Errorf("api: refusing to serve %q without API keys: anyone who can reach it could read and write everything; "+
-			"set write keys and read keys (omnipick serve -write-key/-read-key, or OMNIPICK_WRITE_KEY/OMNIPICK_READ_KEY), "+
-			"or listen on a loopback address such as 127.0.0.1:7070", opts.Addr)
 	}
 	page, err := newScreenPage()
 	if err != nil {
@@ -193,11 +193,15 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Start listens on Options.Addr and serves in the background.
+// Start listens on Options.Addr (or takes Options.Listener) and serves in
+// the background.
 func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.opts.Addr)
-	if err != nil {
-		return fmt.Errorf("cannot listen on %q: %w", s.opts.Addr, err)
+	ln := s.opts.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.opts.Addr); err != nil {
+			return fmt.Errorf("cannot listen on %q: %w", s.opts.Addr, err)
+		}
 	}
 	if len(s.keys) == 0 {
 		// Belt and braces for New's check: "localhost" may resolve to
@@ -413,4 +417,25 @@ func appendError(b []byte, msg, field string, close bool) []byte {
 		b = append(b, '}')
 	}
 	return b
+}
+
+// CheckAccess returns the error New would give for serving addr with these
+// keys (bad keys, or no keys on an address other hosts can reach), so a
+// command can refuse before it touches its data folder.
+func CheckAccess(addr string, writeKeys, readKeys []string) error {
+	_, err := checkAccess(addr, writeKeys, readKeys)
+	return err
+}
+
+func checkAccess(addr string, writeKeys, readKeys []string) ([]apiKey, error) {
+	keys, err := newKeys(writeKeys, readKeys)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 && !loopbackOnly(addr) {
+		return nil, fmt.Errorf("api: refusing to serve %q without API keys: anyone who can reach it could read and write everything; "+
+			"set write keys and read keys (omnipick serve -write-key/-read-key, or OMNIPICK_WRITE_KEY/OMNIPICK_READ_KEY), "+
+			"or listen on a loopback address such as 127.0.0.1:7070", addr)
+	}
+	return keys, nil
 }

@@ -315,9 +315,9 @@ var exampleChecks = map[string]func(t *testing.T, x readmeEnv){
 		}
 		at := -1
 		for _, p := range v[0].Picks { // the same picks, in the same order: the campaign is stable
-			i := strings.Index(html, `data-product="`+p.Product+`"`)
+			i := strings.Index(html, `data-product="`+p.Product+`" data-reason="`+p.Reason+`"`)
 			if i <= at {
-				t.Errorf("the HTML fragment does not show %s where the JSON did: %s", p.Product, html)
+				t.Errorf("the HTML fragment does not show %s (reason %s) where the JSON did: %s", p.Product, p.Reason, html)
 			}
 			at = i
 		}

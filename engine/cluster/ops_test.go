@@ -79,10 +79,15 @@ func streamMessages(t *testing.T, url, stream string) []rawMsg {
 	return out
 }
 
-// TestClusterExpiry: the leading node publishes expiry records through the
-// stream, and every node drops the same anonymous profiles.
-func TestClusterExpiry(t *testing.T) {
-	c := &testCluster{mod: func(o *Options) { o.AnonymousTTL, o.ExpireEvery = 24*time.Hour, 100*time.Millisecond }}
+// TestClusterBackground runs the timers: the leading node publishes
+// expiry records through the stream and every node drops the same
+// anonymous profiles; snapshots are shared and the stream trimmed on
+// time; an erasure is compacted away on time.
+func TestClusterBackground(t *testing.T) {
+	c := &testCluster{mod: func(o *Options) {
+		o.AnonymousTTL, o.ExpireEvery = 24*time.Hour, 100*time.Millisecond
+		o.NoBackground, o.SnapshotEvery, o.TrimEvery, o.EraseCompactAfter = false, 300*time.Millisecond, 300*time.Millisecond, 300*time.Millisecond
+	}}
 	c.start(t, 3, 3)
 	global, _ := smallWorld(t, 100, 30)
 	writeAll(t, c.nodes[1], global, 200)
@@ -135,6 +140,36 @@ func TestClusterExpiry(t *testing.T) {
 		t.Fatalf("expiry records by node: %v; want some by n1", byNode)
 	}
 	t.Logf("expiry records by node: %v", byNode)
+
+	// Trimmed on time: every node snapshots, n1 shares, n1 trims.
+	waitFor(t, 30*time.Second, "the stream trimmed", func() bool { return c.nodes[0].Stats().LastTrimFloor > 0 })
+	errs := []error{nil}
+	if err := c.nodes[2].Write([]engine.Record{{Op: engine.OpErase, Erase: engine.Erase{Customer: "cust-old"}}}, errs); err != nil || errs[0] != nil {
+		t.Fatalf("erase: %v %v", err, errs[0])
+	}
+	erasedAt := c.nodes[2].Applied()
+	waitFor(t, 30*time.Second, "the erasure compacted away", func() bool {
+		for _, n := range c.nodes {
+			if n.eraseSeq.Load() != 0 || n.first.Load() <= erasedAt {
+				return false
+			}
+		}
+		return true
+	})
+	for i := range c.nodes {
+		if found := snapshotsHolding(t, c.nodeDir(i), "cust-old"); len(found) > 0 {
+			t.Fatalf("node %d's snapshots hold the erased id: %v", i+1, found)
+		}
+	}
+	if found := objectsHolding(t, c.nodes[0], "cust-old"); len(found) > 0 {
+		t.Fatalf("shared snapshots hold the erased id: %v", found)
+	}
+	if found := messagesHolding(t, c.servers[0].ClientURL(), "cust-old"); len(found) > 0 {
+		t.Fatalf("messages hold the erased id: %v", found)
+	}
+	if st := c.nodes[0].Stats(); st.LastUploadSeq < erasedAt || st.SharedSnapshots == 0 || !st.Leads {
+		t.Fatalf("n1's figures: %+v", st)
+	}
 }
 
 // snapshotsHolding returns the snapshot files under dir whose bytes or
@@ -147,6 +182,9 @@ func snapshotsHolding(t *testing.T, dir, id string) []string {
 			return err
 		}
 		b, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil // removed by a newer snapshot meanwhile
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -177,6 +215,9 @@ func objectsHolding(t *testing.T, n *Node, id string) []string {
 	var found []string
 	for _, in := range infos {
 		b, err := n.obs.GetBytes(ctx, in.Name)
+		if errors.Is(err, jetstream.ErrObjectNotFound) {
+			continue // removed by a newer upload meanwhile
+		}
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -413,4 +454,49 @@ func TestClusterSharedSnapshots(t *testing.T) {
 			t.Fatal("the restarted node knows the erased customer")
 		}
 	})
+}
+
+// gapMsg is a stream message as the consumer hands it over, for applyMsg.
+type gapMsg struct {
+	jetstream.Msg // the methods applyMsg does not call
+	seq           uint64
+	data          []byte
+}
+
+func (m gapMsg) Metadata() (*jetstream.MsgMetadata, error) {
+	return &jetstream.MsgMetadata{Sequence: jetstream.SequencePair{Stream: m.seq}}, nil
+}
+func (m gapMsg) Data() []byte         { return m.data }
+func (m gapMsg) Headers() nats.Header { return nats.Header{} }
+func (m gapMsg) Subject() string      { return "omnipick.b" }
+func (m gapMsg) Reply() string        { return "" }
+
+// TestGapMakesStale: a node handed a message past the one after its last
+// (the stream was trimmed past it) marks itself stale: it refuses writes
+// and snapshots, so its incomplete state is neither served as written nor
+// kept as a recovery point.
+func TestGapMakesStale(t *testing.T) {
+	o := Options{Name: "n1", Dir: t.TempDir()}
+	o.setDefaults()
+	n := &Node{opts: o, e: engine.New(testEngine()), waiters: map[string]*waiter{}}
+	loc := engine.Record{Op: engine.OpLocation, Location: engine.Location{ID: "L1", Name: "Store 1"}}
+	data := appendMsgRecord(nil, engine.AppendRecord(nil, &loc), loc.Op)
+	for _, tc := range []struct {
+		seq       uint64
+		wantStale bool
+	}{{1, false}, {2, false}, {5, true}, {6, true}} {
+		n.applyMsg(gapMsg{seq: tc.seq, data: data})
+		if got := n.staleErr() != nil; got != tc.wantStale {
+			t.Fatalf("after message %d: stale %v, want %v", tc.seq, got, tc.wantStale)
+		}
+	}
+	if err := n.Write([]engine.Record{loc}, []error{nil}); !errors.Is(err, ErrTrimmed) {
+		t.Fatalf("write on a stale node: %v; want ErrTrimmed", err)
+	}
+	if _, err := n.Snapshot(); !errors.Is(err, ErrTrimmed) {
+		t.Fatalf("snapshot on a stale node: %v; want ErrTrimmed", err)
+	}
+	if got := n.gapAt.Load(); got != 5 {
+		t.Fatalf("gap noted at %d, want 5", got)
+	}
 }

@@ -224,7 +224,7 @@ func compactCluster(n *cluster.Node) ([]byte, error) {
 		return nil, err
 	}
 	return json.Marshal(map[string]any{
-		"snapshot": ci.Path, "seq": ci.Seq, "removed_snapshots": ci.RemovedSnapshots,
+		"snapshot": ci.Path, "seq": ci.Seq, "removed_snapshots": ci.RemovedSnapshots, "removed_wal_segments": 0, // no local log: kept for clients of the single-node answer
 		"target_seq": ci.Target, "nodes": ci.Nodes, "removed_shared_snapshots": ci.RemovedShared,
 		"stream_first_seq": ci.Trim.FirstSeq, "purged_messages": ci.Trim.Purged,
 		"took_ms": time.Since(start).Milliseconds(),

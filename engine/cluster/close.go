@@ -39,6 +39,7 @@ func (n *Node) halt() bool {
 	n.iterMu.Unlock()
 	<-n.done
 	<-n.bg
+	<-n.hk
 	<-n.peersDone
 	n.peerSub.Unsubscribe()
 	n.compactSub.Unsubscribe()

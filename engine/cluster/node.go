@@ -182,7 +182,8 @@ type Node struct {
 	iter   jetstream.MessagesContext
 	stop   chan struct{}
 	done   chan struct{} // the applier returned
-	bg     chan struct{} // the snapshot timer returned
+	bg     chan struct{} // the stream watcher returned
+	hk     chan struct{} // housekeeping returned
 }
 
 type waiter struct {
@@ -240,7 +241,7 @@ var errTrimmedAtOpen = fmt.Errorf("%w while the node joined", ErrTrimmed)
 
 func open(ctx context.Context, opts Options) (*Node, error) {
 	n := &Node{opts: opts, subject: strings.ToLower(opts.Stream), idPrefix: opts.Name + "-" + nuid.Next() + "-",
-		waiters: map[string]*waiter{}, stop: make(chan struct{}), done: make(chan struct{}), bg: make(chan struct{}), peersDone: make(chan struct{})}
+		waiters: map[string]*waiter{}, stop: make(chan struct{}), done: make(chan struct{}), bg: make(chan struct{}), hk: make(chan struct{}), peersDone: make(chan struct{})}
 	var err error
 	if opts.Conn != nil {
 		n.nc = opts.Conn
@@ -278,6 +279,7 @@ func open(ctx context.Context, opts Options) (*Node, error) {
 		n.closeConn()
 		return nil, err
 	}
+	heardFrom := time.Now().Add(2 * heartbeat)
 	if err := n.startApplier(ctx, seq); err != nil {
 		close(n.stop)
 		<-n.peersDone
@@ -285,6 +287,7 @@ func open(ctx context.Context, opts Options) (*Node, error) {
 		return nil, err
 	}
 	go n.background()
+	go n.housekeeping()
 	err = n.Sync(ctx)
 	if err == nil && n.gapAt.Load() != 0 {
 		err = fmt.Errorf("%w: %w", errTrimmedAtOpen, n.staleErr())
@@ -296,6 +299,12 @@ func open(ctx context.Context, opts Options) (*Node, error) {
 			return nil, err
 		}
 		return nil, fmt.Errorf("cannot catch up with the stream: %w", err)
+	}
+	// Writes wait for the nodes heard from: hear every live node's
+	// heartbeat once before taking any, or the first would wait for none.
+	select {
+	case <-time.After(time.Until(heardFrom)):
+	case <-ctx.Done():
 	}
 	n.ready.Store(true)
 	n.announce()

@@ -45,15 +45,13 @@ func (n *Node) staleErr() error {
 	return nil
 }
 
-// background reads the stream's state each second (for the lag figure and
-// the stall watchdog), writes expiry records when it leads and, unless
-// NoBackground, snapshots on a timer when records were applied since the
-// last, and when it leads trims the stream and compacts after erasures.
+// background reads the stream's state each second, for the lag figure
+// and the stall watchdog. Housekeeping, which may wait on the network for
+// long, runs apart so the watchdog never waits for it.
 func (n *Node) background() {
 	defer close(n.bg)
-	tick := time.NewTicker(min(time.Second, n.opts.SnapshotEvery, n.opts.ExpireEvery))
+	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	lastSnap, lastExpire, lastTrim := time.Now(), time.Now(), time.Now()
 	var stall stallWatch
 	for {
 		select {
@@ -69,6 +67,33 @@ func (n *Node) background() {
 			if stall.stalled(now, n.applied.Load(), n.last.Load(), n.opts.StallAfter) {
 				n.restartConsumer()
 			}
+		}
+	}
+}
+
+// housekeeping writes expiry records when this node leads and, unless
+// NoBackground, snapshots on a timer when records were applied since the
+// last and, when it leads, compacts after erasures and trims the stream.
+// Its network calls end when the node closes.
+func (n *Node) housekeeping() {
+	defer close(n.hk)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	tick := time.NewTicker(min(time.Second, n.opts.SnapshotEvery, n.opts.ExpireEvery, n.opts.TrimEvery, n.opts.EraseCompactAfter))
+	defer tick.Stop()
+	lastSnap, lastExpire, lastTrim := time.Now(), time.Now(), time.Now()
+	for {
+		select {
+		case <-n.stop:
+			return
+		case now := <-tick.C:
 			if n.opts.AnonymousTTL > 0 && now.Sub(lastExpire) >= n.opts.ExpireEvery {
 				lastExpire = now
 				if n.leads() {
@@ -79,8 +104,8 @@ func (n *Node) background() {
 				continue
 			}
 			if at := n.eraseAt.Load(); at != 0 && now.Sub(time.Unix(0, at)) >= n.opts.EraseCompactAfter && n.leads() {
-				ctx, cancel := context.WithTimeout(context.Background(), 2*uploadTimeout)
-				if _, err := n.Compact(ctx); err != nil {
+				cctx, cancel := context.WithTimeout(ctx, 2*uploadTimeout)
+				if _, err := n.Compact(cctx); err != nil {
 					n.opts.Log.Error("compaction after an erasure failed; trying again", "err", err)
 				} else {
 					n.opts.Log.Info("compacted the cluster after an erasure")
@@ -90,15 +115,15 @@ func (n *Node) background() {
 				continue
 			}
 			if n.applied.Load() != n.snapSeq.Load() && now.Sub(lastSnap) >= n.opts.SnapshotEvery {
-				if _, err := n.Snapshot(); err != nil {
+				if _, err := n.snapshot(ctx); err != nil {
 					n.opts.Log.Error("snapshot failed", "err", err)
 				}
 				lastSnap = now
 			}
 			if now.Sub(lastTrim) >= n.opts.TrimEvery && n.leads() {
 				lastTrim = now
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				if _, err := n.Trim(ctx); err != nil {
+				cctx, cancel := context.WithTimeout(ctx, time.Minute)
+				if _, err := n.Trim(cctx); err != nil {
 					n.opts.Log.Error("trimming the stream failed", "err", err)
 				}
 				cancel()
@@ -146,7 +171,11 @@ func (n *Node) Trim(ctx context.Context) (TrimInfo, error) {
 	} else {
 		floor = min(floor, seqs[len(seqs)-1])
 	}
-	return n.purge(ctx, floor)
+	ti, err := n.purge(ctx, floor)
+	if err == nil && ti.Purged > 0 {
+		_, err = n.pruneShared(ctx, 0) // those the trim made useless
+	}
+	return ti, err
 }
 
 // purge removes the stream's messages at or below floor.
@@ -245,7 +274,16 @@ func (n *Node) Compact(ctx context.Context) (CompactInfo, error) {
 	if err := errors.Join(errs...); err != nil {
 		return ci, fmt.Errorf("cannot compact the cluster (the stream is not trimmed): %w", err)
 	}
-	ci.Trim, err = n.purge(ctx, floor)
+	if ci.Trim, err = n.purge(ctx, floor); err != nil {
+		return ci, err
+	}
+	// Again after the trim: a shared snapshot older than the target put
+	// meanwhile (by a node that believed it led) goes too. Done even when
+	// the node is closing: the stream is trimmed already.
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	removed, err := n.pruneShared(pctx, ci.Target)
+	ci.RemovedShared += removed
 	return ci, err
 }
 

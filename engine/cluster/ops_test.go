@@ -148,7 +148,7 @@ func TestClusterBackground(t *testing.T) {
 		t.Fatalf("erase: %v %v", err, errs[0])
 	}
 	erasedAt := c.nodes[2].Applied()
-	waitFor(t, 30*time.Second, "the erasure compacted away", func() bool {
+	waitFor(t, 60*time.Second, "the erasure compacted away", func() bool {
 		for _, n := range c.nodes {
 			if n.eraseSeq.Load() != 0 || n.first.Load() <= erasedAt {
 				return false
@@ -156,20 +156,49 @@ func TestClusterBackground(t *testing.T) {
 		}
 		return true
 	})
+	// Closed (their timers keep snapshotting, uploading and trimming
+	// otherwise) before everything is read back raw.
+	bucket := c.nodes[0].bucketName()
+	for i := len(c.nodes) - 1; i >= 0; i-- {
+		if err := c.nodes[i].Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	for i := range c.nodes {
 		if found := snapshotsHolding(t, c.nodeDir(i), "cust-old"); len(found) > 0 {
 			t.Fatalf("node %d's snapshots hold the erased id: %v", i+1, found)
 		}
 	}
-	if found := objectsHolding(t, c.nodes[0], "cust-old"); len(found) > 0 {
+	if st := c.nodes[0].Stats(); st.LastUploadSeq < erasedAt || st.SharedSnapshots == 0 || st.Trimmed == 0 {
+		t.Fatalf("n1's figures: %+v", st)
+	}
+	for i := range c.nodes {
+		c.nodes[i] = nil
+	}
+	if found := objectsHolding(t, obsOn(t, c.servers[1].ClientURL(), bucket), "cust-old"); len(found) > 0 {
 		t.Fatalf("shared snapshots hold the erased id: %v", found)
 	}
 	if found := messagesHolding(t, c.servers[0].ClientURL(), "cust-old"); len(found) > 0 {
 		t.Fatalf("messages hold the erased id: %v", found)
 	}
-	if st := c.nodes[0].Stats(); st.LastUploadSeq < erasedAt || st.SharedSnapshots == 0 || !st.Leads {
-		t.Fatalf("n1's figures: %+v", st)
+}
+
+// obsOn opens a bucket on a connection of its own.
+func obsOn(t *testing.T, url, bucket string) jetstream.ObjectStore {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
 	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	obs, err := js.ObjectStore(ctx, bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return obs
 }
 
 // snapshotsHolding returns the snapshot files under dir whose bytes or
@@ -201,11 +230,11 @@ func snapshotsHolding(t *testing.T, dir, id string) []string {
 }
 
 // objectsHolding returns the shared snapshots whose content holds id.
-func objectsHolding(t *testing.T, n *Node, id string) []string {
+func objectsHolding(t *testing.T, obs jetstream.ObjectStore, id string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	infos, err := n.obs.List(ctx)
+	infos, err := obs.List(ctx)
 	if errors.Is(err, jetstream.ErrNoObjectsFound) {
 		return nil
 	}
@@ -214,7 +243,7 @@ func objectsHolding(t *testing.T, n *Node, id string) []string {
 	}
 	var found []string
 	for _, in := range infos {
-		b, err := n.obs.GetBytes(ctx, in.Name)
+		b, err := obs.GetBytes(ctx, in.Name)
 		if errors.Is(err, jetstream.ErrObjectNotFound) {
 			continue // removed by a newer upload meanwhile
 		}
@@ -226,7 +255,7 @@ func objectsHolding(t *testing.T, n *Node, id string) []string {
 			t.Fatal(err)
 		}
 		if bytes.Contains(b, []byte(id)) || bytes.Contains(raw, []byte(id)) {
-			found = append(found, in.Name)
+			found = append(found, in.Name+" ("+in.Description+")")
 		}
 	}
 	return found
@@ -297,8 +326,12 @@ func TestClusterSharedSnapshots(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		c.nodes[1].announce()
 		c.nodes[2].announce()
-		waitFor(t, 10*time.Second, "n3's snapshot announced", func() bool { return c.nodes[0].peerSnaps()["n3"] == n3seq })
+		waitFor(t, 10*time.Second, "n2's and n3's snapshots announced", func() bool {
+			ps := c.nodes[0].peerSnaps()
+			return ps["n2"] == c.nodes[1].snapSeq.Load() && ps["n3"] == n3seq
+		})
 		floor := c.nodes[0].snapSeq.Load() // n1's, shared, older than n3's
 		ti, err = c.nodes[0].Trim(ctx)
 		if err != nil || ti.Floor != floor || ti.FirstSeq != floor+1 || ti.Purged == 0 {
@@ -394,6 +427,7 @@ func TestClusterSharedSnapshots(t *testing.T) {
 			{Op: engine.OpEvent, Event: engine.Event{Type: engine.EventView, Customer: id, Product: p, TS: testNow.UnixMilli()}},
 			{Op: engine.OpEvent, Event: engine.Event{Type: engine.EventCartAdd, Customer: id, Product: p, TS: testNow.UnixMilli()}},
 		}, 10)
+		c.syncAll(t)
 		for _, n := range c.nodes {
 			if _, err := n.Snapshot(); err != nil {
 				t.Fatal(err)
@@ -405,7 +439,7 @@ func TestClusterSharedSnapshots(t *testing.T) {
 				t.Fatalf("no snapshot of node %d holds the id: the check proves nothing", i+1)
 			}
 		}
-		if len(objectsHolding(t, c.nodes[0], id)) == 0 || len(messagesHolding(t, url, id)) == 0 {
+		if len(objectsHolding(t, c.nodes[0].obs, id)) == 0 || len(messagesHolding(t, url, id)) == 0 {
 			t.Fatal("no shared snapshot or message holds the id: the check proves nothing")
 		}
 		errs := []error{nil}
@@ -432,7 +466,7 @@ func TestClusterSharedSnapshots(t *testing.T) {
 				t.Fatalf("node %d still knows the erased customer", i+1)
 			}
 		}
-		if found := objectsHolding(t, c.nodes[0], id); len(found) > 0 {
+		if found := objectsHolding(t, c.nodes[0].obs, id); len(found) > 0 {
 			t.Fatalf("shared snapshots still hold the erased id: %v", found)
 		}
 		if found := messagesHolding(t, url, id); len(found) > 0 {

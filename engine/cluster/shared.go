@@ -123,16 +123,32 @@ func (n *Node) upload(ctx context.Context, seq, below uint64) error {
 	n.stats.uploadSeq.Store(seq)
 	n.stats.uploadAt.Store(time.Now().UnixNano())
 	n.opts.Log.Info("shared snapshot", "node", n.opts.Name, "seq", seq, "bytes", info.Size, "took", time.Since(start))
-	_, err = n.pruneShared(ctx, below)
+	// Pruned even when the node is closing: an upload that landed after a
+	// compaction pruned is deleted here (below).
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	_, err = n.pruneShared(pctx, below)
 	return err
 }
 
-// pruneShared deletes the shared snapshots older than below and those
-// beyond the newest SharedSnapshots; it returns how many went.
+// pruneShared deletes the shared snapshots older than below, those the
+// stream was trimmed past (of no use for recovery: seq+1 < first) and
+// those beyond the newest SharedSnapshots; it returns how many went. The
+// stream's first sequence is read after the list: an upload that lands
+// after a compaction pruned (a node that believed it led, with a snapshot
+// taken before) is deleted by its own prune, which follows the
+// compaction's trim.
 func (n *Node) pruneShared(ctx context.Context, below uint64) (int, error) {
 	seqs, err := n.sharedSeqs(ctx)
 	if err != nil {
 		return 0, err
+	}
+	info, err := n.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("cannot read the stream: %w", err)
+	}
+	if first := info.State.FirstSeq; first > 1 {
+		below = max(below, first-1)
 	}
 	n.stats.shared.Store(uint64(len(seqs)))
 	removed := 0

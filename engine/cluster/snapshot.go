@@ -49,11 +49,15 @@ var ErrBadSnapshot = errors.New("bad cluster snapshot")
 // removed. The node that leads (the smallest live name) also puts it in
 // the shared bucket, where joining and lagging nodes find it.
 func (n *Node) Snapshot() (uint64, error) {
+	return n.snapshot(context.Background())
+}
+
+func (n *Node) snapshot(ctx context.Context) (uint64, error) {
 	seq, _, err := n.snapshotLocal()
 	if err != nil || seq == 0 || !n.leads() {
 		return seq, err
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), uploadTimeout)
+	ctx, cancel := context.WithTimeout(ctx, uploadTimeout)
 	defer cancel()
 	if err := n.upload(ctx, seq, 0); err != nil {
 		return seq, err

@@ -48,12 +48,26 @@ func (c *testCluster) start(t *testing.T, size, replicas int) {
 	c.root, c.replicas = t.TempDir(), replicas
 	c.servers, c.nodes = make([]*server.Server, size), make([]*Node, size)
 	t.Cleanup(c.stop)
-	var err error
-	if c.ports, err = FreePorts("127.0.0.1", size); err != nil {
-		t.Fatal(err)
-	}
-	for i := range size {
-		c.startServer(t, i)
+	// A route port found free may be taken by another process before its
+	// server listens (the machine is shared): the servers start again on
+	// other ports.
+	for attempt := 1; ; attempt++ {
+		var err error
+		c.root = t.TempDir() // a fresh JetStream folder for a fresh cluster
+		if c.ports, err = FreePorts("127.0.0.1", size); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < size && err == nil; i++ {
+			err = c.tryServer(i)
+		}
+		if err == nil {
+			break
+		}
+		c.stop()
+		if attempt == 3 {
+			t.Fatal(err)
+		}
+		t.Logf("starting the servers again: %v", err)
 	}
 	for i := range size {
 		c.openNode(t, i)
@@ -62,6 +76,12 @@ func (c *testCluster) start(t *testing.T, size, replicas int) {
 
 func (c *testCluster) startServer(t *testing.T, i int) {
 	t.Helper()
+	if err := c.tryServer(i); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (c *testCluster) tryServer(i int) error {
 	so := ServerOptions{Name: fmt.Sprintf("n%d", i+1), StoreDir: filepath.Join(c.root, fmt.Sprintf("js%d", i+1)),
 		ClusterPort: c.ports[i], Routes: RouteURLs("127.0.0.1", c.ports)}
 	if len(c.servers) == 1 {
@@ -69,9 +89,10 @@ func (c *testCluster) startServer(t *testing.T, i int) {
 	}
 	s, err := StartServer(so)
 	if err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("server %d: %w", i+1, err)
 	}
 	c.servers[i] = s
+	return nil
 }
 
 func (c *testCluster) openNode(t *testing.T, i int) {

@@ -99,6 +99,8 @@ type picker struct {
 	learned  bool
 	w        features
 	examples []features // the learning step's: the positive, then negatives
+	actor    string     // the customer asking (not an anonymous id), resolved
+	nb       nbScratch  // the neighbour signal's
 }
 
 type leafCount struct {
@@ -124,6 +126,7 @@ func (pk *picker) reset(products, facets int) {
 	pk.wear, pk.locs, pk.excl, pk.ids, pk.top = pk.wear[:0], pk.locs[:0], pk.excl[:0], pk.ids[:0], pk.top[:0]
 	pk.rels, pk.cands, pk.deferred, pk.leaves = pk.rels[:0], pk.cands[:0], pk.deferred[:0], pk.leaves[:0]
 	pk.affSum, pk.ctx, pk.ctxNorm, pk.category = 0, nil, 0, ""
+	pk.actor = ""
 }
 
 // PicksInto appends to dst the picks for q, best first, and returns the
@@ -231,7 +234,8 @@ func (pk *picker) begin(e *Engine, q *Query) Channel {
 
 // proposePersonal proposes the personal sources' products: the related
 // items and same-group siblings of the context (weighing double) and of
-// the customer's recent history, the cart and the recent views.
+// the customer's recent history, what similar customers bought (with
+// NeighbourWeight), the cart and the recent views.
 func (e *Engine) proposePersonal(pk *picker, ch Channel) {
 	perAnchor := e.opts.RelatedPerAnchor
 	if pk.ctx != nil {
@@ -247,6 +251,9 @@ func (e *Engine) proposePersonal(pk *picker, ch Channel) {
 			e.addRelated(pk, a, 1, n)
 			e.addSiblings(pk, a, 1, e.opts.SiblingsPerAnchor)
 		}
+	}
+	if ch != ChannelScreen {
+		e.proposeNeighbours(pk)
 	}
 	for _, p := range pk.cart {
 		pk.propose(p, flagCart)

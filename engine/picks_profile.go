@@ -21,6 +21,9 @@ func (e *Engine) loadProfile(pk *picker, q *Query) {
 		return
 	}
 	actor, anon = e.profiles.Resolve(actor, anon)
+	if !anon {
+		pk.actor = actor
+	}
 	pr := &pk.prof
 	if !e.profiles.Read(actor, anon, pr, false) {
 		return

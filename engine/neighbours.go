@@ -5,6 +5,8 @@ import (
 	"math"
 	"slices"
 	"sync"
+
+	"github.com/omnipick/omnipick/internal/binfmt"
 )
 
 // The user-neighbour signal (TIFU-KNN's neighbour part, learned per
@@ -306,3 +308,70 @@ func (a *accum) key(i int) uint32 { return a.slots[a.order[i]].key - 1 }
 
 // val returns the sum of the i-th key in insertion order.
 func (a *accum) val(i int) float64 { return a.slots[a.order[i]].v }
+
+// appendSnapshot appends the signal's state (engine snapshot version 5):
+//
+//	nbaskets:u nbaskets×(customer:string last:u n:u n×(product:u ls:f32))
+//	nlists:u nlists×(n:u n×(basket:u))
+//
+// Dropped baskets stay, empty and unnamed, so basket numbers keep their
+// meaning. The caller makes sure no Apply runs (BeginSnapshot).
+func (n *neighbours) appendSnapshot(b []byte) []byte {
+	n.mu.RLock()
+	defer n.mu.RUnlock()
+	b = binfmt.AppendUvarint(b, uint64(len(n.baskets)))
+	for u, bk := range n.baskets {
+		b = binfmt.AppendString(b, n.names[u])
+		b = binfmt.AppendUvarint(binfmt.AppendUvarint(b, uint64(n.last[u])), uint64(len(bk)))
+		for _, x := range bk {
+			b = binfmt.AppendFloat32(binfmt.AppendUvarint(b, uint64(x.p)), x.ls)
+		}
+	}
+	b = binfmt.AppendUvarint(b, uint64(len(n.buyers)))
+	for _, l := range n.buyers {
+		b = binfmt.AppendUvarint(b, uint64(len(l)))
+		for _, u := range l {
+			b = binfmt.AppendUvarint(b, uint64(u))
+		}
+	}
+	return b
+}
+
+// loadSnapshot reads what appendSnapshot wrote, for a catalog of products.
+// Not safe for concurrent use (the engine is not shared yet).
+func (n *neighbours) loadSnapshot(r *binfmt.Reader, products uint32) error {
+	nb := r.Count(r.Len())
+	for u := range nb {
+		name := r.String()
+		last := r.Uint32()
+		k := r.Count(r.Len() / 5) // an entry takes 5 bytes at the least
+		if _, dup := n.ids[name]; (name != "" && dup) || (name == "" && k > 0) {
+			return badSnapshot("neighbour basket %d: customer %q", u, name)
+		}
+		v := n.basketOf(name)
+		if name == "" {
+			delete(n.ids, "")
+		}
+		n.last[v] = last
+		for range k {
+			p, ls := r.Uint32(), r.Float32()
+			if p >= products || math.IsNaN(float64(ls)) || math.IsInf(float64(ls), 0) {
+				return badSnapshot("neighbour basket %d: product %d weight %v", u, p, ls)
+			}
+			n.baskets[v] = append(n.baskets[v], basketEntry{p: p, ls: ls})
+		}
+	}
+	nl := r.Count(int(products))
+	n.buyers = make([][]uint32, nl)
+	for p := range nl {
+		k := r.Count(r.Len())
+		for range k {
+			u := r.Uint32()
+			if int(u) >= nb {
+				return badSnapshot("buyer %d of product %d: %d baskets", u, p, nb)
+			}
+			n.buyers[p] = append(n.buyers[p], u)
+		}
+	}
+	return r.Err()
+}

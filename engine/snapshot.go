@@ -44,7 +44,11 @@ import (
 // nothing:
 //
 //	blend:      steps:u n:u n×(weight:f64)
-const engineSnapshotVersion = 4
+//
+// Version 5 is version 4 followed by the user-neighbour signal's baskets
+// and buyers (neighbours.appendSnapshot); an older snapshot loads with
+// none, as if no customer had bought anything while it was on.
+const engineSnapshotVersion = 5
 
 // ErrBadSnapshot reports a snapshot that does not decode.
 var ErrBadSnapshot = errors.New("engine: malformed snapshot")
@@ -64,6 +68,7 @@ type Capture struct {
 	counts   []uint64
 	blend    features
 	steps    uint64
+	nb       []byte // the neighbour signal, captured at once
 	products int
 }
 
@@ -103,6 +108,7 @@ func (e *Engine) BeginSnapshot() *Capture {
 		c.counts[i] = e.applied[i].Load()
 	}
 	c.blend, c.steps = e.blend.load()
+	c.nb = e.nb.appendSnapshot(nil)
 
 	e.idxSnap.Lock()
 	e.idxSnapPending, e.idxSnapBytes = true, nil
@@ -194,6 +200,8 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 		b = binfmt.AppendFloat(b, w)
 	}
 	write(b)
+	write(c.nb)
+	c.nb = nil
 	if err != nil {
 		return total, fmt.Errorf("cannot write engine snapshot: %w", err)
 	}
@@ -258,6 +266,11 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	}
 	if version >= 4 {
 		if err := e.loadBlend(r); err != nil {
+			return nil, err
+		}
+	}
+	if version >= 5 {
+		if err := e.nb.loadSnapshot(r, products); err != nil {
 			return nil, err
 		}
 	}

@@ -32,16 +32,23 @@ var engineV3Fixture = filepath.Join("..", "testdata", "snapshots", "engine-v3-in
 // names; issue 16). Never rewrite it.
 var indexV3Fixture = filepath.Join("..", "testdata", "snapshots", "engine-v3-index-v3.snap")
 
-// currentFixture is the same world in today's encoding: engine version 4
-// (version 3 and the learned blend, issue 11) holding an index snapshot of
-// version 3. Write it with -write-snapshot-fixture only for a new encoding
-// version, keeping the older files.
-const currentFixture = "engine-v4-index-v3.snap"
+// engineV4Fixture is the same world in engine version 4 (version 3 and
+// the learned blend, issue 11) holding an index snapshot of version 3.
+// Never rewrite it.
+var engineV4Fixture = filepath.Join("..", "testdata", "snapshots", "engine-v4-index-v3.snap")
+
+// currentFixture is the same world in today's encoding: engine version 5
+// (version 4 and the user-neighbour signal's baskets, issue 11) holding an
+// index snapshot of version 3. Write it with -write-snapshot-fixture only
+// for a new encoding version, keeping the older files.
+const currentFixture = "engine-v5-index-v3.snap"
 
 // fixtureWorld is the world the fixture holds. The encodings before
 // version 4 hold no learned blend, and the world learns none (Blend is
 // off): each fixture loads with the blend New sets, as the world has it.
-// TestBlendIsState checks a learned blend's round trip.
+// TestBlendIsState checks a learned blend's round trip. Likewise the
+// neighbour signal is off (no baskets, as before version 5);
+// TestNeighboursAreState checks baskets' round trip.
 func fixtureWorld(t *testing.T) *world {
 	w := apparel(t)
 	w.stock("SW1-8", "store-1", 3)
@@ -65,7 +72,7 @@ func TestSnapshotFixtureLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{engineFixture, indexV2Fixture, engineV3Fixture, indexV3Fixture, current} {
+	for _, path := range []string{engineFixture, indexV2Fixture, engineV3Fixture, indexV3Fixture, engineV4Fixture, current} {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)

@@ -49,10 +49,15 @@ type Writer interface {
 
 // Options configure a Server.
 type Options struct {
-	Addr   string         // listen address; "127.0.0.1:0" picks a free port
-	Engine *engine.Engine // reads
-	Writer Writer         // writes; nil applies straight to Engine (no durability)
-	Log    *slog.Logger   // default: discard
+	Addr string // listen address; "127.0.0.1:0" picks a free port
+	// Listener, if set, is served instead of listening on Addr: a caller
+	// that takes a while to become ready (a cluster node joining its
+	// stream) holds its port from the start and fails at once when it is
+	// taken.
+	Listener net.Listener
+	Engine   *engine.Engine // reads
+	Writer   Writer         // writes; nil applies straight to Engine (no durability)
+	Log      *slog.Logger   // default: discard
 
 	MaxBodyBytes int // request body limit, after decompression too; default 32 MiB
 	MaxInFlight  int // requests handled at once before new ones get 503 + Retry-After; default 4096
@@ -193,11 +198,15 @@ func New(opts Options) (*Server, error) {
 	return s, nil
 }
 
-// Start listens on Options.Addr and serves in the background.
+// Start listens on Options.Addr (or takes Options.Listener) and serves in
+// the background.
 func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.opts.Addr)
-	if err != nil {
-		return fmt.Errorf("cannot listen on %q: %w", s.opts.Addr, err)
+	ln := s.opts.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", s.opts.Addr); err != nil {
+			return fmt.Errorf("cannot listen on %q: %w", s.opts.Addr, err)
+		}
 	}
 	if len(s.keys) == 0 {
 		// Belt and braces for New's check: "localhost" may resolve to

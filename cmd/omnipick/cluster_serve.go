@@ -78,6 +78,13 @@ func serveCluster(cf *clusterFlags, o clusterServe) error {
 		return err
 	}
 	defer lock.Unlock()
+	// The API's port is held from the start: joining the stream can take
+	// a while, and a port taken meanwhile (or already) fails now.
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return fmt.Errorf("cannot listen on %q: %w", o.addr, err)
+	}
+	defer ln.Close()
 	url := *cf.nats
 	var ns *server.Server
 	if *cf.natsListen != "" {
@@ -114,7 +121,7 @@ func serveCluster(cf *clusterFlags, o clusterServe) error {
 		return err
 	}
 	srv, err := api.New(api.Options{
-		Addr: o.addr, Engine: node.Engine(), Writer: node, Log: o.log,
+		Addr: o.addr, Listener: ln, Engine: node.Engine(), Writer: node, Log: o.log,
 		MaxBodyBytes: o.maxBody, MaxInFlight: o.maxInFlight,
 		WriteKeys: o.writeKeys, ReadKeys: o.readKeys, Metrics: metrics,
 		Health: func() []byte { return nodeHealth(node) },
@@ -204,11 +211,12 @@ var (
 	descWrites  = prometheus.NewDesc("omnipick_cluster_writes_total", "Writes acknowledged through this node.", nil, nil)
 	descPubLat  = prometheus.NewDesc("omnipick_cluster_publish_latency_seconds_mean", "Mean time from a write's publish to JetStream's last ack.", nil, nil)
 	descRepub   = prometheus.NewDesc("omnipick_cluster_republished_total", "Messages published again after no ack came (a stream leader lost: the failovers writes rode through).", nil, nil)
+	descStalls  = prometheus.NewDesc("omnipick_cluster_consumer_restarts_total", "Stream consumers this node made again after they stopped delivering (a lost server).", nil, nil)
 	descSnap    = prometheus.NewDesc("omnipick_cluster_snapshot_seq", "Stream sequence of this node's newest snapshot.", nil, nil)
 )
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descApplied, descLag, descRecords, descWrites, descPubLat, descRepub, descSnap} {
+	for _, d := range []*prometheus.Desc{descApplied, descLag, descRecords, descWrites, descPubLat, descRepub, descStalls, descSnap} {
 		ch <- d
 	}
 }
@@ -221,5 +229,6 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descWrites, prometheus.CounterValue, float64(st.Writes))
 	ch <- prometheus.MustNewConstMetric(descPubLat, prometheus.GaugeValue, st.PublishLatency.Seconds())
 	ch <- prometheus.MustNewConstMetric(descRepub, prometheus.CounterValue, float64(st.Republished))
+	ch <- prometheus.MustNewConstMetric(descStalls, prometheus.CounterValue, float64(st.ConsumerRestarts))
 	ch <- prometheus.MustNewConstMetric(descSnap, prometheus.GaugeValue, float64(st.SnapshotSeq))
 }

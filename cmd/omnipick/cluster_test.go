@@ -7,7 +7,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,6 +39,7 @@ func TestClusterBinarySIGKILL(t *testing.T) {
 		t.Fatal(err)
 	}
 	var pids []int
+	t.Cleanup(func() { dumpNodeLogs(t, dir) })
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})
@@ -71,6 +74,9 @@ func TestClusterBinarySIGKILL(t *testing.T) {
 			var pid int
 			if _, err := fmt.Sscanf(l, "node %s %s pid %d nats %s", &name, &u, &pid, &nu); err == nil {
 				urls, pids, natsURLs = append(urls, u), append(pids, pid), append(natsURLs, nu)
+			}
+			if strings.HasPrefix(l, "node ") && strings.Contains(l, " exited") {
+				t.Fatalf("a node exited before the cluster was ready: %s", l)
 			}
 			ready = strings.HasPrefix(l, "cluster ready")
 		case <-deadline:
@@ -175,6 +181,26 @@ func TestClusterBinarySIGKILL(t *testing.T) {
 	}
 }
 
+// dumpNodeLogs prints the end of each node's log when the test failed:
+// the temporary folder is gone afterwards, and a CI log is all there is.
+func dumpNodeLogs(t *testing.T, dir string) {
+	if !t.Failed() {
+		return
+	}
+	logs, _ := filepath.Glob(filepath.Join(dir, "n*", "serve.log"))
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		t.Logf("--- %s (last %d of %d lines)", l, min(60, len(lines)), len(lines))
+		for _, ln := range lines[max(0, len(lines)-60):] {
+			t.Log(ln)
+		}
+	}
+}
+
 // streamLeader returns the index of the node whose server leads the
 // stream's replicas (nodes are named n1, n2, ...).
 func streamLeader(t *testing.T, natsURL string) int {
@@ -206,11 +232,13 @@ func streamLeader(t *testing.T, natsURL string) int {
 }
 
 // consecutivePorts returns the first of n consecutive loopback ports that
-// were free a moment ago.
+// were free a moment ago. They are drawn below Linux's ephemeral range
+// (32768 up): the nodes' NATS servers and every outgoing connection take
+// ports from that range, and one of them took a node's HTTP port once.
 func consecutivePorts(t *testing.T, n int) int {
 	t.Helper()
 	for range 100 {
-		base := 20000 + rand.IntN(30000)
+		base := 10000 + rand.IntN(20000)
 		var ls []net.Listener
 		for i := range n {
 			l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))

@@ -54,15 +54,18 @@ func (n *Node) startApplier(ctx context.Context, seq uint64) error {
 
 // consume makes an ordered consumer of the stream from after seq.
 func (n *Node) consume(ctx context.Context, seq uint64) (jetstream.MessagesContext, error) {
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	// One attempt at each reset inside the client: its own retries back
+	// off up to 10 s apiece while a stream leader is being elected; the
+	// apply loop makes a fresh consumer at once instead.
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, MaxResetAttempts: 1}
 	if seq > 0 {
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, seq+1
 	}
 	// A server that just restarted may take a while to serve JetStream
 	// requests again (it catches up with the cluster first): retry.
 	var cons jetstream.Consumer
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	for wait := 2 * time.Second; ; wait = min(2*wait, 8*time.Second) {
+		cctx, cancel := context.WithTimeout(ctx, wait)
 		var err error
 		cons, err = n.stream.OrderedConsumer(cctx, cfg)
 		cancel()
@@ -119,6 +122,44 @@ func (n *Node) applyLoop(it jetstream.MessagesContext) {
 		}
 		n.applyMsg(msg)
 	}
+}
+
+// stallWatch notices a consumer that stopped delivering while the stream
+// holds messages not applied here.
+type stallWatch struct {
+	applied uint64
+	since   time.Time
+}
+
+// stalled reports whether nothing was applied for at least after while
+// the stream's end is beyond what was applied.
+func (w *stallWatch) stalled(now time.Time, applied, last uint64, after time.Duration) bool {
+	if last <= applied { // caught up: the clock starts when it falls behind
+		w.applied, w.since = applied, time.Time{}
+		return false
+	}
+	if applied != w.applied || w.since.IsZero() {
+		w.applied, w.since = applied, now
+		return false
+	}
+	if now.Sub(w.since) < after {
+		return false
+	}
+	w.since = now // once per period
+	return true
+}
+
+// restartConsumer stops the current consumer, so the apply loop makes
+// another from what was applied. Stop may wait for a reset in progress
+// inside the client: it runs on its own.
+func (n *Node) restartConsumer() {
+	n.opts.Log.Warn("the stream's consumer stalled: making another", "node", n.opts.Name,
+		"applied", n.applied.Load(), "stream_last", n.last.Load())
+	n.stats.stalls.Add(1)
+	n.iterMu.Lock()
+	it := n.iter
+	n.iterMu.Unlock()
+	go it.Stop()
 }
 
 // remakeConsumer makes a new consumer from after the last applied message,

@@ -53,25 +53,26 @@ func (n *Node) closeConn() {
 
 // Stats are a node's counters, for /healthz and /metrics.
 type Stats struct {
-	Node            string
-	Partitions      int
-	Applied         uint64        // stream sequence of the last message applied
-	StreamLast      uint64        // the stream's last sequence, read each second
-	Lag             uint64        // messages in the stream not applied here yet
-	SnapshotSeq     uint64        // stream sequence of the newest snapshot
-	Records         uint64        // records applied since start
-	Writes          uint64        // writes acknowledged through this node
-	Messages        uint64        // messages they were packed into
-	Republished     uint64        // messages published again after no ack came (leader elections)
-	PublishLatency  time.Duration // mean time from publish to the batch's last ack
-	ApplyPerMessage time.Duration // mean time to apply one message
-	Connected       bool
+	Node             string
+	Partitions       int
+	Applied          uint64        // stream sequence of the last message applied
+	StreamLast       uint64        // the stream's last sequence, read each second
+	Lag              uint64        // messages in the stream not applied here yet
+	SnapshotSeq      uint64        // stream sequence of the newest snapshot
+	Records          uint64        // records applied since start
+	Writes           uint64        // writes acknowledged through this node
+	Messages         uint64        // messages they were packed into
+	Republished      uint64        // messages published again after no ack came (leader elections)
+	ConsumerRestarts uint64        // consumers made again after a stall (a lost server)
+	PublishLatency   time.Duration // mean time from publish to the batch's last ack
+	ApplyPerMessage  time.Duration // mean time to apply one message
+	Connected        bool
 }
 
 // Stats returns current counters.
 func (n *Node) Stats() Stats {
 	s := Stats{Node: n.opts.Name, Partitions: n.partitions, Applied: n.applied.Load(), SnapshotSeq: n.snapSeq.Load(),
-		Records: n.stats.records.Load(), Writes: n.stats.writes.Load(), Messages: n.stats.published.Load(), Republished: n.stats.republished.Load(),
+		Records: n.stats.records.Load(), Writes: n.stats.writes.Load(), Messages: n.stats.published.Load(), Republished: n.stats.republished.Load(), ConsumerRestarts: n.stats.stalls.Load(),
 		Connected: n.nc.IsConnected(), StreamLast: n.last.Load()}
 	if s.StreamLast > s.Applied {
 		s.Lag = s.StreamLast - s.Applied

@@ -47,6 +47,12 @@ type Options struct {
 	PeerTimeout time.Duration
 	MaxMsgBytes int // records per message up to this size; default 256 KiB
 
+	// StallAfter: when the stream holds messages this node has not
+	// applied and none arrived for this long, the consumer is made
+	// again (a consumer whose server was lost can wait out a long
+	// backoff inside the client); default 3 s.
+	StallAfter time.Duration
+
 	SnapshotEvery time.Duration // snapshot this often when records were applied; default 10 min
 	NoBackground  bool          // no snapshot timer (tests snapshot by hand)
 }
@@ -81,6 +87,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxMsgBytes <= 0 {
 		o.MaxMsgBytes = 256 << 10
+	}
+	if o.StallAfter <= 0 {
+		o.StallAfter = 3 * time.Second
 	}
 	if o.SnapshotEvery <= 0 {
 		o.SnapshotEvery = 10 * time.Minute
@@ -155,6 +164,7 @@ type stats struct {
 	applyNanos  atomic.Uint64
 	applied     atomic.Uint64 // messages applied
 	republished atomic.Uint64 // messages published again after no ack came
+	stalls      atomic.Uint64 // consumers made again by the stall watchdog
 }
 
 // Open loads the newest snapshot in opts.Dir, joins the stream (creating it
@@ -200,11 +210,7 @@ func Open(ctx context.Context, opts Options) (*Node, error) {
 		n.closeConn()
 		return nil, err
 	}
-	if opts.NoBackground {
-		close(n.bg)
-	} else {
-		go n.background()
-	}
+	go n.background()
 	if err := n.Sync(ctx); err != nil {
 		n.Close()
 		return nil, fmt.Errorf("cannot catch up with the stream: %w", err)

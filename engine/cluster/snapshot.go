@@ -211,13 +211,15 @@ func loadSnapshot(dir string, opts engine.Options, log *slog.Logger) (*engine.En
 	return engine.New(opts), 0, nil
 }
 
-// background reads the stream's end each second (for the lag figure) and
-// snapshots on a timer when records were applied since the last.
+// background reads the stream's end each second (for the lag figure and
+// the stall watchdog) and, unless NoBackground, snapshots on a timer when
+// records were applied since the last.
 func (n *Node) background() {
 	defer close(n.bg)
 	tick := time.NewTicker(min(time.Second, n.opts.SnapshotEvery))
 	defer tick.Stop()
 	last := time.Now()
+	var stall stallWatch
 	for {
 		select {
 		case <-n.stop:
@@ -228,7 +230,10 @@ func (n *Node) background() {
 				n.noteLast(info.State.LastSeq)
 			}
 			cancel()
-			if n.applied.Load() == n.snapSeq.Load() || now.Sub(last) < n.opts.SnapshotEvery {
+			if stall.stalled(now, n.applied.Load(), n.last.Load(), n.opts.StallAfter) {
+				n.restartConsumer()
+			}
+			if n.opts.NoBackground || n.applied.Load() == n.snapSeq.Load() || now.Sub(last) < n.opts.SnapshotEvery {
 				continue
 			}
 			if _, err := n.Snapshot(); err != nil {

@@ -189,18 +189,28 @@ func TestNeighbourSnapshotRejectsBadInput(t *testing.T) {
 
 // BenchmarkPicksNeighbours is BenchmarkPicks' web queries with the
 // neighbour signal on (the world learned with it on, so customers have
-// baskets): its cost over BenchmarkPicks is the signal's.
+// baskets), each beside the same query on the same world with the signal
+// switched off: the pair's ratio is the signal's cost.
 func BenchmarkPicksNeighbours(b *testing.B) {
 	e, _ := benchWorldWith(b, 20000, 5000, neighbourOptions())
+	on := e.opts.NeighbourWeight
 	for _, bq := range benchQueries {
 		if bq.q.Channel != ChannelWeb {
 			continue
 		}
-		b.Run(bq.name, func(b *testing.B) {
-			q := bq.q
-			var dst []Pick
-			b.ReportAllocs()
-			cpuLoop(b, func() { dst = e.PicksInto(dst[:0], &q) })
-		})
+		for _, w := range []float64{on, 0} {
+			name := bq.name + "/on"
+			if w == 0 {
+				name = bq.name + "/off"
+			}
+			b.Run(name, func(b *testing.B) {
+				e.opts.NeighbourWeight = w
+				defer func() { e.opts.NeighbourWeight = on }()
+				q := bq.q
+				var dst []Pick
+				b.ReportAllocs()
+				cpuLoop(b, func() { dst = e.PicksInto(dst[:0], &q) })
+			})
+		}
 	}
 }

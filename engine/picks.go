@@ -251,8 +251,6 @@ func (e *Engine) proposePersonal(pk *picker, ch Channel) {
 			e.addRelated(pk, a, 1, n)
 			e.addSiblings(pk, a, 1, e.opts.SiblingsPerAnchor)
 		}
-	}
-	if ch != ChannelScreen {
 		e.proposeNeighbours(pk)
 	}
 	for _, p := range pk.cart {

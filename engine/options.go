@@ -117,6 +117,11 @@ type Options struct {
 	MaxCampaigns  int           // campaigns remembered per profile; default 16
 	MaxExclusions int           // exclusions per profile; default 256
 	BoostWeight   float64       // added to the score of a boosted item; default 1
+	// RepeatCategoryWeight is added to the score of a product whose leaf
+	// category is that of one of the customer's recent purchases (those
+	// among the Anchors): customers buy again in the categories they buy
+	// from. A weight (zero is off when WeightsSet); default 0.
+	RepeatCategoryWeight float64
 
 	// The blend the engine fits itself (blend.go): at each purchase a
 	// pairwise model takes one step on the candidates web picks would

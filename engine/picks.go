@@ -19,10 +19,11 @@ const (
 
 // Facet scratch bits.
 const (
-	facetTop   uint8 = 1 << iota // one of the customer's strongest facets
-	facetCtx                     // a facet of the context product
-	facetBoost                   // boosted by the request
-	facetBury                    // buried by the request
+	facetTop    uint8 = 1 << iota // one of the customer's strongest facets
+	facetCtx                      // a facet of the context product
+	facetBoost                    // boosted by the request
+	facetBury                     // buried by the request
+	facetBought                   // the leaf category of a recent purchase (an anchor)
 )
 
 // Demotions: a buried or frequency-capped candidate ranks below every
@@ -99,6 +100,7 @@ type picker struct {
 	learned  bool
 	w        features
 	examples []features // the learning step's: the positive, then negatives
+	repeat   float64    // RepeatCategoryWeight if a leaf is marked facetBought, else 0
 	actor    string     // the customer asking (not an anonymous id), resolved
 	nb       nbScratch  // the neighbour signal's
 }
@@ -126,7 +128,7 @@ func (pk *picker) reset(products, facets int) {
 	pk.wear, pk.locs, pk.excl, pk.ids, pk.top = pk.wear[:0], pk.locs[:0], pk.excl[:0], pk.ids[:0], pk.top[:0]
 	pk.rels, pk.cands, pk.deferred, pk.leaves = pk.rels[:0], pk.cands[:0], pk.deferred[:0], pk.leaves[:0]
 	pk.affSum, pk.ctx, pk.ctxNorm, pk.category = 0, nil, 0, ""
-	pk.actor = ""
+	pk.actor, pk.repeat = "", 0
 }
 
 // PicksInto appends to dst the picks for q, best first, and returns the
@@ -318,7 +320,7 @@ func (pk *picker) walkBound() float64 {
 		prior = max(prior, pk.prior[ReasonRelated])
 		rel = o.ContextWeight
 	}
-	b := prior + o.AffinityWeight + o.RelatedWeight*rel + o.PopularityWeight
+	b := prior + o.AffinityWeight + o.RelatedWeight*rel + o.PopularityWeight + max(0, pk.repeat)
 	if len(pk.boost) > 0 {
 		b += o.BoostWeight
 	}

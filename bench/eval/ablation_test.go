@@ -27,6 +27,12 @@ func ablations() []struct {
 		{"learned blend", engine.Options{Blend: true}},
 		{"neighbours", engine.Options{NeighbourWeight: 4}},
 		{"neighbours w1", engine.Options{NeighbourWeight: 1}},
+		{"repeat category 0.05", engine.Options{RepeatCategoryWeight: 0.05}},
+		{"repeat category 0.1", engine.Options{RepeatCategoryWeight: 0.1}},
+		{"repeat category 0.25", engine.Options{RepeatCategoryWeight: 0.25}},
+		{"repeat category 0.5", engine.Options{RepeatCategoryWeight: 0.5}},
+		{"repeat category 1", engine.Options{RepeatCategoryWeight: 1}},
+		{"repeat category -0.1", engine.Options{RepeatCategoryWeight: -0.1}},
 	}
 }
 

@@ -79,8 +79,14 @@ func (s *Server) handleFeed(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, "location must be at most 100 comma-separated ids of at most 256 bytes each", "location")
 		return
 	}
+	for _, l := range names {
+		if !s.opts.Engine.KnownLocation(l) { // as picks and audiences say it: with the known ones
+			writeError(ctx, fasthttp.StatusBadRequest, unknownLocationMsg(s.opts.Engine, l), "location")
+			return
+		}
+	}
 	locs, err := s.opts.Engine.ResolveLocations(nil, names)
-	if err != nil {
+	if err != nil { // a location removed since the check
 		_, reason := clientError(err)
 		writeError(ctx, fasthttp.StatusBadRequest, reason+": register it with POST /v1/locations or send inventory for it", "location")
 		return

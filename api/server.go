@@ -133,14 +133,9 @@ func New(opts Options) (*Server, error) {
 	if opts.Engine == nil {
 		return nil, errors.New("api: Options.Engine is nil")
 	}
-	keys, err := newKeys(opts.WriteKeys, opts.ReadKeys)
+	keys, err := checkAccess(opts.Addr, opts.WriteKeys, opts.ReadKeys)
 	if err != nil {
 		return nil, err
-	}
-	if len(keys) == 0 && !loopbackOnly(opts.Addr) {
-		return nil, fmt.Errorf("api: refusing to serve %q without API keys: anyone who can reach it could read and write everything; "+
-			"set write keys and read keys (omnipick serve -write-key/-read-key, or OMNIPICK_WRITE_KEY/OMNIPICK_READ_KEY), "+
-			"or listen on a loopback address such as 127.0.0.1:7070", opts.Addr)
 	}
 	page, err := newScreenPage()
 	if err != nil {
@@ -422,4 +417,25 @@ func appendError(b []byte, msg, field string, close bool) []byte {
 		b = append(b, '}')
 	}
 	return b
+}
+
+// CheckAccess returns the error New would give for serving addr with these
+// keys (bad keys, or no keys on an address other hosts can reach), so a
+// command can refuse before it touches its data folder.
+func CheckAccess(addr string, writeKeys, readKeys []string) error {
+	_, err := checkAccess(addr, writeKeys, readKeys)
+	return err
+}
+
+func checkAccess(addr string, writeKeys, readKeys []string) ([]apiKey, error) {
+	keys, err := newKeys(writeKeys, readKeys)
+	if err != nil {
+		return nil, err
+	}
+	if len(keys) == 0 && !loopbackOnly(addr) {
+		return nil, fmt.Errorf("api: refusing to serve %q without API keys: anyone who can reach it could read and write everything; "+
+			"set write keys and read keys (omnipick serve -write-key/-read-key, or OMNIPICK_WRITE_KEY/OMNIPICK_READ_KEY), "+
+			"or listen on a loopback address such as 127.0.0.1:7070", addr)
+	}
+	return keys, nil
 }

@@ -88,13 +88,13 @@ func (e *Engine) applyProduct(p *Product) error {
 	e.pop.grow(e.idx.Products())
 	// The product's popularity moves to the top lists of its new facets.
 	if old != nil {
-		ls := e.pop.logScore(it.Dense)
+		ls := e.pop.value(it.Dense)
 		for _, f := range old.Facets {
 			if !slices.Contains(it.Facets, f) {
-				e.tops[f].offer(it.Dense, noScore, 0, false)
+				e.tops[f].offer(it.Dense, 0, 0, false)
 			}
 		}
-		if ls != noScore {
+		if ls != 0 {
 			for _, f := range it.Facets {
 				e.tops[f].offer(it.Dense, ls, e.opts.TopPerFacet, false)
 			}
@@ -147,6 +147,9 @@ func (e *Engine) applyEvent(ev *Event) error {
 	}
 	if ev.TS == 0 {
 		ev.TS = e.nowMS()
+	}
+	if e.pop.needsRebase(secs(ev.TS)) { // rare: once every 64 half-lives of time
+		e.rebasePopularity(secs(ev.TS))
 	}
 
 	e.mu.RLock()

@@ -201,16 +201,7 @@ func (e *Engine) appendItemIDs(dst []string, ps []uint32) []string {
 func (e *Engine) keepEligible(dst []Pick, q *Query, items []uint32) (_ []Pick, holes int) {
 	pk := e.pickers.Get().(*picker)
 	defer e.pickers.Put(pk)
-	ch := q.Channel
-	if ch >= numChannels {
-		ch = ChannelWeb
-	}
-	pk.opts, pk.prior, pk.channel = &e.opts, &e.opts.Priors[ch], ch
-	nowMS := q.Now
-	if nowMS == 0 {
-		nowMS = e.nowMS()
-	}
-	pk.now = secs(nowMS)
+	ch := pk.begin(e, q)
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	pk.reset(e.idx.Products(), e.idx.Facets())
@@ -219,12 +210,10 @@ func (e *Engine) keepEligible(dst []Pick, q *Query, items []uint32) (_ []Pick, h
 		return dst, len(items)
 	}
 	pk.loadPopularity(e)
-	for _, p := range pk.cart {
-		pk.propose(p, flagCart)
-	}
-	for _, p := range pk.views {
-		pk.propose(p, flagViewed)
-	}
+	// The same personal sources as PicksInto, so a kept slot keeps the
+	// reason and relation strength it was chosen for (scoring it on cart
+	// and views alone turned a related scarf into "affinity" at reopen).
+	e.proposePersonal(pk, ch)
 	for _, p := range items {
 		it := e.idx.ItemAt(p)
 		if !pk.eligible(e, it) {
@@ -232,10 +221,11 @@ func (e *Engine) keepEligible(dst []Pick, q *Query, items []uint32) (_ []Pick, h
 			continue
 		}
 		var flags uint8
+		var rel float32
 		if s := pk.slots.get(p, pk.epoch); s != nil {
-			flags = s.flags
+			flags, rel = s.flags, s.rel
 		}
-		score, reason, _ := pk.score(e, it, flags, 0)
+		score, reason, _ := pk.score(e, it, flags, rel)
 		dst = append(dst, pk.pick(cand{item: it, score: score, reason: reason}, e.idx))
 	}
 	return dst, holes

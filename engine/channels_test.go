@@ -230,6 +230,10 @@ func TestBusinessRules(t *testing.T) {
 
 func TestCampaignPicksStable(t *testing.T) {
 	w := apparel(t)
+	for _, c := range []string{"ann", "bea"} { // the leggings go with a scarf
+		w.event(EventPurchase, c, "LG1-8")
+		w.event(EventPurchase, c, "SC1")
+	}
 	w.event(EventCartAdd, "sarah", "LG1-8")
 	w.event(EventView, "sarah", "CO1")
 	w.event(EventView, "sarah", "SW2")
@@ -245,6 +249,16 @@ func TestCampaignPicksStable(t *testing.T) {
 	first := open()
 	if len(first) != 4 {
 		t.Fatalf("first open: %v", ids(first))
+	}
+	// Opened again with nothing new: the same picks, each with the reason
+	// and score it was chosen with (a related item stays "related").
+	if again := open(); !slices.EqualFunc(again, first, func(a, b Pick) bool {
+		return a.Item == b.Item && a.Reason == b.Reason && a.Score == b.Score
+	}) {
+		t.Fatalf("re-open changed picks or reasons:\n%+v\n%+v", first, again)
+	}
+	if !slices.ContainsFunc(first, func(p Pick) bool { return p.Reason == ReasonRelated }) {
+		t.Fatalf("no related pick to check a reason against: %+v", first)
 	}
 	// New signals change fresh picks, not the campaign's.
 	w.event(EventView, "sarah", "TS0-8")

@@ -150,9 +150,10 @@ func (e *Engine) PopularityOf(id string) (_ Popularity, ok bool) {
 		return Popularity{}, false
 	}
 	var p Popularity
-	if ls := e.pop.logScore(it.Dense); ls != noScore {
-		p.Value = e.pop.valueAt(ls, now)
-		if best := e.pop.valueAt(e.global.best(), now); best > 0 && !math.IsInf(best, 0) {
+	if v := e.pop.value(it.Dense); v != 0 {
+		decay := e.pop.decayDown(now)
+		p.Value = v * decay
+		if best := e.global.best() * decay; best > 0 && !math.IsInf(best, 0) {
 			p.Relative = p.Value / best
 		}
 	}

@@ -54,45 +54,25 @@ func (e *Engine) addSiblings(pk *picker, a uint32, w float32, n int) {
 // by (1 + popularity)^RelatedPopNorm, in place, and returns the largest.
 // The order of pk.rels is kept: addRelated needs only the largest. It runs
 // for every relation of every anchor, so it avoids math.Exp2 and math.Pow
-// (fastExp2, and a square root for the default exponent): a third of its
-// cost was theirs.
+// (popularity's values need only the call's decay factor, and the default
+// exponent is a square root).
 func (e *Engine) normalizeRelated(pk *picker) float32 {
 	a := e.opts.RelatedPopNorm
-	at := float64(pk.now) / e.pop.halfLife
 	var top float32
 	for i := range pk.rels {
 		r := &pk.rels[i]
-		r.w = float32(float64(r.w) / e.popNorm(r.p, a, at))
+		r.w = float32(float64(r.w) / e.popNorm(r.p, a, pk.popDecay))
 		top = max(top, r.w)
 	}
 	return top
 }
 
-// popNorm returns (1 + product p's popularity at time at, in half-lives)^a.
-func (e *Engine) popNorm(p uint32, a, at float64) float64 {
-	v := 1.0
-	if ls := e.pop.logScore(p); ls != noScore {
-		v += fastExp2(ls - at)
-	}
+// popNorm returns (1 + product p's popularity now)^a, decay being the
+// call's popularity.decayDown.
+func (e *Engine) popNorm(p uint32, a, decay float64) float64 {
+	v := 1 + e.pop.value(p)*decay
 	if a == 0.5 {
 		return math.Sqrt(v)
 	}
 	return math.Pow(v, a)
-}
-
-// fastExp2 returns 2^x within a relative error of 2e-4 (a degree-5 Taylor
-// polynomial of 2^f on [0, 1) scaled by 2^floor(x)): enough for a ranking
-// weight, and several times cheaper than math.Exp2. It is 0 below 2^-1022
-// and +Inf above 2^1023.
-func fastExp2(x float64) float64 {
-	switch {
-	case x < -1022:
-		return 0
-	case x >= 1024:
-		return math.Inf(1)
-	}
-	i := math.Floor(x)
-	f := x - i
-	p := 1 + f*(0.6931471805599453+f*(0.2402265069591007+f*(0.05550410866482158+f*(0.009618129107628477+f*0.0013333558146428443))))
-	return p * math.Float64frombits(uint64(int64(i)+1023)<<52)
 }

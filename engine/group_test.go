@@ -77,7 +77,7 @@ func TestNormalizeRelated(t *testing.T) {
 	e.pop.grow(4)
 	const now = 1000
 	e.pop.add(1, 8, now) // product 1: popularity 8 now; 2 and 3: none
-	pk := &picker{now: now, rels: []relEntry{{p: 1, w: 4}, {p: 3, w: 2}, {p: 2, w: 2}}}
+	pk := &picker{now: now, popDecay: e.pop.decayDown(now), rels: []relEntry{{p: 1, w: 4}, {p: 3, w: 2}, {p: 2, w: 2}}}
 	top := e.normalizeRelated(pk)
 	// 1: 4/sqrt(9) = 1.333; 2 and 3: 2/sqrt(1) = 2. The order is kept.
 	want := []relEntry{{p: 1, w: 4.0 / 3}, {p: 3, w: 2}, {p: 2, w: 2}}
@@ -94,22 +94,11 @@ func TestNormalizeRelated(t *testing.T) {
 	e2.pop.grow(4)
 	e2.pop.add(1, 8, now)
 	pk.rels = []relEntry{{p: 1, w: 4}, {p: 2, w: 2}}
+	pk.popDecay = e2.pop.decayDown(now)
 	if top := e2.normalizeRelated(pk); top != 2 || math.Abs(float64(pk.rels[0].w)-4.0/9) > 1e-6 {
 		t.Errorf("exponent 1: %+v, top %v", pk.rels, top)
 	}
 	if o := New(Options{}).Options(); o.RelatedPopNorm != 0 {
 		t.Errorf("RelatedPopNorm defaults to %v, want 0 (off)", o.RelatedPopNorm)
-	}
-}
-
-func TestFastExp2(t *testing.T) {
-	for _, x := range []float64{-1100, -1022, -30.5, -1, -0.25, 0, 0.5, 0.999, 1, 3.7, 20, 700, 1023.9, 1024} {
-		got, want := fastExp2(x), math.Exp2(x)
-		if x < -1022 {
-			want = 0
-		}
-		if got != want && math.Abs(got-want) > 2e-4*want {
-			t.Errorf("fastExp2(%v) = %v, want %v", x, got, want)
-		}
 	}
 }

@@ -18,8 +18,11 @@ import (
 // The model test drives random catalog, stock and event operations into the
 // engine and into a naive reference kept in plain maps, and compares picks.
 // The reference filters by brute force over every product; it scores with
-// the documented formula, reading the engine's learned signals (affinity
-// vector, relations, popularity), which are what this test does not check.
+// the documented formula, reading the engine's learned affinity vector and
+// relations, which are what this test does not check. Popularity it
+// computes the straightforward way, from each product's events: the sum
+// of their weights each halved every half-life since (the engine keeps
+// values at a moving reference time instead, see popularity.go).
 // Bounds are set high enough that no bounded structure saturates, where the
 // engine's sources are exactly "every product with positive popularity".
 
@@ -32,6 +35,22 @@ type refProduct struct {
 type refLine struct {
 	sku, product string
 	t            int64
+}
+
+// refPop is one event's weight w at time t (unix seconds).
+type refPop struct {
+	w float64
+	t int64
+}
+
+// popularity returns the sum of the product's event weights decayed to
+// time now (seconds).
+func (r *refWorld) popularity(id string, now int64) float64 {
+	v := 0.0
+	for _, x := range r.pop[id] {
+		v += x.w * math.Exp2(-float64(now-x.t)/r.halfLife)
+	}
+	return v
 }
 
 type refSize struct {
@@ -47,6 +66,9 @@ type refCustomer struct {
 }
 
 type refWorld struct {
+	pop      map[string][]refPop // by product; none: no popularity
+	halfLife float64             // seconds
+	weights  [numEventTypes]float32
 	products map[string]*refProduct
 	skuOf    map[string][2]string // sku -> product, size
 	stock    map[[2]string]int64  // sku, location
@@ -54,7 +76,7 @@ type refWorld struct {
 }
 
 func newRef() *refWorld {
-	return &refWorld{products: map[string]*refProduct{}, skuOf: map[string][2]string{}, stock: map[[2]string]int64{}, cust: map[string]*refCustomer{}}
+	return &refWorld{pop: map[string][]refPop{}, products: map[string]*refProduct{}, skuOf: map[string][2]string{}, stock: map[[2]string]int64{}, cust: map[string]*refCustomer{}}
 }
 
 func (r *refWorld) customer(id string) *refCustomer {
@@ -100,6 +122,14 @@ func (r *refWorld) applyEvent(ev Event) {
 	}
 	c := r.customer(ev.Customer)
 	t := ev.TS / 1000
+	if w := float64(r.weights[ev.Type]); w != 0 {
+		// A count taken to nothing (by a return) is forgotten.
+		if r.popularity(p.id, t)+w > 1e-9 {
+			r.pop[p.id] = append(r.pop[p.id], refPop{w: w, t: t})
+		} else {
+			delete(r.pop, p.id)
+		}
+	}
 	switch ev.Type {
 	case EventView, EventScan, EventEmailClick, EventAdClick:
 		c.views = slices.DeleteFunc(c.views, func(v string) bool { return v == p.id })
@@ -248,9 +278,9 @@ func (r *refWorld) picks(e *Engine, q Query) []refPick {
 			return
 		}
 		if a := e.opts.RelatedPopNorm; a > 0 { // item-CF normalisation
-			at := float64(secs(q.Now)) / e.pop.halfLife
 			for i := range l {
-				l[i].w = float32(float64(l[i].w) / e.popNorm(l[i].p, a, at))
+				v := r.popularity(e.idx.ItemAt(l[i].p).ID, int64(secs(q.Now)))
+				l[i].w = float32(float64(l[i].w) / math.Pow(1+v, a))
 			}
 		}
 		var mx float32
@@ -266,15 +296,15 @@ func (r *refWorld) picks(e *Engine, q Query) []refPick {
 	if q.Context != "" {
 		relate(q.Context, 2)
 	}
-	if q.Channel != ChannelScreen {
+	if q.Channel != ChannelScreen || q.Context == "" {
 		for _, a := range anchors {
 			relate(a, 1)
 		}
 	}
 	now := secs(q.Now)
 	popMax := 0.0
-	for d := range e.idx.Products() {
-		popMax = max(popMax, e.pop.valueAt(e.pop.logScore(uint32(d)), now))
+	for id := range r.pop {
+		popMax = max(popMax, r.popularity(id, int64(now)))
 	}
 
 	prior := e.opts.Priors[q.Channel]
@@ -321,7 +351,7 @@ func (r *refWorld) picks(e *Engine, q Query) []refPick {
 		}
 		pop := 0.0
 		if popMax > 0 {
-			pop = math.Log1p(e.pop.valueAt(e.pop.logScore(it.Dense), now)) / math.Log1p(popMax)
+			pop = math.Log1p(r.popularity(p.id, int64(now))) / math.Log1p(popMax)
 		}
 		o := e.opts
 		return refPick{id: p.id, reason: reason,
@@ -351,12 +381,12 @@ func (r *refWorld) picks(e *Engine, q Query) []refPick {
 		var list []uint32
 		for d := range e.idx.Products() {
 			it := e.idx.ItemAt(uint32(d))
-			if e.pop.logScore(uint32(d)) != noScore && (facet < 0 || slices.Contains(it.Facets, uint32(facet))) {
+			if r.pop[it.ID] != nil && (facet < 0 || slices.Contains(it.Facets, uint32(facet))) {
 				list = append(list, uint32(d))
 			}
 		}
 		slices.SortFunc(list, func(a, b uint32) int {
-			sa, sb := e.pop.logScore(a), e.pop.logScore(b)
+			sa, sb := r.popularity(e.idx.ItemAt(a).ID, int64(now)), r.popularity(e.idx.ItemAt(b).ID, int64(now))
 			if sa != sb {
 				return cmp.Compare(sb, sa)
 			}
@@ -482,6 +512,11 @@ func runModel(t *testing.T, seed uint64, ops int) {
 	if seed%3 == 2 { // the relations' popularity normalisation, off by default
 		opts.RelatedPopNorm = 0.5
 	}
+	if seed%4 == 3 {
+		// A short half-life: the ~400 hours of a run are as many half-lives,
+		// so popularity's reference moves several times (every 64).
+		opts.PopularityHalfLife = time.Hour
+	}
 	e := New(opts)
 	if seed%2 == 1 {
 		// Compact the profile arenas whenever half is unused, so that
@@ -489,6 +524,7 @@ func runModel(t *testing.T, seed uint64, ops int) {
 		e.profiles.SetMinGarbage(0)
 	}
 	ref := newRef()
+	ref.halfLife, ref.weights = e.opts.PopularityHalfLife.Seconds(), e.opts.EventWeights
 	cats := []string{"w/tops", "w/knit/sweaters", "w/knit/cardigans", "m/coats", "acc/hats"}
 	locs := []string{"online", "s1", "s2"}
 	customers := []string{"c0", "c1", "c2", "c3", "c4"}

@@ -309,7 +309,7 @@ func (a *accum) key(i int) uint32 { return a.slots[a.order[i]].key - 1 }
 // val returns the sum of the i-th key in insertion order.
 func (a *accum) val(i int) float64 { return a.slots[a.order[i]].v }
 
-// appendSnapshot appends the signal's state (engine snapshot version 5):
+// appendSnapshot appends the signal's state (engine snapshot version 6):
 //
 //	nbaskets:u nbaskets×(customer:string last:u n:u n×(product:u ls:f32))
 //	nlists:u nlists×(n:u n×(basket:u))

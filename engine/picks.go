@@ -79,6 +79,7 @@ type picker struct {
 	name      []byte
 	popMax    float64
 	popLogMax float64 // log1p(popMax), the popularity term's divisor
+	popDecay  float64 // popularity values times this are counts now
 	good      int     // candidates neither buried nor capped
 	priceMin  float64
 	priceMax  float64
@@ -244,7 +245,9 @@ func (e *Engine) proposePersonal(pk *picker, ch Channel) {
 		e.addRelated(pk, pk.ctx.Dense, 2, 2*perAnchor)
 		e.addSiblings(pk, pk.ctx.Dense, 2, e.opts.SiblingsPerAnchor)
 	}
-	if ch != ChannelScreen {
+	// A store screen with a scan shows what goes with the scanned product;
+	// without one it knows her by her history, as every other channel does.
+	if ch != ChannelScreen || pk.ctx == nil {
 		for i, a := range pk.anchors {
 			n := perAnchor
 			if t := e.opts.TaperAnchors; t >= 0 && i >= t {
@@ -271,8 +274,8 @@ func (e *Engine) touch(pk *picker, ids []uint32) {
 	var acc uint64
 	for _, p := range ids {
 		acc += uint64(e.idx.Touch(p))
-		if int(p) < len(e.pop.ls) {
-			acc += e.pop.ls[p].Load()
+		if int(p) < len(e.pop.val) {
+			acc += e.pop.val[p].Load()
 		}
 	}
 	pk.sink += acc
@@ -432,11 +435,12 @@ func (e *Engine) loadQuery(pk *picker, q *Query) bool {
 	return true
 }
 
-// loadPopularity reads the most popular product's value now: popularity
-// terms are relative to it, on a log scale.
+// loadPopularity reads the decay to now and the most popular product's
+// count now: popularity terms are relative to it, on a log scale.
 func (pk *picker) loadPopularity(e *Engine) {
-	pk.popMax = e.pop.valueAt(e.global.best(), pk.now)
-	pk.popLogMax = math.Log1p(pk.popMax)
+	pk.popDecay = e.pop.decayDown(pk.now)
+	pk.popMax = e.global.best() * pk.popDecay
+	pk.popLogMax = log1p(pk.popMax)
 }
 
 // normalCategory returns c as the catalog spells categories

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"math"
 	"slices"
 	"strings"
 	"time"
@@ -199,10 +198,10 @@ func (pk *picker) terms(e *Engine, p uint32, h *index.Hot, it *index.Item, flags
 	x[featAffinity] = dot
 	x[featRelation] = float64(rel)
 	if pk.popMax > 0 {
-		v := e.pop.valueAt(e.pop.logScore(p), pk.now)
+		v := e.pop.value(p) * pk.popDecay
 		// At most 1: the global list's best is the most popular product,
 		// and walkBound relies on the bound.
-		x[featPopularity] = min(1, math.Log1p(v)/pk.popLogMax)
+		x[featPopularity] = min(1, log1p(v)/pk.popLogMax)
 	}
 	return reason, prior, bits
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 )
@@ -285,75 +286,9 @@ func (l relList) appendTo(dst []relEntry, n int) []relEntry {
 	return dst
 }
 
-// popularity keeps a time-decayed count per product as a log-score:
-// ls = log2(value at time t) + t/halfLife. Comparing log-scores compares
-// values at any common time, so nothing needs re-decaying as time passes,
-// and the value at time now is 2^(ls - now/halfLife). Each score is a
-// float64 updated with compare-and-swap.
-type popularity struct {
-	ls       []atomic.Uint64 // float64 bits; grows only under the engine's write lock
-	halfLife float64         // seconds
-}
-
-const noScore = -math.MaxFloat64
-
-func (p *popularity) grow(n int) {
-	if n <= len(p.ls) {
-		return
-	}
-	ls := make([]atomic.Uint64, n+n/4+16)
-	for i := range p.ls {
-		ls[i].Store(p.ls[i].Load())
-	}
-	for i := len(p.ls); i < len(ls); i++ {
-		ls[i].Store(math.Float64bits(noScore))
-	}
-	p.ls = ls
-}
-
-// add adds w (may be negative) at time t (seconds) and returns the new
-// log-score.
-func (p *popularity) add(d uint32, w float64, t uint32) float64 {
-	if int(d) >= len(p.ls) {
-		return noScore
-	}
-	at := float64(t) / p.halfLife
-	for {
-		old := p.ls[d].Load()
-		ls := math.Float64frombits(old)
-		v := 0.0
-		if ls != noScore {
-			v = math.Exp2(ls - at)
-		}
-		v += w
-		nls := noScore
-		if v > 1e-9 {
-			nls = math.Log2(v) + at
-		}
-		if p.ls[d].CompareAndSwap(old, math.Float64bits(nls)) {
-			return nls
-		}
-	}
-}
-
-// logScore returns the log-score of product d (noScore if never seen).
-func (p *popularity) logScore(d uint32) float64 {
-	if int(d) >= len(p.ls) {
-		return noScore
-	}
-	return math.Float64frombits(p.ls[d].Load())
-}
-
-// valueAt returns the decayed value of a log-score at time now (seconds).
-func (p *popularity) valueAt(ls float64, now uint32) float64 {
-	if ls == noScore {
-		return 0
-	}
-	return math.Exp2(ls - float64(now)/p.halfLife)
-}
-
-// topList keeps the products with the highest popularity log-scores within
-// one facet (or overall), bounded, sorted best first (ties: smaller id), so
+// topList keeps the products with the highest popularity values
+// (popularity.value: counts at the common reference time) within one facet
+// (or overall), bounded, sorted best first (ties: smaller id), so
 // a query walks it in order. Updated on every event, so a new favourite
 // enters at once.
 type topList struct {
@@ -372,7 +307,7 @@ func before(s1 float64, d1 uint32, s2 float64, d2 uint32) bool {
 	return s1 > s2 || (s1 == s2 && d1 < d2)
 }
 
-// offer updates product d's log-score ls in the list; noScore removes it.
+// offer updates product d's popularity value ls in the list; 0 removes it.
 // rose says the score only went up since d was last offered: then a score
 // that cannot enter a full list was not in it before either, and the scan
 // for d is skipped (most events are on products far from any top list).
@@ -395,7 +330,7 @@ func (t *topList) offer(d uint32, ls float64, max int, rose bool) {
 			break
 		}
 	}
-	if ls == noScore {
+	if ls == 0 {
 		return
 	}
 	n := len(t.ids)
@@ -423,11 +358,11 @@ func (t *topList) offer(d uint32, ls float64, max int, rose bool) {
 }
 
 // setFloor publishes the list's floor after an offer of ls with bound
-// max; a removal (noScore, any bound) clears it until the next offer.
+// max; a removal (0, any bound) clears it until the next offer.
 // t.mu must be held.
 func (t *topList) setFloor(ls float64, max int) {
 	var f uint64
-	if n := len(t.scores); ls != noScore && n > 0 && n >= max {
+	if n := len(t.scores); ls != 0 && n > 0 && n >= max {
 		f = math.Float64bits(t.scores[n-1])
 	}
 	t.floor.Store(f)
@@ -441,12 +376,58 @@ func (t *topList) appendTo(dst []uint32, n int) []uint32 {
 	return dst
 }
 
-// best returns the highest log-score in the list (noScore if empty).
+// best returns the highest value in the list (0 if empty).
 func (t *topList) best() float64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if len(t.scores) == 0 {
-		return noScore
+		return 0
 	}
 	return t.scores[0]
+}
+
+// rescale multiplies every score by 2^-shift (popularity.rebase): exact,
+// so the order stays, but for scores that underflow to 0, which leave the
+// list. The engine's write lock must be held.
+func (t *topList) rescale(shift int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for i, s := range t.scores {
+		if s = math.Ldexp(s, -shift); s != 0 {
+			t.ids[n], t.scores[n] = t.ids[i], s
+			n++
+		}
+	}
+	full := t.floor.Load() != 0 && n == len(t.ids)
+	t.ids, t.scores = t.ids[:n], t.scores[:n]
+	var f uint64
+	if full && n > 0 {
+		f = math.Float64bits(t.scores[n-1])
+	}
+	t.floor.Store(f)
+}
+
+// resort orders the list best first again after its scores were
+// converted (snapshots before version 5), which may have made ties.
+func (t *topList) resort() {
+	idx := make([]int, len(t.ids))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int {
+		switch {
+		case before(t.scores[a], t.ids[a], t.scores[b], t.ids[b]):
+			return -1
+		case before(t.scores[b], t.ids[b], t.scores[a], t.ids[a]):
+			return 1
+		}
+		return 0
+	})
+	ids, scores := make([]uint32, len(idx)), make([]float64, len(idx))
+	for i, j := range idx {
+		ids[i], scores[i] = t.ids[j], t.scores[j]
+	}
+	t.ids, t.scores = ids, scores
+	t.floor.Store(0)
 }

@@ -45,10 +45,17 @@ import (
 //
 //	blend:      steps:u n:u n×(weight:f64)
 //
-// Version 5 is version 4 followed by the user-neighbour signal's baskets
+// Version 5 keeps popularity as values at a reference time (popularity.go)
+// instead of log-scores: the top lists' scores are those values, and the
+// popularity section starts with the reference, in half-lives since the
+// epoch. Older snapshots' log-scores are converted on load:
+//
+//	popularity: ref:f64 nproducts:u nproducts×(value:f64)
+//
+// Version 6 is version 5 followed by the user-neighbour signal's baskets
 // and buyers (neighbours.appendSnapshot); an older snapshot loads with
 // none, as if no customer had bought anything while it was on.
-const engineSnapshotVersion = 5
+const engineSnapshotVersion = 6
 
 // ErrBadSnapshot reports a snapshot that does not decode.
 var ErrBadSnapshot = errors.New("engine: malformed snapshot")
@@ -65,6 +72,7 @@ type Capture struct {
 	head     []byte // version, top lists, global list
 	ids      []byte // the event ids, captured at once: they are small
 	pop      []uint64
+	popRef   float64
 	counts   []uint64
 	blend    features
 	steps    uint64
@@ -100,8 +108,9 @@ func (e *Engine) BeginSnapshot() *Capture {
 	c.ids = e.ids.appendSnapshot(nil)
 	c.pop = make([]uint64, c.products)
 	for p := range c.pop {
-		c.pop[p] = e.pop.ls[p].Load()
+		c.pop[p] = e.pop.val[p].Load()
 	}
+	c.popRef = e.pop.refHL()
 	e.mu.RUnlock()
 	c.counts = make([]uint64, len(e.applied))
 	for i := range e.applied {
@@ -181,6 +190,7 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 	for i := range stripes {
 		e.rel.snapLists[i] = nil
 	}
+	b = binfmt.AppendFloat(b, c.popRef)
 	b = binfmt.AppendUvarint(b, uint64(c.products))
 	for _, bits := range c.pop {
 		b = binfmt.AppendFloat(b, math.Float64frombits(bits))
@@ -241,11 +251,8 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	if err := e.loadRelations(r, products); err != nil {
 		return nil, err
 	}
-	if n := r.Count(math.MaxInt32); n != int(products) {
-		return nil, badSnapshot("%d popularity scores for %d products", n, products)
-	}
-	for p := range products {
-		e.pop.ls[p].Store(math.Float64bits(r.Float()))
+	if err := e.loadPopularity(r, version, products); err != nil {
+		return nil, err
 	}
 	for i := range e.applied {
 		e.applied[i].Store(r.Uvarint())
@@ -269,7 +276,7 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 			return nil, err
 		}
 	}
-	if version >= 5 {
+	if version >= 6 {
 		if err := e.nb.loadSnapshot(r, products); err != nil {
 			return nil, err
 		}
@@ -317,6 +324,41 @@ func (e *Engine) loadTops(r *binfmt.Reader, version byte, products uint32) error
 	return nil
 }
 
+// loadPopularity reads the popularity values, or before version 5 the
+// log-scores, which it converts with the top lists' scores.
+func (e *Engine) loadPopularity(r *binfmt.Reader, version byte, products uint32) error {
+	ref := 0.0
+	if version >= 5 {
+		if ref = r.Float(); math.IsNaN(ref) || math.IsInf(ref, 0) || ref != math.Floor(ref) {
+			return badSnapshot("popularity reference %v", ref)
+		}
+	}
+	if n := r.Count(math.MaxInt32); n != int(products) {
+		return badSnapshot("%d popularity scores for %d products", n, products)
+	}
+	if version >= 5 {
+		e.pop.ref.Store(math.Float64bits(ref))
+		for p := range products {
+			v := r.Float()
+			if !(v >= 0) || math.IsInf(v, 0) {
+				return badSnapshot("popularity %v of product %d", v, p)
+			}
+			e.pop.val[p].Store(math.Float64bits(v))
+		}
+		return nil
+	}
+	ls := make([]float64, products)
+	for p := range ls {
+		ls[p] = r.Float()
+	}
+	conv := e.pop.fromLogScores(ls)
+	for i := range e.tops {
+		e.tops[i].convert(conv)
+	}
+	e.global.convert(conv)
+	return nil
+}
+
 // loadBlend reads the learned blend (version 4).
 func (e *Engine) loadBlend(r *binfmt.Reader) error {
 	steps := r.Uvarint()
@@ -359,6 +401,20 @@ func (e *Engine) loadRelations(r *binfmt.Reader, products uint32) error {
 		e.rel.set(p, l)
 	}
 	return nil
+}
+
+// convert maps the list's scores through conv (log-scores to values) and
+// keeps it ordered.
+func (t *topList) convert(conv func(float64) float64) {
+	n := 0
+	for i, s := range t.scores {
+		if s = conv(s); s != 0 {
+			t.ids[n], t.scores[n] = t.ids[i], s
+			n++
+		}
+	}
+	t.ids, t.scores = t.ids[:n], t.scores[:n]
+	t.resort()
 }
 
 func (t *topList) loadSnapshot(r *binfmt.Reader, products uint32) error {

@@ -17,7 +17,7 @@ import (
 // error (exit 2) on stderr; nothing starts serving unless asked to.
 func TestCommandLine(t *testing.T) {
 	bin := omnipickBinary(t)
-	subcommands := []string{"omnipick serve", "omnipick repair", "omnipick bench", "omnipick eval", "omnipick help"}
+	subcommands := []string{"omnipick serve", "omnipick cluster", "omnipick repair", "omnipick bench", "omnipick eval", "omnipick help"}
 	tests := []struct {
 		args      []string
 		code      int
@@ -43,9 +43,13 @@ func TestCommandLine(t *testing.T) {
 		{args: []string{"bench", "scale", "-h"}, code: 0, stdoutHas: []string{"usage: omnipick bench scale", "-customers"}},
 		{args: []string{"bench"}, code: 2, stderrHas: []string{"missing tool", "omnipick bench load"}, quietOut: true},
 		{args: []string{"frob"}, code: 2, stderrHas: append([]string{`unknown command "frob"`}, subcommands...), quietOut: true},
+		{args: []string{"help", "help"}, code: 0, stdoutHas: subcommands},
+		{args: []string{"help", "cluster"}, code: 0, stdoutHas: []string{"usage: omnipick cluster", "-nodes", "-replicas"}},
+		{args: []string{"cluster", "-bogus"}, code: 2, stderrHas: []string{"-bogus", "usage: omnipick cluster"}, quietOut: true},
 		{args: []string{"help", "frob"}, code: 2, stderrHas: []string{`unknown command "frob"`}, quietOut: true},
 		{args: []string{"-demo"}, code: 2, stderrHas: []string{"omnipick serve -demo"}, quietOut: true},
 		{args: []string{"serve", "-no-such-flag"}, code: 2, stderrHas: []string{"-no-such-flag", "usage: omnipick serve"}, quietOut: true},
+		{args: []string{"serve", "-addr", "0.0.0.0:7199", "-data", "d"}, code: 1, stderrHas: []string{"refusing to serve", "without API keys"}, quietOut: true},
 		{args: []string{"serve", "extra"}, code: 2, stderrHas: []string{`unexpected arguments ["extra"]`}, quietOut: true},
 	}
 	for _, tc := range tests {

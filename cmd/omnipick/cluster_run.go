@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"net/http"
 	"os"
@@ -24,7 +23,7 @@ import (
 // production (where each node runs `omnipick serve -nats-...` on its own
 // machine). It stops them all on SIGTERM or SIGINT.
 func runCluster(args []string) error {
-	fs := flag.NewFlagSet("cluster", flag.ContinueOnError)
+	fs := newFlags("cluster", "-nodes N [flags]", "Starts N omnipick serve processes on this machine, clustered over embedded NATS\nservers on loopback (HTTP on consecutive ports from -addr, data in DIR/n1..nN), prints\ntheir addresses and stops them all on SIGTERM or Ctrl-C. For trying the cluster:\nin production each node runs omnipick serve -nats-... on its own machine (docs/cluster.md).")
 	nodes := fs.Int("nodes", 3, "node processes to start")
 	addr := fs.String("addr", "127.0.0.1:7071", "HTTP address of node 1; node i listens on the port after node i-1's")
 	dataDir := fs.String("data", "./data-cluster", "data folder; node i keeps its state in DIR/n<i>")

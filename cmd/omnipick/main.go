@@ -66,7 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	name, rest := args[0], args[1:]
 	switch name {
 	case "help", "-h", "-help", "--help":
-		if name == "help" && len(rest) > 0 {
+		if name == "help" && len(rest) > 0 && rest[0] != "help" {
 			// "help CMD ..." is "CMD ... -h".
 			name, rest = rest[0], append(rest[1:len(rest):len(rest)], "-h")
 			break

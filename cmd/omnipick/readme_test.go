@@ -227,6 +227,8 @@ var tourChecks = map[string]func(t *testing.T, v []reply){
 			t.Error("the Berlin screen shows Sarah nothing")
 		}
 		wantNone(t, "the Berlin screen for Sarah", v[0], bought...)
+		// It knows her: what goes with her purchases, on Berlin's shelves.
+		wantTop(t, "the Berlin screen for Sarah", v[0], "related", "TOUR-GL", "TOUR-SC")
 		wantTop(t, "a scanned hat in Berlin", v[1], "related", "TOUR-GL", "TOUR-SC")
 		wantNone(t, "a scanned hat in Berlin", v[1], "TOUR-HAT")
 	},
@@ -315,9 +317,9 @@ var exampleChecks = map[string]func(t *testing.T, x readmeEnv){
 		}
 		at := -1
 		for _, p := range v[0].Picks { // the same picks, in the same order: the campaign is stable
-			i := strings.Index(html, `data-product="`+p.Product+`"`)
+			i := strings.Index(html, `data-product="`+p.Product+`" data-reason="`+p.Reason+`"`)
 			if i <= at {
-				t.Errorf("the HTML fragment does not show %s where the JSON did: %s", p.Product, html)
+				t.Errorf("the HTML fragment does not show %s (reason %s) where the JSON did: %s", p.Product, p.Reason, html)
 			}
 			at = i
 		}

@@ -73,10 +73,14 @@ func runServe(args []string) error {
 			return err // before the store is opened: nothing to undo
 		}
 	}
+	wk, rk := splitKeys(*writeKeys, os.Getenv("OMNIPICK_WRITE_KEY")), splitKeys(*readKeys, os.Getenv("OMNIPICK_READ_KEY"))
+	if err := api.CheckAccess(*addr, wk, rk); err != nil {
+		return err // before the data folder is created or locked
+	}
 
 	if cf.enabled() {
 		return serveCluster(cf, clusterServe{addr: *addr, dataDir: *dataDir, engine: engineOpts, log: log,
-			writeKeys: splitKeys(*writeKeys, os.Getenv("OMNIPICK_WRITE_KEY")), readKeys: splitKeys(*readKeys, os.Getenv("OMNIPICK_READ_KEY")),
+			writeKeys: wk, readKeys: rk,
 			maxBody: *maxBody, maxInFlight: *maxInFlight, demo: *demo})
 	}
 
@@ -115,8 +119,8 @@ func runServe(args []string) error {
 	srv, err := api.New(api.Options{
 		Addr: *addr, Engine: st.Engine(), Writer: st, Log: log,
 		MaxBodyBytes: *maxBody, MaxInFlight: *maxInFlight, MaxScreenStreams: *maxScreens,
-		WriteKeys: splitKeys(*writeKeys, os.Getenv("OMNIPICK_WRITE_KEY")),
-		ReadKeys:  splitKeys(*readKeys, os.Getenv("OMNIPICK_READ_KEY")),
+		WriteKeys: wk,
+		ReadKeys:  rk,
 		Metrics:   metrics, StoreStats: st.Stats, Compact: st.Compact,
 	})
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -42,7 +43,8 @@ func ablations() []struct {
 //
 //	OMNIPICK_ABLATE=1 go test ./bench/eval -run TestAblation -v -timeout 30m
 //
-// OMNIPICK_ABLATE_ONLY=name,name runs only those variants (and the
+// OMNIPICK_ABLATE_FOLD=2 scores the earlier validation window (a second
+// fold; Options.Fold). OMNIPICK_ABLATE_ONLY=name,name runs only those variants (and the
 // defaults); OMNIPICK_ABLATE_SETS=hm,taobao only those sets.
 //
 // OMNIPICK_ABLATE_SPLIT=dev reads holdout_dev instead: once per candidate
@@ -68,7 +70,8 @@ func TestAblation(t *testing.T) {
 				methods = append(methods, NewEngine(a.name, a.opts))
 			}
 		}
-		rep, err := Run(set, dir, "", 12, methods, Options{Split: split})
+		fold, _ := strconv.Atoi(os.Getenv("OMNIPICK_ABLATE_FOLD"))
+		rep, err := Run(set, dir, "", 12, methods, Options{Split: split, Fold: fold})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -165,15 +165,8 @@ func (n *Node) restartConsumer() {
 // remakeConsumer makes a new consumer from after the last applied message,
 // retrying until it succeeds or the node stops (nil).
 func (n *Node) remakeConsumer() jetstream.MessagesContext {
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := n.stopContext()
 	defer cancel()
-	go func() {
-		select {
-		case <-n.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	it, err := n.consume(ctx, n.applied.Load())
 	if err != nil {
 		return nil
@@ -270,4 +263,18 @@ func (n *Node) noteGap(prev, seq uint64) {
 	n.gapAt.CompareAndSwap(0, seq)
 	n.opts.Log.Error("records missing from the stream: trimmed before this node applied them", "node", n.opts.Name,
 		"applied", prev, "next", seq)
+}
+
+// stopContext is a context canceled when the node stops (or cancel is
+// called).
+func (n *Node) stopContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		select {
+		case <-n.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, cancel
 }

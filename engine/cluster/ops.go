@@ -77,15 +77,8 @@ func (n *Node) background() {
 // Its network calls end when the node closes.
 func (n *Node) housekeeping() {
 	defer close(n.hk)
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := n.stopContext()
 	defer cancel()
-	go func() {
-		select {
-		case <-n.stop:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	tick := time.NewTicker(min(time.Second, n.opts.SnapshotEvery, n.opts.ExpireEvery, n.opts.TrimEvery, n.opts.EraseCompactAfter))
 	defer tick.Stop()
 	lastSnap, lastExpire, lastTrim := time.Now(), time.Now(), time.Now()

@@ -63,14 +63,14 @@ func (n *Node) onAnnounce(m *nats.Msg) {
 		p.mu.Unlock()
 		return
 	}
-	// "name applied snapshot"; a node without the third field (an older
-	// version) counts as having no snapshot: nothing is trimmed for it.
-	seqText, snapText, _ := strings.Cut(seqText, " ")
 	seq, err := strconv.ParseUint(seqText, 10, 64)
 	if err != nil {
 		return
 	}
-	snap, _ := strconv.ParseUint(snapText, 10, 64)
+	// The snapshot's sequence rides in a header, which a node of an
+	// earlier version neither sends nor reads: one without it counts as
+	// having no snapshot (nothing is trimmed while it is heard from).
+	snap, _ := strconv.ParseUint(m.Header.Get(snapHeader), 10, 64)
 	p.mu.Lock()
 	p.seen[name] = peerState{seq: seq, snap: snap, at: time.Now()}
 	close(p.changed)
@@ -81,12 +81,16 @@ func (n *Node) onAnnounce(m *nats.Msg) {
 // announce tells the other nodes how far this one has applied.
 func (n *Node) announce() {
 	if n.ready.Load() {
-		b := make([]byte, 0, len(n.opts.Name)+42)
-		b = append(append(b, n.opts.Name...), ' ')
-		b = append(strconv.AppendUint(b, n.applied.Load(), 10), ' ')
-		n.nc.Publish(n.subject+".applied", strconv.AppendUint(b, n.snapSeq.Load(), 10))
+		m := nats.NewMsg(n.subject + ".applied")
+		m.Data = []byte(n.opts.Name + " " + strconv.FormatUint(n.applied.Load(), 10))
+		m.Header.Set(snapHeader, strconv.FormatUint(n.snapSeq.Load(), 10))
+		n.nc.PublishMsg(m)
 	}
 }
+
+// snapHeader carries an announcing node's snapshot sequence: where it
+// recovers from, which trimming must keep.
+const snapHeader = "Omnipick-Snapshot-Seq"
 
 // goneMark is announced by a node that closes: writes stop waiting for it
 // at once rather than after PeerTimeout.

@@ -440,6 +440,26 @@ func TestRelatedLearnedFromCoPurchases(t *testing.T) {
 	if !slices.Equal(ids(got), []string{"GL2", "SC3"}) && !slices.Equal(ids(got), []string{"SC3", "GL2"}) {
 		t.Fatalf("screen picks for HT1 = %v", ids(got))
 	}
+	// A screen that knows her and has no scan: her history's relations.
+	got = w.picks(Query{Customer: "sarah", Channel: ChannelScreen, K: 2})
+	if !slices.Equal(ids(got), []string{"GL2", "SC3"}) && !slices.Equal(ids(got), []string{"SC3", "GL2"}) {
+		t.Fatalf("screen picks for sarah, no scan = %v", ids(got))
+	}
+	for _, p := range got {
+		if p.Reason != ReasonRelated {
+			t.Fatalf("screen picks for sarah, no scan: %s is %s, want related", p.Item.ID, p.Reason)
+		}
+	}
+	// With a scan, the scanned product's relations lead, not her history's.
+	for i := range 5 {
+		c := fmt.Sprint("runner", i)
+		w.event(EventPurchase, c, "LG0-8")
+		w.event(EventPurchase, c, "TS0-8")
+	}
+	got = w.picks(Query{Customer: "sarah", Context: "LG0", Channel: ChannelScreen, K: 1})
+	if len(got) != 1 || got[0].Item.ID != "TS0" {
+		t.Fatalf("screen picks for sarah scanning LG0 = %v, want TS0", ids(got))
+	}
 }
 
 func TestAffinityDecays(t *testing.T) {

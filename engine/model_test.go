@@ -296,7 +296,7 @@ func (r *refWorld) picks(e *Engine, q Query) []refPick {
 	if q.Context != "" {
 		relate(q.Context, 2)
 	}
-	if q.Channel != ChannelScreen {
+	if q.Channel != ChannelScreen || q.Context == "" {
 		for _, a := range anchors {
 			relate(a, 1)
 		}

@@ -239,7 +239,9 @@ func (e *Engine) proposePersonal(pk *picker, ch Channel) {
 		e.addRelated(pk, pk.ctx.Dense, 2, 2*perAnchor)
 		e.addSiblings(pk, pk.ctx.Dense, 2, e.opts.SiblingsPerAnchor)
 	}
-	if ch != ChannelScreen {
+	// A store screen with a scan shows what goes with the scanned product;
+	// without one it knows her by her history, as every other channel does.
+	if ch != ChannelScreen || pk.ctx == nil {
 		for i, a := range pk.anchors {
 			n := perAnchor
 			if t := e.opts.TaperAnchors; t >= 0 && i >= t {

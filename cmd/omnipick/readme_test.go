@@ -227,6 +227,8 @@ var tourChecks = map[string]func(t *testing.T, v []reply){
 			t.Error("the Berlin screen shows Sarah nothing")
 		}
 		wantNone(t, "the Berlin screen for Sarah", v[0], bought...)
+		// It knows her: what goes with her purchases, on Berlin's shelves.
+		wantTop(t, "the Berlin screen for Sarah", v[0], "related", "TOUR-GL", "TOUR-SC")
 		wantTop(t, "a scanned hat in Berlin", v[1], "related", "TOUR-GL", "TOUR-SC")
 		wantNone(t, "a scanned hat in Berlin", v[1], "TOUR-HAT")
 	},

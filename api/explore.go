@@ -137,6 +137,7 @@ type exploreParts struct {
 	Related    float64 `json:"related"`
 	Popularity float64 `json:"popularity"`
 	Boost      float64 `json:"boost"`
+	Category   float64 `json:"category"`
 	Buried     bool    `json:"buried"`
 	Capped     bool    `json:"capped"`
 }
@@ -217,7 +218,7 @@ func (s *Server) serveExploreCustomer(ctx *fasthttp.RequestCtx) {
 			}
 			pt := parts[i]
 			ep.Parts = exploreParts{Prior: round4(pt.Prior), Affinity: round4(pt.Affinity), Related: round4(pt.Related),
-				Popularity: round4(pt.Popularity), Boost: round4(pt.Boost), Buried: pt.Buried, Capped: pt.Capped}
+				Popularity: round4(pt.Popularity), Boost: round4(pt.Boost), Category: round4(pt.Category), Buried: pt.Buried, Capped: pt.Capped}
 			col.Picks = append(col.Picks, ep)
 			out.Titles[it.ID] = it.Title
 		}

@@ -174,6 +174,11 @@ func (e *Engine) applyEvent(ev *Event) error {
 	}
 	e.blendStep(examples, true)
 	e.learn(&x, anchors)
+	if ev.Type == EventPurchase && e.opts.NeighbourWeight > 0 {
+		if id, isAnon := e.profiles.Resolve(actor, anon); !isAnon { // baskets are customers'
+			e.nb.record(id, x.p, x.t, 1)
+		}
+	}
 	if ev.Type == EventScan && ev.Location != "" {
 		e.scans.record(ev.Location, Scan{Product: x.it.ID, Customer: ev.Customer, AnonymousID: ev.AnonymousID, TS: ev.TS})
 	}

@@ -16,9 +16,15 @@ import (
 // store of a large chain holds ~2% of its catalog), and c customers with
 // about 20 events each.
 func benchWorld(tb testing.TB, n, c int) (*Engine, time.Time) {
+	return benchWorldWith(tb, n, c, Options{})
+}
+
+// benchWorldWith is benchWorld built by an engine with opts.
+func benchWorldWith(tb testing.TB, n, c int, opts Options) (*Engine, time.Time) {
 	tb.Helper()
 	now := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	e := New(Options{Now: func() time.Time { return now }})
+	opts.Now = func() time.Time { return now }
+	e := New(opts)
 	rng := rand.New(rand.NewPCG(1, 2))
 	sizes := []string{"XS", "S", "M", "L", "XL", "XXL"}
 	locs := []string{"online", "store-1", "store-2", "store-3"}

@@ -144,7 +144,7 @@ func (pk *picker) learnedBound() float64 {
 	if len(pk.boost) > 0 {
 		b += pk.opts.BoostWeight
 	}
-	return b
+	return b + max(0, pk.repeat)
 }
 
 // blendK is how many picks the learning step's candidates are gathered

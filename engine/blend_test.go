@@ -157,17 +157,17 @@ func TestBlendOrdersOnlyWebAndApp(t *testing.T) {
 }
 
 // BenchmarkPurchase measures Apply of a purchase with the hand-set
-// ranking and with the learned blend: the difference is the learning
-// step (gathering the web candidates, their features, one SGD step).
+// ranking, with the learned blend (the difference is the learning step:
+// gathering the web candidates, their features, one SGD step) and with
+// the neighbour signal on (its basket and buyers-list update).
 func BenchmarkPurchase(b *testing.B) {
-	for _, learn := range []bool{false, true} {
-		name := "hand"
-		if learn {
-			name = "learn"
-		}
+	for _, name := range []string{"hand", "learn", "neighbours"} {
 		b.Run(name, func(b *testing.B) {
 			e, now := benchWorld(b, 20000, 1000)
-			e.opts.Blend = learn
+			e.opts.Blend = name == "learn"
+			if name == "neighbours" { // the neighbour signal's baskets and buyers lists
+				e.opts.NeighbourWeight = 4
+			}
 			products := make([]string, 1000)
 			for i := range products {
 				products[i] = fmt.Sprintf("P%07d", (i*7919)%20000)

@@ -85,8 +85,9 @@ type Engine struct {
 	rel      relations
 	pop      popularity
 	scans    scans
-	ids      *eventIDs // Record.EventID values applied within the window
-	blend    blend     // the learned ranking model (blend.go)
+	ids      *eventIDs  // Record.EventID values applied within the window
+	blend    blend      // the learned ranking model (blend.go)
+	nb       neighbours // the user-neighbour signal (neighbours.go)
 
 	pickers sync.Pool  // *picker
 	snapMu  sync.Mutex // one snapshot capture at a time
@@ -117,6 +118,7 @@ func New(opts Options) *Engine {
 	e.pop.halfLife = opts.PopularityHalfLife.Seconds()
 	e.pickers.New = func() any { return new(picker) }
 	e.blend.w = initialWeights(&e.opts)
+	e.nb.init(&e.opts)
 	return e
 }
 

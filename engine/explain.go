@@ -21,6 +21,7 @@ type ScoreParts struct {
 	Related    float64 // RelatedWeight x learned relation strength and similarity to the context
 	Popularity float64 // PopularityWeight x popularity relative to the most popular item
 	Boost      float64 // BoostWeight when a boosted facet matched
+	Category   float64 // RepeatCategoryWeight when the item's leaf category is a recent purchase's
 	Buried     bool    // a buried facet matched: ranks below every item not buried
 	Capped     bool    // shown too often lately (frequency cap): ranks below everything else
 	Score      float64

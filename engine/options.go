@@ -30,6 +30,7 @@ type Options struct {
 	CartTTL            time.Duration // cart items older than this are dropped; default 30 days
 	ViewWindow         time.Duration // views this recent relate to the next item; default 1 day
 	PurchaseWindow     time.Duration // purchases this recent relate to the next item (a basket); default 1 hour
+	RelatedHalfLife    time.Duration
 
 	// WeightsSet says the weight fields below hold exactly the weights
 	// wanted, zeros included; see Options.
@@ -85,6 +86,20 @@ type Options struct {
 	// normalisation, damped; 0.5 is a square root); default 0: raw weights
 	// (docs/ranking.md: validation liked 0.5, holdout_dev did not confirm).
 	RelatedPopNorm float64
+	// NeighbourWeight, if > 0, turns on the user-neighbour signal
+	// (neighbours.go): products bought by the Neighbours customers whose
+	// decayed baskets (NeighbourBasket products, NeighbourHalfLife)
+	// overlap the asker's most, found through each product's
+	// NeighbourBuyers latest buyers, are proposed as related, the
+	// NeighbourItems best with relation strength up to NeighbourWeight.
+	// Default 0: off (docs/ranking.md: validation liked 4, holdout_dev did
+	// not confirm it).
+	NeighbourWeight   float64
+	NeighbourHalfLife time.Duration // default 30 days
+	NeighbourBasket   int           // default 32
+	NeighbourBuyers   int           // default 32
+	Neighbours        int           // default 20
+	NeighbourItems    int           // default 24
 
 	// FrequencyCaps: per channel of the request, an item shown (impression
 	// events, on any channel) at least Max times within Window ranks below
@@ -102,6 +117,11 @@ type Options struct {
 	MaxCampaigns  int           // campaigns remembered per profile; default 16
 	MaxExclusions int           // exclusions per profile; default 256
 	BoostWeight   float64       // added to the score of a boosted item; default 1
+	// RepeatCategoryWeight is added to the score of a product whose leaf
+	// category is that of one of the customer's recent purchases (those
+	// among the Anchors): customers buy again in the categories they buy
+	// from. A weight (zero is off when WeightsSet); default 0.
+	RepeatCategoryWeight float64
 
 	// The blend the engine fits itself (blend.go): at each purchase a
 	// pairwise model takes one step on the candidates web picks would
@@ -265,6 +285,11 @@ func (o *Options) setDefaults() {
 		o.TaperAnchors = 16
 	}
 	def(&o.FallbackScan, 4096)
+	defD(&o.NeighbourHalfLife, 30*24*time.Hour)
+	def(&o.NeighbourBasket, 32)
+	def(&o.NeighbourBuyers, 32)
+	def(&o.Neighbours, 20)
+	def(&o.NeighbourItems, 24)
 	def(&o.SiblingsPerAnchor, defaultSiblingsPerAnchor)
 	if o.BlendMinPurchases == 0 {
 		o.BlendMinPurchases = 1000

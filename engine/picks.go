@@ -19,10 +19,11 @@ const (
 
 // Facet scratch bits.
 const (
-	facetTop   uint8 = 1 << iota // one of the customer's strongest facets
-	facetCtx                     // a facet of the context product
-	facetBoost                   // boosted by the request
-	facetBury                    // buried by the request
+	facetTop    uint8 = 1 << iota // one of the customer's strongest facets
+	facetCtx                      // a facet of the context product
+	facetBoost                    // boosted by the request
+	facetBury                     // buried by the request
+	facetBought                   // the leaf category of a recent purchase (an anchor)
 )
 
 // Demotions: a buried or frequency-capped candidate ranks below every
@@ -100,6 +101,9 @@ type picker struct {
 	learned  bool
 	w        features
 	examples []features // the learning step's: the positive, then negatives
+	repeat   float64    // RepeatCategoryWeight if a leaf is marked facetBought, else 0
+	actor    string     // the customer asking (not an anonymous id), resolved
+	nb       nbScratch  // the neighbour signal's
 }
 
 type leafCount struct {
@@ -125,6 +129,7 @@ func (pk *picker) reset(products, facets int) {
 	pk.wear, pk.locs, pk.excl, pk.ids, pk.top = pk.wear[:0], pk.locs[:0], pk.excl[:0], pk.ids[:0], pk.top[:0]
 	pk.rels, pk.cands, pk.deferred, pk.leaves = pk.rels[:0], pk.cands[:0], pk.deferred[:0], pk.leaves[:0]
 	pk.affSum, pk.ctx, pk.ctxNorm, pk.category = 0, nil, 0, ""
+	pk.actor, pk.repeat = "", 0
 }
 
 // PicksInto appends to dst the picks for q, best first, and returns the
@@ -232,7 +237,8 @@ func (pk *picker) begin(e *Engine, q *Query) Channel {
 
 // proposePersonal proposes the personal sources' products: the related
 // items and same-group siblings of the context (weighing double) and of
-// the customer's recent history, the cart and the recent views.
+// the customer's recent history, what similar customers bought (with
+// NeighbourWeight), the cart and the recent views.
 func (e *Engine) proposePersonal(pk *picker, ch Channel) {
 	perAnchor := e.opts.RelatedPerAnchor
 	if pk.ctx != nil {
@@ -250,6 +256,7 @@ func (e *Engine) proposePersonal(pk *picker, ch Channel) {
 			e.addRelated(pk, a, 1, n)
 			e.addSiblings(pk, a, 1, e.opts.SiblingsPerAnchor)
 		}
+		e.proposeNeighbours(pk)
 	}
 	for _, p := range pk.cart {
 		pk.propose(p, flagCart)
@@ -316,7 +323,7 @@ func (pk *picker) walkBound() float64 {
 		prior = max(prior, pk.prior[ReasonRelated])
 		rel = o.ContextWeight
 	}
-	b := prior + o.AffinityWeight + o.RelatedWeight*rel + o.PopularityWeight
+	b := prior + o.AffinityWeight + o.RelatedWeight*rel + o.PopularityWeight + max(0, pk.repeat)
 	if len(pk.boost) > 0 {
 		b += o.BoostWeight
 	}

@@ -21,6 +21,9 @@ func (e *Engine) loadProfile(pk *picker, q *Query) {
 		return
 	}
 	actor, anon = e.profiles.Resolve(actor, anon)
+	if !anon {
+		pk.actor = actor
+	}
 	pr := &pk.prof
 	if !e.profiles.Read(actor, anon, pr, false) {
 		return
@@ -39,6 +42,30 @@ func (e *Engine) loadProfile(pk *picker, q *Query) {
 	pk.loadCaps(pr.Shown, e.opts.FrequencyCaps[pk.channel])
 	pk.loadRecent(pr, uint32(e.opts.CartTTL.Seconds()))
 	pk.loadAnchors(pr.Purchased, e.opts.Anchors)
+	if e.opts.RepeatCategoryWeight != 0 {
+		pk.markBoughtLeaves(e)
+	}
+}
+
+// markBoughtLeaves marks the leaf categories of the purchases among the
+// anchors (the most recent history), for RepeatCategoryWeight.
+func (pk *picker) markBoughtLeaves(e *Engine) {
+	for _, a := range pk.anchors {
+		if _, bought := slices.BinarySearch(pk.purchased, a); bought {
+			pk.markFacet(e.idx.Hot(a).Leaf, facetBought)
+			pk.repeat = e.opts.RepeatCategoryWeight
+		}
+	}
+}
+
+// boughtLeaf reports whether leaf is the leaf category of a recent
+// purchase (markBoughtLeaves).
+func (pk *picker) boughtLeaf(leaf uint32) bool {
+	if int(leaf) >= len(pk.facets) {
+		return false
+	}
+	fs := pk.facets[leaf]
+	return fs.epoch == pk.epoch && fs.bits&facetBought != 0
 }
 
 // loadAffinity marks the profile's facets with their affinity and its n

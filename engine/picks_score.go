@@ -113,6 +113,11 @@ func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, fl
 		wAff, wRel, wPop = w[featAffinity], w[featRelation], w[featPopularity]
 	}
 	score := prior + wAff*x[featAffinity] + wRel*x[featRelation] + wPop*x[featPopularity]
+	repeat := 0.0
+	if pk.repeat != 0 && pk.boughtLeaf(h.Leaf) {
+		repeat = pk.repeat
+		score += repeat
+	}
 	demoted := false
 	if bits&facetBoost != 0 {
 		score += o.BoostWeight
@@ -130,7 +135,7 @@ func (pk *picker) scoreHot(e *Engine, p uint32, h *index.Hot, it *index.Item, fl
 	}
 	if parts != nil {
 		*parts = ScoreParts{Reason: reason, Prior: prior, Affinity: wAff * x[featAffinity], Related: wRel * x[featRelation],
-			Popularity: wPop * x[featPopularity], Buried: bits&facetBury != 0, Capped: capped, Score: score}
+			Popularity: wPop * x[featPopularity], Category: repeat, Buried: bits&facetBury != 0, Capped: capped, Score: score}
 		if bits&facetBoost != 0 {
 			parts.Boost = o.BoostWeight
 		}

@@ -40,6 +40,9 @@ func (e *Engine) applyErase(x *Erase) error {
 		return fieldErr("id", ErrUnknownActor)
 	}
 	e.scans.forget(id, anon)
+	if !anon {
+		e.nb.forget(id)
+	}
 	return nil
 }
 
@@ -62,5 +65,6 @@ func (e *Engine) applyExpire(x *Expire) error {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	e.profiles.Expire(secs(x.Before))
+	e.nb.expire(secs(x.Before))
 	return nil
 }

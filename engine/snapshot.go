@@ -51,7 +51,11 @@ import (
 // epoch. Older snapshots' log-scores are converted on load:
 //
 //	popularity: ref:f64 nproducts:u nproducts×(value:f64)
-const engineSnapshotVersion = 5
+//
+// Version 6 is version 5 followed by the user-neighbour signal's baskets
+// and buyers (neighbours.appendSnapshot); an older snapshot loads with
+// none, as if no customer had bought anything while it was on.
+const engineSnapshotVersion = 6
 
 // ErrBadSnapshot reports a snapshot that does not decode.
 var ErrBadSnapshot = errors.New("engine: malformed snapshot")
@@ -72,6 +76,7 @@ type Capture struct {
 	counts   []uint64
 	blend    features
 	steps    uint64
+	nb       []byte // the neighbour signal, captured at once
 	products int
 }
 
@@ -112,6 +117,7 @@ func (e *Engine) BeginSnapshot() *Capture {
 		c.counts[i] = e.applied[i].Load()
 	}
 	c.blend, c.steps = e.blend.load()
+	c.nb = e.nb.appendSnapshot(nil)
 
 	e.idxSnap.Lock()
 	e.idxSnapPending, e.idxSnapBytes = true, nil
@@ -204,6 +210,8 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 		b = binfmt.AppendFloat(b, w)
 	}
 	write(b)
+	write(c.nb)
+	c.nb = nil
 	if err != nil {
 		return total, fmt.Errorf("cannot write engine snapshot: %w", err)
 	}
@@ -265,6 +273,11 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	}
 	if version >= 4 {
 		if err := e.loadBlend(r); err != nil {
+			return nil, err
+		}
+	}
+	if version >= 6 {
+		if err := e.nb.loadSnapshot(r, products); err != nil {
 			return nil, err
 		}
 	}

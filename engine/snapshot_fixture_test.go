@@ -37,16 +37,23 @@ var indexV3Fixture = filepath.Join("..", "testdata", "snapshots", "engine-v3-ind
 // Never rewrite it.
 var engineV4Fixture = filepath.Join("..", "testdata", "snapshots", "engine-v4-index-v3.snap")
 
-// currentFixture is the same world in today's encoding: engine version 5
-// (popularity as values at a reference time, issue 13) holding an index
-// snapshot of version 3. Write it with -write-snapshot-fixture only for a
-// new encoding version, keeping the older files.
-const currentFixture = "engine-v5-index-v3.snap"
+// engineV5Fixture is the same world in engine version 5 (popularity as
+// values at a reference time, issue 13) holding an index snapshot of
+// version 3. Never rewrite it.
+var engineV5Fixture = filepath.Join("..", "testdata", "snapshots", "engine-v5-index-v3.snap")
+
+// currentFixture is the same world in today's encoding: engine version 6
+// (version 5 and the user-neighbour signal's baskets, issue 11) holding an
+// index snapshot of version 3. Write it with -write-snapshot-fixture only
+// for a new encoding version, keeping the older files.
+const currentFixture = "engine-v6-index-v3.snap"
 
 // fixtureWorld is the world the fixture holds. The encodings before
 // version 4 hold no learned blend, and the world learns none (Blend is
 // off): each fixture loads with the blend New sets, as the world has it.
-// TestBlendIsState checks a learned blend's round trip.
+// TestBlendIsState checks a learned blend's round trip. Likewise the
+// neighbour signal is off (no baskets, as before version 6);
+// TestNeighboursAreState checks baskets' round trip.
 func fixtureWorld(t *testing.T) *world {
 	w := apparel(t)
 	w.stock("SW1-8", "store-1", 3)
@@ -75,7 +82,7 @@ func TestSnapshotFixtureLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, path := range []string{engineFixture, indexV2Fixture, engineV3Fixture, indexV3Fixture, engineV4Fixture, current} {
+	for _, path := range []string{engineFixture, indexV2Fixture, engineV3Fixture, indexV3Fixture, engineV4Fixture, engineV5Fixture, current} {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			t.Fatal(err)
@@ -99,6 +106,11 @@ func TestSnapshotFixtureLoads(t *testing.T) {
 			sameAnswers(t, loaded, reloaded, w.now)
 			if b := snapshotBytes(t, reloaded); !bytes.Equal(b, again) {
 				t.Fatalf("%s written twice differs: %d vs %d bytes", path, len(b), len(again))
+			}
+			// Version 5 holds popularity as today: only the (empty)
+			// neighbour section is new, so it converts exactly.
+			if path == engineV5Fixture && !bytes.Equal(again, want) {
+				t.Fatalf("%s written again differs from %s: %d vs %d bytes", path, currentFixture, len(again), len(want))
 			}
 			continue
 		}

@@ -72,6 +72,9 @@ func answersWithin(t *testing.T, a, b *Engine, now time.Time, tol float64) {
 	if ba, bb := a.Blend(), b.Blend(); !slices.Equal(ba.Weights, bb.Weights) || ba.Steps != bb.Steps {
 		t.Fatalf("blends differ: %+v vs %+v", ba, bb)
 	}
+	if na, nb := a.nb.appendSnapshot(nil), b.nb.appendSnapshot(nil); !bytes.Equal(na, nb) {
+		t.Fatalf("neighbour baskets differ: %d vs %d bytes", len(na), len(nb))
+	}
 	for _, c := range []string{"C0", "C1", "C4", "C8", "cookie-1", "nobody"} {
 		for ch := range numChannels {
 			for _, loc := range [][]string{nil, {"store-1"}} {

@@ -3,6 +3,8 @@ package eval
 import (
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -24,6 +26,14 @@ func ablations() []struct {
 		{"no siblings", engine.Options{SiblingWeight: -1}},
 		{"relations popnorm 0.5", engine.Options{RelatedPopNorm: 0.5}},
 		{"learned blend", engine.Options{Blend: true}},
+		{"neighbours", engine.Options{NeighbourWeight: 4}},
+		{"neighbours w1", engine.Options{NeighbourWeight: 1}},
+		{"repeat category 0.05", engine.Options{RepeatCategoryWeight: 0.05}},
+		{"repeat category 0.1", engine.Options{RepeatCategoryWeight: 0.1}},
+		{"repeat category 0.25", engine.Options{RepeatCategoryWeight: 0.25}},
+		{"repeat category 0.5", engine.Options{RepeatCategoryWeight: 0.5}},
+		{"repeat category 1", engine.Options{RepeatCategoryWeight: 1}},
+		{"repeat category -0.1", engine.Options{RepeatCategoryWeight: -0.1}},
 	}
 }
 
@@ -32,6 +42,10 @@ func ablations() []struct {
 // only with OMNIPICK_ABLATE=1 (it replays every set once per variant):
 //
 //	OMNIPICK_ABLATE=1 go test ./bench/eval -run TestAblation -v -timeout 30m
+//
+// OMNIPICK_ABLATE_FOLD=2 scores the earlier validation window (a second
+// fold; Options.Fold). OMNIPICK_ABLATE_ONLY=name,name runs only those variants (and the
+// defaults); OMNIPICK_ABLATE_SETS=hm,taobao only those sets.
 //
 // OMNIPICK_ABLATE_SPLIT=dev reads holdout_dev instead: once per candidate
 // change, to confirm what validation decided (docs/ranking.md).
@@ -47,11 +61,17 @@ func TestAblation(t *testing.T) {
 	var out strings.Builder
 	fmt.Fprintf(&out, "%-14s %-22s %7s %-17s %7s %-17s %-19s %-19s\n", "set", "variant", "HR@12", "95% CI", "MAP@12", "95% CI", "dHR vs defaults", "dMAP vs defaults")
 	for _, set := range SetNames() {
+		if sets := os.Getenv("OMNIPICK_ABLATE_SETS"); sets != "" && !slices.Contains(strings.Split(sets, ","), set) {
+			continue
+		}
 		var methods []Recommender
 		for _, a := range ablations() {
-			methods = append(methods, NewEngine(a.name, a.opts))
+			if a.name == "defaults" || selected(a.name) {
+				methods = append(methods, NewEngine(a.name, a.opts))
+			}
 		}
-		rep, err := Run(set, dir, "", 12, methods, Options{Split: split})
+		fold, _ := strconv.Atoi(os.Getenv("OMNIPICK_ABLATE_FOLD"))
+		rep, err := Run(set, dir, "", 12, methods, Options{Split: split, Fold: fold})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -65,4 +85,11 @@ func TestAblation(t *testing.T) {
 		}
 	}
 	t.Logf("%s split, k = 12\n%s", split, out.String())
+}
+
+// selected reports whether variant name is asked for by
+// OMNIPICK_ABLATE_ONLY (every variant when it is unset).
+func selected(name string) bool {
+	only := os.Getenv("OMNIPICK_ABLATE_ONLY")
+	return only == "" || slices.Contains(strings.Split(only, ","), name)
 }

@@ -46,6 +46,9 @@ type spec struct {
 	// valCut splits train for SplitValidation: events before it are
 	// learned from, purchases at or after it are the targets.
 	valCut int64
+	// earlier is a second, earlier validation window [cut, end) of train
+	// (Options.Fold 2): a change that helps should help on both.
+	earlier struct{ cut, end int64 }
 	// presentByAnyEvent: a customer is in the holdout population once any
 	// of their events is learned from (taobao's holdout: "users seen in
 	// train"); otherwise only a purchase counts (hm, online_retail).
@@ -66,8 +69,9 @@ var specs = map[string]*spec{
 		holdoutFile:     "holdout_dev/holdout_purchases.csv",
 		holdoutCustomer: "customer_id",
 		holdoutItem:     "article_id",
-		cut:             1600560000000, // 2020-09-20T00:00:00Z
-		valCut:          1600387200000, // 2020-09-18: learn 2 days, validate 2
+		cut:             1600560000000,                                          // 2020-09-20T00:00:00Z
+		valCut:          1600387200000,                                          // 2020-09-18: learn 2 days, validate 2
+		earlier:         struct{ cut, end int64 }{1600300800000, 1600387200000}, // learn 09-16, validate 09-17
 		catalog:         hmCatalog,
 		events:          hmEvents,
 	},
@@ -77,8 +81,9 @@ var specs = map[string]*spec{
 		holdoutFile:      "holdout_dev/holdout_purchases.csv",
 		holdoutCustomer:  "customer_id",
 		holdoutItem:      "stock_code",
-		cut:              1317427200000, // 2011-10-01T00:00:00 (UK local time read as UTC)
-		valCut:           1314835200000, // 2011-09-01: validate on the last train month
+		cut:              1317427200000,                                          // 2011-10-01T00:00:00 (UK local time read as UTC)
+		valCut:           1314835200000,                                          // 2011-09-01: validate on the last train month
+		earlier:          struct{ cut, end int64 }{1312156800000, 1314835200000}, // validate on August 2011
 		catalogFromTrain: true,
 		catalog:          retailCatalog,
 		events:           retailEvents,
@@ -89,8 +94,9 @@ var specs = map[string]*spec{
 		holdoutFile:       "holdout_dev/holdout_purchases.csv",
 		holdoutCustomer:   "user_id",
 		holdoutItem:       "item_id",
-		cut:               1512144000000, // 2017-12-02T00:00:00+08:00
-		valCut:            1512057600000, // 2017-12-01T00:00:00+08:00: validate on the last train day
+		cut:               1512144000000,                                          // 2017-12-02T00:00:00+08:00
+		valCut:            1512057600000,                                          // 2017-12-01T00:00:00+08:00: validate on the last train day
+		earlier:           struct{ cut, end int64 }{1511971200000, 1512057600000}, // validate on 2017-11-30 (UTC+8)
 		presentByAnyEvent: true,
 		catalogFromTrain:  true,
 		catalog:           taobaoCatalog,

@@ -238,3 +238,30 @@ func TestRunValidationSplit(t *testing.T) {
 		t.Errorf("unknown split: got %v", err)
 	}
 }
+
+// TestRunValidationFold2 checks the earlier validation window (Options
+// Fold 2) on hm: learn 09-16, score purchases on 09-17 only, asked as of
+// 09-17; what comes after the window is neither learned nor a target.
+func TestRunValidationFold2(t *testing.T) {
+	root := writeSets(t)
+	writeFile(t, filepath.Join(root, "hm/train/transactions.csv.gz"), `t_dat,customer_id,article_id,product_code,price,sales_channel_id,channel_assumed
+2020-09-16,aaa,0100001001,0100001,0.05,2,online
+2020-09-16,bbb,0100002001,0100002,0.02,1,store
+2020-09-17,aaa,0100003001,0100003,0.01,2,online
+2020-09-17,ccc,0100003001,0100003,0.01,2,online
+2020-09-18,bbb,0100003001,0100003,0.01,1,store
+`)
+	rec := &recorder{}
+	rep, err := Run(SetHM, root, "", 2, []Recommender{rec, NewPopularity()}, Options{Split: SplitValidation, Fold: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ccc was not seen before the cut; bbb's purchase on 09-18 is after
+	// the window: only aaa is scored, with one target.
+	if rep.TrainEvents != 2 || rep.HoldoutCustomers != 1 || rep.Customers != 1 || rep.Targets != 1 {
+		t.Errorf("report: %+v", rep)
+	}
+	if want := int64(1600300800000); len(rec.asOf) != 1 || rec.asOf[0] != want {
+		t.Errorf("asked as of %v, want the earlier cut %d", rec.asOf, want)
+	}
+}

@@ -196,7 +196,7 @@ func (s *Server) streamAudience(w *bufio.Writer, conn net.Conn, req *audienceReq
 			if req.format == formatCSV {
 				row = appendAudienceCSV(row, m, picks)
 			} else {
-				row = appendAudienceJSON(row, m, picks)
+				row = appendAudienceJSON(row, m, picks, &s.items)
 			}
 			clear(picks) // do not pin old catalog items
 			if len(row) >= 2<<10 {
@@ -305,7 +305,7 @@ func parseAge(b []byte, def time.Duration) (time.Duration, bool) {
 // appendAudienceJSON appends one NDJSON row: the member's id and their
 // picks, compact (no score, category or brand: an ad needs what it shows
 // and where it links).
-func appendAudienceJSON(dst []byte, m engine.Member, picks []engine.Pick) []byte {
+func appendAudienceJSON(dst []byte, m engine.Member, picks []engine.Pick, items *itemJSON) []byte {
 	if m.Anonymous {
 		dst = append(dst, `{"anonymous_id":`...)
 	} else {
@@ -317,7 +317,7 @@ func appendAudienceJSON(dst []byte, m engine.Member, picks []engine.Pick) []byte
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendPickJSON(dst, &picks[i], false)
+		dst = appendPickJSON(dst, &picks[i], false, items)
 	}
 	return append(dst, "]}\n"...)
 }

@@ -50,7 +50,7 @@ func FuzzParseAudienceQuery(f *testing.F) {
 					if len(picks) > req.k {
 						t.Fatalf("%d picks for k %d", len(picks), req.k)
 					}
-					if row := appendAudienceJSON(nil, m, picks); !json.Valid(bytes.TrimSpace(row)) {
+					if row := appendAudienceJSON(nil, m, picks, nil); !json.Valid(bytes.TrimSpace(row)) {
 						t.Fatalf("row is not JSON: %q", row)
 					}
 					if _, err := csv.NewReader(bytes.NewReader(appendAudienceCSV(nil, m, picks))).ReadAll(); err != nil {

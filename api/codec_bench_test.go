@@ -41,17 +41,23 @@ func BenchmarkEncodePicks(b *testing.B) {
 	picks := make([]engine.Pick, 10)
 	for i := range picks {
 		picks[i] = engine.Pick{Reason: engine.ReasonAffinity, Score: 1.5 - float64(i)/10, SizeMask: 0b101, Item: &index.Item{
-			ID: fmt.Sprintf("P%d", 1000+i), Title: fmt.Sprintf(`Merino "Classic" sweater %d – Größe`, i),
+			Dense: uint32(i), ID: fmt.Sprintf("P%d", 1000+i), Title: fmt.Sprintf(`Merino "Classic" sweater %d – Größe`, i),
 			URL: fmt.Sprintf("https://shop.example/p/P%d?ref=omnipick&x=<1>", 1000+i), Image: fmt.Sprintf("https://shop.example/i/P%d.jpg", 1000+i),
 			Price: 59.95, Currency: "EUR", Category: "women/knitwear/sweaters", Brand: "Nordic",
 			Variants: []index.Variant{{SKU: "a", Size: "S"}, {SKU: "b", Size: "M"}, {SKU: "c", Size: "L"}},
 		}}
 	}
 	q := &engine.Query{Customer: "C42", Channel: engine.ChannelWeb}
-	out := make([]byte, 0, 8<<10)
-	b.ReportAllocs()
-	for b.Loop() {
-		out = AppendPicksJSON(out[:0], q, picks, 42*time.Microsecond)
+	// The server encodes each item's fields once (itemjson.go); the
+	// exported AppendPicksJSON every time.
+	for _, items := range []*itemJSON{nil, {max: maxItemJSONBytes}} {
+		b.Run(map[bool]string{true: "each time", false: "fragments"}[items == nil], func(b *testing.B) {
+			out := make([]byte, 0, 8<<10)
+			b.ReportAllocs()
+			for b.Loop() {
+				out = appendPicksJSON(out[:0], q, picks, 42*time.Microsecond, items)
+			}
+			b.SetBytes(int64(len(out)))
+		})
 	}
-	b.SetBytes(int64(len(out)))
 }

@@ -78,7 +78,7 @@ func (s *Server) handlePicks(ctx *fasthttp.RequestCtx) {
 		s.writePicksHTML(ctx, &pr.q, pr.picks)
 		return
 	}
-	pr.out = AppendPicksJSON(pr.out[:0], &pr.q, pr.picks, took)
+	pr.out = appendPicksJSON(pr.out[:0], &pr.q, pr.picks, took, &s.items)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(pr.out)
 }
@@ -339,6 +339,12 @@ func splitList(dst []string, b []byte) ([]string, bool) {
 // AppendPicksJSON appends the picks response of API.md to dst. It does not
 // allocate beyond growing dst.
 func AppendPicksJSON(dst []byte, q *engine.Query, picks []engine.Pick, took time.Duration) []byte {
+	return appendPicksJSON(dst, q, picks, took, nil)
+}
+
+// appendPicksJSON is AppendPicksJSON with the items' fields from items
+// (nil: encoded every time).
+func appendPicksJSON(dst []byte, q *engine.Query, picks []engine.Pick, took time.Duration, items *itemJSON) []byte {
 	dst = append(dst, '{')
 	if q.Customer != "" {
 		dst = append(dst, `"customer":`...)
@@ -358,38 +364,18 @@ func AppendPicksJSON(dst []byte, q *engine.Query, picks []engine.Pick, took time
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendPickJSON(dst, &picks[i], true)
+		dst = appendPickJSON(dst, &picks[i], true, items)
 	}
 	return append(dst, "]}"...)
 }
 
 // appendPickJSON appends one pick as a JSON object: what an ad or a page
 // shows (product, title, price, currency, url, image, sizes in stock that
-// fit, reason), and with full set also category, brand and score.
-func appendPickJSON(dst []byte, p *engine.Pick, full bool) []byte {
+// fit, reason), and with full set also category, brand and score. The
+// item's fields come from items (itemjson.go; nil: encoded here).
+func appendPickJSON(dst []byte, p *engine.Pick, full bool, items *itemJSON) []byte {
 	it := p.Item
-	dst = append(dst, `{"product":`...)
-	dst = jsonenc.AppendString(dst, it.ID)
-	dst = append(dst, `,"title":`...)
-	dst = jsonenc.AppendString(dst, it.Title)
-	dst = append(dst, `,"price":`...)
-	dst = strconv.AppendFloat(dst, it.Price, 'f', -1, 64)
-	if it.Currency != "" {
-		dst = append(dst, `,"currency":`...)
-		dst = jsonenc.AppendString(dst, it.Currency)
-	}
-	dst = append(dst, `,"url":`...)
-	dst = jsonenc.AppendString(dst, it.URL)
-	dst = append(dst, `,"image":`...)
-	dst = jsonenc.AppendString(dst, it.Image)
-	if full {
-		dst = append(dst, `,"category":`...)
-		dst = jsonenc.AppendString(dst, it.Category)
-		if it.Brand != "" {
-			dst = append(dst, `,"brand":`...)
-			dst = jsonenc.AppendString(dst, it.Brand)
-		}
-	}
+	dst = items.appendItem(dst, it, full)
 	dst = append(dst, `,"sizes":[`...)
 	n := 0
 	for j, v := range it.Variants {

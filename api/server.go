@@ -123,6 +123,8 @@ type Server struct {
 	explorePage      *template.Template // the explorer page, parsed once
 
 	routes [numEndpoints]routeSpec // by endpoint; see route
+
+	items itemJSON // picks' item fields, encoded once per catalog change
 }
 
 // connsPerInFlight sets fasthttp's connection limit, a backstop above
@@ -171,6 +173,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, done: make(chan struct{}), closing: make(chan struct{}), keys: keys, fresh: newFreshConns(),
 		screenPage: page, explorePage: explore, picksTmpl: newPicksTemplate(), metrics: opts.Metrics}
+	s.items.max = maxItemJSONBytes
 	if err := s.metrics.register(s); err != nil {
 		return nil, err
 	}

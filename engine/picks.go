@@ -55,7 +55,7 @@ type picker struct {
 	slots     slotSet            // of the products considered
 	products  int                // the catalog's: products beyond have no slot
 	facets    []facetSlot        // by facet
-	aff       []profile.AffEntry // the profile's affinity vector
+	topAff    []profile.AffEntry // loadAffinity's scratch: the strongest facets so far
 	affSum    float64
 	topFacets []uint32
 	sizes     []profile.SizeEntry
@@ -122,7 +122,7 @@ func (pk *picker) reset(products, facets int) {
 	if len(pk.facets) < facets {
 		pk.facets = make([]facetSlot, facets+facets/4+64)
 	}
-	pk.aff, pk.topFacets, pk.sizes = pk.aff[:0], pk.topFacets[:0], pk.sizes[:0]
+	pk.topAff, pk.topFacets, pk.sizes = pk.topAff[:0], pk.topFacets[:0], pk.sizes[:0]
 	pk.purchased, pk.cart, pk.views, pk.anchors = pk.purchased[:0], pk.cart[:0], pk.views[:0], pk.anchors[:0]
 	pk.boughtAt, pk.capped, pk.boost = pk.boughtAt[:0], pk.capped[:0], pk.boost[:0]
 	pk.good, pk.priceMin, pk.priceMax, pk.excluded = 0, 0, 0, nil

@@ -69,33 +69,41 @@ func (pk *picker) boughtLeaf(leaf uint32) bool {
 }
 
 // loadAffinity marks the profile's facets with their affinity and its n
-// strongest facets as candidate sources.
+// strongest facets (ties: the smaller facet id) as candidate sources,
+// strongest first. One pass keeps the n best so far in pk.topAff: a profile
+// holds up to 64 facets, and choosing the best n by n passes over them was
+// 4% of a picks call.
 func (pk *picker) loadAffinity(pr *profile.Profile, n int) {
+	top := pk.topAff[:0]
 	for _, a := range pr.Aff {
 		pk.affSum += float64(a.W)
 		if int(a.Facet) < len(pk.facets) {
 			pk.facets[a.Facet] = facetSlot{epoch: pk.epoch, aff: a.W}
 		}
+		if n <= 0 || (len(top) == n && !stronger(a, top[n-1])) {
+			continue
+		}
+		if len(top) < n {
+			top = append(top, a)
+		}
+		i := len(top) - 1
+		for ; i > 0 && stronger(a, top[i-1]); i-- {
+			top[i] = top[i-1]
+		}
+		top[i] = a
 	}
-	for range n {
-		best := -1
-		for i, a := range pr.Aff {
-			if slices.Contains(pk.topFacets, a.Facet) {
-				continue
-			}
-			if best < 0 || a.W > pr.Aff[best].W || (a.W == pr.Aff[best].W && a.Facet < pr.Aff[best].Facet) {
-				best = i
-			}
-		}
-		if best < 0 {
-			break
-		}
-		f := pr.Aff[best].Facet
-		pk.topFacets = append(pk.topFacets, f)
-		if int(f) < len(pk.facets) {
-			pk.facets[f].bits |= facetTop
+	for _, a := range top {
+		pk.topFacets = append(pk.topFacets, a.Facet)
+		if int(a.Facet) < len(pk.facets) {
+			pk.facets[a.Facet].bits |= facetTop
 		}
 	}
+	pk.topAff = top[:0]
+}
+
+// stronger orders affinity entries strongest first, ties by facet id.
+func stronger(a, b profile.AffEntry) bool {
+	return a.W > b.W || (a.W == b.W && a.Facet < b.Facet)
 }
 
 // loadRecent collects the cart (lines younger than cartTTL seconds) and

@@ -121,7 +121,10 @@ type eventGen struct {
 	tmp   []event   // scratch for sortHour
 	ring  [][]event // events for later slices, by slice % len(ring)
 	catW  [numDepts][numMissions + 1][]catWeight
-	cart  []item
+	// catAny: every category with products, for a department that has
+	// none in a small world.
+	catAny []catWeight
+	cart   []item
 }
 
 type catWeight struct {
@@ -184,13 +187,22 @@ func newEventGen(w *world) *eventGen {
 		g.permB = w.seed % n
 	}
 
+	// Categories without products (a world of a few products) are never
+	// picked: a visit would have nothing to look at.
+	anySum := 0.0
+	for ci := range categories {
+		if len(w.cat.byCat[ci]) > 0 {
+			anySum += categories[ci].weight
+			g.catAny = append(g.catAny, catWeight{uint8(ci), anySum})
+		}
+	}
 	for d := range numDepts {
 		for m := range numMissions + 1 {
 			var list []catWeight
 			sum := 0.0
 			for ci := range categories {
 				c := &categories[ci]
-				if c.dept != d {
+				if c.dept != d || len(w.cat.byCat[ci]) == 0 {
 					continue
 				}
 				wgt := c.weight
@@ -438,6 +450,9 @@ func (g *eventGen) pickCat(v *visit) uint8 {
 	list := g.catW[v.dept][v.mission]
 	if len(list) == 0 {
 		list = g.catW[v.dept][missionBrowse]
+	}
+	if len(list) == 0 {
+		list = g.catAny
 	}
 	var c uint8
 	for range 4 {

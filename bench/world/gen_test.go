@@ -598,3 +598,36 @@ func benchmarkGenerate(b *testing.B, cfg Config, use func(*engine.Record)) {
 	b.ReportMetric(float64(events), "events/op")
 	b.ReportMetric(float64(records)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
 }
+
+// TestTinyWorlds: a world of a few products (most categories empty) builds
+// without a panic, and its events name only products it has.
+func TestTinyWorlds(t *testing.T) {
+	for _, tc := range []struct{ products, customers, stores int }{
+		{1, 10, 0}, {1, 10, 3}, {2, 1, 1}, {5, 10, 2}, {20, 10, 5}, {50, 30, 2},
+	} {
+		t.Run(fmt.Sprintf("%dp-%dc-%ds", tc.products, tc.customers, tc.stores), func(t *testing.T) {
+			cfg := Bench()
+			cfg.Products, cfg.Customers, cfg.Stores, cfg.Days = tc.products, tc.customers, tc.stores, 3
+			products := map[string]bool{}
+			events := 0
+			err := Generate(cfg, func(r *engine.Record) error {
+				switch r.Op {
+				case engine.OpProduct:
+					products[r.Product.ID] = true
+				case engine.OpEvent:
+					events++
+					if p := r.Event.Product; p != "" && !products[p] {
+						return fmt.Errorf("event on unknown product %q", p)
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.customers >= 10 && events == 0 {
+				t.Errorf("%d customers made no events", tc.customers)
+			}
+		})
+	}
+}

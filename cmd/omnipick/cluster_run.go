@@ -82,6 +82,10 @@ func runCluster(args []string) error {
 		if *demo && i == 0 {
 			a = append(a, "-demo")
 		}
+		// The nodes share this machine: each takes its share of serve's
+		// default memory limit (a -memory-limit-percent in -serve-flags
+		// comes later and wins).
+		a = append(a, "-memory-limit-percent", strconv.Itoa(max(1, defaultMemoryLimitPercent / *nodes)))
 		a = append(a, strings.Fields(*extra)...)
 		cmd := exec.Command(self, a...)
 		cmd.Stdout, cmd.Stderr = logf, logf

@@ -95,6 +95,14 @@ func TestClusterBinarySIGKILL(t *testing.T) {
 	if len(urls) != 3 {
 		t.Fatalf("want 3 nodes, got %v", urls)
 	}
+	// Three nodes on one machine: each takes a third of serve's memory limit.
+	for i := range urls {
+		b, _ := os.ReadFile(filepath.Join(dir, fmt.Sprintf("n%d", i+1), "serve.log"))
+		if !strings.Contains(string(b), `msg="memory limit"`) ||
+			!strings.Contains(string(b), "percent=28 ") && !strings.Contains(string(b), "source=GOMEMLIMIT") {
+			t.Errorf("node n%d did not take a third of the memory limit:\n%s", i+1, b)
+		}
+	}
 	hc := &http.Client{Timeout: 60 * time.Second}
 	defer hc.CloseIdleConnections()
 	for i, u := range urls {

@@ -100,6 +100,10 @@ func readLimit(fsys fs.FS, name string) (int64, bool) {
 	return n, err == nil && n > 0 && n < noMemLimit
 }
 
+// defaultMemoryLimitPercent is serve's -memory-limit-percent: enough head
+// room for the kernel and the page cache the snapshots go through.
+const defaultMemoryLimitPercent = 85
+
 // setMemoryLimit sets the runtime's soft memory limit to percent of
 // machineMemory, unless env (GOMEMLIMIT's value) is set, which the
 // runtime has applied already, or percent is 0. It logs what it decided.

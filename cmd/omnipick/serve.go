@@ -47,7 +47,7 @@ func runServe(args []string) error {
 	logJSON := fs.Bool("log-json", false, "log JSON lines instead of text")
 	freqCap := fs.String("frequency-cap", "3/48h", "an item shown COUNT times within WINDOW, on any channel, ranks below unshown ones: COUNT/WINDOW, then CHANNEL=COUNT/WINDOW overrides, e.g. '3/48h,email=5/7d'")
 	repurchase := fs.String("repurchase", "", "category prefixes whose bought items may be recommended again after a window, e.g. 'beauty/=30d,grocery/=7d' (others never, unless returned)")
-	memLimitPct := fs.Int("memory-limit-percent", 85, "set the Go runtime's soft memory limit to this share of the memory the process may use (the machine's, or its cgroup's limit if lower), so that it collects harder rather than grow past it; 0: none. GOMEMLIMIT, when set, wins")
+	memLimitPct := fs.Int("memory-limit-percent", defaultMemoryLimitPercent, "set the Go runtime's soft memory limit to this share of the memory the process may use (the machine's, or its cgroup's limit if lower), so that it collects harder rather than grow past it; 0: none. GOMEMLIMIT, when set, wins")
 	adminAddr := fs.String("admin-addr", "", "serve net/http/pprof on this loopback address (e.g. 127.0.0.1:6060); off when empty")
 	cf := addClusterFlags(fs)
 	if err := parseFlags(fs, args); err != nil {

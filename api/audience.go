@@ -79,11 +79,8 @@ func (s *Server) handleAudience(ctx *fasthttp.RequestCtx, name []byte) {
 		writeError(ctx, fasthttp.StatusBadRequest, msg, field)
 		return
 	}
-	for _, l := range req.locations {
-		if !s.opts.Engine.KnownLocation(l) {
-			writeError(ctx, fasthttp.StatusBadRequest, unknownLocationMsg(s.opts.Engine, l), "location")
-			return
-		}
+	if refuseUnknownLocation(ctx, s.opts.Engine, req.locations) {
+		return
 	}
 	req.coding = negotiateCoding(ctx.Request.Header.Peek("Accept-Encoding"))
 

@@ -79,11 +79,8 @@ func (s *Server) handleFeed(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, "location must be at most 100 comma-separated ids of at most 256 bytes each", "location")
 		return
 	}
-	for _, l := range names {
-		if !s.opts.Engine.KnownLocation(l) { // as picks and audiences say it: with the known ones
-			writeError(ctx, fasthttp.StatusBadRequest, unknownLocationMsg(s.opts.Engine, l), "location")
-			return
-		}
+	if refuseUnknownLocation(ctx, s.opts.Engine, names) {
+		return
 	}
 	locs, err := s.opts.Engine.ResolveLocations(nil, names)
 	if err != nil { // a location removed since the check

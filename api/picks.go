@@ -49,13 +49,8 @@ func (s *Server) handlePicks(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, msg, field)
 		return
 	}
-	for _, l := range pr.q.Locations {
-		if !s.opts.Engine.KnownLocation(l) {
-			// A typo would otherwise answer no picks at all, silently: a
-			// store screen showing nothing.
-			writeError(ctx, fasthttp.StatusBadRequest, unknownLocationMsg(s.opts.Engine, l), "location")
-			return
-		}
+	if refuseUnknownLocation(ctx, s.opts.Engine, pr.q.Locations) {
+		return
 	}
 	defer clear(pr.picks) // drop item pointers so pooled requests do not pin old catalog entries
 	if pr.campaign == "" {
@@ -81,6 +76,20 @@ func (s *Server) handlePicks(ctx *fasthttp.RequestCtx) {
 	pr.out = appendPicksJSON(pr.out[:0], &pr.q, pr.picks, took, &s.items)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(pr.out)
+}
+
+// refuseUnknownLocation answers 400 naming the first of locs the engine
+// does not know, and the known ones, and reports whether it did: a typo
+// would otherwise answer nothing at all, silently (a store screen showing
+// nothing, an empty feed or audience).
+func refuseUnknownLocation(ctx *fasthttp.RequestCtx, e *engine.Engine, locs []string) bool {
+	for _, l := range locs {
+		if !e.KnownLocation(l) {
+			writeError(ctx, fasthttp.StatusBadRequest, unknownLocationMsg(e, l), "location")
+			return true
+		}
+	}
+	return false
 }
 
 // unknownLocationMsg says that location id is unknown and names the known

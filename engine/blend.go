@@ -186,11 +186,7 @@ func (e *Engine) blendExamples(ev *Event, bought uint32) *picker {
 		}
 		p := c.item.Dense
 		h := e.idx.Hot(p)
-		var flags uint8
-		var rel float32
-		if sl := pk.slots.get(p, pk.epoch); sl != nil {
-			flags, rel = sl.flags, sl.rel
-		}
+		flags, rel := pk.sourceOf(p)
 		var x features
 		pk.terms(e, p, &h, c.item, flags, rel, &x)
 		if p == bought {

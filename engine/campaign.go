@@ -201,30 +201,22 @@ func (e *Engine) appendItemIDs(dst []string, ps []uint32) []string {
 func (e *Engine) keepEligible(dst []Pick, q *Query, items []uint32) (_ []Pick, holes int) {
 	pk := e.pickers.Get().(*picker)
 	defer e.pickers.Put(pk)
-	ch := pk.begin(e, q)
+	pk.begin(e, q)
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	pk.reset(e.idx.Products(), e.idx.Facets())
-	e.loadProfile(pk, q)
-	if !e.loadQuery(pk, q) {
-		return dst, len(items)
-	}
-	pk.loadPopularity(e)
 	// The same personal sources as PicksInto, so a kept slot keeps the
 	// reason and relation strength it was chosen for (scoring it on cart
 	// and views alone turned a related scarf into "affinity" at reopen).
-	e.proposePersonal(pk, ch)
+	if !e.preparePersonal(pk, q) {
+		return dst, len(items)
+	}
 	for _, p := range items {
 		it := e.idx.ItemAt(p)
 		if !pk.eligible(e, it) {
 			holes++
 			continue
 		}
-		var flags uint8
-		var rel float32
-		if s := pk.slots.get(p, pk.epoch); s != nil {
-			flags, rel = s.flags, s.rel
-		}
+		flags, rel := pk.sourceOf(p)
 		score, reason, _ := pk.score(e, it, flags, rel)
 		dst = append(dst, pk.pick(cand{item: it, score: score, reason: reason}, e.idx))
 	}

@@ -34,26 +34,16 @@ type ScoreParts struct {
 func (e *Engine) ExplainPicks(dst []ScoreParts, q *Query, picks []Pick) []ScoreParts {
 	pk := e.pickers.Get().(*picker)
 	defer e.pickers.Put(pk)
-	ch := pk.begin(e, q)
+	pk.begin(e, q)
 
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	pk.reset(e.idx.Products(), e.idx.Facets())
-	e.loadProfile(pk, q)
-	ok := e.loadQuery(pk, q)
-	pk.loadPopularity(e)
-	if ok {
-		e.proposePersonal(pk, ch)
-	}
+	e.preparePersonal(pk, q) // on false, the picks are scored without personal sources
 	for _, p := range picks {
 		var parts ScoreParts
 		if p.Item != nil {
 			d := p.Item.Dense
-			var flags uint8
-			var rel float32
-			if sl := pk.slots.get(d, pk.epoch); sl != nil {
-				flags, rel = sl.flags, sl.rel
-			}
+			flags, rel := pk.sourceOf(d)
 			h := e.idx.Hot(d)
 			pk.scoreHot(e, d, &h, p.Item, flags, rel, &parts)
 		}

@@ -182,15 +182,10 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 // may change the best k. It returns false when nothing can qualify.
 // e.mu must be held (shared).
 func (e *Engine) gather(pk *picker, q *Query, k int) bool {
-	pk.reset(e.idx.Products(), e.idx.Facets())
-	e.loadProfile(pk, q)
-	if !e.loadQuery(pk, q) {
+	// 1. Personal sources.
+	if !e.preparePersonal(pk, q) {
 		return false
 	}
-	pk.loadPopularity(e)
-
-	// 1. Personal sources.
-	e.proposePersonal(pk, pk.channel)
 	e.touch(pk, pk.ids)
 	for _, p := range pk.ids {
 		s := pk.slots.get(p, pk.epoch)
@@ -233,6 +228,32 @@ func (pk *picker) begin(e *Engine, q *Query) Channel {
 		}
 	}
 	return ch
+}
+
+// preparePersonal loads into pk (begun for q) the customer's profile, the
+// query's filters and the popularity scale, and proposes the personal
+// sources' products: what PicksInto, ExplainPicks and a campaign's kept
+// slots all start from, so each scores a product alike. It returns false
+// when the query can match nothing (an unknown location or category).
+// e.mu must be held (shared).
+func (e *Engine) preparePersonal(pk *picker, q *Query) bool {
+	pk.reset(e.idx.Products(), e.idx.Facets())
+	e.loadProfile(pk, q)
+	ok := e.loadQuery(pk, q)
+	pk.loadPopularity(e)
+	if ok {
+		e.proposePersonal(pk, pk.channel)
+	}
+	return ok
+}
+
+// sourceOf returns how the personal sources proposed p: its source flags
+// and relation strength, zero when none did.
+func (pk *picker) sourceOf(p uint32) (flags uint8, rel float32) {
+	if s := pk.slots.get(p, pk.epoch); s != nil {
+		return s.flags, s.rel
+	}
+	return 0, 0
 }
 
 // proposePersonal proposes the personal sources' products: the related

@@ -322,9 +322,7 @@ func (n *Node) joinStream(ctx context.Context) error {
 		Replicas: n.opts.Replicas, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute,
 		Metadata: map[string]string{partitionsKey: strconv.Itoa(n.opts.Partitions)},
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	return n.untilAnswered(ctx, "JetStream", func(cctx context.Context) (bool, error) {
 		s, err := n.js.Stream(cctx, cfg.Name)
 		if errors.Is(err, jetstream.ErrStreamNotFound) {
 			s, err = n.js.CreateStream(cctx, cfg)
@@ -332,19 +330,33 @@ func (n *Node) joinStream(ctx context.Context) error {
 				s, err = n.js.Stream(cctx, cfg.Name)
 			}
 		}
+		if err != nil {
+			return true, fmt.Errorf("cannot create or find stream %s: %w", cfg.Name, err)
+		}
+		p, perr := strconv.Atoi(s.CachedInfo().Config.Metadata[partitionsKey])
+		if perr != nil || p <= 0 {
+			return false, fmt.Errorf("stream %s has no valid %s in its metadata: %w", cfg.Name, partitionsKey, ErrBadMessage)
+		}
+		n.stream, n.partitions = s, p
+		return false, nil
+	})
+}
+
+// untilAnswered calls try, with 10 s for each call, until it succeeds or
+// fails for good (retry false), ctx ends or a minute has passed: a new
+// JetStream cluster answers its API only once it has elected a meta
+// leader, a few seconds after its servers start. what names the wait in
+// the log.
+func (n *Node) untilAnswered(ctx context.Context, what string, try func(context.Context) (retry bool, err error)) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		retry, err := try(cctx)
 		cancel()
-		if err == nil {
-			p, perr := strconv.Atoi(s.CachedInfo().Config.Metadata[partitionsKey])
-			if perr != nil || p <= 0 {
-				return fmt.Errorf("stream %s has no valid %s in its metadata: %w", cfg.Name, partitionsKey, ErrBadMessage)
-			}
-			n.stream, n.partitions = s, p
-			return nil
+		if err == nil || !retry || ctx.Err() != nil || time.Now().After(deadline) {
+			return err
 		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			return fmt.Errorf("cannot create or find stream %s: %w", cfg.Name, err)
-		}
-		n.opts.Log.Info("waiting for JetStream", "err", err)
+		n.opts.Log.Info("waiting for "+what, "err", err)
 		select {
 		case <-ctx.Done():
 		case <-time.After(250 * time.Millisecond):

@@ -36,9 +36,7 @@ func (n *Node) bucketName() string { return n.opts.Stream + "_SNAPSHOTS" }
 func (n *Node) openBucket(ctx context.Context) error {
 	cfg := jetstream.ObjectStoreConfig{Bucket: n.bucketName(), Description: "omnipick cluster snapshots",
 		Storage: jetstream.FileStorage, Replicas: n.stream.CachedInfo().Config.Replicas}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	return n.untilAnswered(ctx, "the snapshot bucket", func(cctx context.Context) (bool, error) {
 		obs, err := n.js.ObjectStore(cctx, cfg.Bucket)
 		if errors.Is(err, jetstream.ErrBucketNotFound) {
 			obs, err = n.js.CreateObjectStore(cctx, cfg)
@@ -46,20 +44,12 @@ func (n *Node) openBucket(ctx context.Context) error {
 				obs, err = n.js.ObjectStore(cctx, cfg.Bucket)
 			}
 		}
-		cancel()
-		if err == nil {
-			n.obs = obs
-			return nil
+		if err != nil {
+			return true, fmt.Errorf("cannot create or find snapshot bucket %s: %w", cfg.Bucket, err)
 		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			return fmt.Errorf("cannot create or find snapshot bucket %s: %w", cfg.Bucket, err)
-		}
-		n.opts.Log.Info("waiting for the snapshot bucket", "err", err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(250 * time.Millisecond):
-		}
-	}
+		n.obs = obs
+		return false, nil
+	})
 }
 
 // sharedSeqs lists the sequences of the shared snapshots, oldest first.

@@ -85,6 +85,7 @@ func (e *Engine) applyProduct(p *Product) error {
 	e.syncFacets()
 	e.scans.catalogChanged()
 	e.rel.grow(e.idx.Products())
+	e.pop.grow(e.idx.Products())
 	// The product's popularity moves to the top lists of its new facets.
 	if old != nil {
 		ls := e.pop.value(it.Dense)

@@ -115,7 +115,7 @@ func New(opts Options) *Engine {
 		e.capHorizon = max(e.capHorizon, uint32(c.Window.Seconds()))
 	}
 	e.rel.max = opts.MaxRelated
-	e.pop.idx, e.pop.halfLife = e.idx, opts.PopularityHalfLife.Seconds()
+	e.pop.halfLife = opts.PopularityHalfLife.Seconds()
 	e.pickers.New = func() any { return new(picker) }
 	e.blend.w = initialWeights(&e.opts)
 	e.nb.init(&e.opts)

@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"fmt"
 	"math"
 	"testing"
 )
@@ -74,18 +73,8 @@ func TestSiblings(t *testing.T) {
 // TestNormalizeRelated checks the item-CF normalisation of relations on a
 // hand-computed case: weight / (1 + popularity)^0.5.
 func TestNormalizeRelated(t *testing.T) {
-	// Four products, dense ids 0 to 3: popularity lives in their hot records.
-	catalog := func(e *Engine) {
-		for i := range 4 {
-			id := fmt.Sprint("p", i)
-			mustApply(t, e, Record{Op: OpProduct, Product: Product{ID: id, Variants: []Variant{{SKU: id}}}})
-			if it, _ := e.idx.Item(id); it.Dense != uint32(i) {
-				t.Fatalf("%s has dense id %d", id, it.Dense)
-			}
-		}
-	}
 	e := New(Options{RelatedPopNorm: 0.5})
-	catalog(e)
+	e.pop.grow(4)
 	const now = 1000
 	e.pop.add(1, 8, now) // product 1: popularity 8 now; 2 and 3: none
 	pk := &picker{now: now, popDecay: e.pop.decayDown(now), rels: []relEntry{{p: 1, w: 4}, {p: 3, w: 2}, {p: 2, w: 2}}}
@@ -102,7 +91,7 @@ func TestNormalizeRelated(t *testing.T) {
 	}
 	// Another exponent takes the general path: 4/9 = 0.444, 2/1.
 	e2 := New(Options{RelatedPopNorm: 1})
-	catalog(e2)
+	e2.pop.grow(4)
 	e2.pop.add(1, 8, now)
 	pk.rels = []relEntry{{p: 1, w: 4}, {p: 2, w: 2}}
 	pk.popDecay = e2.pop.decayDown(now)

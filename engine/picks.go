@@ -293,14 +293,17 @@ func (e *Engine) proposePersonal(pk *picker, ch Channel) {
 	}
 }
 
-// touch loads the hot records (with their popularity) of the products in
-// ids before they are considered, so that their cache misses overlap (at
-// a million products nearly every candidate's are misses) instead of
+// touch loads the hot records and popularity of the products in ids
+// before they are considered, so that their cache misses overlap (at a
+// million products nearly every candidate's are misses) instead of
 // coming one after another.
 func (e *Engine) touch(pk *picker, ids []uint32) {
 	var acc uint64
 	for _, p := range ids {
 		acc += uint64(e.idx.Touch(p))
+		if int(p) < len(e.pop.val) {
+			acc += e.pop.val[p].Load()
+		}
 	}
 	pk.sink += acc
 }

@@ -37,7 +37,7 @@ func (pk *picker) eligible(e *Engine, it *index.Item) bool {
 // the rest come from h, the purchase and exclusion lists and the stock
 // bitmaps, so that a candidate costs one cache line of the catalog.
 func (pk *picker) eligibleHot(e *Engine, p uint32, h *index.Hot) *index.Item {
-	if !h.Known() || !h.Active() {
+	if !h.Known || !h.Active {
 		return nil
 	}
 	if slices.Contains(pk.excl, p) {
@@ -52,8 +52,8 @@ func (pk *picker) eligibleHot(e *Engine, p uint32, h *index.Hot) *index.Item {
 		return nil
 	}
 	size := index.AnySize
-	if g := h.Group(); int(g) < len(pk.wear) {
-		size = pk.wear[g]
+	if int(h.Group) < len(pk.wear) {
+		size = pk.wear[h.Group]
 	}
 	inStock := false
 	for _, l := range pk.locs {
@@ -166,8 +166,8 @@ func (pk *picker) terms(e *Engine, p uint32, h *index.Hot, it *index.Item, flags
 	}
 	var dot, shared float64
 	var bits uint8
-	facets, spilled := h.Facets()
-	if spilled {
+	facets := h.Facets[:min(int(h.NFacets), index.HotFacets)]
+	if h.NFacets == index.HotSpill {
 		facets = it.Facets
 	}
 	for _, f := range facets {

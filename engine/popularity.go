@@ -3,8 +3,6 @@ package engine
 import (
 	"math"
 	"sync/atomic"
-
-	"github.com/omnipick/omnipick/index"
 )
 
 // popularity keeps a time-decayed count per product as its value at a
@@ -15,11 +13,9 @@ import (
 // picks call turns a value into the count now with one multiplication by
 // its decayDown(): no exp per candidate, where the log-scores kept before
 // (log2 v(t) + t/halfLife, the same thing with the decay as an offset)
-// cost an Exp2 per candidate to turn back into a count. Each value is a
-// float64 kept in the index beside the product's hot record
-// (index.Index.Pop: a candidate's popularity then costs no cache miss of
-// its own) and updated with compare-and-swap; 0 means none (the product
-// never seen, or its count fell to nothing).
+// cost an Exp2 per candidate to turn back into a count. Each value is a float64
+// updated with compare-and-swap; 0 means none (the product never seen, or
+// its count fell to nothing).
 //
 // ref is an integer, moved forward only by rebase, under the engine's
 // write lock, when events get more than maxPopOffset half-lives past it
@@ -27,12 +23,9 @@ import (
 // score is then multiplied by an exact power of two, so their order is
 // kept and the same records in the same order give the same values.
 type popularity struct {
-	// idx holds the values (float64 bits): the engine's index, set with
-	// Engine.idx. A value is read and written atomically under the
-	// engine's lock, shared: the index grows only under it exclusively.
-	idx      *index.Index
-	ref      atomic.Uint64 // float64 bits; written only under the engine's write lock
-	halfLife float64       // seconds
+	val      []atomic.Uint64 // float64 bits; grows only under the engine's write lock
+	ref      atomic.Uint64   // float64 bits; written only under the engine's write lock
+	halfLife float64         // seconds
 }
 
 // maxPopOffset bounds how far past ref an event may be, in half-lives,
@@ -43,6 +36,17 @@ const maxPopOffset = 64
 // minPopValue is the count at or below which a product's popularity is
 // dropped (a negative weight, a return, took it to nothing).
 const minPopValue = 1e-9
+
+func (p *popularity) grow(n int) {
+	if n <= len(p.val) {
+		return
+	}
+	val := make([]atomic.Uint64, n+n/4+16)
+	for i := range p.val {
+		val[i].Store(p.val[i].Load())
+	}
+	p.val = val
+}
 
 func (p *popularity) refHL() float64 { return math.Float64frombits(p.ref.Load()) }
 
@@ -73,10 +77,9 @@ func (p *popularity) rebase(t uint32) (shift int) {
 		return 0
 	}
 	shift = int(next - ref)
-	for d := range uint32(p.idx.Products()) {
-		w := p.idx.Pop(d)
-		if bits := atomic.LoadUint64(w); bits != 0 {
-			atomic.StoreUint64(w, math.Float64bits(math.Ldexp(math.Float64frombits(bits), -shift)))
+	for i := range p.val {
+		if bits := p.val[i].Load(); bits != 0 {
+			p.val[i].Store(math.Float64bits(math.Ldexp(math.Float64frombits(bits), -shift)))
 		}
 	}
 	p.ref.Store(math.Float64bits(next))
@@ -86,18 +89,17 @@ func (p *popularity) rebase(t uint32) (shift int) {
 // add adds w (may be negative) at time t (seconds) and returns the new
 // value (0: none).
 func (p *popularity) add(d uint32, w float64, t uint32) float64 {
-	word := p.idx.Pop(d)
-	if word == nil {
+	if int(d) >= len(p.val) {
 		return 0
 	}
 	g := math.Exp2(p.offset(t)) // the value of a count of 1 at time t
 	for {
-		old := atomic.LoadUint64(word)
+		old := p.val[d].Load()
 		v := math.Float64frombits(old) + w*g
 		if !(v > minPopValue*g) {
 			v = 0
 		}
-		if atomic.CompareAndSwapUint64(word, old, math.Float64bits(v)) {
+		if p.val[d].CompareAndSwap(old, math.Float64bits(v)) {
 			return v
 		}
 	}
@@ -105,15 +107,11 @@ func (p *popularity) add(d uint32, w float64, t uint32) float64 {
 
 // value returns product d's value at the reference time (0 if none).
 func (p *popularity) value(d uint32) float64 {
-	return math.Float64frombits(p.idx.PopBits(d))
+	if int(d) >= len(p.val) {
+		return 0
+	}
+	return math.Float64frombits(p.val[d].Load())
 }
-
-// bits returns product d's value as float64 bits, for a snapshot.
-func (p *popularity) bits(d uint32) uint64 { return p.idx.PopBits(d) }
-
-// set sets product d's value from float64 bits (a snapshot load); d is
-// below the index's Products().
-func (p *popularity) set(d uint32, bits uint64) { atomic.StoreUint64(p.idx.Pop(d), bits) }
 
 // decayDown returns the factor that turns a value into the count at time
 // now: a value times it is the decayed count then.
@@ -146,7 +144,7 @@ func (p *popularity) fromLogScores(ls []float64) func(float64) float64 {
 		return math.Exp2(s - ref)
 	}
 	for d, s := range ls {
-		p.set(uint32(d), math.Float64bits(conv(s)))
+		p.val[d].Store(math.Float64bits(conv(s)))
 	}
 	return conv
 }

@@ -108,7 +108,7 @@ func (e *Engine) BeginSnapshot() *Capture {
 	c.ids = e.ids.appendSnapshot(nil)
 	c.pop = make([]uint64, c.products)
 	for p := range c.pop {
-		c.pop[p] = e.pop.bits(uint32(p))
+		c.pop[p] = e.pop.val[p].Load()
 	}
 	c.popRef = e.pop.refHL()
 	e.mu.RUnlock()
@@ -240,13 +240,14 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.idx, e.pop.idx = idx, idx
+	e.idx = idx
 	e.syncFacets()
 	products, facets := uint32(idx.Products()), uint32(idx.Facets())
 	if err := e.loadTops(r, version, products); err != nil {
 		return nil, err
 	}
 	e.rel.grow(int(products))
+	e.pop.grow(int(products))
 	if err := e.loadRelations(r, products); err != nil {
 		return nil, err
 	}
@@ -342,7 +343,7 @@ func (e *Engine) loadPopularity(r *binfmt.Reader, version byte, products uint32)
 			if !(v >= 0) || math.IsInf(v, 0) {
 				return badSnapshot("popularity %v of product %d", v, p)
 			}
-			e.pop.set(p, math.Float64bits(v))
+			e.pop.val[p].Store(math.Float64bits(v))
 		}
 		return nil
 	}

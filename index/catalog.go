@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 
 	"github.com/RoaringBitmap/roaring/v2"
 )
@@ -50,8 +49,6 @@ var (
 	ErrNoVariants      = errors.New("product has no variants")
 	ErrTooManyVariants = errors.New("product has more than 64 variants")
 	ErrDuplicateSKU    = errors.New("sku listed twice")
-	// ErrTooManySizeGroups: a new size group beyond MaxSizeGroups.
-	ErrTooManySizeGroups = errors.New("too many size groups")
 )
 
 // MaxVariants bounds the variants of one product, so a pick can describe
@@ -139,7 +136,7 @@ type Index struct {
 	// costs one fetch, not the *Item and its Facets array from wherever
 	// the heap put them (at a million products, two cache misses a
 	// candidate).
-	hot       []hotRecord // as long as items
+	hot       []Hot
 	skus      *Dict
 	skuInfo   []skuInfo
 	locations *Dict
@@ -244,77 +241,35 @@ func (x *Index) ItemAt(d uint32) *Item {
 func (x *Index) Products() int { return len(x.items) }
 
 // HotFacets is how many facets a Hot record holds inline; a product with
-// more (many tags) has them spilled (Hot.Facets reports it) and its
-// Item.Facets is read. Eight cover a three-level category, a brand and
-// four tags, or (hm) a three-level category and five tags.
-const HotFacets = 8
-
-// MaxSizeGroups bounds the size groups of a catalog: a hot record packs a
-// product's group in 24 bits.
-const MaxSizeGroups = 1 << hotGroupBits
-
-// Hot is what ranking reads of a product, in 56 bytes: with the product's
-// popularity word beside it (hotRecord) one 64-byte cache line.
-type Hot struct {
-	Price  float64
-	online uint64 // by size ordinal (stockbits.go): in stock online in that size
-	Leaf   uint32 // facet id of the full category path
-	// meta packs the size group (the low hotGroupBits bits), the facets
-	// inline (4 bits: 0 to HotFacets, or hotSpill), known and active.
-	meta   uint32
-	facets [HotFacets]uint32
-}
-
+// more (many tags) has NFacets == HotSpill and its Item.Facets is read.
+// Eight cover a three-level category, a brand and four tags.
 const (
-	hotGroupBits = 24
-	hotGroupMask = 1<<hotGroupBits - 1
-	hotNShift    = hotGroupBits
-	hotSpill     = 0xf
-	hotKnown     = 1 << 28 // the product is in the catalog (not only referenced)
-	hotActive    = 1 << 29
+	HotFacets = 8
+	HotSpill  = 0xff
 )
 
-// Group returns the product's dense size-group id.
-func (h *Hot) Group() uint32 { return h.meta & hotGroupMask }
-
-// Known reports whether the product is in the catalog (not only referenced).
-func (h *Hot) Known() bool { return h.meta&hotKnown != 0 }
-
-// Active reports whether the product may be picked.
-func (h *Hot) Active() bool { return h.meta&hotActive != 0 }
-
-// Facets returns the product's facets held inline, or spilled true when it
-// has more than HotFacets (then its Item.Facets holds them all).
-func (h *Hot) Facets() (facets []uint32, spilled bool) {
-	n := int(h.meta>>hotNShift) & 0xf
-	if n == hotSpill {
-		return nil, true
-	}
-	return h.facets[:min(n, HotFacets)], false
-}
-
-// hotRecord is a product's Hot and its popularity word: one cache line
-// (the array is allocated whole, so at a 64-byte boundary from its first
-// record). pop is its owner's (Index.Pop), read and written atomically
-// only: a copy of the Hot never reads it, so ranking may copy a Hot while
-// events update the word.
-type hotRecord struct {
-	Hot
-	pop uint64
+// Hot is what ranking reads of a product, in 64 bytes.
+type Hot struct {
+	Price   float64
+	Group   uint32 // dense size-group id
+	Leaf    uint32 // facet id of the full category path
+	Active  bool
+	Known   bool  // the product is in the catalog (not only referenced)
+	NFacets uint8 // facets inline, or HotSpill
+	_       uint8
+	online  uint64 // by size ordinal (stockbits.go): in stock online in that size
+	Facets  [HotFacets]uint32
 }
 
 // hotOf returns it's hot record, without stock: the caller refreshes
 // stock bits after (or a snapshot load sets them from the quantities).
 func (x *Index) hotOf(it *Item) Hot {
-	h := Hot{Price: it.Price, Leaf: it.Leaf, meta: it.Group | hotKnown}
-	if it.Active {
-		h.meta |= hotActive
+	h := Hot{Price: it.Price, Group: it.Group, Leaf: it.Leaf, Active: it.Active, Known: true}
+	if len(it.Facets) > HotFacets {
+		h.NFacets = HotSpill
+		return h
 	}
-	n := uint32(hotSpill)
-	if len(it.Facets) <= HotFacets {
-		n = uint32(copy(h.facets[:], it.Facets))
-	}
-	h.meta |= n << hotNShift
+	h.NFacets = uint8(copy(h.Facets[:], it.Facets))
 	return h
 }
 
@@ -324,7 +279,7 @@ func (x *Index) Hot(p uint32) Hot {
 	if int(p) >= len(x.hot) {
 		return Hot{}
 	}
-	return x.hot[p].Hot
+	return x.hot[p]
 }
 
 // Touch reads a word of product p's hot record and returns it, for a
@@ -336,29 +291,7 @@ func (x *Index) Touch(p uint32) uint32 {
 	if int(p) >= len(x.hot) {
 		return 0
 	}
-	return x.hot[p].meta
-}
-
-// Pop returns the address of product p's popularity word, nil beyond the
-// catalog (p >= Products()). The index only keeps it, beside p's hot
-// record so that ranking reads both in one cache line: its owner (the
-// engine's popularity, as float64 bits) reads and writes it atomically,
-// under the same lock as its other reads (the word's address is stable
-// until the next write to the index). A product's word starts at 0 and
-// survives upserts of the product.
-func (x *Index) Pop(p uint32) *uint64 {
-	if int(p) >= len(x.hot) {
-		return nil
-	}
-	return &x.hot[p].pop
-}
-
-// PopBits returns product p's popularity word (0 beyond the catalog).
-func (x *Index) PopBits(p uint32) uint64 {
-	if int(p) >= len(x.hot) {
-		return 0
-	}
-	return atomic.LoadUint64(&x.hot[p].pop)
+	return x.hot[p].Group
 }
 
 // SKUs is the number of known SKUs.
@@ -490,10 +423,10 @@ func (x *Index) upsert(it *Item, refresh bool) error {
 	x.setFacets(it)
 	x.internVariants(it)
 	x.items[pd] = it
-	for len(x.hot) < len(x.items) {
-		x.hot = append(x.hot, hotRecord{})
+	for int(pd) >= len(x.hot) {
+		x.hot = append(x.hot, Hot{})
 	}
-	x.hot[pd].Hot = x.hotOf(it) // the popularity word stays
+	x.hot[pd] = x.hotOf(it)
 
 	for _, f := range it.Facets {
 		x.postings[f].Add(pd)
@@ -523,9 +456,6 @@ func (x *Index) validate(it *Item) error {
 	}
 	if len(it.Variants) > MaxVariants {
 		return ErrTooManyVariants
-	}
-	if g, ok := x.groups.Lookup(it.SizeGroup); ok && g >= MaxSizeGroups || !ok && x.groups.Len() >= MaxSizeGroups {
-		return ErrTooManySizeGroups
 	}
 	pd, known := x.products.Lookup(it.ID)
 	for i, v := range it.Variants {

@@ -11,8 +11,8 @@ import (
 // activity, size group, leaf, facets inline or spilled) and is one cache
 // line.
 func TestHotMirrorsItem(t *testing.T) {
-	if n := unsafe.Sizeof(hotRecord{}); n != 64 {
-		t.Fatalf("a hot record is %d bytes, want one 64-byte cache line", n)
+	if n := unsafe.Sizeof(Hot{}); n != 64 {
+		t.Fatalf("Hot is %d bytes, want one 64-byte cache line", n)
 	}
 	x := New()
 	manyTags := make([]string, 12)
@@ -35,31 +35,19 @@ func TestHotMirrorsItem(t *testing.T) {
 				t.Fatal(err)
 			}
 			h := x.Hot(it.Dense)
-			if !h.Known() || h.Active() != it.Active || h.Price != it.Price || h.Group() != it.Group || h.Leaf != it.Leaf {
+			if !h.Known || h.Active != it.Active || h.Price != it.Price || h.Group != it.Group || h.Leaf != it.Leaf {
 				t.Fatalf("hot %+v for item %+v", h, it)
 			}
-			facets, spilled := h.Facets()
-			if spilled != (len(it.Facets) > HotFacets) || !spilled && !slices.Equal(facets, it.Facets) {
-				t.Fatalf("facets %v (spilled %v), want %v", facets, spilled, it.Facets)
-			}
-			// The popularity word survives upserts.
-			*x.Pop(it.Dense) += 3
-			if err := x.Upsert(&Item{ID: it.ID, Variants: it.Variants}); err != nil {
-				t.Fatal(err)
-			}
-			if got := x.PopBits(it.Dense); got != 3 {
-				t.Fatalf("popularity word %d after an upsert, want 3", got)
-			}
-			*x.Pop(it.Dense) = 0
-			if err := x.Upsert(&it); err != nil {
-				t.Fatal(err)
+			if len(it.Facets) > HotFacets {
+				if h.NFacets != HotSpill {
+					t.Fatalf("%d facets, NFacets %d, want HotSpill", len(it.Facets), h.NFacets)
+				}
+			} else if !slices.Equal(h.Facets[:h.NFacets], it.Facets) {
+				t.Fatalf("facets %v, want %v", h.Facets[:h.NFacets], it.Facets)
 			}
 		})
 	}
-	if h := x.Hot(1 << 20); h.Known() {
+	if h := x.Hot(1 << 20); h.Known {
 		t.Fatal("an unknown product is known")
-	}
-	if x.Pop(1<<20) != nil || x.PopBits(1<<20) != 0 {
-		t.Fatal("an unknown product has a popularity word")
 	}
 }

@@ -99,7 +99,7 @@ func (x *Index) inStockOnline(p, size uint32) (in, ok bool) {
 		return false, false
 	}
 	// A product's variants have size keys of its own group or OneSize.
-	return h.online&b != 0 && (size == OneSize || x.sizeGroup[size] == h.Group()), true
+	return h.online&b != 0 && (size == OneSize || x.sizeGroup[size] == h.Group), true
 }
 
 // setBit sets or clears bit i of bits, growing it to set.

@@ -55,7 +55,22 @@ import (
 // Version 6 is version 5 followed by the user-neighbour signal's baskets
 // and buyers (neighbours.appendSnapshot); an older snapshot loads with
 // none, as if no customer had bought anything while it was on.
-const engineSnapshotVersion = 6
+//
+// Version 7 is version 6 with the big parts length-prefixed, so that a
+// restart loads the index, the relations and every profile section at
+// the same time, on GOMAXPROCS goroutines (snapshot_load.go), instead of
+// one after another. The counts the index holds come first, so the parts
+// after it are checked without it; the rest is as in version 6:
+//
+//	version:byte
+//	products:u  facets:u                  the index's counts
+//	index:      len:u  the index snapshot
+//	tops, global, excluded                as in version 6
+//	relations:  len:u  (nproducts:u nproducts×(n:u n×(product:u weight:f32)))
+//	popularity, applied                   as in version 6
+//	profiles:   nsections:u nsections×(len:u section)
+//	event ids, blend, neighbours          as in version 6
+const engineSnapshotVersion = 7
 
 // ErrBadSnapshot reports a snapshot that does not decode.
 var ErrBadSnapshot = errors.New("engine: malformed snapshot")
@@ -78,6 +93,7 @@ type Capture struct {
 	steps    uint64
 	nb       []byte // the neighbour signal, captured at once
 	products int
+	facets   int
 }
 
 // BeginSnapshot starts a snapshot of the engine as it is now. The caller
@@ -88,7 +104,7 @@ func (e *Engine) BeginSnapshot() *Capture {
 	e.snapMu.Lock() // released by WriteTo
 	c := &Capture{e: e}
 	e.mu.RLock()
-	c.products = e.idx.Products()
+	c.products, c.facets = e.idx.Products(), e.idx.Facets()
 	b := make([]byte, 0, 64<<10)
 	b = binfmt.AppendUvarint(b, uint64(len(e.tops)))
 	for i := range e.tops {
@@ -157,10 +173,12 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 			total += int64(n)
 		}
 	}
-	write([]byte{engineSnapshotVersion})
 	e.mu.RLock()
 	e.captureIndexLocked()
 	e.mu.RUnlock()
+	b := []byte{engineSnapshotVersion}
+	b = binfmt.AppendUvarint(binfmt.AppendUvarint(b, uint64(c.products)), uint64(c.facets))
+	write(binfmt.AppendUvarint(b, uint64(len(e.idxSnapBytes))))
 	write(e.idxSnapBytes)
 	e.idxSnapBytes = nil
 	write(c.head)
@@ -175,7 +193,18 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 		e.rel.mu[i].Unlock()
 	}
 	e.mu.RUnlock()
-	b := binfmt.AppendUvarint(make([]byte, 0, 1<<20), uint64(c.products))
+	// Their length first, counted without encoding them: they are up to a
+	// GiB at a million products, too much to hold twice.
+	n := uvarintLen(uint64(c.products))
+	for p := range c.products {
+		l := e.rel.snapLists[p%stripes][p/stripes]
+		n += uvarintLen(uint64(len(l)))
+		for _, r := range l {
+			n += uvarintLen(uint64(r.p)) + 4
+		}
+	}
+	b = binfmt.AppendUvarint(make([]byte, 0, 1<<20), uint64(n))
+	b = binfmt.AppendUvarint(b, uint64(c.products))
 	for p := range c.products {
 		l := e.rel.snapLists[p%stripes][p/stripes]
 		b = binfmt.AppendUvarint(b, uint64(len(l)))
@@ -201,7 +230,9 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 	b = binfmt.AppendUvarint(b, uint64(e.profiles.Shards()))
 	write(b)
 	for i := range e.profiles.Shards() {
-		write(e.profiles.TakeCapture(i))
+		sec := e.profiles.TakeCapture(i)
+		write(binfmt.AppendUvarint(b[:0], uint64(len(sec))))
+		write(sec)
 	}
 	write(c.ids)
 	c.ids = nil
@@ -235,6 +266,12 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	version := r.Byte()
 	if version < 1 || version > engineSnapshotVersion {
 		return nil, fmt.Errorf("%w: version %d", ErrBadSnapshot, version)
+	}
+	if version >= 7 {
+		if err := e.loadParts(r, version); err != nil {
+			return nil, err
+		}
+		return e, nil
 	}
 	idx, err := index.LoadSnapshot(r)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -130,11 +131,50 @@ func TestSnapshotIntoOtherShardCount(t *testing.T) {
 	replayWorld(w, 0, 200)
 	opts := w.e.Options()
 	opts.Shards = 7
-	loaded, err := LoadSnapshot(opts, snapshotBytes(t, w.e))
+	snap := snapshotBytes(t, w.e)
+	loaded, err := LoadSnapshot(opts, snap)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameAnswers(t, w.e, loaded, w.now)
+	// The sections of 64 shards land in 7 in the order they were written,
+	// whatever the goroutines: the same state, the same bytes.
+	want := snapshotBytes(t, loaded)
+	for range 5 {
+		again, err := LoadSnapshot(opts, snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := snapshotBytes(t, again); !bytes.Equal(b, want) {
+			t.Fatalf("loaded again into 7 shards, the snapshot differs: %d vs %d bytes", len(b), len(want))
+		}
+	}
+}
+
+// TestSnapshotLoadsInParallel: a snapshot's parts (index, relations,
+// profile sections) load on as many goroutines as GOMAXPROCS allows, and
+// the state is the same however many there are: the same answers, the
+// same bytes written again.
+func TestSnapshotLoadsInParallel(t *testing.T) {
+	w := apparel(t)
+	w.stock("SW1-8", "store-1", 3)
+	replayWorld(w, 0, 400)
+	snap := snapshotBytes(t, w.e)
+	for _, procs := range []int{1, 2, 8} {
+		t.Run(fmt.Sprint(procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			for range 3 {
+				loaded, err := LoadSnapshot(w.e.Options(), snap)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sameAnswers(t, w.e, loaded, w.now)
+				if b := snapshotBytes(t, loaded); !bytes.Equal(b, snap) {
+					t.Fatalf("written again: %d bytes, want %d", len(b), len(snap))
+				}
+			}
+		})
+	}
 }
 
 // TestSnapshotIntoSmallerMaxRelated: a snapshot loads into an engine that
@@ -193,9 +233,20 @@ func TestSnapshotRejectsDamage(t *testing.T) {
 	w := apparel(t)
 	replayWorld(w, 0, 100)
 	snap := snapshotBytes(t, w.e)
-	for _, n := range []int{0, 1, len(snap) / 3, len(snap) / 2, len(snap) - 1} {
+	// Every cut, since version 7's parts carry their lengths: a cut
+	// inside any of them must fail, not load a shorter part.
+	for n := range len(snap) {
 		if _, err := LoadSnapshot(w.e.Options(), snap[:n]); err == nil {
 			t.Fatalf("truncated to %d of %d bytes: loaded", n, len(snap))
+		}
+	}
+	// A damaged byte anywhere (a part's length included) loads or fails,
+	// and never panics, on however many goroutines.
+	for i := range snap {
+		bad := slices.Clone(snap)
+		bad[i] ^= 0x55
+		if e, err := LoadSnapshot(w.e.Options(), bad); err == nil {
+			e.PicksInto(nil, &Query{Customer: "C1", K: 5, Now: w.now.UnixMilli()})
 		}
 	}
 	if _, err := LoadSnapshot(w.e.Options(), append(snap, 0)); !errors.Is(err, ErrBadSnapshot) {

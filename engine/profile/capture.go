@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"unsafe"
 
 	"github.com/omnipick/omnipick/index"
 	"github.com/omnipick/omnipick/internal/binfmt"
@@ -80,20 +81,42 @@ func (st *Store) Reserve(n int) {
 
 // LoadSection reads one section of profiles written in profile encoding
 // version (1 or 2) into the store, checking products and facets against
-// the given bounds. Call it before the store is shared.
+// the given bounds. Call it before the store is shared; several sections
+// may load at once, each on its own goroutine: a profile is stored under
+// its shard's lock. A section written by a store of as many shards lands
+// whole in one shard, so concurrent sections then never wait for each
+// other; the lock is held from one profile to the next while they stay in
+// the same shard, and only one lock is held at a time.
 func (st *Store) LoadSection(r *binfmt.Reader, version byte, facets, products uint32) error {
 	n := r.Count(math.MaxInt32)
+	var held *shard
+	defer func() {
+		if held != nil {
+			held.mu.Unlock()
+		}
+	}()
 	for range n {
-		kind, name := r.Byte(), r.String()
-		if r.Err() != nil || kind > 1 || name == "" {
+		// The name views the snapshot's bytes, not a copy: the shard's
+		// dictionary keeps its own copy, and a copy per profile here
+		// would be ten million allocations at the scale of issue 13.
+		kind, nb := r.Byte(), r.Bytes()
+		if r.Err() != nil || kind > 1 || len(nb) == 0 {
 			return fmt.Errorf("%w: header", ErrBadProfile)
 		}
+		name := unsafe.String(&nb[0], len(nb))
 		s, h := st.shardOf(name)
+		if s != held {
+			if held != nil {
+				held.mu.Unlock()
+			}
+			held = s
+			s.mu.Lock()
+		}
 		slot, _ := s.slotLocked(name, h, kind == 1, true)
 		pr := &s.scratch
 		rest := r.Rest()
 		if err := pr.decode(r, version, facets, products, true); err != nil {
-			return fmt.Errorf("%w: %q: %w", ErrBadProfile, name, err)
+			return fmt.Errorf("%w: %q: %w", ErrBadProfile, string(nb), err)
 		}
 		if version == Version {
 			// The arena holds profiles in this very encoding: store the

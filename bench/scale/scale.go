@@ -17,9 +17,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -350,21 +348,7 @@ func liveHeap() uint64 {
 }
 
 // rss reads the resident set size from /proc; 0 where there is none.
-func rss() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err == nil {
-				return kb << 10
-			}
-		}
-	}
-	return 0
-}
+func rss() uint64 { return procStatus("VmRSS:") }
 
 // WriteText writes the report as the bench/README table's rows.
 func (r *Report) WriteText(w io.Writer) error {
@@ -378,21 +362,27 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "memory: live heap %d MiB (catalog and stock %d MiB), RSS %d MiB; %.0f bytes/product (catalog, stock), %.0f bytes/profile (the rest: profiles, relations, popularity); full GC %v\n",
 		r.HeapAll>>20, r.HeapCatalog>>20, r.RSS>>20, per(r.HeapCatalog, r.Products), per(r.HeapAll-min(r.HeapAll, r.HeapCatalog), r.Profiles), r.GCTook.Round(time.Millisecond))
 	fmt.Fprintf(&b, "picks in-process, one goroutine, %d calls, %.2f allocs/call:\n", r.PicksN, r.AllocsPerCall)
-	names := []string{"all"}
-	for _, k := range kinds {
-		names = append(names, k.name)
-	}
-	for _, n := range names {
-		l := r.Picks[n]
-		fmt.Fprintf(&b, "  %-13s n=%-8d p50 %7.1f us  p90 %7.1f us  p99 %7.1f us  p99.9 %7.1f us  max %8.1f us\n",
-			n, l.Count, l.P50, l.P90, l.P99, l.P999, l.Max)
-	}
+	writePicks(&b, r.Picks)
 	if r.SnapshotTook > 0 {
 		fmt.Fprintf(&b, "snapshot: %d MiB raw, %d MiB on disk, %v; restart from it %v\n",
 			r.SnapshotRaw>>20, r.SnapshotBytes>>20, r.SnapshotTook.Round(time.Millisecond), r.RestartTook.Round(time.Millisecond))
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writePicks writes the picks latency lines, all calls first, then by
+// kind.
+func writePicks(b *strings.Builder, picks map[string]load.Latency) {
+	names := []string{"all"}
+	for _, k := range kinds {
+		names = append(names, k.name)
+	}
+	for _, n := range names {
+		l := picks[n]
+		fmt.Fprintf(b, "  %-13s n=%-8d p50 %7.1f us  p90 %7.1f us  p99 %7.1f us  p99.9 %7.1f us  max %8.1f us\n",
+			n, l.Count, l.P50, l.P90, l.P99, l.P999, l.Max)
+	}
 }
 
 func perSec(n int, d time.Duration) float64 {

@@ -40,6 +40,43 @@ func TestRunSmallWorld(t *testing.T) {
 	}
 }
 
+// TestReuseMeasuresAFolder: Reuse opens a folder an earlier Run left,
+// builds nothing, and measures two restarts (the folder's snapshot, then
+// its own), the memory after each and picks; the profile it asked for is
+// written, and the folder still holds the same profiles.
+func TestReuseMeasuresAFolder(t *testing.T) {
+	dir := t.TempDir()
+	built, err := Run(Options{World: smallWorld(), Dir: dir, Queries: 100, Restart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prof bytes.Buffer
+	rep, err := Reuse(Options{World: smallWorld(), Dir: dir, Queries: 2000}, &prof)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case rep.Profiles != built.Profiles || rep.Products != built.Products:
+		t.Fatalf("reused %d profiles and %d products, built %d and %d", rep.Profiles, rep.Products, built.Profiles, built.Products)
+	case rep.Open.Took <= 0 || rep.Again.Took <= 0 || rep.Open.Snapshot == "":
+		t.Fatalf("restarts: %+v, %+v", rep.Open, rep.Again)
+	case rep.Open.RSS == 0 || rep.Open.HeapLive == 0 || rep.Again.PeakRSS < rep.Again.RSS:
+		t.Fatalf("memory: %+v, %+v", rep.Open, rep.Again)
+	case rep.Picks["all"].Count != 2000 || rep.Picks["web"].Count == 0:
+		t.Fatalf("picks: %+v", rep.Picks)
+	case prof.Len() == 0:
+		t.Fatal("no CPU profile written")
+	}
+	var b bytes.Buffer
+	if err := rep.WriteText(&b); err != nil || !strings.Contains(b.String(), "restart again") {
+		t.Fatalf("report: %v\n%s", err, b.String())
+	}
+	t.Log("\n" + b.String())
+	if _, err := Reuse(Options{World: smallWorld(), Dir: t.TempDir()}, nil); err == nil {
+		t.Fatal("an empty folder measured")
+	}
+}
+
 // TestWorkersBuildTheSameProfiles: applying events from several goroutines,
 // each actor on one of them, leaves every profile as one goroutine does.
 func TestWorkersBuildTheSameProfiles(t *testing.T) {

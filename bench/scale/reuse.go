@@ -57,16 +57,7 @@ type Restart struct {
 // pruned. With cpuProfile set, the first opening's CPU profile goes
 // there.
 func Reuse(opts Options, cpuProfile io.Writer) (*RestartReport, error) {
-	if opts.Queries <= 0 {
-		opts.Queries = 200_000
-	}
-	if opts.Log == nil {
-		opts.Log = io.Discard
-	}
-	end := opts.World.Start.AddDate(0, 0, opts.World.Days)
-	if opts.Engine.Now == nil {
-		opts.Engine.Now = func() time.Time { return end }
-	}
+	opts.setDefaults()
 	if _, err := os.Stat(opts.Dir); err != nil {
 		return nil, fmt.Errorf("cannot measure the data folder: %w", err)
 	}

@@ -76,11 +76,9 @@ var kinds = []struct {
 	weight float64
 }{{"ads", 25}, {"email", 15}, {"screen", 15}, {"screen_known", 15}, {"web", 20}}
 
-// Run builds the world and measures it.
-func Run(opts Options) (*Report, error) {
-	if opts.Workers <= 0 {
-		opts.Workers = runtime.GOMAXPROCS(0)
-	}
+// setDefaults fills what Run and Reuse default: the picks calls, the log,
+// and the engine's clock at the world's end.
+func (opts *Options) setDefaults() {
 	if opts.Queries <= 0 {
 		opts.Queries = 200_000
 	}
@@ -91,6 +89,14 @@ func Run(opts Options) (*Report, error) {
 	if opts.Engine.Now == nil {
 		opts.Engine.Now = func() time.Time { return end }
 	}
+}
+
+// Run builds the world and measures it.
+func Run(opts Options) (*Report, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	opts.setDefaults()
 	st, _, err := store.Open(store.Options{Dir: opts.Dir, Engine: opts.Engine, NoBackground: true})
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the store in %s: %w", opts.Dir, err)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -56,20 +57,21 @@ import (
 // and buyers (neighbours.appendSnapshot); an older snapshot loads with
 // none, as if no customer had bought anything while it was on.
 //
-// Version 7 is version 6 with the big parts length-prefixed, so that a
+// Version 7 holds what version 6 does in length-prefixed parts, so that a
 // restart loads the index, the relations and every profile section at
-// the same time, on GOMAXPROCS goroutines (snapshot_load.go), instead of
-// one after another. The counts the index holds come first, so the parts
-// after it are checked without it; the rest is as in version 6:
+// the same time, on GOMAXPROCS goroutines, and can start on a part as
+// soon as its bytes are in (snapshot_load.go), instead of decoding each
+// to find the next. The counts the index holds come first, so the parts
+// after it are checked without it. A part is len:u and len bytes:
 //
 //	version:byte
-//	products:u  facets:u                  the index's counts
-//	index:      len:u  the index snapshot
-//	tops, global, excluded                as in version 6
-//	relations:  len:u  (nproducts:u nproducts×(n:u n×(product:u weight:f32)))
-//	popularity, applied                   as in version 6
-//	profiles:   nsections:u nsections×(len:u section)
-//	event ids, blend, neighbours          as in version 6
+//	products:u  facets:u       the index's counts
+//	index:      part           the index snapshot
+//	head:       part           tops, global, excluded
+//	relations:  part           nproducts:u nproducts×(n:u n×(product:u weight:f32))
+//	popularity: part           popularity (as version 5), applied
+//	profiles:   nsections:u nsections×part (a section each)
+//	tail:       part           event ids, blend, neighbours
 const engineSnapshotVersion = 7
 
 // ErrBadSnapshot reports a snapshot that does not decode.
@@ -173,15 +175,20 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 			total += int64(n)
 		}
 	}
+	var lenBuf [binary.MaxVarintLen64]byte
+	partLen := func(n int) { write(binfmt.AppendUvarint(lenBuf[:0], uint64(n))) }
+	part := func(b []byte) {
+		partLen(len(b))
+		write(b)
+	}
 	e.mu.RLock()
 	e.captureIndexLocked()
 	e.mu.RUnlock()
 	b := []byte{engineSnapshotVersion}
-	b = binfmt.AppendUvarint(binfmt.AppendUvarint(b, uint64(c.products)), uint64(c.facets))
-	write(binfmt.AppendUvarint(b, uint64(len(e.idxSnapBytes))))
-	write(e.idxSnapBytes)
+	write(binfmt.AppendUvarint(binfmt.AppendUvarint(b, uint64(c.products)), uint64(c.facets)))
+	part(e.idxSnapBytes)
 	e.idxSnapBytes = nil
-	write(c.head)
+	part(c.head)
 	c.head = nil
 
 	// Relations, in product order, from the stripes' captured lists. The
@@ -203,8 +210,8 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 			n += uvarintLen(uint64(r.p)) + 4
 		}
 	}
-	b = binfmt.AppendUvarint(make([]byte, 0, 1<<20), uint64(n))
-	b = binfmt.AppendUvarint(b, uint64(c.products))
+	partLen(n)
+	b = binfmt.AppendUvarint(make([]byte, 0, 1<<20), uint64(c.products))
 	for p := range c.products {
 		l := e.rel.snapLists[p%stripes][p/stripes]
 		b = binfmt.AppendUvarint(b, uint64(len(l)))
@@ -216,10 +223,11 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 			b = b[:0]
 		}
 	}
+	write(b)
 	for i := range stripes {
 		e.rel.snapLists[i] = nil
 	}
-	b = binfmt.AppendFloat(b, c.popRef)
+	b = binfmt.AppendFloat(b[:0], c.popRef)
 	b = binfmt.AppendUvarint(b, uint64(c.products))
 	for _, bits := range c.pop {
 		b = binfmt.AppendFloat(b, math.Float64frombits(bits))
@@ -227,22 +235,20 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 	for _, n := range c.counts {
 		b = binfmt.AppendUvarint(b, n)
 	}
-	b = binfmt.AppendUvarint(b, uint64(e.profiles.Shards()))
-	write(b)
+	part(b)
+	partLen(e.profiles.Shards())
 	for i := range e.profiles.Shards() {
-		sec := e.profiles.TakeCapture(i)
-		write(binfmt.AppendUvarint(b[:0], uint64(len(sec))))
-		write(sec)
+		part(e.profiles.TakeCapture(i))
 	}
-	write(c.ids)
-	c.ids = nil
 	b = binfmt.AppendUvarint(binfmt.AppendUvarint(b[:0], c.steps), uint64(len(c.blend)))
 	for _, w := range c.blend {
 		b = binfmt.AppendFloat(b, w)
 	}
+	partLen(len(c.ids) + len(b) + len(c.nb))
+	write(c.ids)
 	write(b)
 	write(c.nb)
-	c.nb = nil
+	c.ids, c.nb = nil, nil
 	if err != nil {
 		return total, fmt.Errorf("cannot write engine snapshot: %w", err)
 	}
@@ -268,7 +274,8 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 		return nil, fmt.Errorf("%w: version %d", ErrBadSnapshot, version)
 	}
 	if version >= 7 {
-		if err := e.loadParts(r, version); err != nil {
+		p := &parts{data: data, pos: 1, arrived: func(int) error { return nil }}
+		if err := e.loadParts(p, version); err != nil {
 			return nil, err
 		}
 		return e, nil

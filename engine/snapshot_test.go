@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"reflect"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -300,5 +302,78 @@ func TestSnapshotKeepsAttributesAndStoreNames(t *testing.T) {
 	}
 	if name, _ := loaded.LocationName("store-1"); name != "Omnipick Berlin" {
 		t.Errorf("the store's name after a snapshot: %q", name)
+	}
+}
+
+// TestSnapshotLoadsAsItArrives: LoadSnapshotArriving starts on a snapshot
+// whose bytes are still coming in (another goroutine "decompressing"
+// them a chunk at a time) and gives the state LoadSnapshot gives; when
+// the bytes stop coming, at any point, it returns the reader's error
+// rather than wait forever or load what is there.
+func TestSnapshotLoadsAsItArrives(t *testing.T) {
+	w := apparel(t)
+	replayWorld(w, 0, 300)
+	snap := snapshotBytes(t, w.e)
+	errCut := errors.New("the input ended")
+	// feed copies snap into a buffer chunk bytes at a time, up to cut,
+	// and returns the buffer and its arrived function.
+	feed := func(chunk, cut int) ([]byte, func(int) error) {
+		buf := make([]byte, len(snap))
+		var mu sync.Mutex
+		cond := sync.NewCond(&mu)
+		in, done := 0, false
+		go func() {
+			for off := 0; off < cut; off += chunk {
+				end := min(off+chunk, cut)
+				mu.Lock()
+				copy(buf[off:end], snap[off:end])
+				in = end
+				cond.Broadcast()
+				mu.Unlock()
+				runtime.Gosched()
+			}
+			mu.Lock()
+			done = true
+			cond.Broadcast()
+			mu.Unlock()
+		}()
+		return buf, func(n int) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for in < n && !done {
+				cond.Wait()
+			}
+			if in < n {
+				return errCut
+			}
+			return nil
+		}
+	}
+	for _, chunk := range []int{1, 7, 64, 1000, len(snap)} {
+		buf, arrived := feed(chunk, len(snap))
+		loaded, err := LoadSnapshotArriving(w.e.Options(), buf, arrived)
+		if err != nil {
+			t.Fatalf("chunks of %d: %v", chunk, err)
+		}
+		sameAnswers(t, w.e, loaded, w.now)
+		if b := snapshotBytes(t, loaded); !bytes.Equal(b, snap) {
+			t.Fatalf("chunks of %d: written again, %d bytes, want %d", chunk, len(b), len(snap))
+		}
+	}
+	for cut := 0; cut < len(snap); cut += 1 + cut/8 {
+		buf, arrived := feed(97, cut)
+		if _, err := LoadSnapshotArriving(w.e.Options(), buf, arrived); !errors.Is(err, errCut) {
+			t.Fatalf("cut at %d of %d bytes: %v, want the reader's error", cut, len(snap), err)
+		}
+	}
+	// Older versions wait for the whole snapshot, then load as ever.
+	old, err := os.ReadFile(engineV6Fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap = old
+	buf, arrived := feed(13, len(old))
+	if _, err := LoadSnapshotArriving(w.e.Options(), buf, arrived); err != nil {
+		t.Fatalf("version 6 as it arrives: %v", err)
 	}
 }

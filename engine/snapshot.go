@@ -32,8 +32,9 @@ import (
 // A section is one profile shard's profiles, each with its id, so a
 // snapshot loads into any number of shards; engine/profile/capture.go
 // draws it, and engine/profile/encoding.go the profile encoding. The
-// profile encoding's version is the snapshot's: version 1 snapshots hold
-// version 1 profiles, versions 2 and 3 version 2 profiles.
+// profile encoding's version follows the snapshot's (profileVersion):
+// version 1 snapshots hold version 1 profiles, versions 2 to 6 version 2
+// profiles, version 7 version 3 profiles (times stored as differences).
 //
 // Version 3 is version 2 followed by the event ids applied within the
 // window (see eventIDs.appendSnapshot):
@@ -72,6 +73,9 @@ import (
 //	popularity: part           popularity (as version 5), applied
 //	profiles:   nsections:u nsections×part (a section each)
 //	tail:       part           event ids, blend, neighbours
+//
+// and its profile sections hold profile encoding version 3 (times stored
+// as differences: a profile a third smaller, in the arenas too).
 const engineSnapshotVersion = 7
 
 // ErrBadSnapshot reports a snapshot that does not decode.
@@ -306,7 +310,7 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	// hash: give each arena its share at once.
 	e.profiles.Reserve(r.Len())
 	for range sections {
-		if err := e.profiles.LoadSection(r, min(version, profile.Version), facets, products); err != nil {
+		if err := e.profiles.LoadSection(r, profileVersion(version), facets, products); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
 		}
 	}
@@ -332,6 +336,18 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 		return nil, badSnapshot("%d trailing bytes", r.Len())
 	}
 	return e, nil
+}
+
+// profileVersion is the profile encoding a snapshot of the given version
+// holds: the arenas' own from version 7 on, so those load as they are.
+func profileVersion(snapshot byte) byte {
+	switch {
+	case snapshot == 1:
+		return 1
+	case snapshot < 7:
+		return 2
+	}
+	return profile.Version
 }
 
 func badSnapshot(what string, args ...any) error {

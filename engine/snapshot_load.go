@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/omnipick/omnipick/engine/profile"
 	"github.com/omnipick/omnipick/index"
 	"github.com/omnipick/omnipick/internal/binfmt"
 )
@@ -147,7 +146,7 @@ func (e *Engine) loadParts(p *parts, version byte) error {
 	e.profiles.Reserve(len(p.data) - p.pos)
 	loadSection := func(b []byte) error {
 		return whole(b, "profile section", func(r *binfmt.Reader) error {
-			return e.profiles.LoadSection(r, min(version, profile.Version), uint32(facets), uint32(products))
+			return e.profiles.LoadSection(r, profileVersion(version), uint32(facets), uint32(products))
 		})
 	}
 	var later [][]byte

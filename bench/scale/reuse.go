@@ -23,6 +23,8 @@ type RestartReport struct {
 	Products int
 	SKUs     int
 	Profiles int
+	// ProfileBytes is the profiles' encodings, once open (engine.Stats).
+	ProfileBytes int64
 
 	Open  Restart // the folder as it was given
 	Again Restart // after this binary wrote its own snapshot
@@ -72,7 +74,7 @@ func Reuse(opts Options, cpuProfile io.Writer) (*RestartReport, error) {
 		}
 	}()
 	s := st.Engine().Stats()
-	rep.Products, rep.SKUs, rep.Profiles = s.Products, s.SKUs, s.Profiles
+	rep.Products, rep.SKUs, rep.Profiles, rep.ProfileBytes = s.Products, s.SKUs, s.Profiles, s.ProfileBytes
 	fmt.Fprintf(opts.Log, "opened %s in %v: %d profiles; heap %d MiB, RSS %d MiB (peak %d MiB)\n",
 		opts.Dir, rep.Open.Took.Round(time.Millisecond), rep.Profiles, rep.Open.HeapLive>>20, rep.Open.RSS>>20, rep.Open.PeakRSS>>20)
 
@@ -138,7 +140,8 @@ func reopen(opts Options, r *Restart, cpuProfile io.Writer) (*store.Store, error
 // WriteText writes the report as lines for bench/README.
 func (r *RestartReport) WriteText(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "folder: %s; %d products, %d SKUs, %d profiles; GOMAXPROCS %d\n", r.Dir, r.Products, r.SKUs, r.Profiles, runtime.GOMAXPROCS(0))
+	fmt.Fprintf(&b, "folder: %s; %d products, %d SKUs, %d profiles (%.0f bytes each encoded); GOMAXPROCS %d\n",
+		r.Dir, r.Products, r.SKUs, r.Profiles, per(uint64(r.ProfileBytes), r.Profiles), runtime.GOMAXPROCS(0))
 	for _, x := range []struct {
 		name string
 		r    Restart

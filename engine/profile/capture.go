@@ -80,7 +80,7 @@ func (st *Store) Reserve(n int) {
 }
 
 // LoadSection reads one section of profiles written in profile encoding
-// version (1 or 2) into the store, checking products and facets against
+// version (1, 2 or 3) into the store, checking products and facets against
 // the given bounds. Call it before the store is shared; several sections
 // may load at once, each on its own goroutine: a profile is stored under
 // its shard's lock. A section written by a store of as many shards lands

@@ -308,7 +308,7 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	sections := r.Count(math.MaxInt32)
 	// What is left is the profiles, spread evenly over the shards by
 	// hash: give each arena its share at once.
-	e.profiles.Reserve(r.Len())
+	e.profiles.Reserve(r.Len(), sections)
 	for range sections {
 		if err := e.profiles.LoadSection(r, profileVersion(version), facets, products); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)

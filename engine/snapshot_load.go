@@ -124,18 +124,9 @@ func (e *Engine) loadParts(p *parts, version byte) error {
 			return whole(b, "relations", func(r *binfmt.Reader) error { return e.loadRelations(r, uint32(products)) })
 		})
 	}
-	if b := p.part(); p.err == nil {
-		e.pop.grow(products)
-		p.err = whole(b, "popularity", func(r *binfmt.Reader) error {
-			if err := e.loadPopularity(r, version, uint32(products)); err != nil {
-				return err
-			}
-			for i := range e.applied {
-				e.applied[i].Store(r.Uvarint())
-			}
-			return nil
-		})
-	}
+	// Popularity is small: it loads once the index is in, which is the
+	// order LoadSnapshot has always kept.
+	pop := p.part()
 	// A section of a store with as many shards as this one lands whole in
 	// one shard, so sections load side by side without waiting for each
 	// other, and each shard's profiles arrive in the order they were
@@ -143,7 +134,7 @@ func (e *Engine) loadParts(p *parts, version byte) error {
 	// count the sections would interleave in the shards in no fixed order,
 	// so they load one after another, in one task.
 	n := p.count()
-	e.profiles.Reserve(len(p.data) - p.pos)
+	e.profiles.Reserve(len(p.data)-p.pos, n)
 	loadSection := func(b []byte) error {
 		return whole(b, "profile section", func(r *binfmt.Reader) error {
 			return e.profiles.LoadSection(r, profileVersion(version), uint32(facets), uint32(products))
@@ -197,7 +188,16 @@ func (e *Engine) loadParts(p *parts, version byte) error {
 	}
 	e.idx = idx
 	e.syncFacets()
-	return nil
+	e.pop.grow(products)
+	return whole(pop, "popularity", func(r *binfmt.Reader) error {
+		if err := e.loadPopularity(r, version, uint32(products)); err != nil {
+			return err
+		}
+		for i := range e.applied {
+			e.applied[i].Store(r.Uvarint())
+		}
+		return nil
+	})
 }
 
 // whole runs load on a reader of part b, which it must read whole.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"unsafe"
 
 	"github.com/omnipick/omnipick/index"
@@ -72,11 +73,14 @@ func (s *shard) captureLocked() {
 // Reserve gives the arenas room for about n bytes of profiles in all, at
 // once: loading a snapshot knows about how much the store will hold, and
 // growing towards it a quarter at a time would copy the arenas over and
-// over. Call it before the store is shared.
-func (st *Store) Reserve(n int) {
+// over. sections is how many sections the snapshot holds: as many as the
+// shards, each section is one shard's, and LoadSection sizes the shard's
+// slot tables by the section's count. Call it before the store is shared.
+func (st *Store) Reserve(n, sections int) {
 	for i := range st.shards {
 		st.shards[i].reserveLocked(n/len(st.shards) + n/len(st.shards)/16)
 	}
+	st.sectionPerShard = sections == len(st.shards)
 }
 
 // LoadSection reads one section of profiles written in profile encoding
@@ -111,6 +115,14 @@ func (st *Store) LoadSection(r *binfmt.Reader, version byte, facets, products ui
 			}
 			held = s
 			s.mu.Lock()
+			if st.sectionPerShard && len(s.refs) == 0 {
+				// This section is all this shard will hold: size its
+				// tables at once. (Not its dictionary's map: sized
+				// ahead it came out larger than grown, 19 MB more heap
+				// at 1M profiles, for no time measurably saved.)
+				s.custProf = slices.Grow(s.custProf, n)
+				s.refs = slices.Grow(s.refs, n)
+			}
 		}
 		slot, _ := s.slotLocked(name, h, kind == 1, true)
 		pr := &s.scratch

@@ -135,7 +135,10 @@ func (st *Store) LoadSection(r *binfmt.Reader, version byte, facets, products ui
 			// checked bytes as they are, without encoding again.
 			s.storeLocked(slot, pr, rest[:len(rest)-r.Len()], 0)
 		} else {
-			s.writeLocked(slot, pr)
+			// An older encoding, encoded again, with no room to grow
+			// either: loaded profiles mostly never change again.
+			s.enc = pr.appendEncoding(s.enc[:0])
+			s.storeLocked(slot, pr, s.enc, 0)
 		}
 	}
 	return r.Err()

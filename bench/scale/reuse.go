@@ -57,15 +57,15 @@ type Restart struct {
 // the ids the calls draw), then snapshots, closes and opens the folder
 // again, so the second opening reads this binary's snapshot encoding.
 // The folder changes as any store's does: a new snapshot, the oldest
-// pruned. With cpuProfile set, the first opening's CPU profile goes
-// there.
-func Reuse(opts Options, cpuProfile io.Writer) (*RestartReport, error) {
+// pruned. The openings' CPU profiles go to profiles[0] and profiles[1]
+// where they are not nil.
+func Reuse(opts Options, profiles [2]io.Writer) (*RestartReport, error) {
 	opts.setDefaults()
 	if _, err := os.Stat(opts.Dir); err != nil {
 		return nil, fmt.Errorf("cannot measure the data folder: %w", err)
 	}
 	rep := &RestartReport{Dir: opts.Dir}
-	st, err := reopen(opts, &rep.Open, cpuProfile)
+	st, err := reopen(opts, &rep.Open, profiles[0])
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +94,7 @@ func Reuse(opts Options, cpuProfile io.Writer) (*RestartReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cannot close the store: %w", err)
 	}
-	if st, err = reopen(opts, &rep.Again, nil); err != nil {
+	if st, err = reopen(opts, &rep.Again, profiles[1]); err != nil {
 		return nil, err
 	}
 	if got := st.Engine().Stats().Profiles; got != rep.Profiles {

@@ -23,7 +23,7 @@ func runScale(args []string) error {
 	dir := fs.String("data", "", "store folder for the snapshot and restart (default: a temporary folder, removed after)")
 	restart := fs.Bool("restart", true, "snapshot, close and reopen the store, timing each")
 	reuse := fs.Bool("reuse", false, "build nothing: open the existing store in -data (a world of the given counts), timing the restart and reading memory, time picks, then snapshot and open it again")
-	cpuProfile := fs.String("cpuprofile", "", "with -reuse: write the first restart's CPU profile to this file")
+	cpuProfile := fs.String("cpuprofile", "", "with -reuse: write the first restart's CPU profile to this file, the second's to this file + \".again\"")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -71,16 +71,18 @@ func measureFolder(cfg world.Config, dir string, queries int, cpuProfile string,
 	if dir == "" {
 		return errors.New("-reuse needs -data, the folder of an earlier scale run")
 	}
-	var prof io.Writer
+	var profiles [2]io.Writer
 	if cpuProfile != "" {
-		f, err := os.Create(cpuProfile)
-		if err != nil {
-			return fmt.Errorf("cannot write the CPU profile: %w", err)
+		for i, name := range []string{cpuProfile, cpuProfile + ".again"} {
+			f, err := os.Create(name)
+			if err != nil {
+				return fmt.Errorf("cannot write the CPU profile: %w", err)
+			}
+			defer f.Close()
+			profiles[i] = f
 		}
-		defer f.Close()
-		prof = f
 	}
-	rep, err := scale.Reuse(scale.Options{World: cfg, Dir: dir, Queries: queries, Log: os.Stderr}, prof)
+	rep, err := scale.Reuse(scale.Options{World: cfg, Dir: dir, Queries: queries, Log: os.Stderr}, profiles)
 	if err != nil {
 		return err
 	}

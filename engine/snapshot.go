@@ -447,18 +447,25 @@ func (e *Engine) loadRelations(r *binfmt.Reader, products uint32) error {
 		}
 		// Lists are stored strongest first: a smaller MaxRelated than when
 		// the snapshot was written keeps the strongest, and the rest are
-		// read past.
-		l := make([]relEntry, 0, min(n, e.opts.MaxRelated))
+		// read past. Each is decoded straight into its list's block (as
+		// relations.set lays it out): a million products' lists, no
+		// temporaries.
+		k := min(n, e.opts.MaxRelated)
+		var l relList
+		if k > 0 {
+			l = make(relList, k, 2*k)
+		}
+		ws := l.ws()
 		for i := range n {
 			q, w := r.Uint32(), r.Float32()
 			if q >= products || !(w > 0) {
 				return badSnapshot("relation %d->%d weight %v", p, q, w)
 			}
-			if i < e.opts.MaxRelated {
-				l = append(l, relEntry{p: q, w: w})
+			if i < k {
+				l[i], ws[i] = q, math.Float32bits(w)
 			}
 		}
-		e.rel.set(p, l)
+		e.rel.lists[p] = l
 	}
 	return nil
 }

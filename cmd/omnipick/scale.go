@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"time"
 
 	"github.com/omnipick/omnipick/bench/scale"
 	"github.com/omnipick/omnipick/bench/world"
@@ -22,8 +23,9 @@ func runScale(args []string) error {
 	queries := fs.Int("queries", 200_000, "picks calls to time")
 	dir := fs.String("data", "", "store folder for the snapshot and restart (default: a temporary folder, removed after)")
 	restart := fs.Bool("restart", true, "snapshot, close and reopen the store, timing each")
-	reuse := fs.Bool("reuse", false, "build nothing: open the existing store in -data (a world of the given counts), timing the restart and reading memory, time picks, then snapshot and open it again")
+	reuse := fs.Bool("reuse", false, "build nothing: open the existing store in -data (a world of the given counts), timing the restart and reading memory, time picks, then snapshot and open it again (-http does not apply)")
 	cpuProfile := fs.String("cpuprofile", "", "with -reuse: write the first restart's CPU profile to this file, the second's to this file + \".again\"")
+	httpFor := fs.Duration("http", 10*time.Second, "serve the built world on a loopback port and measure picks (against the bare-handler ceiling) and event ingest over HTTP for this long each; 0 skips")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -55,7 +57,8 @@ func runScale(args []string) error {
 		defer os.RemoveAll(tmp)
 		*dir = tmp
 	}
-	rep, err := scale.Run(scale.Options{World: cfg, Dir: *dir, Workers: *workers, Queries: *queries, Restart: *restart, Log: os.Stderr})
+	rep, err := scale.Run(scale.Options{World: cfg, Dir: *dir, Workers: *workers, Queries: *queries, Restart: *restart, Log: os.Stderr,
+		HTTP: scale.HTTPOptions{Duration: *httpFor}})
 	if err != nil {
 		return err
 	}

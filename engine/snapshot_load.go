@@ -176,12 +176,13 @@ func (e *Engine) loadParts(p *parts, version byte) error {
 	if p.err == nil && p.pos != len(p.data) {
 		p.err = badSnapshot("%d trailing bytes", len(p.data)-p.pos)
 	}
-	err := pool.wait()
+	// A part that failed says more than what the outline read after it
+	// (which stops early once a part has failed).
+	if err := pool.wait(); err != nil {
+		return err
+	}
 	if p.err != nil {
 		return p.err
-	}
-	if err != nil {
-		return err
 	}
 	if idx.Products() != products || idx.Facets() != facets {
 		return badSnapshot("index of %d products and %d facets, snapshot says %d and %d", idx.Products(), idx.Facets(), products, facets)

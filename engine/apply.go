@@ -138,15 +138,9 @@ func (e *Engine) applyLocation(l *Location) error {
 }
 
 func (e *Engine) applyEvent(ev *Event) error {
-	if ev.Type == 0 || int(ev.Type) >= numEventTypes {
-		return fieldErr("type", ErrBadEventType)
-	}
-	actor, anon, err := eventActor(ev)
+	actor, anon, err := e.checkEvent(ev)
 	if err != nil {
 		return err
-	}
-	if ev.TS == 0 {
-		ev.TS = e.nowMS()
 	}
 	if e.pop.needsRebase(secs(ev.TS)) { // rare: once every 64 half-lives of time
 		e.rebasePopularity(secs(ev.TS))
@@ -154,12 +148,10 @@ func (e *Engine) applyEvent(ev *Event) error {
 
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	x := eventEdit{typ: ev.Type, t: secs(ev.TS), o: &e.opts, weights: &e.weights, capHorizon: e.capHorizon}
-	if err := x.resolveItem(e.idx, ev); err != nil {
+	var x eventEdit
+	if err := e.startEdit(&x, ev); err != nil {
 		return err
 	}
-	x.w = e.opts.EventWeights[ev.Type]
-	x.relW = relationWeight(ev.Type)
 	var examples *picker // the learned blend's, gathered before the purchase changes anything
 	if ev.Type == EventPurchase && e.opts.Blend {
 		examples = e.blendExamples(ev, x.it.Dense)
@@ -173,16 +165,91 @@ func (e *Engine) applyEvent(ev *Event) error {
 		return profilesFull(err)
 	}
 	e.blendStep(examples, true)
-	e.learn(&x, anchors)
+	target, targetAnon := actor, anon
 	if ev.Type == EventPurchase && e.opts.NeighbourWeight > 0 {
-		if id, isAnon := e.profiles.Resolve(actor, anon); !isAnon { // baskets are customers'
-			e.nb.record(id, x.p, x.t, 1)
-		}
+		target, targetAnon = e.profiles.Resolve(actor, anon)
 	}
-	if ev.Type == EventScan && ev.Location != "" {
-		e.scans.record(ev.Location, Scan{Product: x.it.ID, Customer: ev.Customer, AnonymousID: ev.AnonymousID, TS: ev.TS})
+	u := x.signals(ev, anchors, target, targetAnon)
+	e.applySignals(&u)
+	return nil
+}
+
+// signalUpdate is what one event changes beyond its actor's profile: the
+// relations between its product and the anchors (the actor's recent items,
+// read from the profile by editProfile), popularity and the top lists, the
+// buyer's basket for the neighbour signal, the latest scan at a location
+// and the event counters. It is a value of its own, needing no profile to
+// apply: ApplyBatch edits the profiles of different actors in parallel and
+// then applies these in record order, and it is also what a partitioned
+// cluster's owner of an actor would publish to the other nodes (issue 14:
+// owners publish the signal updates their events produce), since every
+// node keeps the catalog signals whole.
+type signalUpdate struct {
+	typ     EventType
+	p       uint32   // dense product id
+	facets  []uint32 // the product's facets, for the top lists
+	t       uint32   // unix seconds
+	w       float32  // popularity weight (EventWeights)
+	relW    float32  // relation weight (relationWeight)
+	anchors []relEntry
+	buyer   string // the customer whose basket a purchase joins; "" for none
+	scanAt  string // the location of a scan; "" for none
+	scan    Scan
+}
+
+// signals returns the signal update of an event whose profile edit
+// returned anchors. target is the profile the edit went to (links
+// followed), for the buyer of a purchase.
+func (x *eventEdit) signals(ev *Event, anchors []relEntry, target string, targetAnon bool) signalUpdate {
+	u := signalUpdate{typ: x.typ, p: x.p, facets: x.it.Facets, t: x.t, w: x.w, relW: x.relW, anchors: anchors}
+	if x.typ == EventPurchase && x.o.NeighbourWeight > 0 && !targetAnon { // baskets are customers'
+		u.buyer = target
 	}
-	e.applied[ev.Type].Add(1)
+	if x.typ == EventScan && ev.Location != "" {
+		u.scanAt = ev.Location
+		u.scan = Scan{Product: x.it.ID, Customer: ev.Customer, AnonymousID: ev.AnonymousID, TS: ev.TS}
+	}
+	return u
+}
+
+// applySignals applies an event's signal update. The caller holds
+// Engine.mu shared.
+func (e *Engine) applySignals(u *signalUpdate) {
+	e.learn(u)
+	if u.buyer != "" {
+		e.nb.record(u.buyer, u.p, u.t, 1)
+	}
+	if u.scanAt != "" {
+		e.scans.record(u.scanAt, u.scan)
+	}
+	e.applied[u.typ].Add(1)
+}
+
+// checkEvent checks an event's type and actor, returns the actor and
+// stamps the event with Options.Now if it has no time: what precedes the
+// popularity rebase an event may cause.
+func (e *Engine) checkEvent(ev *Event) (actor string, anon bool, err error) {
+	if ev.Type == 0 || int(ev.Type) >= numEventTypes {
+		return "", false, fieldErr("type", ErrBadEventType)
+	}
+	if actor, anon, err = eventActor(ev); err != nil {
+		return "", false, err
+	}
+	if ev.TS == 0 {
+		ev.TS = e.nowMS()
+	}
+	return actor, anon, nil
+}
+
+// startEdit fills x for a checked event, resolving its product. The
+// caller holds Engine.mu shared. On an error x.t is still the event's time.
+func (e *Engine) startEdit(x *eventEdit, ev *Event) error {
+	*x = eventEdit{typ: ev.Type, t: secs(ev.TS), o: &e.opts, weights: &e.weights, capHorizon: e.capHorizon}
+	if err := x.resolveItem(e.idx, ev); err != nil {
+		return err
+	}
+	x.w = e.opts.EventWeights[ev.Type]
+	x.relW = relationWeight(ev.Type)
 	return nil
 }
 
@@ -312,14 +379,14 @@ func (x *eventEdit) learnSize(pr *profile.Profile, purchase bool) {
 // learn updates the catalog signals after the profile: relations between
 // the product and the anchors, popularity and the top lists. The caller
 // holds Engine.mu shared.
-func (e *Engine) learn(x *eventEdit, anchors []relEntry) {
-	e.rel.addAll(x.p, anchors, x.relW)
-	for _, a := range anchors {
+func (e *Engine) learn(x *signalUpdate) {
+	e.rel.addAll(x.p, x.anchors, x.relW)
+	for _, a := range x.anchors {
 		e.rel.add(a.p, x.p, min(x.relW, a.w))
 	}
 	if x.w != 0 {
 		ls := e.pop.add(x.p, float64(x.w), x.t)
-		for _, f := range x.it.Facets {
+		for _, f := range x.facets {
 			e.tops[f].offer(x.p, ls, e.opts.TopPerFacet, x.w > 0)
 		}
 		e.global.offer(x.p, ls, e.opts.TopGlobal, x.w > 0)

@@ -90,6 +90,7 @@ type Engine struct {
 	nb       neighbours // the user-neighbour signal (neighbours.go)
 
 	pickers sync.Pool  // *picker
+	batches sync.Pool  // *applyBatch
 	snapMu  sync.Mutex // one snapshot capture at a time
 
 	// A snapshot in progress waits for the index (see Capture). Catalog
@@ -117,6 +118,7 @@ func New(opts Options) *Engine {
 	e.rel.max = opts.MaxRelated
 	e.pop.halfLife = opts.PopularityHalfLife.Seconds()
 	e.pickers.New = func() any { return new(picker) }
+	e.batches.New = func() any { return new(applyBatch) }
 	e.blend.w = initialWeights(&e.opts)
 	e.nb.init(&e.opts)
 	return e

@@ -1,0 +1,242 @@
+package engine
+
+import (
+	"runtime"
+	"sync"
+
+	"github.com/omnipick/omnipick/engine/profile"
+)
+
+// Batches: ApplyBatch gives exactly the state and errors of Apply on each
+// record in order, but edits the profiles of a run of events on several
+// goroutines. An event changes two kinds of state: its actor's profile
+// (editProfile, which also reads the anchors from it) and the catalog
+// signals every actor shares (a signalUpdate: relations, popularity, top
+// lists, baskets, scans, counters). The signals depend on the order of
+// events, the profile only on the order of its own actor's events; and a
+// profile shard's bytes (its dictionaries, slots and arena) only on the
+// order of the edits in that shard. So a run of events is applied in
+// three phases:
+//
+//  1. serially, in record order: event ids reserved (and released when
+//     the record is rejected), the event checked and stamped, its product
+//     resolved, its actor resolved through links to the profile it edits;
+//  2. in parallel: worker w edits, in record order, the profiles of the
+//     events whose profile shard is w modulo the workers, and keeps each
+//     event's anchors;
+//  3. serially, in record order: each event's popularity rebase check and
+//     its signal update.
+//
+// Nothing phase 2 writes is read by phases 1 and 3 of the same run, and
+// nothing they write is read by phase 2: a run holds events only (any
+// other record ends it and is applied alone, through Apply, between
+// runs), profile edits read no signals, and signal updates read no
+// profile. The results that could still depend on the interleaving are
+// avoided by applying serially: with the learned blend on (it reads the
+// signals just before a purchase changes them), and when a profile shard
+// is within a run's length of its share of Options.MaxProfiles (which new
+// actor is refused, or which profile is evicted and its links with it,
+// would then depend on the order of shards). An event id repeated within
+// a run needs no care: ids are reserved in phase 1 in record order, and
+// phase 2 cannot reject an event once the cap has room.
+
+// batchChunk is the most events one run applies; a longer run of events
+// is cut into runs of this many. It bounds the scratch and how long a run
+// holds Engine.mu shared.
+const batchChunk = 1024
+
+// minParallelRun is the shortest run of events worth starting goroutines
+// for; shorter runs are applied one by one (BenchmarkApplyBatchRun).
+const minParallelRun = 64
+
+// Stages of an event in a run.
+const (
+	stageRejected   = iota // rejected before the rebase check: nothing to do
+	stageRebaseOnly        // rejected after it: the rebase check only
+	stageEdit              // applied: rebase check and signal update
+)
+
+// batchEvent is phase 1's result for one event of a run.
+type batchEvent struct {
+	x          eventEdit
+	target     string // the actor whose profile the event edits (links followed)
+	targetAnon bool
+	worker     int
+	stage      uint8
+	hasID      bool
+	id         uint64 // the event id's hash, if hasID
+	off, n     int    // the anchors, in the worker's buffer
+	err        error  // phase 2's error
+}
+
+// applyBatch is a run's scratch, pooled by the engine.
+type applyBatch struct {
+	events  []batchEvent
+	anchors [][]relEntry // by worker
+	need    []int        // new profiles per profile shard (room)
+	wg      sync.WaitGroup
+}
+
+// ApplyBatch applies recs in order as Apply would, one by one, and stores
+// each record's error in errs (len(errs) >= len(recs)): the same errors and
+// the same state, byte for byte. It is faster on several cores: the
+// profile edits of a run of events go to Options.ApplyWorkers goroutines
+// by the actor's profile shard (see the comment above batchChunk).
+func (e *Engine) ApplyBatch(recs []Record, errs []error) {
+	errs = errs[:len(recs)]
+	workers := e.opts.ApplyWorkers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if workers < 2 || e.opts.Blend || len(recs) < minParallelRun {
+		for i := range recs {
+			errs[i] = e.Apply(&recs[i])
+		}
+		return
+	}
+	b := e.batches.Get().(*applyBatch)
+	for i := 0; i < len(recs); {
+		if recs[i].Op != OpEvent {
+			errs[i] = e.Apply(&recs[i])
+			i++
+			continue
+		}
+		j := i + 1
+		for j < len(recs) && recs[j].Op == OpEvent && j-i < batchChunk {
+			j++
+		}
+		if j-i < minParallelRun || !b.room(e, recs[i:j]) {
+			for ; i < j; i++ {
+				errs[i] = e.Apply(&recs[i])
+			}
+			continue
+		}
+		b.run(e, recs[i:j], errs[i:j], workers)
+		i = j
+	}
+	e.batches.Put(b)
+}
+
+// room reports whether the profile shards have room under
+// Options.MaxProfiles for every new actor the run's events could bring
+// (each event counted as a new profile in the shard it edits).
+func (b *applyBatch) room(e *Engine, recs []Record) bool {
+	if e.opts.MaxProfiles <= 0 {
+		return true
+	}
+	if len(b.need) != e.profiles.Shards() {
+		b.need = make([]int, e.profiles.Shards())
+	}
+	clear(b.need)
+	for k := range recs {
+		if actor, anon, err := eventActor(&recs[k].Event); err == nil {
+			target, _ := e.profiles.Resolve(actor, anon)
+			b.need[e.profiles.ShardIndex(target)]++
+		}
+	}
+	return e.profiles.Room(b.need)
+}
+
+// run applies a run of events (see the comment above batchChunk).
+func (b *applyBatch) run(e *Engine, recs []Record, errs []error, workers int) {
+	if cap(b.events) < len(recs) {
+		b.events = make([]batchEvent, batchChunk)
+	}
+	evs := b.events[:len(recs)]
+	for len(b.anchors) < workers {
+		b.anchors = append(b.anchors, nil)
+	}
+	e.mu.RLock()
+	for k := range recs {
+		errs[k] = e.prepareBatchEvent(&evs[k], &recs[k], workers)
+	}
+
+	b.wg.Add(workers - 1)
+	for w := 1; w < workers; w++ {
+		go func() {
+			defer b.wg.Done()
+			b.edit(e, evs, w)
+		}()
+	}
+	b.edit(e, evs, 0)
+	b.wg.Wait()
+
+	for k := range evs {
+		be := &evs[k]
+		if be.err != nil { // phase 2 rejected it (not with room in the cap)
+			errs[k] = be.err
+			if be.hasID {
+				e.ids.release(be.id)
+			}
+		}
+		if be.stage >= stageRebaseOnly && e.pop.needsRebase(be.x.t) {
+			e.mu.RUnlock()
+			e.rebasePopularity(be.x.t)
+			e.mu.RLock()
+		}
+		if be.stage == stageEdit {
+			u := be.x.signals(&recs[k].Event, b.anchors[be.worker][be.off:be.off+be.n], be.target, be.targetAnon)
+			e.applySignals(&u)
+		}
+	}
+	e.mu.RUnlock()
+	clear(evs) // the scratch keeps no strings or items alive
+}
+
+// prepareBatchEvent is phase 1 for one event: Apply's checks, in its
+// order, up to the profile edit. The caller holds Engine.mu shared.
+func (e *Engine) prepareBatchEvent(be *batchEvent, r *Record, workers int) error {
+	*be = batchEvent{}
+	if r.EventID != "" {
+		be.id, be.hasID = hashEventID(r.EventID), true
+		if !e.ids.reserve(be.id, secs(r.Received)) {
+			return ErrDuplicate
+		}
+	}
+	err := e.prepareEdit(be, &r.Event, workers)
+	if err != nil && be.hasID {
+		e.ids.release(be.id)
+	}
+	return err
+}
+
+func (e *Engine) prepareEdit(be *batchEvent, ev *Event, workers int) error {
+	actor, anon, err := e.checkEvent(ev)
+	if err != nil {
+		return err
+	}
+	be.stage = stageRebaseOnly
+	if err := e.startEdit(&be.x, ev); err != nil {
+		return err
+	}
+	be.target, be.targetAnon = e.profiles.Resolve(actor, anon)
+	be.worker = e.profiles.ShardIndex(be.target) % workers
+	be.stage = stageEdit
+	return nil
+}
+
+// edit is phase 2 for worker w: the profile edits of its events, in
+// record order, each event's anchors appended to the worker's buffer.
+func (b *applyBatch) edit(e *Engine, evs []batchEvent, w int) {
+	buf := b.anchors[w][:0]
+	room := e.opts.EventAnchors
+	for k := range evs {
+		be := &evs[k]
+		if be.stage != stageEdit || be.worker != w {
+			continue
+		}
+		off := len(buf)
+		if cap(buf)-off < room {
+			buf = append(buf[:cap(buf)], make([]relEntry, max(room, cap(buf)))...)[:off]
+		}
+		anchors := buf[off : off : off+room]
+		x := &be.x
+		if err := e.profiles.Edit(be.target, be.targetAnon, func(pr *profile.Profile) { anchors = x.editProfile(pr, anchors) }); err != nil {
+			be.err, be.stage = profilesFull(err), stageRebaseOnly
+			continue
+		}
+		be.off, be.n = off, len(anchors)
+		buf = buf[:off+len(anchors)]
+	}
+	b.anchors[w] = buf
+}

@@ -156,10 +156,11 @@ func (e *Engine) applyEvent(ev *Event) error {
 	if ev.Type == EventPurchase && e.opts.Blend {
 		examples = e.blendExamples(ev, x.it.Dense)
 	}
-	// The anchors live on this stack: editProfile returns them rather than
-	// store them through a pointer, which would move the buffer to the heap.
-	var anchorBuf [64]relEntry
-	anchors := anchorBuf[:0:e.opts.EventAnchors]
+	// The anchors live in u, on this stack: editProfile returns them
+	// rather than store them through a pointer, which would move the
+	// buffer to the heap.
+	var u signalUpdate
+	anchors := u.anchors[:0:e.opts.EventAnchors]
 	if err := e.profiles.Edit(actor, anon, func(pr *profile.Profile) { anchors = x.editProfile(pr, anchors) }); err != nil {
 		e.blendStep(examples, false)
 		return profilesFull(err)
@@ -169,7 +170,7 @@ func (e *Engine) applyEvent(ev *Event) error {
 	if ev.Type == EventPurchase && e.opts.NeighbourWeight > 0 {
 		target, targetAnon = e.profiles.Resolve(actor, anon)
 	}
-	u := x.signals(ev, anchors, target, targetAnon)
+	x.signals(&u, ev, len(anchors), target, targetAnon)
 	e.applySignals(&u)
 	return nil
 }
@@ -185,23 +186,28 @@ func (e *Engine) applyEvent(ev *Event) error {
 // owners publish the signal updates their events produce), since every
 // node keeps the catalog signals whole.
 type signalUpdate struct {
-	typ     EventType
-	p       uint32   // dense product id
-	facets  []uint32 // the product's facets, for the top lists
-	t       uint32   // unix seconds
-	w       float32  // popularity weight (EventWeights)
-	relW    float32  // relation weight (relationWeight)
-	anchors []relEntry
-	buyer   string // the customer whose basket a purchase joins; "" for none
-	scanAt  string // the location of a scan; "" for none
-	scan    Scan
+	typ    EventType
+	p      uint32   // dense product id
+	facets []uint32 // the product's facets, for the top lists
+	t      uint32   // unix seconds
+	w      float32  // popularity weight (EventWeights)
+	relW   float32  // relation weight (relationWeight)
+	buyer  string   // the customer whose basket a purchase joins; "" for none
+	scanAt string   // the location of a scan; "" for none
+	scan   Scan
+	// The anchors are held here rather than by a slice: a slice would
+	// send the buffer to the heap, as the strings above go there.
+	anchors  [64]relEntry
+	nAnchors uint8
 }
 
-// signals returns the signal update of an event whose profile edit
-// returned anchors. target is the profile the edit went to (links
-// followed), for the buyer of a purchase.
-func (x *eventEdit) signals(ev *Event, anchors []relEntry, target string, targetAnon bool) signalUpdate {
-	u := signalUpdate{typ: x.typ, p: x.p, facets: x.it.Facets, t: x.t, w: x.w, relW: x.relW, anchors: anchors}
+// signals fills u, but for its anchors (already in u.anchors), with the
+// signal update of an event whose profile edit found n anchors. target is
+// the profile the edit went to (links followed), for the buyer of a
+// purchase.
+func (x *eventEdit) signals(u *signalUpdate, ev *Event, n int, target string, targetAnon bool) {
+	u.typ, u.p, u.facets, u.t, u.w, u.relW, u.nAnchors = x.typ, x.p, x.it.Facets, x.t, x.w, x.relW, uint8(n)
+	u.buyer, u.scanAt, u.scan = "", "", Scan{}
 	if x.typ == EventPurchase && x.o.NeighbourWeight > 0 && !targetAnon { // baskets are customers'
 		u.buyer = target
 	}
@@ -209,7 +215,6 @@ func (x *eventEdit) signals(ev *Event, anchors []relEntry, target string, target
 		u.scanAt = ev.Location
 		u.scan = Scan{Product: x.it.ID, Customer: ev.Customer, AnonymousID: ev.AnonymousID, TS: ev.TS}
 	}
-	return u
 }
 
 // applySignals applies an event's signal update. The caller holds
@@ -380,8 +385,9 @@ func (x *eventEdit) learnSize(pr *profile.Profile, purchase bool) {
 // the product and the anchors, popularity and the top lists. The caller
 // holds Engine.mu shared.
 func (e *Engine) learn(x *signalUpdate) {
-	e.rel.addAll(x.p, x.anchors, x.relW)
-	for _, a := range x.anchors {
+	anchors := x.anchors[:x.nAnchors]
+	e.rel.addAll(x.p, anchors, x.relW)
+	for _, a := range anchors {
 		e.rel.add(a.p, x.p, min(x.relW, a.w))
 	}
 	if x.w != 0 {

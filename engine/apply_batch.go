@@ -65,16 +65,15 @@ type batchEvent struct {
 	stage      uint8
 	hasID      bool
 	id         uint64 // the event id's hash, if hasID
-	off, n     int    // the anchors, in the worker's buffer
 	err        error  // phase 2's error
+	u          signalUpdate
 }
 
 // applyBatch is a run's scratch, pooled by the engine.
 type applyBatch struct {
-	events  []batchEvent
-	anchors [][]relEntry // by worker
-	need    []int        // new profiles per profile shard (room)
-	wg      sync.WaitGroup
+	events []batchEvent
+	need   []int // new profiles per profile shard (room)
+	wg     sync.WaitGroup
 }
 
 // ApplyBatch applies recs in order as Apply would, one by one, and stores
@@ -143,9 +142,6 @@ func (b *applyBatch) run(e *Engine, recs []Record, errs []error, workers int) {
 		b.events = make([]batchEvent, batchChunk)
 	}
 	evs := b.events[:len(recs)]
-	for len(b.anchors) < workers {
-		b.anchors = append(b.anchors, nil)
-	}
 	e.mu.RLock()
 	for k := range recs {
 		errs[k] = e.prepareBatchEvent(&evs[k], &recs[k], workers)
@@ -175,18 +171,22 @@ func (b *applyBatch) run(e *Engine, recs []Record, errs []error, workers int) {
 			e.mu.RLock()
 		}
 		if be.stage == stageEdit {
-			u := be.x.signals(&recs[k].Event, b.anchors[be.worker][be.off:be.off+be.n], be.target, be.targetAnon)
-			e.applySignals(&u)
+			be.x.signals(&be.u, &recs[k].Event, int(be.u.nAnchors), be.target, be.targetAnon)
+			e.applySignals(&be.u)
 		}
 	}
 	e.mu.RUnlock()
-	clear(evs) // the scratch keeps no strings or items alive
+	for k := range evs { // the scratch keeps no strings or items alive
+		be := &evs[k]
+		be.x, be.target, be.err = eventEdit{}, "", nil
+		be.u.facets, be.u.buyer, be.u.scanAt, be.u.scan = nil, "", "", Scan{}
+	}
 }
 
 // prepareBatchEvent is phase 1 for one event: Apply's checks, in its
 // order, up to the profile edit. The caller holds Engine.mu shared.
 func (e *Engine) prepareBatchEvent(be *batchEvent, r *Record, workers int) error {
-	*be = batchEvent{}
+	be.x, be.target, be.targetAnon, be.worker, be.stage, be.hasID, be.err = eventEdit{}, "", false, 0, stageRejected, false, nil
 	if r.EventID != "" {
 		be.id, be.hasID = hashEventID(r.EventID), true
 		if !e.ids.reserve(be.id, secs(r.Received)) {
@@ -216,27 +216,18 @@ func (e *Engine) prepareEdit(be *batchEvent, ev *Event, workers int) error {
 }
 
 // edit is phase 2 for worker w: the profile edits of its events, in
-// record order, each event's anchors appended to the worker's buffer.
+// record order, each event's anchors kept in its signal update.
 func (b *applyBatch) edit(e *Engine, evs []batchEvent, w int) {
-	buf := b.anchors[w][:0]
-	room := e.opts.EventAnchors
 	for k := range evs {
 		be := &evs[k]
 		if be.stage != stageEdit || be.worker != w {
 			continue
 		}
-		off := len(buf)
-		if cap(buf)-off < room {
-			buf = append(buf[:cap(buf)], make([]relEntry, max(room, cap(buf)))...)[:off]
-		}
-		anchors := buf[off : off : off+room]
-		x := &be.x
+		x, anchors := &be.x, be.u.anchors[:0:e.opts.EventAnchors]
 		if err := e.profiles.Edit(be.target, be.targetAnon, func(pr *profile.Profile) { anchors = x.editProfile(pr, anchors) }); err != nil {
 			be.err, be.stage = profilesFull(err), stageRebaseOnly
 			continue
 		}
-		be.off, be.n = off, len(anchors)
-		buf = buf[:off+len(anchors)]
+		be.u.nAnchors = uint8(len(anchors))
 	}
-	b.anchors[w] = buf
 }

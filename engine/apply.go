@@ -220,6 +220,14 @@ func (x *eventEdit) signals(u *signalUpdate, ev *Event, n int, target string, ta
 // applySignals applies an event's signal update. The caller holds
 // Engine.mu shared.
 func (e *Engine) applySignals(u *signalUpdate) {
+	e.relate(u, allParts)
+	e.applyOrdered(u)
+}
+
+// applyOrdered applies what of a signal update depends on the order of
+// all events: popularity, top lists, baskets, scans, counters. The caller
+// holds Engine.mu shared.
+func (e *Engine) applyOrdered(u *signalUpdate) {
 	e.learn(u)
 	if u.buyer != "" {
 		e.nb.record(u.buyer, u.p, u.t, 1)
@@ -381,15 +389,37 @@ func (x *eventEdit) learnSize(pr *profile.Profile, purchase bool) {
 	}
 }
 
-// learn updates the catalog signals after the profile: relations between
-// the product and the anchors, popularity and the top lists. The caller
-// holds Engine.mu shared.
-func (e *Engine) learn(x *signalUpdate) {
+// relParts is how many parts the relation lists are cut into for
+// ApplyBatch (relPart); allParts selects every one.
+const (
+	relParts = 8
+	allParts = 1<<relParts - 1
+)
+
+// relPart returns the part of product p's relation list. Each list
+// depends only on the order of its own updates, so the parts can be
+// updated in parallel, each in event order. p's stripe lock (p % stripes)
+// determines the part: parts take disjoint locks.
+func relPart(p uint32) uint32 { return p % relParts }
+
+// relate updates the relations between the product and the anchors, in
+// the lists of the parts in mask (a bit per relPart). The caller holds
+// Engine.mu shared.
+func (e *Engine) relate(x *signalUpdate, mask uint32) {
 	anchors := x.anchors[:x.nAnchors]
-	e.rel.addAll(x.p, anchors, x.relW)
-	for _, a := range anchors {
-		e.rel.add(a.p, x.p, min(x.relW, a.w))
+	if mask&(1<<relPart(x.p)) != 0 {
+		e.rel.addAll(x.p, anchors, x.relW)
 	}
+	for _, a := range anchors {
+		if mask&(1<<relPart(a.p)) != 0 {
+			e.rel.add(a.p, x.p, min(x.relW, a.w))
+		}
+	}
+}
+
+// learn updates popularity and the top lists after the profile. The
+// caller holds Engine.mu shared.
+func (e *Engine) learn(x *signalUpdate) {
 	if x.w != 0 {
 		ls := e.pop.add(x.p, float64(x.w), x.t)
 		for _, f := range x.facets {

@@ -159,7 +159,7 @@ func TestApplyBatchIsApply(t *testing.T) {
 			if tc.world != nil {
 				bw = tc.world(base)
 			}
-			if testing.Short() {
+			if testing.Short() || raceDetector {
 				bw.records /= 4
 			}
 			now := t0.Add(40 * 24 * time.Hour)

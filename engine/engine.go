@@ -55,6 +55,13 @@
 //     of the profile and release the shard before ranking.
 //  5. relation stripe locks, top-list locks, the scans lock: leaf locks,
 //     held for a few hundred nanoseconds, never while taking another lock.
+//
+// ApplyBatch (apply_batch.go) holds Engine.mu shared for a run of events
+// on behalf of the goroutines it starts; they take profile shard locks
+// and relation stripe locks as Apply does, each goroutine its own shards
+// and its own stripes. A run that rebases popularity releases Engine.mu
+// for the exclusive lock the rebase takes, as Apply does, and then has no
+// goroutine running.
 package engine
 
 import (

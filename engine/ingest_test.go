@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"sync"
@@ -116,13 +117,21 @@ func BenchmarkApplyWorld(b *testing.B) {
 }
 
 // BenchmarkApplyBatchWorld measures ApplyBatch replaying the bench world's
-// events in batches of 1024, with GOMAXPROCS workers (-cpu 1,2 compares
-// one with two). Besides wall time per event it reports the process's CPU
-// time per event (cpu-ns/op, every thread and the collector included):
-// on a shared machine wall time counts waiting for a core.
+// events in batches of 1024 (and smaller: the shortest run worth its
+// goroutines, minParallelRun, comes from these), with GOMAXPROCS workers
+// (-cpu 1,2 compares one with two). Besides wall time per event it reports
+// the process's CPU time per event (cpu-ns/op, every thread and the
+// collector included): on a shared machine wall time counts waiting for a
+// core.
 func BenchmarkApplyBatchWorld(b *testing.B) {
+	for _, size := range []int{1024, 256, 64, 32} {
+		b.Run(fmt.Sprint("batch=", size), func(b *testing.B) { benchApplyBatch(b, size) })
+	}
+}
+
+func benchApplyBatch(b *testing.B, size int) {
 	w := ingestWorlds()
-	recs := make([]engine.Record, 1024)
+	recs := make([]engine.Record, size)
 	errs := make([]error, len(recs))
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -13,6 +13,8 @@ import (
 // TS == 0 is stamped with Options.Now; callers that log records stamp them
 // first, so replay gives the same state. A rejected record changes nothing
 // and returns an error, a *FieldError where one input field is at fault.
+// ApplyBatch applies many records with the same result as Apply on each
+// in turn, faster on several cores.
 //
 // A record with an EventID (events, identify, exclusions) whose id was
 // applied within Options.EventIDWindow changes nothing and returns

@@ -140,10 +140,11 @@ func (e *Engine) applyLocation(l *Location) error {
 }
 
 func (e *Engine) applyEvent(ev *Event) error {
-	actor, anon, err := e.checkEvent(ev)
+	actor, anon, ts, err := e.checkEvent(ev)
 	if err != nil {
 		return err
 	}
+	ev.TS = ts
 	if e.pop.needsRebase(secs(ev.TS)) { // rare: once every 64 half-lives of time
 		e.rebasePopularity(secs(ev.TS))
 	}
@@ -151,7 +152,7 @@ func (e *Engine) applyEvent(ev *Event) error {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	var x eventEdit
-	if err := e.startEdit(&x, ev); err != nil {
+	if err := e.startEdit(&x, ev, ev.TS); err != nil {
 		return err
 	}
 	var examples *picker // the learned blend's, gathered before the purchase changes anything
@@ -240,26 +241,28 @@ func (e *Engine) applyOrdered(u *signalUpdate) {
 	e.applied[u.typ].Add(1)
 }
 
-// checkEvent checks an event's type and actor, returns the actor and
-// stamps the event with Options.Now if it has no time: what precedes the
-// popularity rebase an event may cause.
-func (e *Engine) checkEvent(ev *Event) (actor string, anon bool, err error) {
+// checkEvent checks an event's type and actor and returns the actor and
+// the event's time: its TS, or Options.Now if it has none, which the
+// caller stamps on it. That precedes the popularity rebase an event may
+// cause.
+func (e *Engine) checkEvent(ev *Event) (actor string, anon bool, ts int64, err error) {
 	if ev.Type == 0 || int(ev.Type) >= numEventTypes {
-		return "", false, fieldErr("type", ErrBadEventType)
+		return "", false, 0, fieldErr("type", ErrBadEventType)
 	}
 	if actor, anon, err = eventActor(ev); err != nil {
-		return "", false, err
+		return "", false, 0, err
 	}
-	if ev.TS == 0 {
-		ev.TS = e.nowMS()
+	if ts = ev.TS; ts == 0 {
+		ts = e.nowMS()
 	}
-	return actor, anon, nil
+	return actor, anon, ts, nil
 }
 
-// startEdit fills x for a checked event, resolving its product. The
-// caller holds Engine.mu shared. On an error x.t is still the event's time.
-func (e *Engine) startEdit(x *eventEdit, ev *Event) error {
-	*x = eventEdit{typ: ev.Type, t: secs(ev.TS), o: &e.opts, weights: &e.weights, capHorizon: e.capHorizon}
+// startEdit fills x for a checked event at time ts (unix milliseconds),
+// resolving its product. The caller holds Engine.mu shared. On an error
+// x.t is still the event's time.
+func (e *Engine) startEdit(x *eventEdit, ev *Event, ts int64) error {
+	*x = eventEdit{typ: ev.Type, t: secs(ts), o: &e.opts, weights: &e.weights, capHorizon: e.capHorizon}
 	if err := x.resolveItem(e.idx, ev); err != nil {
 		return err
 	}

@@ -16,30 +16,37 @@ import (
 // lists, baskets, scans, counters). The signals depend on the order of
 // events, the profile only on the order of its own actor's events; and a
 // profile shard's bytes (its dictionaries, slots and arena) only on the
-// order of the edits in that shard. So a run of events is applied in
-// three phases:
+// order of the edits in that shard; and a relation list only on the order
+// of its own updates. So a run of events is applied in three phases:
 //
-//  1. serially, in record order: event ids reserved (and released when
-//     the record is rejected), the event checked and stamped, its product
-//     resolved, its actor resolved through links to the profile it edits;
+//  1. on the workers, a share of the run each: the checks that depend on
+//     the record and the catalog alone (type, actor, time, product), the
+//     actor resolved through links to the profile it edits; then
+//     serially, in record order: event ids reserved (a duplicate changes
+//     nothing), times stamped, ids released for invalid events;
 //  2. in parallel: worker w edits, in record order, the profiles of the
-//     events whose profile shard is w modulo the workers, and keeps each
-//     event's anchors;
-//  3. serially, in record order: each event's popularity rebase check and
-//     its signal update.
+//     events whose profile shard is w modulo the workers, and fills in
+//     each event's signal update (with the anchors the edit found);
+//  3. in parallel: each worker updates the relation lists of its parts
+//     (relPart) in record order, while the first also applies, in record
+//     order, each event's popularity rebase check and the rest of its
+//     signal update (popularity, top lists, baskets, scans, counters).
+//     A run in which an event could rebase popularity (it takes Engine.mu
+//     exclusively) does all of phase 3 on one goroutine.
 //
-// Nothing phase 2 writes is read by phases 1 and 3 of the same run, and
-// nothing they write is read by phase 2: a run holds events only (any
-// other record ends it and is applied alone, through Apply, between
-// runs), profile edits read no signals, and signal updates read no
-// profile. The results that could still depend on the interleaving are
-// avoided by applying serially: with the learned blend on (it reads the
-// signals just before a purchase changes them), and when a profile shard
-// is within a run's length of its share of Options.MaxProfiles (which new
-// actor is refused, or which profile is evicted and its links with it,
-// would then depend on the order of shards). An event id repeated within
-// a run needs no care: ids are reserved in phase 1 in record order, and
-// phase 2 cannot reject an event once the cap has room.
+// No state one phase writes is read by another phase of the same run: a run
+// holds events only (any other record ends it and is applied alone,
+// through Apply, between runs), profile edits read no signals, signal
+// updates read no profile, and phase 1 reads only the records, the
+// catalog and the links, which no event changes. The results that could
+// still depend on the interleaving are avoided by applying serially: with
+// the learned blend on (it reads the signals just before a purchase
+// changes them), and when a profile shard could reach its share of
+// Options.MaxProfiles within the run (which new actor is refused, or which
+// profile is evicted and its links with it, would then depend on the
+// order of shards). An event id repeated within a run needs no care: ids
+// are reserved and released in record order in phase 1, and phase 2
+// cannot reject an event once the cap has room.
 
 // batchChunk is the most events one run applies; a longer run of events
 // is cut into runs of this many. It bounds the scratch and how long a run
@@ -47,7 +54,10 @@ import (
 const batchChunk = 1024
 
 // minParallelRun is the shortest run of events worth starting goroutines
-// for; shorter runs are applied one by one (BenchmarkApplyBatchRun).
+// for; shorter runs are applied one by one. BenchmarkApplyBatchWorld's
+// batches of 32 and 64 on 2 cores cost 5-10% more CPU per event than on
+// one goroutine (a goroutine start and three waits per run), 1024 about
+// the same.
 const minParallelRun = 64
 
 // Stages of an event in a run.
@@ -66,6 +76,8 @@ type batchEvent struct {
 	stage      uint8
 	hasID      bool
 	id         uint64 // the event id's hash, if hasID
+	ts         int64  // the event's time (unix milliseconds), stamped or its own
+	invalid    error  // Apply's error for the event, but for its id and profile
 	err        error  // phase 2's error
 	u          signalUpdate
 }
@@ -148,8 +160,20 @@ func (b *applyBatch) run(e *Engine, recs []Record, errs []error, workers int) {
 	b.assignParts(workers)
 	b.latest = 0
 	e.mu.RLock()
-	for k := range recs {
-		errs[k] = e.prepareBatchEvent(&evs[k], &recs[k], workers)
+	// Phase 1: what depends on nothing but the record and the catalog on
+	// the workers, a share of the run each; then, in record order, the
+	// event ids and what follows from them.
+	b.wg.Add(workers - 1)
+	for w := 1; w < workers; w++ {
+		go func() {
+			defer b.wg.Done()
+			e.prepareEvents(recs[w*len(recs)/workers:(w+1)*len(recs)/workers], evs[w*len(recs)/workers:], workers)
+		}()
+	}
+	e.prepareEvents(recs[:len(recs)/workers], evs, workers)
+	b.wg.Wait()
+	for k := range evs {
+		errs[k] = e.admitBatchEvent(&evs[k], &recs[k])
 		if evs[k].stage != stageRejected {
 			b.latest = max(b.latest, evs[k].x.t)
 		}
@@ -209,41 +233,57 @@ func (b *applyBatch) run(e *Engine, recs []Record, errs []error, workers int) {
 	e.mu.RUnlock()
 	for k := range evs { // the scratch keeps no strings or items alive
 		be := &evs[k]
-		be.x, be.target, be.err = eventEdit{}, "", nil
+		be.x, be.target, be.err, be.invalid = eventEdit{}, "", nil, nil
 		be.u.facets, be.u.buyer, be.u.scanAt, be.u.scan = nil, "", "", Scan{}
 	}
 }
 
-// prepareBatchEvent is phase 1 for one event: Apply's checks, in its
-// order, up to the profile edit. The caller holds Engine.mu shared.
-func (e *Engine) prepareBatchEvent(be *batchEvent, r *Record, workers int) error {
-	be.x, be.target, be.targetAnon, be.worker, be.stage, be.hasID, be.err = eventEdit{}, "", false, 0, stageRejected, false, nil
-	if r.EventID != "" {
-		be.id, be.hasID = hashEventID(r.EventID), true
-		if !e.ids.reserve(be.id, secs(r.Received)) {
-			return ErrDuplicate
+// prepareEvents is phase 1's first part for the events of recs (evs[k]
+// is recs[k]'s): Apply's checks of each, up to the profile edit, that
+// depend only on the record and the catalog. The caller holds Engine.mu
+// shared.
+func (e *Engine) prepareEvents(recs []Record, evs []batchEvent, workers int) {
+	for k := range recs {
+		r, be := &recs[k], &evs[k]
+		be.x, be.target, be.targetAnon, be.worker, be.stage, be.err = eventEdit{}, "", false, 0, stageRejected, nil
+		be.id, be.hasID = 0, r.EventID != ""
+		if be.hasID {
+			be.id = hashEventID(r.EventID)
 		}
+		be.invalid = e.prepareEdit(be, &r.Event, workers)
 	}
-	err := e.prepareEdit(be, &r.Event, workers)
-	if err != nil && be.hasID {
-		e.ids.release(be.id)
-	}
-	return err
 }
 
 func (e *Engine) prepareEdit(be *batchEvent, ev *Event, workers int) error {
-	actor, anon, err := e.checkEvent(ev)
+	actor, anon, ts, err := e.checkEvent(ev)
 	if err != nil {
 		return err
 	}
-	be.stage = stageRebaseOnly
-	if err := e.startEdit(&be.x, ev); err != nil {
+	be.ts, be.stage = ts, stageRebaseOnly
+	if err := e.startEdit(&be.x, ev, ts); err != nil {
 		return err
 	}
 	be.target, be.targetAnon = e.profiles.Resolve(actor, anon)
 	be.worker = e.profiles.ShardIndex(be.target) % workers
 	be.stage = stageEdit
 	return nil
+}
+
+// admitBatchEvent is phase 1's second part for one event, in record
+// order: its event id reserved (a duplicate changes nothing), its time
+// stamped, the id released if the event is invalid, as Apply does.
+func (e *Engine) admitBatchEvent(be *batchEvent, r *Record) error {
+	if be.hasID && !e.ids.reserve(be.id, secs(r.Received)) {
+		be.stage = stageRejected
+		return ErrDuplicate
+	}
+	if be.stage != stageRejected {
+		r.Event.TS = be.ts
+	}
+	if be.invalid != nil && be.hasID {
+		e.ids.release(be.id)
+	}
+	return be.invalid
 }
 
 // relate is phase 3's part for a worker: the relation updates of the

@@ -166,12 +166,12 @@ func TestApplyBatchIsApply(t *testing.T) {
 			tc.opts.Now = func() time.Time { return now }
 			serial, batched := New(tc.opts), New(tc.opts)
 
-			recs := bw.generate()
-			want := make([]error, len(recs))
-			for i := range recs {
-				want[i] = serial.Apply(&recs[i])
+			wantRecs := bw.generate()
+			want := make([]error, len(wantRecs))
+			for i := range wantRecs {
+				want[i] = serial.Apply(&wantRecs[i])
 			}
-			recs = bw.generate()
+			recs := bw.generate()
 			got := make([]error, len(recs))
 			rng := rand.New(rand.NewPCG(bw.seed, 11))
 			for i := 0; i < len(recs); {
@@ -183,6 +183,9 @@ func TestApplyBatchIsApply(t *testing.T) {
 			for i := range want {
 				if fmt.Sprint(want[i]) != fmt.Sprint(got[i]) {
 					t.Fatalf("record %d (%v): Apply says %v, ApplyBatch %v", i, recs[i].Op, want[i], got[i])
+				}
+				if recs[i].Event.TS != wantRecs[i].Event.TS { // events without a time are stamped alike
+					t.Fatalf("record %d: Apply stamps %d, ApplyBatch %d", i, wantRecs[i].Event.TS, recs[i].Event.TS)
 				}
 				if want[i] != nil {
 					rejected++

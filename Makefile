@@ -53,14 +53,17 @@ lint:
 eval: build
 	$(BIN) eval -set all -data $(SHARED_DATA) -k 12 -split $(SPLIT)
 
-## bench: the in-process benchmarks, metrics cost included (see
-## bench/README.md for the figures and for load tests)
-bench:
+## bench: the in-process benchmarks, metrics cost included, then a 50k-
+## product world measured in-process and over HTTP (picks against the
+## bare-handler ceiling, event ingest in batches); see bench/README.md
+bench: build
 	$(GO) test -run XXX -bench . -benchmem ./index/... ./engine/... ./api/...
+	$(BIN) bench scale -products 50000 -customers 100000 -queries 50000 -restart=false -http 10s
 
 ## bench-scale: build the issue-4 world (1M products, 10M customers, 200
 ## locations; SCALE_FLAGS to resize, e.g. '-customers 1000000') in memory
-## and measure build rate, memory, picks latency, snapshot and restart
+## and measure build rate, memory, picks latency in-process and over
+## HTTP, event ingest over HTTP, snapshot and restart
 ## (about half an hour and ~10 GiB on the 2-core machine)
 SCALE_FLAGS ?=
 bench-scale: build

@@ -39,6 +39,7 @@ type Options struct {
 	Queries int            // picks calls measured; default 200,000
 	Engine  engine.Options // engine options; Now defaults to the world's end
 	Restart bool           // also snapshot, close and reopen the store, timing each
+	HTTP    HTTPOptions    // picks and ingest over HTTP; zero Duration: skipped
 	Log     io.Writer      // progress lines; nil: none
 }
 
@@ -70,6 +71,8 @@ type Report struct {
 	SnapshotBytes int64 // on disk
 	SnapshotRaw   int64
 	RestartTook   time.Duration
+
+	HTTP *HTTPReport // nil unless Options.HTTP.Duration > 0
 }
 
 // Kinds of picks calls, as the load tool's mix weighs them.
@@ -121,8 +124,14 @@ func Run(opts Options) (*Report, error) {
 		rep.Records, (rep.CatalogTook + rep.EventsTook).Round(time.Millisecond), rep.HeapAll>>20, rep.RSS>>20, rep.GCTook.Round(time.Millisecond))
 
 	measurePicks(e, opts, rep)
+	if opts.HTTP.Duration > 0 {
+		if err := measureHTTP(st, opts, rep); err != nil {
+			return nil, err
+		}
+	}
 
 	if opts.Restart {
+		profiles := e.Stats().Profiles // the HTTP run's events may have added some
 		info, err := st.Snapshot()
 		if err != nil {
 			return nil, fmt.Errorf("cannot snapshot the world: %w", err)
@@ -144,9 +153,9 @@ func Run(opts Options) (*Report, error) {
 			st2.Close()
 			return nil, errors.New("the store restarted without its snapshot")
 		}
-		if got := st2.Engine().Stats().Profiles; got != rep.Profiles {
+		if got := st2.Engine().Stats().Profiles; got != profiles {
 			st2.Close()
-			return nil, fmt.Errorf("restarted with %d profiles, built %d", got, rep.Profiles)
+			return nil, fmt.Errorf("restarted with %d profiles, had %d", got, profiles)
 		}
 		st = st2
 	}
@@ -342,7 +351,12 @@ func measurePicks(e *engine.Engine, opts Options, rep *Report) {
 	}
 }
 
+// liveHeap is the heap in use after a full collection. It collects twice:
+// objects with finalizers (closed connections and files of an earlier
+// run in the same process) are freed only by the cycle after the one
+// that ran their finalizers.
 func liveHeap() uint64 {
+	runtime.GC()
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -386,6 +400,9 @@ func (r *Report) WriteText(w io.Writer) error {
 		l := r.Picks[n]
 		fmt.Fprintf(&b, "  %-13s n=%-8d p50 %7.1f us  p90 %7.1f us  p99 %7.1f us  p99.9 %7.1f us  max %8.1f us\n",
 			n, l.Count, l.P50, l.P90, l.P99, l.P999, l.Max)
+	}
+	if r.HTTP != nil {
+		r.HTTP.writeText(&b)
 	}
 	if r.SnapshotTook > 0 {
 		fmt.Fprintf(&b, "snapshot: %d MiB raw, %d MiB on disk, %v; restart from it %v\n",

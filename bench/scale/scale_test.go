@@ -2,8 +2,10 @@ package scale
 
 import (
 	"bytes"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/omnipick/omnipick/bench/world"
 )
@@ -54,5 +56,49 @@ func TestWorkersBuildTheSameProfiles(t *testing.T) {
 	if one.Profiles != three.Profiles || one.Records != three.Records || one.Rejected != three.Rejected {
 		t.Fatalf("1 worker: %d profiles, %d records, %d rejected; 3 workers: %d, %d, %d",
 			one.Profiles, one.Records, one.Rejected, three.Profiles, three.Records, three.Rejected)
+	}
+}
+
+// TestRunOverHTTP: the built world served on loopback answers the load
+// tool's picks and takes its event batches, every answer a 2xx, and the
+// restart afterwards replays the events the HTTP run logged.
+func TestRunOverHTTP(t *testing.T) {
+	// A stopped fasthttp server's idle-worker cleaner sleeps up to 10 s
+	// before it notices, holding the server and through it the engine:
+	// the next test's heap figures would count this test's world.
+	t.Cleanup(func() { waitForGoroutines(t, "fasthttp.(*workerPool)", 30*time.Second) })
+	rep, err := Run(Options{World: smallWorld(), Dir: t.TempDir(), Queries: 200, Restart: true,
+		HTTP: HTTPOptions{Duration: 300 * time.Millisecond, PicksConns: 4, EventConns: 2, EventBatch: 100}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := rep.HTTP
+	switch {
+	case h == nil:
+		t.Fatal("no HTTP report")
+	case h.Picks.Requests == 0 || h.Picks.RPS <= 0 || h.Ceiling.RPS <= 0 || h.Share <= 0:
+		t.Fatalf("picks %+v, ceiling %+v, share %v", h.Picks, h.Ceiling, h.Share)
+	case h.Events.Accepted == 0 || h.Events.Failed != 0 || h.Events.Rejected > h.Events.Accepted/100:
+		t.Fatalf("events %+v", h.Events)
+	case rep.RestartTook == 0:
+		t.Fatal("no restart after the HTTP run")
+	}
+	var b bytes.Buffer
+	if err := rep.WriteText(&b); err != nil || !strings.Contains(b.String(), "share") || !strings.Contains(b.String(), "events over HTTP") {
+		t.Fatalf("report: %v\n%s", err, b.String())
+	}
+	t.Log("\n" + b.String())
+}
+
+// waitForGoroutines waits until no goroutine's stack mentions fn.
+func waitForGoroutines(t *testing.T, fn string, limit time.Duration) {
+	buf := make([]byte, 1<<20)
+	for deadline := time.Now().Add(limit); ; time.Sleep(100 * time.Millisecond) {
+		if !strings.Contains(string(buf[:runtime.Stack(buf, true)]), fn) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines running %s still there after %v", fn, limit)
+		}
 	}
 }

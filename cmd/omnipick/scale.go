@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/omnipick/omnipick/bench/scale"
 	"github.com/omnipick/omnipick/bench/world"
@@ -20,6 +21,7 @@ func runScale(args []string) error {
 	queries := fs.Int("queries", 200_000, "picks calls to time")
 	dir := fs.String("data", "", "store folder for the snapshot and restart (default: a temporary folder, removed after)")
 	restart := fs.Bool("restart", true, "snapshot, close and reopen the store, timing each")
+	httpFor := fs.Duration("http", 10*time.Second, "serve the built world on a loopback port and measure picks (against the bare-handler ceiling) and event ingest over HTTP for this long each; 0 skips")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -45,7 +47,8 @@ func runScale(args []string) error {
 		defer os.RemoveAll(tmp)
 		*dir = tmp
 	}
-	rep, err := scale.Run(scale.Options{World: cfg, Dir: *dir, Workers: *workers, Queries: *queries, Restart: *restart, Log: os.Stderr})
+	rep, err := scale.Run(scale.Options{World: cfg, Dir: *dir, Workers: *workers, Queries: *queries, Restart: *restart, Log: os.Stderr,
+		HTTP: scale.HTTPOptions{Duration: *httpFor}})
 	if err != nil {
 		return err
 	}

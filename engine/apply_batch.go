@@ -94,8 +94,9 @@ type applyBatch struct {
 // ApplyBatch applies recs in order as Apply would, one by one, and stores
 // each record's error in errs (len(errs) >= len(recs)): the same errors and
 // the same state, byte for byte. It is faster on several cores: the
-// profile edits of a run of events go to Options.ApplyWorkers goroutines
-// by the actor's profile shard (see the comment above batchChunk).
+// checks, the profile edits (by the actor's profile shard) and the
+// relation updates (by list) of a run of events go to
+// Options.ApplyWorkers goroutines (see the comment above batchChunk).
 func (e *Engine) ApplyBatch(recs []Record, errs []error) {
 	errs = errs[:len(recs)]
 	workers := e.opts.ApplyWorkers

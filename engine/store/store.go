@@ -23,8 +23,10 @@
 // so memory never runs ahead of the disk: a reader sees a write no earlier
 // than the moment it became durable (and a moment before its writer gets
 // the answer), and never sees a write that a crash or a failed write could
-// take back. Within a batch, records become visible one by one as they are
-// applied, over microseconds. If the log fails (a full disk, an I/O error),
+// take back. Within a batch, records become visible as they are applied
+// (engine.ApplyBatch), over microseconds to a few milliseconds; of a run of
+// events, the profile edits may show before the relations and popularity
+// the same events change. If the log fails (a full disk, an I/O error),
 // the writes not yet durable fail with the cause, are never applied, and
 // writes are refused until the log heals by itself (see wal.Log); a
 // snapshot that fails for want of space refuses writes too, until one

@@ -1,8 +1,10 @@
 package engine
 
 import (
+	"cmp"
 	"math"
 	"runtime"
+	"slices"
 	"sync"
 
 	"github.com/omnipick/omnipick/engine/profile"
@@ -24,9 +26,10 @@ import (
 //     actor resolved through links to the profile it edits; then
 //     serially, in record order: event ids reserved (a duplicate changes
 //     nothing), times stamped, ids released for invalid events;
-//  2. in parallel: worker w edits, in record order, the profiles of the
-//     events whose profile shard is w modulo the workers, and fills in
-//     each event's signal update (with the anchors the edit found);
+//  2. in parallel: each worker edits, in record order, the profiles of
+//     the profile shards it was given (the busiest shards first, each to
+//     the least loaded worker), and fills in each event's signal update
+//     (with the anchors the edit found);
 //  3. in parallel: each worker updates the relation lists of its parts
 //     (relPart) in record order, while the first also applies, in record
 //     order, each event's popularity rebase check and the rest of its
@@ -74,7 +77,7 @@ type batchEvent struct {
 	x          eventEdit
 	target     string // the actor whose profile the event edits (links followed)
 	targetAnon bool
-	worker     int
+	shard      int // the target's profile shard
 	stage      uint8
 	hasID      bool
 	id         uint64 // the event id's hash, if hasID
@@ -88,6 +91,9 @@ type batchEvent struct {
 type applyBatch struct {
 	events []batchEvent
 	need   []int    // new profiles per profile shard (room)
+	owner  []int    // the worker that edits each profile shard's profiles (balance)
+	load   []int    // events per profile shard (balance)
+	order  []int    // profile shards, busiest first (balance)
 	parts  []uint32 // the relation parts of each worker (assignParts)
 	latest uint32   // the latest event time of the run (unix seconds)
 	wg     sync.WaitGroup
@@ -181,6 +187,7 @@ func (b *applyBatch) run(e *Engine, recs []Record, errs []error, workers int) {
 			b.latest = max(b.latest, evs[k].x.t)
 		}
 	}
+	b.balance(e, evs, workers)
 
 	b.wg.Add(workers - 1)
 	for w := 1; w < workers; w++ {
@@ -248,7 +255,7 @@ func (b *applyBatch) run(e *Engine, recs []Record, errs []error, workers int) {
 func (e *Engine) prepareEvents(recs []Record, evs []batchEvent, workers int) {
 	for k := range recs {
 		r, be := &recs[k], &evs[k]
-		be.x, be.target, be.targetAnon, be.worker, be.stage, be.err = eventEdit{}, "", false, 0, stageRejected, nil
+		be.x, be.target, be.targetAnon, be.shard, be.stage, be.err = eventEdit{}, "", false, 0, stageRejected, nil
 		be.id, be.hasID = 0, r.EventID != ""
 		if be.hasID {
 			be.id = hashEventID(r.EventID)
@@ -267,7 +274,7 @@ func (e *Engine) prepareEdit(be *batchEvent, ev *Event, workers int) error {
 		return err
 	}
 	be.target, be.targetAnon = e.profiles.Resolve(actor, anon)
-	be.worker = e.profiles.ShardIndex(be.target) % workers
+	be.shard = e.profiles.ShardIndex(be.target)
 	be.stage = stageEdit
 	return nil
 }
@@ -321,12 +328,47 @@ func (b *applyBatch) assignParts(workers int) {
 	}
 }
 
+// balance gives each profile shard with events in the run to a worker
+// (b.owner), the busiest shards first, each to the worker with the fewest
+// events so far: which worker edits a shard changes nothing but the time.
+func (b *applyBatch) balance(e *Engine, evs []batchEvent, workers int) {
+	n := e.profiles.Shards()
+	if len(b.owner) != n {
+		b.owner, b.load, b.order = make([]int, n), make([]int, n), make([]int, 0, n)
+	}
+	clear(b.load)
+	for k := range evs {
+		if evs[k].stage == stageEdit {
+			b.load[evs[k].shard]++
+		}
+	}
+	b.order = b.order[:0]
+	for i, c := range b.load {
+		if c > 0 {
+			b.order = append(b.order, i)
+		}
+	}
+	load := b.load
+	slices.SortFunc(b.order, func(x, y int) int { return cmp.Or(load[y]-load[x], x-y) })
+	var perWorker [64]int
+	for _, i := range b.order {
+		w := 0
+		for v := 1; v < min(workers, len(perWorker)); v++ {
+			if perWorker[v] < perWorker[w] {
+				w = v
+			}
+		}
+		b.owner[i] = w
+		perWorker[w] += load[i]
+	}
+}
+
 // edit is phase 2 for worker w: the profile edits of its events, in
 // record order, each event's signal update filled in.
 func (b *applyBatch) edit(e *Engine, recs []Record, evs []batchEvent, w int) {
 	for k := range evs {
 		be := &evs[k]
-		if be.stage != stageEdit || be.worker != w {
+		if be.stage != stageEdit || b.owner[be.shard] != w {
 			continue
 		}
 		x, anchors := &be.x, be.u.anchors[:0:e.opts.EventAnchors]

@@ -3,7 +3,9 @@ package engine
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 )
@@ -201,5 +203,58 @@ func TestApplyBatchIsApply(t *testing.T) {
 				t.Fatalf("stats differ:\n%+v\n%+v", serial.Stats(), batched.Stats())
 			}
 		})
+	}
+}
+
+// TestApplyBatchWithReaders runs picks, stats and snapshots while
+// ApplyBatch applies (the race detector watches the parallel phases
+// against readers), and the state still ends as Apply's one by one.
+func TestApplyBatchWithReaders(t *testing.T) {
+	bw := batchWorld{seed: 9, products: 200, customers: 300, anons: 100, records: 6000, barriers: 0.01}
+	if raceDetector {
+		bw.records /= 2
+	}
+	now := t0.Add(40 * 24 * time.Hour)
+	opts := Options{ApplyWorkers: 3, Now: func() time.Time { return now }}
+	serial, batched := New(opts), New(opts)
+	recs := bw.generate()
+	for i := range recs {
+		serial.Apply(&recs[i])
+	}
+	recs = bw.generate()
+	errs := make([]error, len(recs))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for r := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var dst []Pick
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				q := Query{Customer: fmt.Sprint("C", i%bw.customers), Channel: ChannelWeb, K: 10}
+				dst = batched.PicksInto(dst[:0], &q)
+				batched.Stats()
+				if r == 0 && i%50 == 0 {
+					if _, err := batched.BeginSnapshot().WriteTo(io.Discard); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	for i := 0; i < len(recs); i += 700 {
+		n := min(700, len(recs)-i)
+		batched.ApplyBatch(recs[i:i+n], errs[i:i+n])
+	}
+	close(stop)
+	wg.Wait()
+	if !bytes.Equal(snapshotBytes(t, serial), snapshotBytes(t, batched)) {
+		t.Fatal("the state applied in batches among readers differs from Apply's one by one")
 	}
 }

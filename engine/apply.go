@@ -184,7 +184,8 @@ func (e *Engine) applyEvent(ev *Event) error {
 // buyer's basket for the neighbour signal, the latest scan at a location
 // and the event counters. It is a value of its own, needing no profile to
 // apply: ApplyBatch edits the profiles of different actors in parallel and
-// then applies these in record order, and it is also what a partitioned
+// then applies these, each relation list and every other signal in record
+// order (relate, applyOrdered), and it is also what a partitioned
 // cluster's owner of an actor would publish to the other nodes (issue 14:
 // owners publish the signal updates their events produce), since every
 // node keeps the catalog signals whole.

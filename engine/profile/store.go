@@ -85,6 +85,14 @@ func (st *Store) shardOf(id string) (*shard, uint64) {
 	return &st.shards[h%uint64(len(st.shards))], h
 }
 
+// ShardIndex returns the shard that holds actor id's profile (links not
+// followed: see Resolve). Edits of profiles in different shards touch
+// nothing in common, so they may run in parallel in any order; edits in
+// one shard, in the same order, leave the same shard byte for byte.
+func (st *Store) ShardIndex(id string) int {
+	return int(xxhash.Sum64String(id) % uint64(len(st.shards)))
+}
+
 // Read decodes the profile of an actor, as it is stored (links not
 // followed: see Resolve), into pr, reusing pr's slices; once pr has grown
 // to the profiles it reads, it allocates nothing. With strs unset the

@@ -22,7 +22,7 @@ import (
 //	cart:        n:u n×(sku:u product:u time:u)       sku NoSKU: no size chosen
 //	links:       n:u n×(anonymous id:s)
 //	merged_to:s
-//	--- version 2 only:
+//	--- from version 2 on:
 //	merged_anon:b
 //	impressions: n:u n×(product:u time:u)             oldest first
 //	exclusions:  n:u n×(product:u until:u)

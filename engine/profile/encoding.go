@@ -35,8 +35,8 @@ import (
 // 0): views and impressions, kept oldest first, each from the one before
 // (the first from last), every other time from last. An absolute time
 // takes five bytes; most differences take one to three: the bench
-// world's profiles are 17% smaller (282 -> 234 bytes at 10M customers,
-// affinity weights being most of the rest), in the arenas and snapshots.
+// world's profiles are 17% smaller (282 -> 234 bytes at 10M customers),
+// in the arenas and in snapshots.
 const Version = 3
 
 // MaxCampaignItems bounds a decoded campaign's products; it equals

@@ -264,9 +264,7 @@ func (s *Server) Stop(ctx context.Context) error {
 type direct struct{ e *engine.Engine }
 
 func (d direct) Write(recs []engine.Record, errs []error) error {
-	for i := range recs {
-		errs[i] = d.e.Apply(&recs[i])
-	}
+	d.e.ApplyBatch(recs, errs)
 	return nil
 }
 

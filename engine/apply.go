@@ -13,6 +13,8 @@ import (
 // TS == 0 is stamped with Options.Now; callers that log records stamp them
 // first, so replay gives the same state. A rejected record changes nothing
 // and returns an error, a *FieldError where one input field is at fault.
+// ApplyBatch applies many records with the same result as Apply on each
+// in turn, faster on several cores.
 //
 // A record with an EventID (events, identify, exclusions) whose id was
 // applied within Options.EventIDWindow changes nothing and returns
@@ -138,51 +140,135 @@ func (e *Engine) applyLocation(l *Location) error {
 }
 
 func (e *Engine) applyEvent(ev *Event) error {
-	if ev.Type == 0 || int(ev.Type) >= numEventTypes {
-		return fieldErr("type", ErrBadEventType)
-	}
-	actor, anon, err := eventActor(ev)
+	actor, anon, ts, err := e.checkEvent(ev)
 	if err != nil {
 		return err
 	}
-	if ev.TS == 0 {
-		ev.TS = e.nowMS()
-	}
+	ev.TS = ts
 	if e.pop.needsRebase(secs(ev.TS)) { // rare: once every 64 half-lives of time
 		e.rebasePopularity(secs(ev.TS))
 	}
 
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	x := eventEdit{typ: ev.Type, t: secs(ev.TS), o: &e.opts, weights: &e.weights, capHorizon: e.capHorizon}
-	if err := x.resolveItem(e.idx, ev); err != nil {
+	var x eventEdit
+	if err := e.startEdit(&x, ev, ev.TS); err != nil {
 		return err
 	}
-	x.w = e.opts.EventWeights[ev.Type]
-	x.relW = relationWeight(ev.Type)
 	var examples *picker // the learned blend's, gathered before the purchase changes anything
 	if ev.Type == EventPurchase && e.opts.Blend {
 		examples = e.blendExamples(ev, x.it.Dense)
 	}
-	// The anchors live on this stack: editProfile returns them rather than
-	// store them through a pointer, which would move the buffer to the heap.
-	var anchorBuf [64]relEntry
-	anchors := anchorBuf[:0:e.opts.EventAnchors]
+	// The anchors live in u, on this stack: editProfile returns them
+	// rather than store them through a pointer, which would move the
+	// buffer to the heap.
+	var u signalUpdate
+	anchors := u.anchors[:0:e.opts.EventAnchors]
 	if err := e.profiles.Edit(actor, anon, func(pr *profile.Profile) { anchors = x.editProfile(pr, anchors) }); err != nil {
 		e.blendStep(examples, false)
 		return profilesFull(err)
 	}
 	e.blendStep(examples, true)
-	e.learn(&x, anchors)
+	target, targetAnon := actor, anon
 	if ev.Type == EventPurchase && e.opts.NeighbourWeight > 0 {
-		if id, isAnon := e.profiles.Resolve(actor, anon); !isAnon { // baskets are customers'
-			e.nb.record(id, x.p, x.t, 1)
-		}
+		target, targetAnon = e.profiles.Resolve(actor, anon)
 	}
-	if ev.Type == EventScan && ev.Location != "" {
-		e.scans.record(ev.Location, Scan{Product: x.it.ID, Customer: ev.Customer, AnonymousID: ev.AnonymousID, TS: ev.TS})
+	x.signals(&u, ev, len(anchors), target, targetAnon)
+	e.applySignals(&u)
+	return nil
+}
+
+// signalUpdate is what one event changes beyond its actor's profile: the
+// relations between its product and the anchors (the actor's recent items,
+// read from the profile by editProfile), popularity and the top lists, the
+// buyer's basket for the neighbour signal, the latest scan at a location
+// and the event counters. It is a value of its own, needing no profile to
+// apply: ApplyBatch edits the profiles of different actors in parallel and
+// then applies these, each relation list and every other signal in record
+// order (relate, applyOrdered), and it is also what a partitioned
+// cluster's owner of an actor would publish to the other nodes (issue 14:
+// owners publish the signal updates their events produce), since every
+// node keeps the catalog signals whole.
+type signalUpdate struct {
+	typ    EventType
+	p      uint32   // dense product id
+	facets []uint32 // the product's facets, for the top lists
+	t      uint32   // unix seconds
+	w      float32  // popularity weight (EventWeights)
+	relW   float32  // relation weight (relationWeight)
+	buyer  string   // the customer whose basket a purchase joins; "" for none
+	scanAt string   // the location of a scan; "" for none
+	scan   Scan
+	// The anchors are held here rather than by a slice: a slice would
+	// send the buffer to the heap, as the strings above go there.
+	anchors  [64]relEntry
+	nAnchors uint8
+}
+
+// signals fills u, but for its anchors (already in u.anchors), with the
+// signal update of an event whose profile edit found n anchors. target is
+// the profile the edit went to (links followed), for the buyer of a
+// purchase.
+func (x *eventEdit) signals(u *signalUpdate, ev *Event, n int, target string, targetAnon bool) {
+	u.typ, u.p, u.facets, u.t, u.w, u.relW, u.nAnchors = x.typ, x.p, x.it.Facets, x.t, x.w, x.relW, uint8(n)
+	u.buyer, u.scanAt, u.scan = "", "", Scan{}
+	if x.typ == EventPurchase && x.o.NeighbourWeight > 0 && !targetAnon { // baskets are customers'
+		u.buyer = target
 	}
-	e.applied[ev.Type].Add(1)
+	if x.typ == EventScan && ev.Location != "" {
+		u.scanAt = ev.Location
+		u.scan = Scan{Product: x.it.ID, Customer: ev.Customer, AnonymousID: ev.AnonymousID, TS: ev.TS}
+	}
+}
+
+// applySignals applies an event's signal update. The caller holds
+// Engine.mu shared.
+func (e *Engine) applySignals(u *signalUpdate) {
+	e.relate(u, allParts)
+	e.applyOrdered(u)
+}
+
+// applyOrdered applies what of a signal update depends on the order of
+// all events: popularity, top lists, baskets, scans, counters. The caller
+// holds Engine.mu shared.
+func (e *Engine) applyOrdered(u *signalUpdate) {
+	e.learn(u)
+	if u.buyer != "" {
+		e.nb.record(u.buyer, u.p, u.t, 1)
+	}
+	if u.scanAt != "" {
+		e.scans.record(u.scanAt, u.scan)
+	}
+	e.applied[u.typ].Add(1)
+}
+
+// checkEvent checks an event's type and actor and returns the actor and
+// the event's time: its TS, or Options.Now if it has none, which the
+// caller stamps on it. That precedes the popularity rebase an event may
+// cause.
+func (e *Engine) checkEvent(ev *Event) (actor string, anon bool, ts int64, err error) {
+	if ev.Type == 0 || int(ev.Type) >= numEventTypes {
+		return "", false, 0, fieldErr("type", ErrBadEventType)
+	}
+	if actor, anon, err = eventActor(ev); err != nil {
+		return "", false, 0, err
+	}
+	if ts = ev.TS; ts == 0 {
+		ts = e.nowMS()
+	}
+	return actor, anon, ts, nil
+}
+
+// startEdit fills x for a checked event at time ts (unix milliseconds),
+// resolving its product. The caller holds Engine.mu shared. On an error
+// x.t is still the event's time.
+func (e *Engine) startEdit(x *eventEdit, ev *Event, ts int64) error {
+	*x = eventEdit{typ: ev.Type, t: secs(ts), o: &e.opts, weights: &e.weights, capHorizon: e.capHorizon}
+	if err := x.resolveItem(e.idx, ev); err != nil {
+		return err
+	}
+	x.w = e.opts.EventWeights[ev.Type]
+	x.relW = relationWeight(ev.Type)
 	return nil
 }
 
@@ -309,17 +395,40 @@ func (x *eventEdit) learnSize(pr *profile.Profile, purchase bool) {
 	}
 }
 
-// learn updates the catalog signals after the profile: relations between
-// the product and the anchors, popularity and the top lists. The caller
-// holds Engine.mu shared.
-func (e *Engine) learn(x *eventEdit, anchors []relEntry) {
-	e.rel.addAll(x.p, anchors, x.relW)
-	for _, a := range anchors {
-		e.rel.add(a.p, x.p, min(x.relW, a.w))
+// relParts is how many parts the relation lists are cut into for
+// ApplyBatch (relPart); allParts selects every one.
+const (
+	relParts = 8
+	allParts = 1<<relParts - 1
+)
+
+// relPart returns the part of product p's relation list. Each list
+// depends only on the order of its own updates, so the parts can be
+// updated in parallel, each in event order. p's stripe lock (p % stripes)
+// determines the part: parts take disjoint locks.
+func relPart(p uint32) uint32 { return p % relParts }
+
+// relate updates the relations between the product and the anchors, in
+// the lists of the parts in mask (a bit per relPart). The caller holds
+// Engine.mu shared.
+func (e *Engine) relate(x *signalUpdate, mask uint32) {
+	anchors := x.anchors[:x.nAnchors]
+	if mask&(1<<relPart(x.p)) != 0 {
+		e.rel.addAll(x.p, anchors, x.relW)
 	}
+	for _, a := range anchors {
+		if mask&(1<<relPart(a.p)) != 0 {
+			e.rel.add(a.p, x.p, min(x.relW, a.w))
+		}
+	}
+}
+
+// learn updates popularity and the top lists after the profile. The
+// caller holds Engine.mu shared.
+func (e *Engine) learn(x *signalUpdate) {
 	if x.w != 0 {
 		ls := e.pop.add(x.p, float64(x.w), x.t)
-		for _, f := range x.it.Facets {
+		for _, f := range x.facets {
 			e.tops[f].offer(x.p, ls, e.opts.TopPerFacet, x.w > 0)
 		}
 		e.global.offer(x.p, ls, e.opts.TopGlobal, x.w > 0)

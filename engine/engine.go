@@ -55,6 +55,13 @@
 //     of the profile and release the shard before ranking.
 //  5. relation stripe locks, top-list locks, the scans lock: leaf locks,
 //     held for a few hundred nanoseconds, never while taking another lock.
+//
+// ApplyBatch (apply_batch.go) holds Engine.mu shared for a run of events
+// on behalf of the goroutines it starts; they take profile shard locks
+// and relation stripe locks as Apply does, each goroutine its own shards
+// and its own stripes. A run that rebases popularity releases Engine.mu
+// for the exclusive lock the rebase takes, as Apply does, and then has no
+// goroutine running.
 package engine
 
 import (
@@ -90,6 +97,7 @@ type Engine struct {
 	nb       neighbours // the user-neighbour signal (neighbours.go)
 
 	pickers sync.Pool  // *picker
+	batches sync.Pool  // *applyBatch
 	snapMu  sync.Mutex // one snapshot capture at a time
 
 	// A snapshot in progress waits for the index (see Capture). Catalog
@@ -117,6 +125,7 @@ func New(opts Options) *Engine {
 	e.rel.max = opts.MaxRelated
 	e.pop.halfLife = opts.PopularityHalfLife.Seconds()
 	e.pickers.New = func() any { return new(picker) }
+	e.batches.New = func() any { return new(applyBatch) }
 	e.blend.w = initialWeights(&e.opts)
 	e.nb.init(&e.opts)
 	return e

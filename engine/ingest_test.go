@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"fmt"
 	"os"
 	"strconv"
 	"sync"
@@ -84,14 +85,19 @@ func loadIngestWorld() *ingestWorld {
 	return w
 }
 
-// apply applies event i of the endless replay: round k of the world's
-// events is shifted k spans later, so time only moves forward.
+// apply applies event i of the endless replay.
 func (w *ingestWorld) apply(r *engine.Record, i int) error {
+	w.record(r, i)
+	return w.e.Apply(r)
+}
+
+// record sets r to event i of the endless replay: round k of the world's
+// events is shifted k spans later, so time only moves forward.
+func (w *ingestWorld) record(r *engine.Record, i int) {
 	n := len(w.events)
 	r.Op = engine.OpEvent
 	r.Event = w.events[i%n]
 	r.Event.TS += int64(i/n) * w.span
-	return w.e.Apply(r)
 }
 
 // BenchmarkApplyWorld measures Apply on one goroutine replaying a bench
@@ -106,6 +112,47 @@ func BenchmarkApplyWorld(b *testing.B) {
 		if err := w.apply(&r, int(w.next.Add(1)-1)); err != nil {
 			b.Fatal(err)
 		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+}
+
+// BenchmarkApplyBatchWorld measures ApplyBatch replaying the bench world's
+// events in batches of 1024 (and smaller: the shortest run worth its
+// goroutines, minParallelRun, comes from these), with GOMAXPROCS workers
+// (-cpu 1,2 compares one with two). Besides wall time per event it reports
+// the process's CPU time per event (cpu-ns/op, every thread and the
+// collector included): on a shared machine wall time counts waiting for a
+// core.
+func BenchmarkApplyBatchWorld(b *testing.B) {
+	for _, size := range []int{1024, 256, 64, 32} {
+		b.Run(fmt.Sprint("batch=", size), func(b *testing.B) { benchApplyBatch(b, size) })
+	}
+}
+
+func benchApplyBatch(b *testing.B, size int) {
+	w := ingestWorlds()
+	recs := make([]engine.Record, size)
+	errs := make([]error, len(recs))
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	cpu0, ok := processCPU()
+	for n := 0; n < b.N; {
+		k := min(len(recs), b.N-n)
+		first := int(w.next.Add(int64(k)) - int64(k))
+		for j := range k {
+			w.record(&recs[j], first+j)
+		}
+		w.e.ApplyBatch(recs[:k], errs[:k])
+		for _, err := range errs[:k] {
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		n += k
+	}
+	if cpu1, ok1 := processCPU(); ok && ok1 {
+		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
 }

@@ -151,6 +151,11 @@ type Options struct {
 	// profiles.
 	MaxProfiles int
 
+	// ApplyWorkers is how many goroutines ApplyBatch edits the profiles
+	// of a batch's events on (0: GOMAXPROCS at the call; 1: one by one).
+	// It changes speed only: the state is the same for every value.
+	ApplyWorkers int
+
 	Now func() time.Time // default time.Now
 }
 

@@ -210,15 +210,26 @@ func (n *Node) applyMsg(msg jetstream.Msg) {
 	if prev := n.applied.Load(); seq > prev+1 {
 		n.noteGap(prev, seq)
 	}
-	count, erased := 0, false
-	err = decodeMsg(msg.Data(), func(i int, r *engine.Record) {
-		verdict := n.e.Apply(r)
-		count++
-		erased = erased || r.Op == engine.OpErase
+	// The records are decoded first, then applied as one batch
+	// (ApplyBatch: Apply's state, the profile edits in parallel). Of a
+	// malformed message, the records before the fault are applied.
+	recs := n.recs[:0]
+	err = decodeMsg(msg.Data(), func(_ int, r *engine.Record) { recs = append(recs, *r) })
+	if cap(n.errs) < len(recs) {
+		n.errs = make([]error, len(recs))
+	}
+	verdicts := n.errs[:len(recs)]
+	n.e.ApplyBatch(recs, verdicts)
+	count, erased := len(recs), false
+	for i := range recs {
+		erased = erased || recs[i].Op == engine.OpErase
 		if w != nil && i < len(w.verdicts) {
-			w.verdicts[i] = verdict
+			w.verdicts[i] = verdicts[i]
 		}
-	})
+	}
+	clear(recs) // keep no strings alive until the next message
+	clear(verdicts)
+	n.recs = recs
 	n.applied.Store(seq)
 	n.applyMu.Unlock()
 	if erased {

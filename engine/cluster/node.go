@@ -151,9 +151,11 @@ type Node struct {
 	partitions int
 	e          *engine.Engine
 
-	applyMu   sync.Mutex // one apply at a time; a snapshot begins under it
-	snapMu    sync.Mutex // one snapshot written at a time
-	compactMu sync.Mutex // one compaction at a time
+	applyMu   sync.Mutex      // one apply at a time; a snapshot begins under it
+	recs      []engine.Record // the message being applied; guarded by applyMu
+	errs      []error         // its records' verdicts; guarded by applyMu
+	snapMu    sync.Mutex      // one snapshot written at a time
+	compactMu sync.Mutex      // one compaction at a time
 	applied   atomic.Uint64
 	snapSeq   atomic.Uint64
 	last      atomic.Uint64 // the stream's last sequence, as last read (background, Sync)

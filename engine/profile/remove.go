@@ -51,6 +51,30 @@ func (st *Store) SetMaxProfiles(n int) {
 	}
 }
 
+// Room reports whether every shard i can take need[i] new profiles
+// without reaching its share of the cap (always, without a cap): then no
+// Edit of that many new actors removes a profile or fails, so the order
+// in which the shards' edits interleave cannot change which profiles
+// exist. need has one entry per shard (Shards, ShardIndex).
+func (st *Store) Room(need []int) bool {
+	if st.perShard == 0 {
+		return true
+	}
+	for i := range st.shards {
+		if need[i] == 0 {
+			continue
+		}
+		s := &st.shards[i]
+		s.mu.RLock()
+		full := len(s.refs)+need[i] > st.perShard
+		s.mu.RUnlock()
+		if full {
+			return false
+		}
+	}
+	return true
+}
+
 // rebuildLocked drops from s every profile for which drop returns true and
 // returns how many went. s.mu must be held exclusively, and a capture
 // waiting for the shard must have it (captureLocked) first.

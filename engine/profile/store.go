@@ -28,6 +28,9 @@ type Store struct {
 	lim      Limits
 	perShard int // the profile cap per shard (SetMaxProfiles); 0: none
 	removed  removals
+	// sectionPerShard: the snapshot being loaded has a section per shard
+	// (Reserve).
+	sectionPerShard bool
 }
 
 // shard holds the profiles of the actors whose ids hash to it. The
@@ -80,6 +83,14 @@ func (st *Store) SetMinGarbage(n int) {
 func (st *Store) shardOf(id string) (*shard, uint64) {
 	h := xxhash.Sum64String(id)
 	return &st.shards[h%uint64(len(st.shards))], h
+}
+
+// ShardIndex returns the shard that holds actor id's profile (links not
+// followed: see Resolve). Edits of profiles in different shards touch
+// nothing in common, so they may run in parallel in any order; edits in
+// one shard, in the same order, leave the same shard byte for byte.
+func (st *Store) ShardIndex(id string) int {
+	return int(xxhash.Sum64String(id) % uint64(len(st.shards)))
 }
 
 // Read decodes the profile of an actor, as it is stored (links not

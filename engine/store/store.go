@@ -23,8 +23,10 @@
 // so memory never runs ahead of the disk: a reader sees a write no earlier
 // than the moment it became durable (and a moment before its writer gets
 // the answer), and never sees a write that a crash or a failed write could
-// take back. Within a batch, records become visible one by one as they are
-// applied, over microseconds. If the log fails (a full disk, an I/O error),
+// take back. Within a batch, records become visible as they are applied
+// (engine.ApplyBatch), over microseconds to a few milliseconds; of a run of
+// events, the profile edits may show before the relations and popularity
+// the same events change. If the log fails (a full disk, an I/O error),
 // the writes not yet durable fail with the cause, are never applied, and
 // writes are refused until the log heals by itself (see wal.Log); a
 // snapshot that fails for want of space refuses writes too, until one
@@ -127,6 +129,10 @@ var (
 	ErrDiskFull = errors.New("store: disk full")
 )
 
+// replayBatch is how many records the log's replay decodes before it
+// applies them with one ApplyBatch.
+const replayBatch = 1024
+
 // Store is a durable engine. Safe for concurrent use.
 type Store struct {
 	opts Options
@@ -222,19 +228,34 @@ func open(opts Options) (*Store, RecoveryInfo, error) {
 	}
 	info.SnapshotSeq = seq
 
-	var rec engine.Record
+	// Records are applied in batches (ApplyBatch: the state of Apply one
+	// by one, the profile edits in parallel).
+	recs, errs := make([]engine.Record, replayBatch), make([]error, replayBatch)
+	n := 0
+	flush := func() {
+		e.ApplyBatch(recs[:n], errs[:n])
+		for i, err := range errs[:n] {
+			if err != nil {
+				info.Rejected++
+			} else if recs[i].Op == engine.OpErase {
+				info.Erasures++
+			}
+		}
+		n = 0
+	}
 	rinfo, err := wal.Replay(fs, walDir, seq+1, func(s uint64, typ byte, payload []byte) error {
-		if err := engine.DecodeRecord(engine.Op(typ), payload, &rec); err != nil {
+		if err := engine.DecodeRecord(engine.Op(typ), payload, &recs[n]); err != nil {
 			return fmt.Errorf("record %d: %w", s, err)
 		}
 		info.Replayed++
-		if err := e.Apply(&rec); err != nil {
-			info.Rejected++
-		} else if rec.Op == engine.OpErase {
-			info.Erasures++
+		if n++; n == len(recs) {
+			flush()
 		}
 		return nil
 	})
+	if err == nil {
+		flush()
+	}
 	if err != nil {
 		if errors.Is(err, wal.ErrCorrupt) {
 			return nil, info, fmt.Errorf("the write-ahead log in %q is corrupt: %w; "+
@@ -353,9 +374,9 @@ func (s *Store) applyDurable(t wal.Ticket, recs []engine.Record, errs []error) e
 	for s.applied != t.First-1 {
 		s.applyCond.Wait()
 	}
+	s.e.ApplyBatch(recs, errs)
 	erased := false
 	for i := range recs {
-		errs[i] = s.e.Apply(&recs[i])
 		erased = erased || (recs[i].Op == engine.OpErase && errs[i] == nil)
 	}
 	if erased {

@@ -167,7 +167,7 @@ func (e *Engine) blendExamples(ev *Event, bought uint32) *picker {
 	q := Query{Customer: ev.Customer, AnonymousID: ev.AnonymousID, Channel: ChannelWeb, K: blendK, Now: ev.TS}
 	pk := e.pickers.Get().(*picker)
 	pk.begin(e, &q)
-	if !e.gather(pk, &q, blendK) {
+	if !e.gather(pk, &q, blendK, true) {
 		e.pickers.Put(pk)
 		return nil
 	}

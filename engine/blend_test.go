@@ -235,7 +235,7 @@ func TestLearnedBoundHolds(t *testing.T) {
 			q.Now = w.now.UnixMilli()
 			pk.begin(w.e, &q)
 			w.e.mu.RLock()
-			if !w.e.gather(pk, &q, q.K) {
+			if !w.e.gather(pk, &q, q.K, true) {
 				t.Fatalf("query %d: nothing qualifies", qi)
 			}
 			w.e.walkAll(pk, q.K) // whether or not the personal candidates sufficed

@@ -69,9 +69,11 @@ type picker struct {
 	wear      []uint32 // by size group
 	locs      []uint32
 	excl      []uint32
-	ids       []uint32   // proposed by personal sources, each once
-	top       []uint32   // a top list's prefix, being walked
-	rels      []relEntry // an anchor's relations
+	ids       []uint32       // proposed by personal sources, each once
+	pending   []personalCand // considerPersonal's: ids with their sources and tiers
+	byTier    []personalCand // pending in tier order
+	top       []uint32       // a top list's prefix, being walked
+	rels      []relEntry     // an anchor's relations
 	cands     []cand
 	deferred  []cand
 	leaves    []leafCount
@@ -127,6 +129,7 @@ func (pk *picker) reset(products, facets int) {
 	pk.boughtAt, pk.capped, pk.boost = pk.boughtAt[:0], pk.capped[:0], pk.boost[:0]
 	pk.good, pk.priceMin, pk.priceMax, pk.excluded = 0, 0, 0, nil
 	pk.wear, pk.locs, pk.excl, pk.ids, pk.top = pk.wear[:0], pk.locs[:0], pk.excl[:0], pk.ids[:0], pk.top[:0]
+	pk.pending, pk.byTier = pk.pending[:0], pk.byTier[:0]
 	pk.rels, pk.cands, pk.deferred, pk.leaves = pk.rels[:0], pk.cands[:0], pk.deferred[:0], pk.leaves[:0]
 	pk.affSum, pk.ctx, pk.ctxNorm, pk.category = 0, nil, 0, ""
 	pk.actor, pk.repeat = "", 0
@@ -166,7 +169,7 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	if !e.gather(pk, q, k) {
+	if !e.gather(pk, q, k, false) {
 		return dst
 	}
 	base := len(dst)
@@ -177,19 +180,22 @@ func (e *Engine) PicksInto(dst []Pick, q *Query) []Pick {
 	return dst
 }
 
-// gather fills pk.cands with every candidate of q, filtered and scored:
+// gather fills pk.cands with the candidates of q, filtered and scored:
 // the personal sources, then the top lists and the fallback when they
-// may change the best k. It returns false when nothing can qualify.
-// e.mu must be held (shared).
-func (e *Engine) gather(pk *picker, q *Query, k int) bool {
+// may change the best k. With all, every personal candidate is
+// considered, in the order proposed (the blend's learning step learns from
+// them all); else those that cannot change the best k may be left out
+// (considerPersonal). It returns false when nothing can qualify. e.mu must
+// be held (shared).
+func (e *Engine) gather(pk *picker, q *Query, k int, all bool) bool {
 	// 1. Personal sources.
 	if !e.preparePersonal(pk, q) {
 		return false
 	}
-	e.touch(pk, pk.ids)
-	for _, p := range pk.ids {
-		s := pk.slots.get(p, pk.epoch)
-		e.consider(pk, p, s.flags, s.rel)
+	if all {
+		e.considerAll(pk)
+	} else if e.considerPersonal(pk, k) {
+		return true
 	}
 
 	// 2. Top lists, walked best first with quotas, and 3. anything
@@ -334,21 +340,7 @@ func (pk *picker) walkBound() float64 {
 	if pk.learned {
 		return pk.learnedBound()
 	}
-	o := pk.opts
-	prior := pk.prior[ReasonPopular]
-	if len(pk.topFacets) > 0 {
-		prior = max(prior, pk.prior[ReasonAffinity])
-	}
-	rel := 0.0
-	if pk.ctxNorm > 0 {
-		prior = max(prior, pk.prior[ReasonRelated])
-		rel = o.ContextWeight
-	}
-	b := prior + o.AffinityWeight + o.RelatedWeight*rel + o.PopularityWeight + max(0, pk.repeat)
-	if len(pk.boost) > 0 {
-		b += o.BoostWeight
-	}
-	return b
+	return pk.candBound(pk.basePrior(), 0)
 }
 
 // personalSuffice reports whether the candidates so far (the personal
@@ -358,8 +350,12 @@ func (pk *picker) walkBound() float64 {
 // the cart, views and related items (priors 100 and up, over an affinity
 // tier of 10), so there it often saves the walks; on the web, whose priors
 // are small, it rarely does.
-func (pk *picker) personalSuffice(k int) bool {
-	bound := pk.walkBound()
+func (pk *picker) personalSuffice(k int) bool { return pk.suffice(k, pk.walkBound()) }
+
+// suffice reports whether the candidates so far hold k that score above
+// bound within the diversity cap: then no candidate scoring at most bound
+// can change the best k.
+func (pk *picker) suffice(k int, bound float64) bool {
 	limit := (k + 2) / 3
 	pk.leaves = pk.leaves[:0]
 	n := 0

@@ -60,7 +60,7 @@ func TestRepeatCategoryBound(t *testing.T) {
 	pk := new(picker)
 	pk.begin(w.e, &q)
 	w.e.mu.RLock()
-	if !w.e.gather(pk, &q, q.K) {
+	if !w.e.gather(pk, &q, q.K, true) {
 		t.Fatal("nothing qualifies")
 	}
 	w.e.walkAll(pk, q.K)

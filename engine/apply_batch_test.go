@@ -6,6 +6,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -142,18 +143,23 @@ func TestApplyBatchIsApply(t *testing.T) {
 		name  string
 		world func(batchWorld) batchWorld
 		opts  Options
+		step  time.Duration // Options.Now advances this much a call (0: a fixed clock)
 	}{
-		{"defaults", nil, Options{}},
-		{"two workers", nil, Options{ApplyWorkers: 2}},
-		{"five workers, neighbours", nil, Options{ApplyWorkers: 5, NeighbourWeight: 0.3, WeightsSet: false}},
-		{"one shard", nil, Options{Shards: 1, ApplyWorkers: 3}},
-		{"few barriers", func(w batchWorld) batchWorld { w.barriers = 0.002; w.seed = 2; return w }, Options{ApplyWorkers: 4}},
-		{"many barriers", func(w batchWorld) batchWorld { w.barriers = 0.2; w.seed = 3; return w }, Options{ApplyWorkers: 4}},
-		{"popularity rebases", func(w batchWorld) batchWorld { w.jumpDays = 70; w.seed = 4; return w }, Options{ApplyWorkers: 3}},
-		{"profile cap with room", func(w batchWorld) batchWorld { w.seed = 5; w.anons = 2000; w.barriers = 0.005; return w }, Options{ApplyWorkers: 4, MaxProfiles: 2000, Shards: 8}},
-		{"profile cap reached", func(w batchWorld) batchWorld { w.seed = 8; w.anons = 2000; w.barriers = 0.005; return w }, Options{ApplyWorkers: 4, MaxProfiles: 640, Shards: 8}},
-		{"blend", func(w batchWorld) batchWorld { w.seed = 6; return w }, Options{ApplyWorkers: 4, Blend: true, BlendMinPurchases: 10}},
-		{"few anchors, small caps", func(w batchWorld) batchWorld { w.seed = 7; return w }, Options{ApplyWorkers: 2, EventAnchors: 5, MaxViews: 4, MaxRelated: 8}},
+		{"defaults", nil, Options{}, 0},
+		{"two workers", nil, Options{ApplyWorkers: 2}, 0},
+		{"five workers, neighbours", nil, Options{ApplyWorkers: 5, NeighbourWeight: 0.3, WeightsSet: false}, 0},
+		{"one shard", nil, Options{Shards: 1, ApplyWorkers: 3}, 0},
+		{"few barriers", func(w batchWorld) batchWorld { w.barriers = 0.002; w.seed = 2; return w }, Options{ApplyWorkers: 4}, 0},
+		{"many barriers", func(w batchWorld) batchWorld { w.barriers = 0.2; w.seed = 3; return w }, Options{ApplyWorkers: 4}, 0},
+		{"popularity rebases", func(w batchWorld) batchWorld { w.jumpDays = 70; w.seed = 4; return w }, Options{ApplyWorkers: 3}, 0},
+		{"profile cap with room", func(w batchWorld) batchWorld { w.seed = 5; w.anons = 2000; w.barriers = 0.005; return w }, Options{ApplyWorkers: 4, MaxProfiles: 2000, Shards: 8}, 0},
+		{"profile cap reached", func(w batchWorld) batchWorld { w.seed = 8; w.anons = 2000; w.barriers = 0.005; return w }, Options{ApplyWorkers: 4, MaxProfiles: 640, Shards: 8}, 0},
+		{"blend", func(w batchWorld) batchWorld { w.seed = 6; return w }, Options{ApplyWorkers: 4, Blend: true, BlendMinPurchases: 10}, 0},
+		{"few anchors, small caps", func(w batchWorld) batchWorld { w.seed = 7; return w }, Options{ApplyWorkers: 2, EventAnchors: 5, MaxViews: 4, MaxRelated: 8}, 0},
+		// Events without a time are stamped with Options.Now in record
+		// order, once each, as Apply does: a clock that moves between
+		// calls must give the same stamps.
+		{"moving clock", func(w batchWorld) batchWorld { w.seed = 10; return w }, Options{ApplyWorkers: 3}, time.Second},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,9 +170,7 @@ func TestApplyBatchIsApply(t *testing.T) {
 			if testing.Short() || raceDetector {
 				bw.records /= 4
 			}
-			now := t0.Add(40 * 24 * time.Hour)
-			tc.opts.Now = func() time.Time { return now }
-			serial, batched := New(tc.opts), New(tc.opts)
+			serial, batched := New(withClock(tc.opts, tc.step)), New(withClock(tc.opts, tc.step))
 
 			wantRecs := bw.generate()
 			want := make([]error, len(wantRecs))
@@ -204,6 +208,15 @@ func TestApplyBatchIsApply(t *testing.T) {
 			}
 		})
 	}
+}
+
+// withClock returns o with an Options.Now of its own, at 40 days past t0,
+// that moves on by step at each call.
+func withClock(o Options, step time.Duration) Options {
+	var calls atomic.Int64
+	start := t0.Add(40 * 24 * time.Hour)
+	o.Now = func() time.Time { return start.Add(time.Duration(calls.Add(1)-1) * step) }
+	return o
 }
 
 // TestApplyBatchWithReaders runs picks, stats and snapshots while

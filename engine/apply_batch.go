@@ -379,7 +379,11 @@ func (b *applyBatch) edit(e *Engine, recs []Record, evs []batchEvent, w int) {
 			continue
 		}
 		x, anchors := &be.x, be.u.anchors[:0:e.opts.EventAnchors]
-		if err := e.profiles.Edit(be.target, be.targetAnon, func(pr *profile.Profile) { anchors = x.editProfile(pr, anchors) }); err != nil {
+		// Edit follows the actor's links itself, as Apply's does: from
+		// be.target, the end of the links Resolve follows in one go, a
+		// longer chain would lead further.
+		actor, anon, _ := eventActor(&recs[k].Event)
+		if err := e.profiles.Edit(actor, anon, func(pr *profile.Profile) { anchors = x.editProfile(pr, anchors) }); err != nil {
 			be.err, be.stage = profilesFull(err), stageRebaseOnly
 			continue
 		}

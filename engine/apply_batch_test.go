@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -279,5 +280,50 @@ func TestApplyBatchWithReaders(t *testing.T) {
 	wg.Wait()
 	if !bytes.Equal(snapshotBytes(t, serial), snapshotBytes(t, batched)) {
 		t.Fatal("the state applied in batches among readers differs from Apply's one by one")
+	}
+}
+
+// TestApplyBatchLongLinkChain links anonymous ids one after another into
+// chains (each link to an id not yet linked, as a device then a cookie
+// would be), some longer than Resolve follows in one go, then applies a
+// run of events on the chains' first ids: ApplyBatch must edit the
+// profile Apply edits, whatever the chain's length.
+func TestApplyBatchLongLinkChain(t *testing.T) {
+	for _, links := range []int{1, 15, 16, 17, 48} { // profile.Store.Resolve follows 16 links
+		t.Run(fmt.Sprint(links, " links"), func(t *testing.T) {
+			var recs []Record
+			for i := range 4 {
+				id := fmt.Sprint("P", i)
+				recs = append(recs, Record{Op: OpProduct, Product: Product{ID: id, Category: fmt.Sprint("c", i), Variants: []Variant{{SKU: id}}}})
+			}
+			for i := range links {
+				recs = append(recs, Record{Op: OpIdentify, Identify: Identify{AnonymousID: fmt.Sprint("L", i), ToAnonymousID: fmt.Sprint("L", i+1)}})
+			}
+			for i := range 2 * minParallelRun {
+				ev := Event{Type: EventView, Product: fmt.Sprint("P", i%4), TS: t0.Add(time.Duration(i) * time.Minute).UnixMilli()}
+				if i%2 == 0 {
+					ev.AnonymousID = "L0"
+				} else {
+					ev.Customer = fmt.Sprint("C", i%7)
+				}
+				recs = append(recs, Record{Op: OpEvent, Event: ev})
+			}
+			opts := withClock(Options{ApplyWorkers: 2, Shards: 4}, 0)
+			serial, batched := New(opts), New(opts)
+			want, got := make([]error, len(recs)), make([]error, len(recs))
+			for i := range recs {
+				r := recs[i]
+				want[i] = serial.Apply(&r)
+			}
+			batched.ApplyBatch(slices.Clone(recs), got)
+			for i := range want {
+				if fmt.Sprint(want[i]) != fmt.Sprint(got[i]) {
+					t.Fatalf("record %d: Apply says %v, ApplyBatch %v", i, want[i], got[i])
+				}
+			}
+			if !bytes.Equal(snapshotBytes(t, serial), snapshotBytes(t, batched)) {
+				t.Fatal("the profiles edited in a batch differ from Apply's")
+			}
+		})
 	}
 }

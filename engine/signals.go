@@ -91,21 +91,6 @@ func (r *relations) grow(n int) {
 	}
 }
 
-// set replaces a's list with l (sorted strongest first, at most r.max
-// entries), for loading a snapshot. Not safe for concurrent use.
-func (r *relations) set(a uint32, l []relEntry) {
-	if len(l) == 0 {
-		r.lists[a] = nil
-		return
-	}
-	b := make(relList, len(l), 2*len(l))
-	ws := b.ws()
-	for i, x := range l {
-		b[i], ws[i] = x.p, math.Float32bits(x.w)
-	}
-	r.lists[a] = b
-}
-
 // add strengthens the relation from a to b by w (w > 0).
 func (r *relations) add(a, b uint32, w float32) {
 	if a == b || int(a) >= len(r.lists) || w <= 0 {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -31,8 +32,9 @@ import (
 // A section is one profile shard's profiles, each with its id, so a
 // snapshot loads into any number of shards; engine/profile/capture.go
 // draws it, and engine/profile/encoding.go the profile encoding. The
-// profile encoding's version is the snapshot's: version 1 snapshots hold
-// version 1 profiles, versions 2 and 3 version 2 profiles.
+// profile encoding's version follows the snapshot's (profileVersion):
+// version 1 snapshots hold version 1 profiles, versions 2 to 6 version 2
+// profiles, version 7 version 3 profiles (times stored as differences).
 //
 // Version 3 is version 2 followed by the event ids applied within the
 // window (see eventIDs.appendSnapshot):
@@ -55,7 +57,26 @@ import (
 // Version 6 is version 5 followed by the user-neighbour signal's baskets
 // and buyers (neighbours.appendSnapshot); an older snapshot loads with
 // none, as if no customer had bought anything while it was on.
-const engineSnapshotVersion = 6
+//
+// Version 7 holds what version 6 does in length-prefixed parts, so that a
+// restart loads the index, the relations and every profile section at
+// the same time, on GOMAXPROCS goroutines, and can start on a part as
+// soon as its bytes are in (snapshot_load.go), instead of decoding each
+// to find the next. The counts the index holds come first, so the parts
+// after it are checked without it. A part is len:u and len bytes:
+//
+//	version:byte
+//	products:u  facets:u       the index's counts
+//	index:      part           the index snapshot
+//	head:       part           tops, global, excluded
+//	relations:  part           nproducts:u nproducts×(n:u n×(product:u weight:f32))
+//	popularity: part           popularity (as version 5), applied
+//	profiles:   nsections:u nsections×part (a section each)
+//	tail:       part           event ids, blend, neighbours
+//
+// and its profile sections hold profile encoding version 3 (times stored
+// as differences: a profile a third smaller, in the arenas too).
+const engineSnapshotVersion = 7
 
 // ErrBadSnapshot reports a snapshot that does not decode.
 var ErrBadSnapshot = errors.New("engine: malformed snapshot")
@@ -78,6 +99,7 @@ type Capture struct {
 	steps    uint64
 	nb       []byte // the neighbour signal, captured at once
 	products int
+	facets   int
 }
 
 // BeginSnapshot starts a snapshot of the engine as it is now. The caller
@@ -88,7 +110,7 @@ func (e *Engine) BeginSnapshot() *Capture {
 	e.snapMu.Lock() // released by WriteTo
 	c := &Capture{e: e}
 	e.mu.RLock()
-	c.products = e.idx.Products()
+	c.products, c.facets = e.idx.Products(), e.idx.Facets()
 	b := make([]byte, 0, 64<<10)
 	b = binfmt.AppendUvarint(b, uint64(len(e.tops)))
 	for i := range e.tops {
@@ -157,13 +179,20 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 			total += int64(n)
 		}
 	}
-	write([]byte{engineSnapshotVersion})
+	var lenBuf [binary.MaxVarintLen64]byte
+	partLen := func(n int) { write(binfmt.AppendUvarint(lenBuf[:0], uint64(n))) }
+	part := func(b []byte) {
+		partLen(len(b))
+		write(b)
+	}
 	e.mu.RLock()
 	e.captureIndexLocked()
 	e.mu.RUnlock()
-	write(e.idxSnapBytes)
+	b := []byte{engineSnapshotVersion}
+	write(binfmt.AppendUvarint(binfmt.AppendUvarint(b, uint64(c.products)), uint64(c.facets)))
+	part(e.idxSnapBytes)
 	e.idxSnapBytes = nil
-	write(c.head)
+	part(c.head)
 	c.head = nil
 
 	// Relations, in product order, from the stripes' captured lists. The
@@ -175,7 +204,18 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 		e.rel.mu[i].Unlock()
 	}
 	e.mu.RUnlock()
-	b := binfmt.AppendUvarint(make([]byte, 0, 1<<20), uint64(c.products))
+	// Their length first, counted without encoding them: they are up to a
+	// GiB at a million products, too much to hold twice.
+	n := uvarintLen(uint64(c.products))
+	for p := range c.products {
+		l := e.rel.snapLists[p%stripes][p/stripes]
+		n += uvarintLen(uint64(len(l)))
+		for _, r := range l {
+			n += uvarintLen(uint64(r.p)) + 4
+		}
+	}
+	partLen(n)
+	b = binfmt.AppendUvarint(make([]byte, 0, 1<<20), uint64(c.products))
 	for p := range c.products {
 		l := e.rel.snapLists[p%stripes][p/stripes]
 		b = binfmt.AppendUvarint(b, uint64(len(l)))
@@ -187,10 +227,11 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 			b = b[:0]
 		}
 	}
+	write(b)
 	for i := range stripes {
 		e.rel.snapLists[i] = nil
 	}
-	b = binfmt.AppendFloat(b, c.popRef)
+	b = binfmt.AppendFloat(b[:0], c.popRef)
 	b = binfmt.AppendUvarint(b, uint64(c.products))
 	for _, bits := range c.pop {
 		b = binfmt.AppendFloat(b, math.Float64frombits(bits))
@@ -198,20 +239,20 @@ func (c *Capture) WriteTo(w io.Writer) (int64, error) {
 	for _, n := range c.counts {
 		b = binfmt.AppendUvarint(b, n)
 	}
-	b = binfmt.AppendUvarint(b, uint64(e.profiles.Shards()))
-	write(b)
+	part(b)
+	partLen(e.profiles.Shards())
 	for i := range e.profiles.Shards() {
-		write(e.profiles.TakeCapture(i))
+		part(e.profiles.TakeCapture(i))
 	}
-	write(c.ids)
-	c.ids = nil
 	b = binfmt.AppendUvarint(binfmt.AppendUvarint(b[:0], c.steps), uint64(len(c.blend)))
 	for _, w := range c.blend {
 		b = binfmt.AppendFloat(b, w)
 	}
+	partLen(len(c.ids) + len(b) + len(c.nb))
+	write(c.ids)
 	write(b)
 	write(c.nb)
-	c.nb = nil
+	c.ids, c.nb = nil, nil
 	if err != nil {
 		return total, fmt.Errorf("cannot write engine snapshot: %w", err)
 	}
@@ -235,6 +276,13 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	version := r.Byte()
 	if version < 1 || version > engineSnapshotVersion {
 		return nil, fmt.Errorf("%w: version %d", ErrBadSnapshot, version)
+	}
+	if version >= 7 {
+		p := &parts{data: data, pos: 1, arrived: func(int) error { return nil }}
+		if err := e.loadParts(p, version); err != nil {
+			return nil, err
+		}
+		return e, nil
 	}
 	idx, err := index.LoadSnapshot(r)
 	if err != nil {
@@ -260,9 +308,9 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 	sections := r.Count(math.MaxInt32)
 	// What is left is the profiles, spread evenly over the shards by
 	// hash: give each arena its share at once.
-	e.profiles.Reserve(r.Len())
+	e.profiles.Reserve(r.Len(), sections)
 	for range sections {
-		if err := e.profiles.LoadSection(r, min(version, profile.Version), facets, products); err != nil {
+		if err := e.profiles.LoadSection(r, profileVersion(version), facets, products); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrBadSnapshot, err)
 		}
 	}
@@ -288,6 +336,18 @@ func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
 		return nil, badSnapshot("%d trailing bytes", r.Len())
 	}
 	return e, nil
+}
+
+// profileVersion is the profile encoding a snapshot of the given version
+// holds: the arenas' own from version 7 on, so those load as they are.
+func profileVersion(snapshot byte) byte {
+	switch {
+	case snapshot == 1:
+		return 1
+	case snapshot < 7:
+		return 2
+	}
+	return profile.Version
 }
 
 func badSnapshot(what string, args ...any) error {
@@ -387,18 +447,25 @@ func (e *Engine) loadRelations(r *binfmt.Reader, products uint32) error {
 		}
 		// Lists are stored strongest first: a smaller MaxRelated than when
 		// the snapshot was written keeps the strongest, and the rest are
-		// read past.
-		l := make([]relEntry, 0, min(n, e.opts.MaxRelated))
+		// read past. Each is decoded straight into its list's block (as
+		// relations.set lays it out): a million products' lists, no
+		// temporaries.
+		k := min(n, e.opts.MaxRelated)
+		var l relList
+		if k > 0 {
+			l = make(relList, k, 2*k)
+		}
+		ws := l.ws()
 		for i := range n {
 			q, w := r.Uint32(), r.Float32()
 			if q >= products || !(w > 0) {
 				return badSnapshot("relation %d->%d weight %v", p, q, w)
 			}
-			if i < e.opts.MaxRelated {
-				l = append(l, relEntry{p: q, w: w})
+			if i < k {
+				l[i], ws[i] = q, math.Float32bits(w)
 			}
 		}
-		e.rel.set(p, l)
+		e.rel.lists[p] = l
 	}
 	return nil
 }

@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"os"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -130,11 +133,50 @@ func TestSnapshotIntoOtherShardCount(t *testing.T) {
 	replayWorld(w, 0, 200)
 	opts := w.e.Options()
 	opts.Shards = 7
-	loaded, err := LoadSnapshot(opts, snapshotBytes(t, w.e))
+	snap := snapshotBytes(t, w.e)
+	loaded, err := LoadSnapshot(opts, snap)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sameAnswers(t, w.e, loaded, w.now)
+	// The sections of 64 shards land in 7 in the order they were written,
+	// whatever the goroutines: the same state, the same bytes.
+	want := snapshotBytes(t, loaded)
+	for range 5 {
+		again, err := LoadSnapshot(opts, snap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := snapshotBytes(t, again); !bytes.Equal(b, want) {
+			t.Fatalf("loaded again into 7 shards, the snapshot differs: %d vs %d bytes", len(b), len(want))
+		}
+	}
+}
+
+// TestSnapshotLoadsInParallel: a snapshot's parts (index, relations,
+// profile sections) load on as many goroutines as GOMAXPROCS allows, and
+// the state is the same however many there are: the same answers, the
+// same bytes written again.
+func TestSnapshotLoadsInParallel(t *testing.T) {
+	w := apparel(t)
+	w.stock("SW1-8", "store-1", 3)
+	replayWorld(w, 0, 400)
+	snap := snapshotBytes(t, w.e)
+	for _, procs := range []int{1, 2, 8} {
+		t.Run(fmt.Sprint(procs), func(t *testing.T) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(procs))
+			for range 3 {
+				loaded, err := LoadSnapshot(w.e.Options(), snap)
+				if err != nil {
+					t.Fatal(err)
+				}
+				sameAnswers(t, w.e, loaded, w.now)
+				if b := snapshotBytes(t, loaded); !bytes.Equal(b, snap) {
+					t.Fatalf("written again: %d bytes, want %d", len(b), len(snap))
+				}
+			}
+		})
+	}
 }
 
 // TestSnapshotIntoSmallerMaxRelated: a snapshot loads into an engine that
@@ -193,9 +235,20 @@ func TestSnapshotRejectsDamage(t *testing.T) {
 	w := apparel(t)
 	replayWorld(w, 0, 100)
 	snap := snapshotBytes(t, w.e)
-	for _, n := range []int{0, 1, len(snap) / 3, len(snap) / 2, len(snap) - 1} {
+	// Every cut, since version 7's parts carry their lengths: a cut
+	// inside any of them must fail, not load a shorter part.
+	for n := range len(snap) {
 		if _, err := LoadSnapshot(w.e.Options(), snap[:n]); err == nil {
 			t.Fatalf("truncated to %d of %d bytes: loaded", n, len(snap))
+		}
+	}
+	// A damaged byte anywhere (a part's length included) loads or fails,
+	// and never panics, on however many goroutines.
+	for i := range snap {
+		bad := slices.Clone(snap)
+		bad[i] ^= 0x55
+		if e, err := LoadSnapshot(w.e.Options(), bad); err == nil {
+			e.PicksInto(nil, &Query{Customer: "C1", K: 5, Now: w.now.UnixMilli()})
 		}
 	}
 	if _, err := LoadSnapshot(w.e.Options(), append(snap, 0)); !errors.Is(err, ErrBadSnapshot) {
@@ -249,5 +302,78 @@ func TestSnapshotKeepsAttributesAndStoreNames(t *testing.T) {
 	}
 	if name, _ := loaded.LocationName("store-1"); name != "Omnipick Berlin" {
 		t.Errorf("the store's name after a snapshot: %q", name)
+	}
+}
+
+// TestSnapshotLoadsAsItArrives: LoadSnapshotArriving starts on a snapshot
+// whose bytes are still coming in (another goroutine "decompressing"
+// them a chunk at a time) and gives the state LoadSnapshot gives; when
+// the bytes stop coming, at any point, it returns the reader's error
+// rather than wait forever or load what is there.
+func TestSnapshotLoadsAsItArrives(t *testing.T) {
+	w := apparel(t)
+	replayWorld(w, 0, 300)
+	snap := snapshotBytes(t, w.e)
+	errCut := errors.New("the input ended")
+	// feed copies snap into a buffer chunk bytes at a time, up to cut,
+	// and returns the buffer and its arrived function.
+	feed := func(chunk, cut int) ([]byte, func(int) error) {
+		buf := make([]byte, len(snap))
+		var mu sync.Mutex
+		cond := sync.NewCond(&mu)
+		in, done := 0, false
+		go func() {
+			for off := 0; off < cut; off += chunk {
+				end := min(off+chunk, cut)
+				mu.Lock()
+				copy(buf[off:end], snap[off:end])
+				in = end
+				cond.Broadcast()
+				mu.Unlock()
+				runtime.Gosched()
+			}
+			mu.Lock()
+			done = true
+			cond.Broadcast()
+			mu.Unlock()
+		}()
+		return buf, func(n int) error {
+			mu.Lock()
+			defer mu.Unlock()
+			for in < n && !done {
+				cond.Wait()
+			}
+			if in < n {
+				return errCut
+			}
+			return nil
+		}
+	}
+	for _, chunk := range []int{1, 7, 64, 1000, len(snap)} {
+		buf, arrived := feed(chunk, len(snap))
+		loaded, err := LoadSnapshotArriving(w.e.Options(), buf, arrived)
+		if err != nil {
+			t.Fatalf("chunks of %d: %v", chunk, err)
+		}
+		sameAnswers(t, w.e, loaded, w.now)
+		if b := snapshotBytes(t, loaded); !bytes.Equal(b, snap) {
+			t.Fatalf("chunks of %d: written again, %d bytes, want %d", chunk, len(b), len(snap))
+		}
+	}
+	for cut := 0; cut < len(snap); cut += 1 + cut/8 {
+		buf, arrived := feed(97, cut)
+		if _, err := LoadSnapshotArriving(w.e.Options(), buf, arrived); !errors.Is(err, errCut) {
+			t.Fatalf("cut at %d of %d bytes: %v, want the reader's error", cut, len(snap), err)
+		}
+	}
+	// Older versions wait for the whole snapshot, then load as ever.
+	old, err := os.ReadFile(engineV6Fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap = old
+	buf, arrived := feed(13, len(old))
+	if _, err := LoadSnapshotArriving(w.e.Options(), buf, arrived); err != nil {
+		t.Fatalf("version 6 as it arrives: %v", err)
 	}
 }

@@ -78,7 +78,12 @@ func (d *Dict) LookupHashed(h uint64, s string) (uint32, bool) {
 // itself. It panics if the names of one Dict would pass 4 GiB, a limit
 // far beyond what fits in memory next to the rest of the state.
 func (d *Dict) Intern(s string) (uint32, bool) {
-	h := xxhash.Sum64String(s)
+	return d.InternHashed(xxhash.Sum64String(s), s)
+}
+
+// InternHashed is Intern with the caller's xxhash of s, for callers that
+// already hashed s (to pick a shard, say).
+func (d *Dict) InternHashed(h uint64, s string) (uint32, bool) {
 	id, ok := d.byHash[h]
 	if ok {
 		if d.Name(id) == s {

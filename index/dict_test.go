@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"unsafe"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 func TestDictNames(t *testing.T) {
@@ -66,5 +68,22 @@ func TestDictNamesOutliveGrowth(t *testing.T) {
 	}
 	if id, ok := d.Lookup("first"); !ok || id != 0 {
 		t.Fatalf("Lookup(first) = %d, %v", id, ok)
+	}
+}
+
+// TestDictInternHashed: InternHashed is Intern with the hash given.
+func TestDictInternHashed(t *testing.T) {
+	d := NewDict()
+	for i := range 100 {
+		s := fmt.Sprint("id-", i)
+		if id, isNew := d.InternHashed(xxhash.Sum64String(s), s); !isNew || id != uint32(i) {
+			t.Fatalf("%s: id %d new %v, want %d", s, id, isNew, i)
+		}
+	}
+	if id, isNew := d.Intern("id-7"); isNew || id != 7 {
+		t.Fatalf("id-7 again: %d new %v", id, isNew)
+	}
+	if id, ok := d.Lookup("id-99"); !ok || id != 99 {
+		t.Fatalf("id-99: %d %v", id, ok)
 	}
 }

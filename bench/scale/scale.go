@@ -17,9 +17,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"os"
 	"runtime"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -81,11 +79,9 @@ var kinds = []struct {
 	weight float64
 }{{"ads", 25}, {"email", 15}, {"screen", 15}, {"screen_known", 15}, {"web", 20}}
 
-// Run builds the world and measures it.
-func Run(opts Options) (*Report, error) {
-	if opts.Workers <= 0 {
-		opts.Workers = runtime.GOMAXPROCS(0)
-	}
+// setDefaults fills what Run and Reuse default: the picks calls, the log,
+// and the engine's clock at the world's end.
+func (opts *Options) setDefaults() {
 	if opts.Queries <= 0 {
 		opts.Queries = 200_000
 	}
@@ -96,6 +92,14 @@ func Run(opts Options) (*Report, error) {
 	if opts.Engine.Now == nil {
 		opts.Engine.Now = func() time.Time { return end }
 	}
+}
+
+// Run builds the world and measures it.
+func Run(opts Options) (*Report, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
+	}
+	opts.setDefaults()
 	st, _, err := store.Open(store.Options{Dir: opts.Dir, Engine: opts.Engine, NoBackground: true})
 	if err != nil {
 		return nil, fmt.Errorf("cannot open the store in %s: %w", opts.Dir, err)
@@ -364,21 +368,7 @@ func liveHeap() uint64 {
 }
 
 // rss reads the resident set size from /proc; 0 where there is none.
-func rss() uint64 {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
-			if err == nil {
-				return kb << 10
-			}
-		}
-	}
-	return 0
-}
+func rss() uint64 { return procStatus("VmRSS:") }
 
 // WriteText writes the report as the bench/README table's rows.
 func (r *Report) WriteText(w io.Writer) error {
@@ -392,15 +382,7 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "memory: live heap %d MiB (catalog and stock %d MiB), RSS %d MiB; %.0f bytes/product (catalog, stock), %.0f bytes/profile (the rest: profiles, relations, popularity); full GC %v\n",
 		r.HeapAll>>20, r.HeapCatalog>>20, r.RSS>>20, per(r.HeapCatalog, r.Products), per(r.HeapAll-min(r.HeapAll, r.HeapCatalog), r.Profiles), r.GCTook.Round(time.Millisecond))
 	fmt.Fprintf(&b, "picks in-process, one goroutine, %d calls, %.2f allocs/call:\n", r.PicksN, r.AllocsPerCall)
-	names := []string{"all"}
-	for _, k := range kinds {
-		names = append(names, k.name)
-	}
-	for _, n := range names {
-		l := r.Picks[n]
-		fmt.Fprintf(&b, "  %-13s n=%-8d p50 %7.1f us  p90 %7.1f us  p99 %7.1f us  p99.9 %7.1f us  max %8.1f us\n",
-			n, l.Count, l.P50, l.P90, l.P99, l.P999, l.Max)
-	}
+	writePicks(&b, r.Picks)
 	if r.HTTP != nil {
 		r.HTTP.writeText(&b)
 	}
@@ -410,6 +392,20 @@ func (r *Report) WriteText(w io.Writer) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writePicks writes the picks latency lines, all calls first, then by
+// kind.
+func writePicks(b *strings.Builder, picks map[string]load.Latency) {
+	names := []string{"all"}
+	for _, k := range kinds {
+		names = append(names, k.name)
+	}
+	for _, n := range names {
+		l := picks[n]
+		fmt.Fprintf(b, "  %-13s n=%-8d p50 %7.1f us  p90 %7.1f us  p99 %7.1f us  p99.9 %7.1f us  max %8.1f us\n",
+			n, l.Count, l.P50, l.P90, l.P99, l.P999, l.Max)
+	}
 }
 
 func perSec(n int, d time.Duration) float64 {

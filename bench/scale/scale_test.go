@@ -2,6 +2,7 @@ package scale
 
 import (
 	"bytes"
+	"io"
 	"runtime"
 	"strings"
 	"testing"
@@ -39,6 +40,43 @@ func TestRunSmallWorld(t *testing.T) {
 			t.Fatalf("report: %v\n%s", err, b.String())
 		}
 		t.Log("\n" + b.String())
+	}
+}
+
+// TestReuseMeasuresAFolder: Reuse opens a folder an earlier Run left,
+// builds nothing, and measures two restarts (the folder's snapshot, then
+// its own), the memory after each and picks; the profile it asked for is
+// written, and the folder still holds the same profiles.
+func TestReuseMeasuresAFolder(t *testing.T) {
+	dir := t.TempDir()
+	built, err := Run(Options{World: smallWorld(), Dir: dir, Queries: 100, Restart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var prof, again bytes.Buffer
+	rep, err := Reuse(Options{World: smallWorld(), Dir: dir, Queries: 2000}, [2]io.Writer{&prof, &again})
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case rep.Profiles != built.Profiles || rep.Products != built.Products:
+		t.Fatalf("reused %d profiles and %d products, built %d and %d", rep.Profiles, rep.Products, built.Profiles, built.Products)
+	case rep.Open.Took <= 0 || rep.Again.Took <= 0 || rep.Open.Snapshot == "":
+		t.Fatalf("restarts: %+v, %+v", rep.Open, rep.Again)
+	case rep.Open.RSS == 0 || rep.Open.HeapLive == 0 || rep.Again.PeakRSS < rep.Again.RSS:
+		t.Fatalf("memory: %+v, %+v", rep.Open, rep.Again)
+	case rep.Picks["all"].Count != 2000 || rep.Picks["web"].Count == 0:
+		t.Fatalf("picks: %+v", rep.Picks)
+	case prof.Len() == 0 || again.Len() == 0:
+		t.Fatalf("CPU profiles of %d and %d bytes", prof.Len(), again.Len())
+	}
+	var b bytes.Buffer
+	if err := rep.WriteText(&b); err != nil || !strings.Contains(b.String(), "restart again") {
+		t.Fatalf("report: %v\n%s", err, b.String())
+	}
+	t.Log("\n" + b.String())
+	if _, err := Reuse(Options{World: smallWorld(), Dir: t.TempDir()}, [2]io.Writer{}); err == nil {
+		t.Fatal("an empty folder measured")
 	}
 }
 

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -21,6 +23,8 @@ func runScale(args []string) error {
 	queries := fs.Int("queries", 200_000, "picks calls to time")
 	dir := fs.String("data", "", "store folder for the snapshot and restart (default: a temporary folder, removed after)")
 	restart := fs.Bool("restart", true, "snapshot, close and reopen the store, timing each")
+	reuse := fs.Bool("reuse", false, "build nothing: open the existing store in -data (a world of the given counts), timing the restart and reading memory, time picks, then snapshot and open it again (-http does not apply)")
+	cpuProfile := fs.String("cpuprofile", "", "with -reuse: write the first restart's CPU profile to this file, the second's to this file + \".again\"")
 	httpFor := fs.Duration("http", 10*time.Second, "serve the built world on a loopback port and measure picks (against the bare-handler ceiling) and event ingest over HTTP for this long each; 0 skips")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	if err := parseFlags(fs, args); err != nil {
@@ -39,6 +43,12 @@ func runScale(args []string) error {
 	if *days > 0 {
 		cfg.Days = *days
 	}
+	if *reuse {
+		return measureFolder(cfg, *dir, *queries, *cpuProfile, *asJSON)
+	}
+	if *cpuProfile != "" {
+		return errors.New("-cpuprofile goes with -reuse")
+	}
 	if *dir == "" {
 		tmp, err := os.MkdirTemp("", "omnipick-scale-")
 		if err != nil {
@@ -53,6 +63,33 @@ func runScale(args []string) error {
 		return err
 	}
 	if *asJSON {
+		return printJSON(rep)
+	}
+	return rep.WriteText(os.Stdout)
+}
+
+// measureFolder is "omnipick bench scale -reuse": measure the store in dir,
+// built before for the world cfg, without building it again.
+func measureFolder(cfg world.Config, dir string, queries int, cpuProfile string, asJSON bool) error {
+	if dir == "" {
+		return errors.New("-reuse needs -data, the folder of an earlier scale run")
+	}
+	var profiles [2]io.Writer
+	if cpuProfile != "" {
+		for i, name := range []string{cpuProfile, cpuProfile + ".again"} {
+			f, err := os.Create(name)
+			if err != nil {
+				return fmt.Errorf("cannot write the CPU profile: %w", err)
+			}
+			defer f.Close()
+			profiles[i] = f
+		}
+	}
+	rep, err := scale.Reuse(scale.Options{World: cfg, Dir: dir, Queries: queries, Log: os.Stderr}, profiles)
+	if err != nil {
+		return err
+	}
+	if asJSON {
 		return printJSON(rep)
 	}
 	return rep.WriteText(os.Stdout)

@@ -52,13 +52,16 @@ func (s *shard) slotLocked(id string, h uint64, anon, create bool) (uint32, bool
 	if anon {
 		dict, slots = s.anons, &s.anonProf
 	}
-	if d, ok := dict.LookupHashed(h, id); ok {
+	if !create {
+		d, ok := dict.LookupHashed(h, id)
+		if !ok {
+			return 0, false
+		}
 		return (*slots)[d], true
 	}
-	if !create {
-		return 0, false
+	if d, isNew := dict.InternHashed(h, id); !isNew {
+		return (*slots)[d], true
 	}
-	dict.Intern(id)
 	slot := uint32(len(s.refs))
 	*slots = append(*slots, slot)
 	s.refs = append(s.refs, profRef{})

@@ -2,6 +2,7 @@ package profile
 
 import (
 	"errors"
+	"math"
 
 	"github.com/omnipick/omnipick/internal/binfmt"
 )
@@ -21,23 +22,33 @@ import (
 //	cart:        n:u n×(sku:u product:u time:u)       sku NoSKU: no size chosen
 //	links:       n:u n×(anonymous id:s)
 //	merged_to:s
-//	--- version 2 only:
+//	--- from version 2 on:
 //	merged_anon:b
 //	impressions: n:u n×(product:u time:u)             oldest first
 //	exclusions:  n:u n×(product:u until:u)
 //	campaigns:   n:u n×(name:s time:u n:u n×product:u)
 //
 // Times are unix seconds. Version 1 ends after merged_to.
-const Version = 2
+//
+// Version 3 has version 2's layout with every time but last stored as a
+// difference, zigzag-encoded (z: a signed varint, small either side of
+// 0): views and impressions, kept oldest first, each from the one before
+// (the first from last), every other time from last. An absolute time
+// takes five bytes; most differences take one to three: the bench
+// world's profiles are 17% smaller (282 -> 234 bytes at 10M customers),
+// in the arenas and in snapshots.
+const Version = 3
 
 // MaxCampaignItems bounds a decoded campaign's products; it equals
 // engine.MaxK (a test checks).
 const MaxCampaignItems = 100
 
-// appendEncoding appends pr's encoding (version 2) to b.
+// appendEncoding appends pr's encoding (version 3) to b.
 func (pr *Profile) appendEncoding(b []byte) []byte {
 	u := func(v uint32) { b = binfmt.AppendUvarint(b, uint64(v)) }
-	u(pr.Last)
+	last := pr.Last
+	since := func(ref, t uint32) { b = binfmt.AppendVarint(b, int64(ref)-int64(t)) }
+	u(last)
 	u(uint32(len(pr.Aff)))
 	for _, a := range pr.Aff {
 		u(a.Facet)
@@ -47,21 +58,27 @@ func (pr *Profile) appendEncoding(b []byte) []byte {
 	for _, s := range pr.Sizes {
 		u(s.Group)
 		u(s.Size)
-		u(s.T)
+		since(last, s.T)
 		b = append(b, b2u(s.Purchase))
 	}
-	for _, list := range [][]Stamp{pr.Purchased, pr.Views} {
+	stamps := func(list []Stamp, chained bool) {
 		u(uint32(len(list)))
+		ref := last
 		for _, s := range list {
 			u(s.P)
-			u(s.T)
+			since(ref, s.T)
+			if chained {
+				ref = s.T
+			}
 		}
 	}
+	stamps(pr.Purchased, false)
+	stamps(pr.Views, true)
 	u(uint32(len(pr.Cart)))
 	for _, c := range pr.Cart {
 		u(c.SKU)
 		u(c.P)
-		u(c.T)
+		since(last, c.T)
 	}
 	u(uint32(len(pr.Links)))
 	for _, l := range pr.Links {
@@ -69,17 +86,12 @@ func (pr *Profile) appendEncoding(b []byte) []byte {
 	}
 	b = binfmt.AppendString(b, pr.MergedTo)
 	b = append(b, b2u(pr.MergedAnon))
-	for _, list := range [][]Stamp{pr.Shown, pr.Excl} {
-		u(uint32(len(list)))
-		for _, s := range list {
-			u(s.P)
-			u(s.T)
-		}
-	}
+	stamps(pr.Shown, true)
+	stamps(pr.Excl, false)
 	u(uint32(len(pr.Camps)))
 	for _, c := range pr.Camps {
 		b = binfmt.AppendString(b, c.Name)
-		u(c.T)
+		since(last, c.T)
 		u(uint32(len(c.Items)))
 		for _, p := range c.Items {
 			u(p)
@@ -88,7 +100,28 @@ func (pr *Profile) appendEncoding(b []byte) []byte {
 	return b
 }
 
-// decode reads a profile written by appendEncoding (version 1 or 2) into
+// times reads the times of one profile: absolute before version 3, else
+// differences from a reference (see Version).
+type times struct {
+	r        *binfmt.Reader
+	relative bool
+	bad      bool // a time decoded outside uint32
+}
+
+// at reads a time stored against ref.
+func (t *times) at(ref uint32) uint32 {
+	if !t.relative {
+		return t.r.Uint32()
+	}
+	v := int64(ref) - t.r.Varint()
+	if v < 0 || v > math.MaxUint32 {
+		t.bad = true
+		return 0
+	}
+	return uint32(v)
+}
+
+// decode reads a profile written by appendEncoding (version 1, 2 or 3) into
 // pr, replacing its contents but reusing its slices' capacity: once pr has
 // grown to the profiles it reads, decoding allocates nothing, strings
 // included when they equal those pr holds. With strs unset it stops before
@@ -99,6 +132,7 @@ func (pr *Profile) decode(r *binfmt.Reader, version byte, facets, products uint3
 	const maxEntries = 1 << 20
 	var err error
 	pr.Last = r.Uint32()
+	tm := times{r: r, relative: version >= 3}
 	pr.Aff = resize(pr.Aff, r.Count(maxEntries))
 	for i := range pr.Aff {
 		pr.Aff[i] = AffEntry{Facet: r.Uint32(), W: r.Float32()}
@@ -108,17 +142,17 @@ func (pr *Profile) decode(r *binfmt.Reader, version byte, facets, products uint3
 	}
 	pr.Sizes = resize(pr.Sizes, r.Count(maxEntries))
 	for i := range pr.Sizes {
-		pr.Sizes[i] = SizeEntry{Group: r.Uint32(), Size: r.Uint32(), T: r.Uint32(), Purchase: r.Bool()}
+		pr.Sizes[i] = SizeEntry{Group: r.Uint32(), Size: r.Uint32(), T: tm.at(pr.Last), Purchase: r.Bool()}
 	}
-	if pr.Purchased, err = decodeStamps(r, pr.Purchased, products); err != nil {
+	if pr.Purchased, err = decodeStamps(&tm, pr.Purchased, pr.Last, false, products); err != nil {
 		return err
 	}
-	if pr.Views, err = decodeStamps(r, pr.Views, products); err != nil {
+	if pr.Views, err = decodeStamps(&tm, pr.Views, pr.Last, true, products); err != nil {
 		return err
 	}
 	pr.Cart = resize(pr.Cart, r.Count(maxEntries))
 	for i := range pr.Cart {
-		pr.Cart[i] = CartEntry{SKU: r.Uint32(), P: r.Uint32(), T: r.Uint32()}
+		pr.Cart[i] = CartEntry{SKU: r.Uint32(), P: r.Uint32(), T: tm.at(pr.Last)}
 		if pr.Cart[i].P >= products {
 			return errors.New("cart product out of range")
 		}
@@ -138,24 +172,24 @@ func (pr *Profile) decode(r *binfmt.Reader, version byte, facets, products uint3
 	pr.MergedAnon = false
 	if version < 2 {
 		pr.Shown, pr.Excl, pr.Camps = pr.Shown[:0], pr.Excl[:0], pr.Camps[:0]
-		return r.Err()
+		return tm.err()
 	}
 	pr.MergedAnon = r.Bool()
-	if pr.Shown, err = decodeStamps(r, pr.Shown, products); err != nil {
+	if pr.Shown, err = decodeStamps(&tm, pr.Shown, pr.Last, true, products); err != nil {
 		return err
 	}
-	if pr.Excl, err = decodeStamps(r, pr.Excl, products); err != nil {
+	if pr.Excl, err = decodeStamps(&tm, pr.Excl, pr.Last, false, products); err != nil {
 		return err
 	}
 	if !strs {
 		pr.Camps = pr.Camps[:0]
-		return r.Err()
+		return tm.err()
 	}
 	pr.Camps = resize(pr.Camps, r.Count(maxEntries))
 	for i := range pr.Camps {
 		c := &pr.Camps[i]
 		decodeString(r, &c.Name)
-		c.T = r.Uint32()
+		c.T = tm.at(pr.Last)
 		c.Items = resize(c.Items, r.Count(MaxCampaignItems))
 		for j := range c.Items {
 			if c.Items[j] = r.Uint32(); c.Items[j] >= products {
@@ -163,19 +197,36 @@ func (pr *Profile) decode(r *binfmt.Reader, version byte, facets, products uint3
 			}
 		}
 	}
-	return r.Err()
+	return tm.err()
 }
 
-// decodeStamps reads a list of (product, time) pairs into s's array.
-func decodeStamps(r *binfmt.Reader, s []Stamp, products uint32) ([]Stamp, error) {
+// decodeStamps reads a list of (product, time) pairs into s's array;
+// with chained, each time (version 3) is stored against the one before.
+func decodeStamps(tm *times, s []Stamp, last uint32, chained bool, products uint32) ([]Stamp, error) {
+	r := tm.r
 	s = resize(s, r.Count(1<<20))
+	ref := last
 	for i := range s {
-		s[i] = Stamp{P: r.Uint32(), T: r.Uint32()}
+		s[i] = Stamp{P: r.Uint32(), T: tm.at(ref)}
 		if s[i].P >= products {
 			return s, errors.New("product out of range")
 		}
+		if chained {
+			ref = s[i].T
+		}
 	}
 	return s, nil
+}
+
+// err is the reader's error, or one for a time out of range.
+func (t *times) err() error {
+	if err := t.r.Err(); err != nil {
+		return err
+	}
+	if t.bad {
+		return errors.New("time out of range")
+	}
+	return nil
 }
 
 // decodeString reads a string into *dst, copying it only when it differs

@@ -28,6 +28,9 @@ type Store struct {
 	lim      Limits
 	perShard int // the profile cap per shard (SetMaxProfiles); 0: none
 	removed  removals
+	// sectionPerShard: the snapshot being loaded has a section per shard
+	// (Reserve).
+	sectionPerShard bool
 }
 
 // shard holds the profiles of the actors whose ids hash to it. The

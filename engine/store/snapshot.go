@@ -5,13 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"hash/crc32"
 	"io"
 	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -275,89 +275,221 @@ func (c *countWriter) Write(p []byte) (int, error) {
 // size say (Path, Seq, At, RawBytes, FileBytes) and the decompressed engine
 // encoding.
 func readSnapshotFile(fs wal.FS, name string) (SnapshotInfo, []byte, error) {
-	seq, at, size, raw, err := readSnapshotBytes(fs, name)
+	sf, err := openSnapshot(fs, name)
 	if err != nil {
 		return SnapshotInfo{}, nil, err
 	}
-	return SnapshotInfo{Path: name, Seq: seq, At: at, RawBytes: int64(len(raw)), FileBytes: size}, raw, nil
+	defer sf.f.Close()
+	raw, err := sf.decompress(nil, nil)
+	if err != nil {
+		return SnapshotInfo{}, nil, err
+	}
+	return sf.info(len(raw)), raw, nil
 }
 
-func readSnapshotBytes(fs wal.FS, name string) (seq uint64, at time.Time, size int64, raw []byte, err error) {
+// snapFile is a snapshot file whose header and trailer passed their checks.
+type snapFile struct {
+	f       wal.File
+	name    string
+	seq     uint64
+	at      time.Time
+	size    int64  // of the file
+	rawSize uint64 // the trailer's, not trusted until the checksum matches
+	wantCRC uint32
+}
+
+func (sf *snapFile) info(raw int) SnapshotInfo {
+	return SnapshotInfo{Path: sf.name, Seq: sf.seq, At: sf.at, RawBytes: int64(raw), FileBytes: sf.size}
+}
+
+func (sf *snapFile) bad(format string, args ...any) error {
+	return fmt.Errorf("%w: %q: %s", ErrBadSnapshotFile, sf.name, fmt.Sprintf(format, args...))
+}
+
+// openSnapshot opens a snapshot file and checks its header and trailer;
+// the caller closes sf.f.
+func openSnapshot(fs wal.FS, name string) (*snapFile, error) {
 	f, err := fs.Open(name)
 	if err != nil {
-		return 0, time.Time{}, 0, nil, fmt.Errorf("cannot open snapshot %q: %w", name, err)
+		return nil, fmt.Errorf("cannot open snapshot %q: %w", name, err)
 	}
-	defer f.Close()
-	size, err = fs.Size(name)
-	if err != nil {
-		return 0, time.Time{}, 0, nil, fmt.Errorf("cannot stat snapshot %q: %w", name, err)
+	sf := &snapFile{f: f, name: name}
+	if err := sf.check(fs); err != nil {
+		f.Close()
+		return nil, err
 	}
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %q: %s", ErrBadSnapshotFile, name, fmt.Sprintf(format, args...))
+	return sf, nil
+}
+
+func (sf *snapFile) check(fs wal.FS) error {
+	var err error
+	if sf.size, err = fs.Size(sf.name); err != nil {
+		return fmt.Errorf("cannot stat snapshot %q: %w", sf.name, err)
 	}
-	if size < snapHeaderSize+snapTrailer {
-		return 0, time.Time{}, 0, nil, bad("%d bytes is too short", size)
+	if sf.size < snapHeaderSize+snapTrailer {
+		return sf.bad("%d bytes is too short", sf.size)
 	}
 	hdr := make([]byte, snapHeaderSize)
-	if _, err := f.ReadAt(hdr, 0); err != nil {
-		return 0, time.Time{}, 0, nil, fmt.Errorf("cannot read snapshot %q: %w", name, err)
+	if _, err := sf.f.ReadAt(hdr, 0); err != nil {
+		return fmt.Errorf("cannot read snapshot %q: %w", sf.name, err)
 	}
 	if string(hdr[:8]) != snapMagic {
-		return 0, time.Time{}, 0, nil, bad("not a snapshot (bad magic)")
+		return sf.bad("not a snapshot (bad magic)")
 	}
 	if crc32.Checksum(hdr[:snapHeaderSize-4], castagnoli) != binary.LittleEndian.Uint32(hdr[snapHeaderSize-4:]) {
-		return 0, time.Time{}, 0, nil, bad("header checksum mismatch")
+		return sf.bad("header checksum mismatch")
 	}
 	if v := binary.LittleEndian.Uint16(hdr[8:]); v != snapVersion {
-		return 0, time.Time{}, 0, nil, bad("unknown version %d", v)
+		return sf.bad("unknown version %d", v)
 	}
-	seq = binary.LittleEndian.Uint64(hdr[10:])
-	at = time.UnixMilli(int64(binary.LittleEndian.Uint64(hdr[18:])))
+	sf.seq = binary.LittleEndian.Uint64(hdr[10:])
+	sf.at = time.UnixMilli(int64(binary.LittleEndian.Uint64(hdr[18:])))
 	tr := make([]byte, snapTrailer)
-	if _, err := f.ReadAt(tr, size-snapTrailer); err != nil {
-		return 0, time.Time{}, 0, nil, fmt.Errorf("cannot read snapshot %q: %w", name, err)
+	if _, err := sf.f.ReadAt(tr, sf.size-snapTrailer); err != nil {
+		return fmt.Errorf("cannot read snapshot %q: %w", sf.name, err)
 	}
 	if string(tr[12:]) != snapEndMagic {
-		return 0, time.Time{}, 0, nil, bad("incomplete (no end marker)")
+		return sf.bad("incomplete (no end marker)")
 	}
-	rawSize, wantCRC := binary.LittleEndian.Uint64(tr), binary.LittleEndian.Uint32(tr[8:])
-	if rawSize > maxSnapshotRaw {
-		return 0, time.Time{}, 0, nil, bad("claims %d bytes", rawSize)
+	sf.rawSize, sf.wantCRC = binary.LittleEndian.Uint64(tr), binary.LittleEndian.Uint32(tr[8:])
+	if sf.rawSize > maxSnapshotRaw {
+		return sf.bad("claims %d bytes", sf.rawSize)
 	}
-	body := io.NewSectionReader(f, snapHeaderSize, size-snapHeaderSize-snapTrailer)
+	return nil
+}
+
+// plausibleRaw is the most a file of size bytes is taken to decompress
+// to without question: zstd packs snapshots 1.2-3x, never 16x.
+func plausibleRaw(size int64) uint64 { return max(64<<20, 16*uint64(size)) }
+
+// decompress decompresses the body and checks it against the trailer.
+// rawSize is not trusted until the checksum matches, but growing towards
+// it by appends would copy a multi-GiB buffer several times (and hold
+// twice its size at the end): with raw nil it takes a buffer of rawSize
+// at once when that is within what zstd could plausibly have packed into
+// the file, else grows towards it. A caller that passes raw (of rawSize
+// bytes) gets progress(n) after each chunk, n bytes being in.
+func (sf *snapFile) decompress(raw []byte, progress func(n int)) ([]byte, error) {
+	body := io.NewSectionReader(sf.f, snapHeaderSize, sf.size-snapHeaderSize-snapTrailer)
 	// The decoder's memory covers the output and the frame's window, which
 	// for a streamed frame can exceed a small snapshot's size.
-	zr, err := zstd.NewReader(bufio.NewReaderSize(body, 1<<20), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(rawSize+maxWindow))
+	zr, err := zstd.NewReader(bufio.NewReaderSize(body, 1<<20), zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(sf.rawSize+maxWindow))
 	if err != nil {
-		return 0, time.Time{}, 0, nil, fmt.Errorf("cannot start zstd: %w", err)
+		return nil, fmt.Errorf("cannot start zstd: %w", err)
 	}
 	defer zr.Close()
-	// rawSize is not trusted until the checksum matches, but growing
-	// towards it by appends would copy a multi-GiB buffer several times
-	// (and hold twice its size at the end): take it at once when it is
-	// within what zstd could plausibly have packed into the file, else
-	// grow towards it.
-	raw = make([]byte, 0, min(rawSize, max(64<<20, 16*uint64(size))))
-	var h hash.Hash32 = crc32.New(castagnoli)
-	buf := make([]byte, 1<<20)
+	if raw == nil {
+		raw = make([]byte, 0, min(sf.rawSize, plausibleRaw(sf.size)))
+	} else {
+		raw = raw[:0]
+	}
+	// Read straight into raw's room, one chunk at a time, the checksum
+	// taken while the chunk is still in cache.
+	h := crc32.New(castagnoli)
+	var one [1]byte
 	for {
-		n, err := zr.Read(buf)
-		raw = append(raw, buf[:n]...)
-		if uint64(len(raw)) > rawSize {
-			return 0, time.Time{}, 0, nil, bad("decompresses past its stated size")
+		if len(raw) == cap(raw) {
+			if uint64(len(raw)) >= sf.rawSize {
+				// All it claimed is in: the frame must end here.
+				if n, err := zr.Read(one[:]); n > 0 || (err != nil && err != io.EOF) {
+					if err != nil && n == 0 {
+						return nil, sf.bad("cannot decompress: %v", err)
+					}
+					return nil, sf.bad("decompresses past its stated size")
+				}
+				break
+			}
+			raw = slices.Grow(raw, min(int(sf.rawSize)-len(raw), max(len(raw)/4, 1<<20)))
+		}
+		n, err := zr.Read(raw[len(raw):min(cap(raw), len(raw)+1<<20)])
+		h.Write(raw[len(raw) : len(raw)+n])
+		raw = raw[:len(raw)+n]
+		if progress != nil && n > 0 {
+			progress(len(raw))
 		}
 		if err == io.EOF {
 			break
 		}
 		if err != nil {
-			return 0, time.Time{}, 0, nil, bad("cannot decompress: %v", err)
+			return nil, sf.bad("cannot decompress: %v", err)
 		}
 	}
-	h.Write(raw)
-	if uint64(len(raw)) != rawSize || h.Sum32() != wantCRC {
-		return 0, time.Time{}, 0, nil, bad("content checksum mismatch")
+	if uint64(len(raw)) != sf.rawSize || h.Sum32() != sf.wantCRC {
+		return nil, sf.bad("content checksum mismatch")
 	}
-	return seq, at, size, raw, nil
+	return raw, nil
+}
+
+// loadSnapshotFile reads a snapshot file into an engine, loading while it
+// decompresses: a version 7 engine snapshot's parts load as soon as they
+// are in (engine.LoadSnapshotArriving), on the other cores, so a restart
+// costs about the longer of the two rather than their sum. The engine is
+// returned only once the whole file has passed its checksum.
+func loadSnapshotFile(fs wal.FS, name string, opts engine.Options) (*engine.Engine, SnapshotInfo, error) {
+	sf, err := openSnapshot(fs, name)
+	if err != nil {
+		return nil, SnapshotInfo{}, err
+	}
+	defer sf.f.Close()
+	if sf.rawSize > plausibleRaw(sf.size) {
+		// Implausible: read it whole first, growing towards the claim.
+		raw, err := sf.decompress(nil, nil)
+		if err != nil {
+			return nil, SnapshotInfo{}, err
+		}
+		e, err := engine.LoadSnapshot(opts, raw)
+		return e, sf.info(len(raw)), err
+	}
+	raw := make([]byte, sf.rawSize)
+	var (
+		mu      sync.Mutex
+		cond    = sync.NewCond(&mu)
+		in      int   // bytes decompressed
+		done    bool  // decompress returned
+		readErr error // what it returned
+	)
+	go func() {
+		_, err := sf.decompress(raw, func(n int) {
+			mu.Lock()
+			in = n
+			cond.Broadcast()
+			mu.Unlock()
+		})
+		mu.Lock()
+		done, readErr = true, err
+		cond.Broadcast()
+		mu.Unlock()
+	}()
+	arrived := func(n int) error {
+		mu.Lock()
+		defer mu.Unlock()
+		for in < n && !done {
+			cond.Wait()
+		}
+		switch {
+		case in >= n:
+			return nil
+		case readErr != nil:
+			return readErr
+		}
+		return sf.bad("content checksum mismatch") // it ended short of its claim
+	}
+	// Even when the engine refuses what it read, the whole file is
+	// checked: damage to the file says more than the encoding's error.
+	e, loadErr := engine.LoadSnapshotArriving(opts, raw, arrived)
+	mu.Lock()
+	for !done {
+		cond.Wait()
+	}
+	err = readErr
+	mu.Unlock()
+	switch {
+	case err != nil:
+		return nil, SnapshotInfo{}, err // the file is damaged, whatever loaded
+	case loadErr != nil:
+		return nil, SnapshotInfo{}, loadErr
+	}
+	return e, sf.info(len(raw)), nil
 }
 
 // listSnapshots returns the seqs of the snapshot files in dir, newest first.
@@ -392,14 +524,10 @@ func loadLatestSnapshot(fs wal.FS, dir string, opts engine.Options, info *Recove
 	}
 	for _, want := range seqs {
 		name := join(dir, snapName(want))
-		snap, raw, err := readSnapshotFile(fs, name)
+		e, snap, err := loadSnapshotFile(fs, name, opts)
 		seq := snap.Seq
 		if err == nil && seq != want {
 			err = fmt.Errorf("%w: %q holds seq %d", ErrBadSnapshotFile, name, seq)
-		}
-		var e *engine.Engine
-		if err == nil {
-			e, err = engine.LoadSnapshot(opts, raw)
 		}
 		if err != nil {
 			log.Error("snapshot unusable: falling back to an older one", "file", name, "err", err)

@@ -350,7 +350,12 @@ func TestDamagedSnapshotFallsBack(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		off  int64
-	}{{"header", 12}, {"body", snapHeaderSize + 40}, {"trailer", -3}} {
+	}{
+		{"header", 12}, {"body", snapHeaderSize + 40}, {"body end", -snapTrailer - 5}, {"trailer", -3},
+		// The engine loads what it reads as it decompresses: the file's
+		// checks must still turn it down when they fail after the load.
+		{"trailer size", -snapTrailer}, {"trailer checksum", -snapTrailer + 8},
+	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := fs.CrashClone()
 			newest := "/data/snapshots/" + snapName(seqs[0])

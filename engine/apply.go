@@ -247,16 +247,22 @@ func (e *Engine) applyOrdered(u *signalUpdate) {
 // caller stamps on it. That precedes the popularity rebase an event may
 // cause.
 func (e *Engine) checkEvent(ev *Event) (actor string, anon bool, ts int64, err error) {
-	if ev.Type == 0 || int(ev.Type) >= numEventTypes {
-		return "", false, 0, fieldErr("type", ErrBadEventType)
-	}
-	if actor, anon, err = eventActor(ev); err != nil {
+	if actor, anon, err = checkEventActor(ev); err != nil {
 		return "", false, 0, err
 	}
 	if ts = ev.TS; ts == 0 {
 		ts = e.nowMS()
 	}
 	return actor, anon, ts, nil
+}
+
+// checkEventActor is checkEvent but for the time: the event's type and
+// actor.
+func checkEventActor(ev *Event) (actor string, anon bool, err error) {
+	if ev.Type == 0 || int(ev.Type) >= numEventTypes {
+		return "", false, fieldErr("type", ErrBadEventType)
+	}
+	return eventActor(ev)
 }
 
 // startEdit fills x for a checked event at time ts (unix milliseconds),

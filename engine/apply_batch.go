@@ -264,13 +264,16 @@ func (e *Engine) prepareEvents(recs []Record, evs []batchEvent, workers int) {
 	}
 }
 
+// An event without a time is stamped later, in record order
+// (admitBatchEvent): Options.Now is read once per stamp, in record order,
+// as Apply reads it, and never for a duplicate.
 func (e *Engine) prepareEdit(be *batchEvent, ev *Event, workers int) error {
-	actor, anon, ts, err := e.checkEvent(ev)
+	actor, anon, err := checkEventActor(ev)
 	if err != nil {
 		return err
 	}
-	be.ts, be.stage = ts, stageRebaseOnly
-	if err := e.startEdit(&be.x, ev, ts); err != nil {
+	be.ts, be.stage = ev.TS, stageRebaseOnly
+	if err := e.startEdit(&be.x, ev, ev.TS); err != nil {
 		return err
 	}
 	be.target, be.targetAnon = e.profiles.Resolve(actor, anon)
@@ -281,13 +284,17 @@ func (e *Engine) prepareEdit(be *batchEvent, ev *Event, workers int) error {
 
 // admitBatchEvent is phase 1's second part for one event, in record
 // order: its event id reserved (a duplicate changes nothing), its time
-// stamped, the id released if the event is invalid, as Apply does.
+// stamped (Options.Now read here, as Apply reads it), the id released if the event is invalid, as Apply does.
 func (e *Engine) admitBatchEvent(be *batchEvent, r *Record) error {
 	if be.hasID && !e.ids.reserve(be.id, secs(r.Received)) {
 		be.stage = stageRejected
 		return ErrDuplicate
 	}
 	if be.stage != stageRejected {
+		if be.ts == 0 {
+			be.ts = e.nowMS()
+			be.x.t = secs(be.ts)
+		}
 		r.Event.TS = be.ts
 	}
 	if be.invalid != nil && be.hasID {
@@ -372,7 +379,11 @@ func (b *applyBatch) edit(e *Engine, recs []Record, evs []batchEvent, w int) {
 			continue
 		}
 		x, anchors := &be.x, be.u.anchors[:0:e.opts.EventAnchors]
-		if err := e.profiles.Edit(be.target, be.targetAnon, func(pr *profile.Profile) { anchors = x.editProfile(pr, anchors) }); err != nil {
+		// Edit follows the actor's links itself, as Apply's does: from
+		// be.target, the end of the links Resolve follows in one go, a
+		// longer chain would lead further.
+		actor, anon, _ := eventActor(&recs[k].Event)
+		if err := e.profiles.Edit(actor, anon, func(pr *profile.Profile) { anchors = x.editProfile(pr, anchors) }); err != nil {
 			be.err, be.stage = profilesFull(err), stageRebaseOnly
 			continue
 		}

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -24,6 +26,11 @@ type batchWorld struct {
 	barriers  float64 // the share of records that are not events
 	jumpDays  int     // every 2000 records time jumps this far (popularity rebases)
 }
+
+// batchLocations are where a batch world's scans happen. The latest scan
+// of each is live state that snapshots leave out: the tests compare it
+// apart.
+var batchLocations = []string{"online", "s1", "s2"}
 
 // generate returns the world's records; the same world gives the same
 // records.
@@ -101,7 +108,7 @@ func (bw batchWorld) generate() []Record {
 				ev.Product = fmt.Sprint("P", p)
 			}
 			if ev.Type == EventScan {
-				ev.Location = "online"
+				ev.Location = batchLocations[n%len(batchLocations)]
 			}
 			switch rng.IntN(50) {
 			case 0:
@@ -142,18 +149,23 @@ func TestApplyBatchIsApply(t *testing.T) {
 		name  string
 		world func(batchWorld) batchWorld
 		opts  Options
+		step  time.Duration // Options.Now advances this much a call (0: a fixed clock)
 	}{
-		{"defaults", nil, Options{}},
-		{"two workers", nil, Options{ApplyWorkers: 2}},
-		{"five workers, neighbours", nil, Options{ApplyWorkers: 5, NeighbourWeight: 0.3, WeightsSet: false}},
-		{"one shard", nil, Options{Shards: 1, ApplyWorkers: 3}},
-		{"few barriers", func(w batchWorld) batchWorld { w.barriers = 0.002; w.seed = 2; return w }, Options{ApplyWorkers: 4}},
-		{"many barriers", func(w batchWorld) batchWorld { w.barriers = 0.2; w.seed = 3; return w }, Options{ApplyWorkers: 4}},
-		{"popularity rebases", func(w batchWorld) batchWorld { w.jumpDays = 70; w.seed = 4; return w }, Options{ApplyWorkers: 3}},
-		{"profile cap with room", func(w batchWorld) batchWorld { w.seed = 5; w.anons = 2000; w.barriers = 0.005; return w }, Options{ApplyWorkers: 4, MaxProfiles: 2000, Shards: 8}},
-		{"profile cap reached", func(w batchWorld) batchWorld { w.seed = 8; w.anons = 2000; w.barriers = 0.005; return w }, Options{ApplyWorkers: 4, MaxProfiles: 640, Shards: 8}},
-		{"blend", func(w batchWorld) batchWorld { w.seed = 6; return w }, Options{ApplyWorkers: 4, Blend: true, BlendMinPurchases: 10}},
-		{"few anchors, small caps", func(w batchWorld) batchWorld { w.seed = 7; return w }, Options{ApplyWorkers: 2, EventAnchors: 5, MaxViews: 4, MaxRelated: 8}},
+		{"defaults", nil, Options{}, 0},
+		{"two workers", nil, Options{ApplyWorkers: 2}, 0},
+		{"five workers, neighbours", nil, Options{ApplyWorkers: 5, NeighbourWeight: 0.3, WeightsSet: false}, 0},
+		{"one shard", nil, Options{Shards: 1, ApplyWorkers: 3}, 0},
+		{"few barriers", func(w batchWorld) batchWorld { w.barriers = 0.002; w.seed = 2; return w }, Options{ApplyWorkers: 4}, 0},
+		{"many barriers", func(w batchWorld) batchWorld { w.barriers = 0.2; w.seed = 3; return w }, Options{ApplyWorkers: 4}, 0},
+		{"popularity rebases", func(w batchWorld) batchWorld { w.jumpDays = 70; w.seed = 4; return w }, Options{ApplyWorkers: 3}, 0},
+		{"profile cap with room", func(w batchWorld) batchWorld { w.seed = 5; w.anons = 2000; w.barriers = 0.005; return w }, Options{ApplyWorkers: 4, MaxProfiles: 2000, Shards: 8}, 0},
+		{"profile cap reached", func(w batchWorld) batchWorld { w.seed = 8; w.anons = 2000; w.barriers = 0.005; return w }, Options{ApplyWorkers: 4, MaxProfiles: 640, Shards: 8}, 0},
+		{"blend", func(w batchWorld) batchWorld { w.seed = 6; return w }, Options{ApplyWorkers: 4, Blend: true, BlendMinPurchases: 10}, 0},
+		{"few anchors, small caps", func(w batchWorld) batchWorld { w.seed = 7; return w }, Options{ApplyWorkers: 2, EventAnchors: 5, MaxViews: 4, MaxRelated: 8}, 0},
+		// Events without a time are stamped with Options.Now in record
+		// order, once each, as Apply does: a clock that moves between
+		// calls must give the same stamps.
+		{"moving clock", func(w batchWorld) batchWorld { w.seed = 10; return w }, Options{ApplyWorkers: 3}, time.Second},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -164,9 +176,7 @@ func TestApplyBatchIsApply(t *testing.T) {
 			if testing.Short() || raceDetector {
 				bw.records /= 4
 			}
-			now := t0.Add(40 * 24 * time.Hour)
-			tc.opts.Now = func() time.Time { return now }
-			serial, batched := New(tc.opts), New(tc.opts)
+			serial, batched := New(withClock(tc.opts, tc.step)), New(withClock(tc.opts, tc.step))
 
 			wantRecs := bw.generate()
 			want := make([]error, len(wantRecs))
@@ -199,11 +209,25 @@ func TestApplyBatchIsApply(t *testing.T) {
 			if a, b := snapshotBytes(t, serial), snapshotBytes(t, batched); !bytes.Equal(a, b) {
 				t.Fatalf("snapshots differ: %d bytes one by one, %d batched (%v / %v)", len(a), len(b), serial.Stats(), batched.Stats())
 			}
+			for _, loc := range batchLocations {
+				if a, b := serial.LastScan(loc), batched.LastScan(loc); a != b {
+					t.Fatalf("the latest scan at %s: %+v one by one, %+v batched", loc, a, b)
+				}
+			}
 			if serial.Stats() != batched.Stats() {
 				t.Fatalf("stats differ:\n%+v\n%+v", serial.Stats(), batched.Stats())
 			}
 		})
 	}
+}
+
+// withClock returns o with an Options.Now of its own, at 40 days past t0,
+// that moves on by step at each call.
+func withClock(o Options, step time.Duration) Options {
+	var calls atomic.Int64
+	start := t0.Add(40 * 24 * time.Hour)
+	o.Now = func() time.Time { return start.Add(time.Duration(calls.Add(1)-1) * step) }
+	return o
 }
 
 // TestApplyBatchWithReaders runs picks, stats and snapshots while
@@ -256,5 +280,50 @@ func TestApplyBatchWithReaders(t *testing.T) {
 	wg.Wait()
 	if !bytes.Equal(snapshotBytes(t, serial), snapshotBytes(t, batched)) {
 		t.Fatal("the state applied in batches among readers differs from Apply's one by one")
+	}
+}
+
+// TestApplyBatchLongLinkChain links anonymous ids one after another into
+// chains (each link to an id not yet linked, as a device then a cookie
+// would be), some longer than Resolve follows in one go, then applies a
+// run of events on the chains' first ids: ApplyBatch must edit the
+// profile Apply edits, whatever the chain's length.
+func TestApplyBatchLongLinkChain(t *testing.T) {
+	for _, links := range []int{1, 15, 16, 17, 48} { // profile.Store.Resolve follows 16 links
+		t.Run(fmt.Sprint(links, " links"), func(t *testing.T) {
+			var recs []Record
+			for i := range 4 {
+				id := fmt.Sprint("P", i)
+				recs = append(recs, Record{Op: OpProduct, Product: Product{ID: id, Category: fmt.Sprint("c", i), Variants: []Variant{{SKU: id}}}})
+			}
+			for i := range links {
+				recs = append(recs, Record{Op: OpIdentify, Identify: Identify{AnonymousID: fmt.Sprint("L", i), ToAnonymousID: fmt.Sprint("L", i+1)}})
+			}
+			for i := range 2 * minParallelRun {
+				ev := Event{Type: EventView, Product: fmt.Sprint("P", i%4), TS: t0.Add(time.Duration(i) * time.Minute).UnixMilli()}
+				if i%2 == 0 {
+					ev.AnonymousID = "L0"
+				} else {
+					ev.Customer = fmt.Sprint("C", i%7)
+				}
+				recs = append(recs, Record{Op: OpEvent, Event: ev})
+			}
+			opts := withClock(Options{ApplyWorkers: 2, Shards: 4}, 0)
+			serial, batched := New(opts), New(opts)
+			want, got := make([]error, len(recs)), make([]error, len(recs))
+			for i := range recs {
+				r := recs[i]
+				want[i] = serial.Apply(&r)
+			}
+			batched.ApplyBatch(slices.Clone(recs), got)
+			for i := range want {
+				if fmt.Sprint(want[i]) != fmt.Sprint(got[i]) {
+					t.Fatalf("record %d: Apply says %v, ApplyBatch %v", i, want[i], got[i])
+				}
+			}
+			if !bytes.Equal(snapshotBytes(t, serial), snapshotBytes(t, batched)) {
+				t.Fatal("the profiles edited in a batch differ from Apply's")
+			}
+		})
 	}
 }

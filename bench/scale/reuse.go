@@ -37,6 +37,8 @@ type RestartReport struct {
 	SnapshotTook  time.Duration
 	SnapshotBytes int64 // on disk
 	SnapshotRaw   int64
+
+	HTTP *HTTPReport // nil unless Options.HTTP.Duration > 0
 }
 
 // Restart is what one opening of the store cost.
@@ -82,6 +84,13 @@ func Reuse(opts Options, profiles [2]io.Writer) (*RestartReport, error) {
 	var run Report
 	measurePicks(st.Engine(), opts, &run)
 	rep.Picks, rep.PicksN, rep.AllocsPerCall, rep.GCsDuringPicks = run.Picks, run.PicksN, run.AllocsPerCall, run.GCsDuringPicks
+	if opts.HTTP.Duration > 0 {
+		if err := measureHTTP(st, opts, &run); err != nil {
+			return nil, err
+		}
+		rep.HTTP = run.HTTP
+	}
+	profilesBefore := st.Engine().Stats().Profiles // the HTTP run's events may have added some
 
 	info, err := st.Snapshot()
 	if err != nil {
@@ -97,8 +106,8 @@ func Reuse(opts Options, profiles [2]io.Writer) (*RestartReport, error) {
 	if st, err = reopen(opts, &rep.Again, profiles[1]); err != nil {
 		return nil, err
 	}
-	if got := st.Engine().Stats().Profiles; got != rep.Profiles {
-		return nil, fmt.Errorf("reopened with %d profiles, had %d", got, rep.Profiles)
+	if got := st.Engine().Stats().Profiles; got != profilesBefore {
+		return nil, fmt.Errorf("reopened with %d profiles, had %d", got, profilesBefore)
 	}
 	if rep.Again.Snapshot != info.Path {
 		return nil, fmt.Errorf("reopened from %q, not the snapshot just written (%q)", rep.Again.Snapshot, info.Path)
@@ -154,6 +163,9 @@ func (r *RestartReport) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "snapshot between them: %d MiB raw, %d MiB on disk, %v\n", r.SnapshotRaw>>20, r.SnapshotBytes>>20, r.SnapshotTook.Round(time.Millisecond))
 	fmt.Fprintf(&b, "picks in-process, one goroutine, %d calls, %.2f allocs/call, %d GCs:\n", r.PicksN, r.AllocsPerCall, r.GCsDuringPicks)
 	writePicks(&b, r.Picks)
+	if r.HTTP != nil {
+		r.HTTP.writeText(&b)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -46,15 +46,18 @@ func TestRunSmallWorld(t *testing.T) {
 // TestReuseMeasuresAFolder: Reuse opens a folder an earlier Run left,
 // builds nothing, and measures two restarts (the folder's snapshot, then
 // its own), the memory after each and picks; the profile it asked for is
-// written, and the folder still holds the same profiles.
+// written, it serves the store over HTTP, and the folder still holds the
+// same profiles.
 func TestReuseMeasuresAFolder(t *testing.T) {
+	t.Cleanup(func() { waitForGoroutines(t, "fasthttp.(*workerPool)", 30*time.Second) }) // see TestRunOverHTTP
 	dir := t.TempDir()
 	built, err := Run(Options{World: smallWorld(), Dir: dir, Queries: 100, Restart: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var prof, again bytes.Buffer
-	rep, err := Reuse(Options{World: smallWorld(), Dir: dir, Queries: 2000}, [2]io.Writer{&prof, &again})
+	rep, err := Reuse(Options{World: smallWorld(), Dir: dir, Queries: 2000,
+		HTTP: HTTPOptions{Duration: 200 * time.Millisecond, PicksConns: 2, EventConns: 2, EventBatch: 50}}, [2]io.Writer{&prof, &again})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,9 +72,11 @@ func TestReuseMeasuresAFolder(t *testing.T) {
 		t.Fatalf("picks: %+v", rep.Picks)
 	case prof.Len() == 0 || again.Len() == 0:
 		t.Fatalf("CPU profiles of %d and %d bytes", prof.Len(), again.Len())
+	case rep.HTTP == nil || rep.HTTP.Picks.RPS <= 0 || rep.HTTP.Events.Accepted == 0:
+		t.Fatalf("HTTP: %+v", rep.HTTP)
 	}
 	var b bytes.Buffer
-	if err := rep.WriteText(&b); err != nil || !strings.Contains(b.String(), "restart again") {
+	if err := rep.WriteText(&b); err != nil || !strings.Contains(b.String(), "restart again") || !strings.Contains(b.String(), "events over HTTP") {
 		t.Fatalf("report: %v\n%s", err, b.String())
 	}
 	t.Log("\n" + b.String())

@@ -23,7 +23,7 @@ func runScale(args []string) error {
 	queries := fs.Int("queries", 200_000, "picks calls to time")
 	dir := fs.String("data", "", "store folder for the snapshot and restart (default: a temporary folder, removed after)")
 	restart := fs.Bool("restart", true, "snapshot, close and reopen the store, timing each")
-	reuse := fs.Bool("reuse", false, "build nothing: open the existing store in -data (a world of the given counts), timing the restart and reading memory, time picks, then snapshot and open it again (-http does not apply)")
+	reuse := fs.Bool("reuse", false, "build nothing: open the existing store in -data (a world of the given counts), timing the restart and reading memory, time picks, measure over HTTP (-http), then snapshot and open it again")
 	cpuProfile := fs.String("cpuprofile", "", "with -reuse: write the first restart's CPU profile to this file, the second's to this file + \".again\"")
 	httpFor := fs.Duration("http", 10*time.Second, "serve the built world on a loopback port and measure picks (against the bare-handler ceiling) and event ingest over HTTP for this long each; 0 skips")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
@@ -44,7 +44,7 @@ func runScale(args []string) error {
 		cfg.Days = *days
 	}
 	if *reuse {
-		return measureFolder(cfg, *dir, *queries, *cpuProfile, *asJSON)
+		return measureFolder(cfg, *dir, *queries, *httpFor, *cpuProfile, *asJSON)
 	}
 	if *cpuProfile != "" {
 		return errors.New("-cpuprofile goes with -reuse")
@@ -70,7 +70,7 @@ func runScale(args []string) error {
 
 // measureFolder is "omnipick bench scale -reuse": measure the store in dir,
 // built before for the world cfg, without building it again.
-func measureFolder(cfg world.Config, dir string, queries int, cpuProfile string, asJSON bool) error {
+func measureFolder(cfg world.Config, dir string, queries int, httpFor time.Duration, cpuProfile string, asJSON bool) error {
 	if dir == "" {
 		return errors.New("-reuse needs -data, the folder of an earlier scale run")
 	}
@@ -85,7 +85,7 @@ func measureFolder(cfg world.Config, dir string, queries int, cpuProfile string,
 			profiles[i] = f
 		}
 	}
-	rep, err := scale.Reuse(scale.Options{World: cfg, Dir: dir, Queries: queries, Log: os.Stderr}, profiles)
+	rep, err := scale.Reuse(scale.Options{World: cfg, Dir: dir, Queries: queries, Log: os.Stderr, HTTP: scale.HTTPOptions{Duration: httpFor}}, profiles)
 	if err != nil {
 		return err
 	}

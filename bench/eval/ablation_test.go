@@ -34,6 +34,13 @@ func ablations() []struct {
 		{"repeat category 0.5", engine.Options{RepeatCategoryWeight: 0.5}},
 		{"repeat category 1", engine.Options{RepeatCategoryWeight: 1}},
 		{"repeat category -0.1", engine.Options{RepeatCategoryWeight: -0.1}},
+		// Cost levers (issue 13): fewer relation updates per event, fewer
+		// candidates per web call.
+		{"event anchors 32", engine.Options{EventAnchors: 32}},
+		{"event anchors 16", engine.Options{EventAnchors: 16}},
+		{"related per anchor 8", engine.Options{RelatedPerAnchor: 8}},
+		{"anchors 24", engine.Options{Anchors: 24}},
+		{"event anchors 32 + related 8", engine.Options{EventAnchors: 32, RelatedPerAnchor: 8}},
 	}
 }
 

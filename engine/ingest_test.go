@@ -11,6 +11,7 @@ import (
 
 	"github.com/omnipick/omnipick/bench/world"
 	"github.com/omnipick/omnipick/engine"
+	"github.com/omnipick/omnipick/internal/cputime"
 )
 
 // The ingest benchmarks replay the events of a generated bench world
@@ -136,7 +137,7 @@ func benchApplyBatch(b *testing.B, size int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	start := time.Now()
-	cpu0, ok := processCPU()
+	cpu0, ok := cputime.Process()
 	for n := 0; n < b.N; {
 		k := min(len(recs), b.N-n)
 		first := int(w.next.Add(int64(k)) - int64(k))
@@ -151,7 +152,7 @@ func benchApplyBatch(b *testing.B, size int) {
 		}
 		n += k
 	}
-	if cpu1, ok1 := processCPU(); ok && ok1 {
+	if cpu1, ok1 := cputime.Process(); ok && ok1 {
 		b.ReportMetric(float64(cpu1-cpu0)/float64(b.N), "cpu-ns/op")
 	}
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")

@@ -14,6 +14,7 @@ import (
 
 	"github.com/omnipick/omnipick/bench/load"
 	"github.com/omnipick/omnipick/engine/store"
+	"github.com/omnipick/omnipick/internal/cputime"
 )
 
 // RestartReport holds the figures of one Reuse: an existing data folder
@@ -124,9 +125,11 @@ func reopen(opts Options, r *Restart, cpuProfile io.Writer) (*store.Store, error
 			return nil, fmt.Errorf("cannot profile: %w", err)
 		}
 	}
-	start, cpu := time.Now(), processCPU()
+	start := time.Now()
+	cpu0, _ := cputime.Process() // 0 where there is no clock: CPU then reads 0
 	st, info, err := store.Open(store.Options{Dir: opts.Dir, Engine: opts.Engine, NoBackground: true})
-	r.Took, r.CPU = time.Since(start), processCPU()-cpu
+	cpu1, _ := cputime.Process()
+	r.Took, r.CPU = time.Since(start), cpu1-cpu0
 	if cpuProfile != nil {
 		pprof.StopCPUProfile()
 	}

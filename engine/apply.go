@@ -140,11 +140,15 @@ func (e *Engine) applyLocation(l *Location) error {
 }
 
 func (e *Engine) applyEvent(ev *Event) error {
-	actor, anon, ts, err := e.checkEvent(ev)
+	actor, anon, err := checkEventActor(ev)
 	if err != nil {
 		return err
 	}
-	ev.TS = ts
+	// An event without a time is stamped now, before the popularity
+	// rebase it may cause (ApplyBatch stamps in admitBatchEvent).
+	if ev.TS == 0 {
+		ev.TS = e.nowMS()
+	}
 	if e.pop.needsRebase(secs(ev.TS)) { // rare: once every 64 half-lives of time
 		e.rebasePopularity(secs(ev.TS))
 	}
@@ -242,21 +246,7 @@ func (e *Engine) applyOrdered(u *signalUpdate) {
 	e.applied[u.typ].Add(1)
 }
 
-// checkEvent checks an event's type and actor and returns the actor and
-// the event's time: its TS, or Options.Now if it has none, which the
-// caller stamps on it. That precedes the popularity rebase an event may
-// cause.
-func (e *Engine) checkEvent(ev *Event) (actor string, anon bool, ts int64, err error) {
-	if actor, anon, err = checkEventActor(ev); err != nil {
-		return "", false, 0, err
-	}
-	if ts = ev.TS; ts == 0 {
-		ts = e.nowMS()
-	}
-	return actor, anon, ts, nil
-}
-
-// checkEventActor is checkEvent but for the time: the event's type and
+// checkEventActor checks an event's type and actor and returns the
 // actor.
 func checkEventActor(ev *Event) (actor string, anon bool, err error) {
 	if ev.Type == 0 || int(ev.Type) >= numEventTypes {

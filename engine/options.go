@@ -30,7 +30,6 @@ type Options struct {
 	CartTTL            time.Duration // cart items older than this are dropped; default 30 days
 	ViewWindow         time.Duration // views this recent relate to the next item; default 1 day
 	PurchaseWindow     time.Duration // purchases this recent relate to the next item (a basket); default 1 hour
-	RelatedHalfLife    time.Duration
 
 	// WeightsSet says the weight fields below hold exactly the weights
 	// wanted, zeros included; see Options.

@@ -171,7 +171,7 @@ func (e *Engine) considerPersonal(pk *picker, k int) bool {
 		tiers[t].next = pos
 		pos += tiers[t].n
 	}
-	pk.byTier = append(pk.byTier[:0], pk.pending...)
+	pk.byTier = slices.Grow(pk.byTier[:0], len(pk.pending))[:len(pk.pending)] // every place filled below
 	for _, c := range pk.pending {
 		t := &tiers[c.tier]
 		pk.byTier[t.next] = c

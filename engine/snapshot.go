@@ -271,19 +271,15 @@ func (t *topList) appendSnapshot(b []byte) []byte {
 
 // LoadSnapshot returns an engine holding the state a snapshot encoded.
 func LoadSnapshot(opts Options, data []byte) (*Engine, error) {
-	e := New(opts)
 	r := binfmt.NewReader(data)
 	version := r.Byte()
 	if version < 1 || version > engineSnapshotVersion {
 		return nil, fmt.Errorf("%w: version %d", ErrBadSnapshot, version)
 	}
 	if version >= 7 {
-		p := &parts{data: data, pos: 1, arrived: func(int) error { return nil }}
-		if err := e.loadParts(p, version); err != nil {
-			return nil, err
-		}
-		return e, nil
+		return LoadSnapshotArriving(opts, data, nil) // its parts, all there
 	}
+	e := New(opts)
 	idx, err := index.LoadSnapshot(r)
 	if err != nil {
 		return nil, err

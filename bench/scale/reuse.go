@@ -118,8 +118,7 @@ func Reuse(opts Options, profiles [2]io.Writer) (*RestartReport, error) {
 
 // reopen opens the store in opts.Dir and fills r.
 func reopen(opts Options, r *Restart, cpuProfile io.Writer) (*store.Store, error) {
-	runtime.GC()
-	debug.FreeOSMemory()
+	debug.FreeOSMemory() // a full collection, and the freed memory back to the OS
 	if cpuProfile != nil {
 		if err := pprof.StartCPUProfile(cpuProfile); err != nil {
 			return nil, fmt.Errorf("cannot profile: %w", err)

@@ -380,5 +380,8 @@ func (n *Node) Applied() uint64 { return n.applied.Load() }
 
 // snapPath is the local file of the snapshot at seq.
 func (n *Node) snapPath(seq uint64) string {
-	return filepath.Join(n.opts.Dir, "snapshots", snapName(seq))
+	return filepath.Join(n.snapDir(), snapName(seq))
 }
+
+// snapDir is the folder of the node's own snapshots.
+func (n *Node) snapDir() string { return filepath.Join(n.opts.Dir, "snapshots") }

@@ -236,7 +236,7 @@ func (n *Node) Compact(ctx context.Context) (CompactInfo, error) {
 	if err != nil {
 		return ci, err
 	}
-	if ci.RemovedShared, err = n.uploadCompacted(ctx, ci.Seq, ci.Target); err != nil {
+	if ci.RemovedShared, err = n.upload(ctx, ci.Seq, ci.Target); err != nil {
 		return ci, err
 	}
 	ci.Nodes = 1
@@ -280,54 +280,22 @@ func (n *Node) Compact(ctx context.Context) (CompactInfo, error) {
 	return ci, err
 }
 
-// uploadCompacted shares the snapshot at seq and deletes the shared ones
-// older than target, returning how many went.
-func (n *Node) uploadCompacted(ctx context.Context, seq, target uint64) (int, error) {
-	before, err := n.sharedSeqs(ctx)
-	if err != nil {
-		return 0, err
-	}
-	if err := n.upload(ctx, seq, target); err != nil {
-		return 0, err
-	}
-	after, err := n.sharedSeqs(ctx)
-	if err != nil {
-		return 0, err
-	}
-	removed := 0
-	for _, s := range before {
-		if s != seq && !containsSeq(after, s) {
-			removed++
-		}
-	}
-	return removed, nil
-}
-
-func containsSeq(seqs []uint64, s uint64) bool {
-	for _, v := range seqs {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
 // compactLocal makes this node's newest snapshot cover target (a new one
 // when it does not) and deletes the older ones; it returns the snapshot's
 // sequence. The caller has waited for target to be applied.
 func (n *Node) compactLocal(target uint64, ci *CompactInfo) (uint64, error) {
+	if n.opts.Dir == "" {
+		return 0, fmt.Errorf("cannot compact: the node has no data folder")
+	}
 	n.compactMu.Lock()
 	defer n.compactMu.Unlock()
 	seq := n.snapSeq.Load()
 	path := ""
-	if seq < target || n.opts.Dir == "" {
+	if seq < target {
 		var err error
 		if seq, path, err = n.snapshotLocal(); err != nil {
 			return 0, err
 		}
-	}
-	if n.opts.Dir == "" {
-		return 0, fmt.Errorf("cannot compact: the node has no data folder")
 	}
 	if path == "" {
 		path = n.snapPath(seq)

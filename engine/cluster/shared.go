@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -97,18 +96,18 @@ func (n *Node) listShared(ctx context.Context) ([]uint64, error) {
 
 // upload puts the local snapshot at seq in the bucket, then deletes the
 // shared snapshots older than below and those beyond the newest
-// SharedSnapshots.
-func (n *Node) upload(ctx context.Context, seq, below uint64) error {
+// SharedSnapshots; it returns how many it deleted.
+func (n *Node) upload(ctx context.Context, seq, below uint64) (int, error) {
 	name := snapName(seq)
-	f, err := os.Open(filepath.Join(n.opts.Dir, "snapshots", name))
+	f, err := os.Open(n.snapPath(seq))
 	if err != nil {
-		return fmt.Errorf("cannot share snapshot: %w", err)
+		return 0, fmt.Errorf("cannot share snapshot: %w", err)
 	}
 	defer f.Close()
 	start := time.Now()
 	info, err := n.obs.Put(ctx, jetstream.ObjectMeta{Name: name, Description: "by " + n.opts.Name}, f)
 	if err != nil {
-		return fmt.Errorf("cannot share snapshot %s: %w", name, err)
+		return 0, fmt.Errorf("cannot share snapshot %s: %w", name, err)
 	}
 	n.stats.uploadSeq.Store(seq)
 	n.stats.uploadAt.Store(time.Now().UnixNano())
@@ -117,8 +116,7 @@ func (n *Node) upload(ctx context.Context, seq, below uint64) error {
 	// compaction pruned is deleted here (below).
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	_, err = n.pruneShared(pctx, below)
-	return err
+	return n.pruneShared(pctx, below)
 }
 
 // pruneShared deletes the shared snapshots older than below, those the
@@ -178,7 +176,7 @@ func (n *Node) loadShared(ctx context.Context, minSeq uint64) (*engine.Engine, u
 				if e, err = engine.LoadSnapshot(n.opts.Engine, raw); err == nil {
 					n.opts.Log.Info("loaded a shared snapshot", "node", n.opts.Name, "object", name, "seq", seq)
 					if n.opts.Dir != "" {
-						if err := writeSnapshotBytes(filepath.Join(n.opts.Dir, "snapshots"), seq, b); err != nil {
+						if err := writeSnapshotBytes(n.snapDir(), seq, b); err != nil {
 							n.opts.Log.Warn("cannot keep the shared snapshot locally", "err", err)
 						}
 					}
@@ -225,7 +223,7 @@ func (n *Node) recover(ctx context.Context) (*engine.Engine, uint64, error) {
 	if e == nil {
 		if minSeq > 0 {
 			return nil, 0, fmt.Errorf("%w: stream %s starts at sequence %d, and neither %s nor bucket %s holds a snapshot at %d or later",
-				ErrTrimmed, n.opts.Stream, info.State.FirstSeq, filepath.Join(n.opts.Dir, "snapshots"), n.bucketName(), minSeq)
+				ErrTrimmed, n.opts.Stream, info.State.FirstSeq, n.snapDir(), n.bucketName(), minSeq)
 		}
 		return engine.New(n.opts.Engine), 0, nil
 	}

@@ -59,7 +59,7 @@ func (n *Node) snapshot(ctx context.Context) (uint64, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, uploadTimeout)
 	defer cancel()
-	if err := n.upload(ctx, seq, 0); err != nil {
+	if _, err := n.upload(ctx, seq, 0); err != nil {
 		return seq, err
 	}
 	return seq, nil
@@ -81,7 +81,7 @@ func (n *Node) snapshotLocal() (uint64, string, error) {
 	seq := n.applied.Load()
 	c := n.e.BeginSnapshot()
 	n.applyMu.Unlock()
-	dir := filepath.Join(n.opts.Dir, "snapshots")
+	dir := n.snapDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		c.WriteTo(io.Discard)
 		return 0, "", fmt.Errorf("cannot create %q: %w", dir, err)
@@ -104,7 +104,7 @@ func (n *Node) dropLocalBelow(seq uint64) int {
 	if n.opts.Dir == "" {
 		return 0
 	}
-	dir := filepath.Join(n.opts.Dir, "snapshots")
+	dir := n.snapDir()
 	seqs, _ := listSnapshots(dir)
 	removed := 0
 	for _, s := range seqs {

@@ -82,15 +82,19 @@ func (st *Store) SetMinGarbage(n int) {
 // shardOf returns the shard of an actor id and the id's hash.
 func (st *Store) shardOf(id string) (*shard, uint64) {
 	h := xxhash.Sum64String(id)
-	return &st.shards[h%uint64(len(st.shards))], h
+	return &st.shards[st.shardIndex(h)], h
 }
+
+// shardIndex is the shard of an id hash: shardOf and ShardIndex agree
+// (ApplyBatch relies on it).
+func (st *Store) shardIndex(h uint64) int { return int(h % uint64(len(st.shards))) }
 
 // ShardIndex returns the shard that holds actor id's profile (links not
 // followed: see Resolve). Edits of profiles in different shards touch
 // nothing in common, so they may run in parallel in any order; edits in
 // one shard, in the same order, leave the same shard byte for byte.
 func (st *Store) ShardIndex(id string) int {
-	return int(xxhash.Sum64String(id) % uint64(len(st.shards)))
+	return st.shardIndex(xxhash.Sum64String(id))
 }
 
 // Read decodes the profile of an actor, as it is stored (links not

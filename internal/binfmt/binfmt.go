@@ -182,20 +182,6 @@ func (r *Reader) Bytes() []byte {
 	return b
 }
 
-// Part reads a length-prefixed part of any length (Bytes bounds its
-// strings by MaxString), without copying: the result views the input.
-// Formats use parts for sections that load apart from the rest.
-func (r *Reader) Part() []byte {
-	n := r.Uvarint()
-	if n > uint64(len(r.b)) {
-		r.fail(ErrTooLong)
-		return nil
-	}
-	b := r.b[:n]
-	r.b = r.b[n:]
-	return b
-}
-
 // String reads a length-prefixed string (a copy).
 func (r *Reader) String() string { return string(r.Bytes()) }
 

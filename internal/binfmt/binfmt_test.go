@@ -48,24 +48,3 @@ func FuzzUvarint(f *testing.F) {
 	f.Add(binary.AppendUvarint(nil, ^uint64(0)))
 	f.Fuzz(func(t *testing.T, in []byte) { checkUvarint(t, in) })
 }
-
-// TestPart: a part may pass MaxString (it is a section of a format, not a
-// string), views the input, and a length past the input fails the reader.
-func TestPart(t *testing.T) {
-	big := make([]byte, 3<<20)
-	big[len(big)-1] = 7
-	b := append(AppendUvarint(nil, uint64(len(big))), big...)
-	b = append(b, 42)
-	r := NewReader(b)
-	p := r.Part()
-	if r.Err() != nil || len(p) != len(big) || p[len(p)-1] != 7 || &p[0] != &b[len(b)-len(big)-1] {
-		t.Fatalf("part of %d bytes: %d bytes, err %v", len(big), len(p), r.Err())
-	}
-	if r.Byte() != 42 || r.Len() != 0 {
-		t.Fatal("the byte after the part")
-	}
-	r = NewReader(append(AppendUvarint(nil, 10), 1, 2, 3))
-	if p := r.Part(); p != nil || r.Err() == nil {
-		t.Fatalf("a 10-byte part in 3 bytes: %v, err %v", p, r.Err())
-	}
-}

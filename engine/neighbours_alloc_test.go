@@ -11,16 +11,5 @@ func TestNeighbourPicksAllocateNothing(t *testing.T) {
 	if len(e.nb.baskets) == 0 {
 		t.Fatal("no baskets")
 	}
-	for _, bq := range benchQueries {
-		t.Run(bq.name, func(t *testing.T) {
-			q := bq.q
-			dst := e.PicksInto(make([]Pick, 0, MaxK), &q)
-			if n := testing.AllocsPerRun(200, func() { dst = e.PicksInto(dst[:0], &q) }); n != 0 {
-				t.Fatalf("%v allocations per call", n)
-			}
-			if len(dst) == 0 {
-				t.Fatal("no picks")
-			}
-		})
-	}
+	checkPicksAllocateNothing(t, e)
 }

@@ -111,16 +111,16 @@ func (e *Engine) ApplyBatch(recs []Record, errs []error) {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	if workers < 2 || e.opts.Blend || len(recs) < minParallelRun {
+	if workers < 2 || e.opts.Blend || e.opts.Holds != nil || len(recs) < minParallelRun {
 		for i := range recs {
-			errs[i] = e.Apply(&recs[i])
+			errs[i] = e.applyAt(&recs[i], i)
 		}
 		return
 	}
 	b := e.batches.Get().(*applyBatch)
 	for i := 0; i < len(recs); {
 		if recs[i].Op != OpEvent {
-			errs[i] = e.Apply(&recs[i])
+			errs[i] = e.applyAt(&recs[i], i)
 			i++
 			continue
 		}
@@ -130,7 +130,7 @@ func (e *Engine) ApplyBatch(recs []Record, errs []error) {
 		}
 		if j-i < minParallelRun || !b.room(e, recs[i:j]) {
 			for ; i < j; i++ {
-				errs[i] = e.Apply(&recs[i])
+				errs[i] = e.applyAt(&recs[i], i)
 			}
 			continue
 		}

@@ -109,9 +109,13 @@ type Engine struct {
 	// applied counts events by type: an atomic each, so parallel ingest
 	// shares no lock for it.
 	applied [numEventTypes]atomic.Uint64
+
+	derived derivedLog // a partial engine's derived records (partial.go)
+	refused error      // Options.Check's verdict: Apply applies nothing
 }
 
-// New returns an empty engine.
+// New returns an empty engine. Options that Check refuses give an engine
+// whose Apply returns Check's error.
 func New(opts Options) *Engine {
 	opts.setDefaults()
 	e := &Engine{opts: opts, idx: index.New()}
@@ -128,6 +132,7 @@ func New(opts Options) *Engine {
 	e.batches.New = func() any { return new(applyBatch) }
 	e.blend.w = initialWeights(&e.opts)
 	e.nb.init(&e.opts)
+	e.refused = opts.Check()
 	return e
 }
 

@@ -30,6 +30,10 @@ const (
 	OpCampaign  Op = 7 // the picks an email campaign showed an actor (Record.Campaign)
 	OpErase     Op = 8 // forget an actor and everything about it (Record.Erase)
 	OpExpire    Op = 9 // drop anonymous profiles unused since a time (Record.Expire)
+	// Derived records (partial.go): what a partitioned cluster's owner of
+	// an actor publishes for every node to apply.
+	OpSignal Op = 10 // one event's global effect (Record.Signal), applied by every node
+	OpMerge  Op = 11 // an anonymous profile's history moving to another partition's actor (Record.Merge)
 )
 
 func (o Op) String() string {
@@ -52,6 +56,10 @@ func (o Op) String() string {
 		return "erase"
 	case OpExpire:
 		return "expire"
+	case OpSignal:
+		return "signal"
+	case OpMerge:
+		return "merge"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -77,6 +85,8 @@ type Record struct {
 	Campaign  Campaign
 	Erase     Erase
 	Expire    Expire
+	Signal    Signal
+	Merge     Merge
 }
 
 // Expire drops every anonymous profile (a cookie's, a device's) whose last

@@ -36,6 +36,20 @@ func (e *Engine) applyErase(x *Erase) error {
 	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
+	if e.opts.Holds != nil {
+		// A partial engine may hold no entry of an actor it does not
+		// hold: only holders know the actor unknown. The scans and
+		// baskets are global: forgotten everywhere, known or not.
+		found := e.profiles.Erase(id, anon)
+		e.scans.forget(id, anon)
+		if !anon {
+			e.nb.forget(id)
+		}
+		if !found && e.opts.Holds(id) {
+			return fieldErr("id", ErrUnknownActor)
+		}
+		return nil
+	}
 	if !e.profiles.Erase(id, anon) {
 		return fieldErr("id", ErrUnknownActor)
 	}
@@ -60,11 +74,21 @@ func (s *scans) forget(id string, anon bool) {
 }
 
 // applyExpire drops every anonymous profile unused since x.Before (see
-// profile.Store.Expire).
+// profile.Store.Expire). A partial engine keeps the links of an expired
+// profile others were linked into, as an entry of its Links alone
+// (profile.Store.ExpireKeepLinks): the engines that do not hold it keep
+// them, not knowing when it was last active, and every node must keep the
+// same links. (A single engine drops them with the profile: erasing such
+// an anonymous id later, or linking it on, then differs in the links
+// only.)
 func (e *Engine) applyExpire(x *Expire) error {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	e.profiles.Expire(secs(x.Before))
+	if e.opts.Holds != nil {
+		e.profiles.ExpireKeepLinks(secs(x.Before))
+	} else {
+		e.profiles.Expire(secs(x.Before))
+	}
 	e.nb.expire(secs(x.Before))
 	return nil
 }

@@ -224,25 +224,55 @@ func (st *Store) linkPasses(from, via string) bool {
 // expire, and neither do links (anonymous ids merged into another actor):
 // they hold no history, and go with an erasure of the actor they lead to,
 // or for the cap.
-func (st *Store) Expire(before uint32) int {
+func (st *Store) Expire(before uint32) int { return st.expire(before, false) }
+
+// ExpireKeepLinks is Expire for a store that holds only some actors'
+// histories (LinkHeld): an expiring profile that others were linked into
+// leaves an entry of its Links alone, as the stores that do not hold it
+// keep (they cannot know when it was last active), so that every store
+// keeps the same links. It returns how many histories went.
+func (st *Store) ExpireKeepLinks(before uint32) int { return st.expire(before, true) }
+
+func (st *Store) expire(before uint32, keepLinks bool) int {
 	total := 0
 	var pr Profile
 	for i := range st.shards {
 		s := &st.shards[i]
 		s.mu.Lock()
 		s.captureLocked()
-		n := s.rebuildLocked(func(_ string, anon bool, slot uint32) bool {
+		if keepLinks {
+			// First the profiles that leave their links behind, in place:
+			// the rebuild below moves slots.
+			for _, slot := range s.anonProf {
+				if s.refs[slot].to != 0 {
+					continue
+				}
+				s.readLocked(slot, &pr, true)
+				if pr.Last < before && len(pr.Links) > 0 && (pr.Last != 0 || !pr.linksOnly()) {
+					p := s.editLocked(slot)
+					*p = Profile{Links: p.Links}
+					s.writeLocked(slot, p)
+					total++
+				}
+			}
+		}
+		total += s.rebuildLocked(func(_ string, anon bool, slot uint32) bool {
 			if !anon || s.refs[slot].to != 0 {
 				return false
 			}
-			s.readLocked(slot, &pr, false)
-			return pr.Last < before
+			s.readLocked(slot, &pr, keepLinks)
+			return pr.Last < before && (!keepLinks || len(pr.Links) == 0)
 		})
 		s.mu.Unlock()
-		total += n
 	}
 	st.removed.expired.Add(uint64(total))
 	return total
+}
+
+// linksOnly reports whether pr holds nothing but its Links.
+func (pr *Profile) linksOnly() bool {
+	return len(pr.Aff) == 0 && len(pr.Sizes) == 0 && len(pr.Purchased) == 0 && len(pr.Cart) == 0 &&
+		len(pr.Views) == 0 && len(pr.Shown) == 0 && len(pr.Excl) == 0 && len(pr.Camps) == 0
 }
 
 // newSlotLocked returns the slot of an actor in s, creating its profile

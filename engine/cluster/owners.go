@@ -160,13 +160,17 @@ func (n *Node) refreshOwners() {
 // created with members); otherwise every node holds everything.
 func (n *Node) Partitioned() bool { return n.layout.partitioned() }
 
-// Route says where requests about an actor are answered: "" here (this
-// node owns its partition, or every node holds everything), else the HTTP
-// base URL of the owner. ErrNoOwner when no holder is live, or the owner
-// announced no address.
-func (n *Node) Route(actor string) (string, error) {
+// Route says where requests about an actor (an anonymous id with anon)
+// are answered: "" here (this node owns the partition of the actor its
+// links lead to, or every node holds everything), else the HTTP base URL
+// of the owner. ErrNoOwner when no holder is live, or the owner announced
+// no address.
+func (n *Node) Route(actor string, anon bool) (string, error) {
 	if !n.layout.partitioned() {
 		return "", nil
+	}
+	if anon { // its history may live with a customer elsewhere
+		actor, _ = n.e.Resolve(actor, anon)
 	}
 	p := Partition(actor, n.partitions)
 	t := n.owners.Load()
@@ -181,11 +185,15 @@ func (n *Node) Route(actor string) (string, error) {
 	return t.url[p], nil
 }
 
-// Owns reports whether this node owns an actor's partition now (every
-// node does when partitions have no owners).
-func (n *Node) Owns(actor string) bool {
+// Owns reports whether this node owns the partition of an actor (an
+// anonymous id with anon, links followed) now; every node does when
+// partitions have no owners.
+func (n *Node) Owns(actor string, anon bool) bool {
 	if !n.layout.partitioned() {
 		return true
+	}
+	if anon {
+		actor, _ = n.e.Resolve(actor, anon)
 	}
 	return n.owners.Load().mine[Partition(actor, n.partitions)]
 }

@@ -200,10 +200,10 @@ func (st *Store) Link(anonID, target string, targetAnon bool) error {
 // destination (target, links followed) gets anonID and the ids linked
 // into it in its Links, in an entry of Links alone (a link-only profile)
 // if it is not held. The history moves as Link moves it when both
-// anonID and the destination are held. When anonID is held and the
-// destination is not, its history leaves this store and LinkHeld returns
-// it (Links included), for the destination's holders to Merge; nil
-// otherwise.
+// anonID and the destination are held. With held set, a holder of anonID
+// returns its history (Links included), for the destination's holders
+// that do not hold anonID to Merge (it leaves this store when the
+// destination is not held here); nil otherwise.
 func (st *Store) LinkHeld(anonID, target string, targetAnon bool, held func(string) bool) (*Profile, error) {
 	if targetAnon && st.chainPasses(target, anonID) {
 		return nil, ErrCycle
@@ -264,7 +264,12 @@ func (st *Store) LinkHeld(anonID, target string, targetAnon bool, held func(stri
 	}
 	dp.Links = appendUnique(dp.Links, anonID)
 	ds.writeLocked(dslot, dp)
-	if anonHeld && !destHeld {
+	// Every holder of the anonymous id returns the history, those that
+	// merged it here too: what a partition's holders derive must not
+	// depend on what else each holds, since any of them may be the one
+	// that publishes it (engine.OpMerge is applied only where the
+	// destination is held and the anonymous id is not).
+	if anonHeld && held != nil {
 		return moved, nil
 	}
 	return nil, nil

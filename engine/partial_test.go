@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
@@ -283,6 +285,15 @@ func TestPartialLateRelay(t *testing.T) {
 					e.Apply(&r)
 				}
 				pending = append(pending, c.take()...)
+				if i == len(recs)/2 {
+					// A node restarts from its snapshot: the links and
+					// link-only entries are profiles, and load as such.
+					e, err := LoadSnapshot(c.nodes[1].Options(), snapshotBytes(t, c.nodes[1]))
+					if err != nil {
+						t.Fatal(err)
+					}
+					c.nodes[1] = e
+				}
 				if rng.IntN(40) == 0 || i == len(recs)-1 {
 					k := len(pending)
 					if i < len(recs)-1 {
@@ -436,7 +447,12 @@ func nan() float64 { var z float64; return z / z }
 // record Apply's verdict, the same derived records (content, order and
 // index), and the same state.
 func TestPartialApplyBatchIsApply(t *testing.T) {
-	for _, tc := range partialWorlds {
+	worlds := append(slices.Clone(partialWorlds), struct {
+		name string
+		bw   batchWorld
+		opts Options
+	}{"long runs of events", batchWorld{seed: 24, products: 150, customers: 300, anons: 120, records: 8000, barriers: 0.004}, Options{NeighbourWeight: 0.3}})
+	for _, tc := range worlds {
 		t.Run(tc.name, func(t *testing.T) {
 			bw := tc.bw
 			if testing.Short() || raceDetector {
@@ -502,5 +518,73 @@ func TestPartialApplyBatchIsApply(t *testing.T) {
 				t.Fatal("ApplyBatch's state differs from Apply's")
 			}
 		})
+	}
+}
+
+// TestPartialApplyBatchWithReaders runs picks, stats and snapshots while a
+// partial engine applies batches (the race detector watches the parallel
+// phases against readers): the state and the derived records still end as
+// Apply's one by one.
+func TestPartialApplyBatchWithReaders(t *testing.T) {
+	bw := batchWorld{seed: 25, products: 200, customers: 300, anons: 100, records: 6000, barriers: 0.005}
+	if raceDetector {
+		bw.records /= 2
+	}
+	opts := withClock(Options{ApplyWorkers: 3}, 0)
+	opts.Holds = holdsFor(2)
+	serial, batched := New(opts), New(opts)
+	recs := bw.generate()
+	for i := range recs {
+		serial.Apply(&recs[i])
+	}
+	want := serial.TakeDerived(nil)
+	recs = bw.generate()
+	errs := make([]error, len(recs))
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for r := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var dst []Pick
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				q := Query{Customer: fmt.Sprint("C", i%bw.customers), Channel: ChannelWeb, K: 10}
+				dst = batched.PicksInto(dst[:0], &q)
+				batched.Stats()
+				if r == 0 && i%50 == 0 {
+					if _, err := batched.BeginSnapshot().WriteTo(io.Discard); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	var got []Derived
+	for i := 0; i < len(recs); i += 700 {
+		n := min(700, len(recs)-i)
+		batched.ApplyBatch(recs[i:i+n], errs[i:i+n])
+		for _, d := range batched.TakeDerived(nil) {
+			d.Index += i
+			got = append(got, d)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if len(got) != len(want) || len(want) == 0 {
+		t.Fatalf("ApplyBatch derived %d records, Apply %d", len(got), len(want))
+	}
+	for k := range want {
+		if !bytes.Equal(AppendRecord(nil, &want[k].Rec), AppendRecord(nil, &got[k].Rec)) || want[k].Actor != got[k].Actor {
+			t.Fatalf("derived %d: Apply %+v, ApplyBatch %+v", k, want[k], got[k])
+		}
+	}
+	if !bytes.Equal(snapshotBytes(t, serial), snapshotBytes(t, batched)) {
+		t.Fatal("the state applied in batches among readers differs from Apply's one by one")
 	}
 }

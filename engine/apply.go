@@ -65,7 +65,7 @@ func (e *Engine) apply(r *Record, index int) error {
 	case OpErase:
 		return e.applyErase(&r.Erase)
 	case OpExpire:
-		return e.applyExpire(&r.Expire)
+		return e.applyExpire(&r.Expire, index)
 	case OpSignal:
 		return e.applySignal(&r.Signal)
 	case OpMerge:
@@ -534,7 +534,7 @@ func (e *Engine) applyIdentify(id *Identify, index int) error {
 		}
 		return fieldErr("to_anonymous_id", ErrIdentifyCycle)
 	}
-	if moved != nil { // a partial engine's history leaving for another partition
+	if moved != nil { // a partial engine's history travelling to its destination's holders
 		e.deriveMerge(index, id.AnonymousID, target, targetAnon, moved)
 	}
 	return nil

@@ -37,18 +37,23 @@ import (
 //     id's forward link, and keeps the destination's list of linked ids
 //     (profile.Profile.Links: an actor it does not hold keeps an entry
 //     with that list alone, a link-only profile), so that every node
-//     resolves later events alike, and erasures remove the same links. The
-//     history moves as Apply always moved it where the node holds both the
-//     anonymous id and the destination; a holder of the anonymous id that
-//     does not hold the destination derives an OpMerge carrying it.
-//   - OpMerge: applied by an engine that holds the destination (the
-//     target, links followed at apply) and not the anonymous id (which
-//     merged at the identify); elsewhere, and without Holds, nothing.
+//     resolves later events alike, and erasures remove the same links.
+//     The history leaves the anonymous id, and every holder of the
+//     anonymous id derives an OpMerge carrying it (owner and standby
+//     derive the same record).
+//   - OpMerge: applied by every engine that holds the destination (the
+//     target, links followed at apply), the anonymous id's holders too:
+//     all of them merge at the same point of the stream, and so keep the
+//     same profile whatever came between the identify and the merge.
+//     Elsewhere, and without Holds (a single engine merged at the
+//     identify), nothing.
 //   - OpCampaign, an actor's OpExclusion: applied by the actor's holders
 //     only. OpErase: the actor's profile on its holders, its links and
 //     its part in the scans and baskets everywhere; an actor not held is
 //     not known to be unknown, so only holders answer ErrUnknownActor.
-//     OpExpire: see applyExpire.
+//     OpExpire: a node drops the expired anonymous profiles it holds; the
+//     entries of links it keeps for ids it does not hold go when the
+//     ids' owner derives an OpExpire naming each (see applyExpire).
 //
 // Catalog, stock, locations and global exclusions are applied by every
 // node as always.
@@ -280,7 +285,7 @@ func (e *Engine) applySignal(s *Signal) error {
 
 // applyMerge merges an anonymous id's history that its holder took out
 // (OpMerge) into the destination, on an engine that holds the destination
-// and not the anonymous id.
+// (the target, links followed now).
 func (e *Engine) applyMerge(m *Merge) error {
 	if m.AnonymousID == "" || m.Target == "" {
 		return fmt.Errorf("%w: merge: missing anonymous id or target", ErrBadSignal)
@@ -291,8 +296,8 @@ func (e *Engine) applyMerge(m *Merge) error {
 	if err := moved.Decode(m.Profile, m.ProfileVersion, uint32(e.idx.Facets()), uint32(e.idx.Products())); err != nil {
 		return fmt.Errorf("%w: merge of %q: %w", ErrBadSignal, m.AnonymousID, err)
 	}
-	if e.opts.Holds == nil || e.opts.Holds(m.AnonymousID) {
-		return nil // the anonymous id's holders merged at the identify
+	if e.opts.Holds == nil {
+		return nil // a single engine merged at the identify
 	}
 	dest, destAnon := e.profiles.Resolve(m.Target, m.TargetAnon)
 	if !e.opts.Holds(dest) {
@@ -301,12 +306,12 @@ func (e *Engine) applyMerge(m *Merge) error {
 	return profilesFull(e.profiles.Merge(m.AnonymousID, dest, destAnon, &moved))
 }
 
-// deriveMerge derives the OpMerge of an anonymous id's history, moved,
-// that leaves this engine for target's holders.
-func (e *Engine) deriveMerge(index int, anonID, target string, targetAnon bool, moved *profile.Profile) {
+// deriveMerge derives the OpMerge of an anonymous id's history (moved,
+// its encoding) that leaves it for target's holders.
+func (e *Engine) deriveMerge(index int, anonID, target string, targetAnon bool, moved []byte) {
 	m := Merge{
 		AnonymousID: strings.Clone(anonID), Target: strings.Clone(target), TargetAnon: targetAnon,
-		ProfileVersion: profile.Version, Profile: moved.AppendEncoding(nil),
+		ProfileVersion: profile.Version, Profile: moved,
 	}
 	e.derived.add(index, m.AnonymousID, Record{Op: OpMerge, Merge: m})
 }

@@ -97,6 +97,11 @@ type Record struct {
 // run dropped. Customers' profiles never expire.
 type Expire struct {
 	Before int64
+	// AnonymousID, set only in a record a partial engine derived
+	// (partial.go), names one anonymous id whose expired profile others
+	// were linked into: the engines that do not hold it drop the entry of
+	// its links they keep, as its holders dropped it with the profile.
+	AnonymousID string
 }
 
 // Erase forgets an actor (a customer, or an anonymous id: exactly one is

@@ -56,6 +56,11 @@ import (
 //
 //	nattributes:uvarint (key value)*
 //
+// Version 6 (expire only, written when it names an anonymous id, which
+// only a partial engine's derived record does):
+//
+//	expire    = before:varint(unix ms) anonymous_id
+//
 // Strings are uvarint length + bytes.
 const (
 	recordVersion   = 1
@@ -63,6 +68,7 @@ const (
 	recordVersionV3 = 3
 	recordVersionV4 = 4
 	recordVersionV5 = 5
+	recordVersionV6 = 6
 )
 
 // ErrBadRecord reports a payload that does not decode.
@@ -104,6 +110,9 @@ func AppendRecord(dst []byte, r *Record) []byte {
 		return binfmt.AppendString(binfmt.AppendString(binfmt.AppendString(dst, id.AnonymousID), id.Customer), id.ToAnonymousID)
 	}
 	switch {
+	case r.Op == OpExpire && r.Expire.AnonymousID != "":
+		dst = binfmt.AppendVarint(append(dst, recordVersionV6), r.Expire.Before)
+		return binfmt.AppendString(dst, r.Expire.AnonymousID)
 	case r.Op == OpProduct && len(r.Product.Attributes) > 0:
 		dst = appendBody(append(dst, recordVersionV5), r)
 		if r.Product.Group == "" {
@@ -261,6 +270,12 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 	switch {
 	case v == recordVersionV2 && op == OpIdentify:
 		r.Identify = Identify{AnonymousID: rd.String(), Customer: rd.String(), ToAnonymousID: rd.String()}
+		return finishDecode(op, rd, r)
+	case v == recordVersionV6 && op == OpExpire:
+		r.Expire = Expire{Before: rd.Varint(), AnonymousID: rd.String()}
+		if r.Expire.AnonymousID == "" && rd.Err() == nil {
+			return fmt.Errorf("%w: expire: version 6 without an anonymous id", ErrBadRecord)
+		}
 		return finishDecode(op, rd, r)
 	case (v == recordVersionV3 || v == recordVersionV5) && op == OpProduct:
 	case v != recordVersion:

@@ -74,20 +74,23 @@ func (s *scans) forget(id string, anon bool) {
 }
 
 // applyExpire drops every anonymous profile unused since x.Before (see
-// profile.Store.Expire). A partial engine keeps the links of an expired
-// profile others were linked into, as an entry of its Links alone
-// (profile.Store.ExpireKeepLinks): the engines that do not hold it keep
-// them, not knowing when it was last active, and every node must keep the
-// same links. (A single engine drops them with the profile: erasing such
-// an anonymous id later, or linking it on, then differs in the links
-// only.)
-func (e *Engine) applyExpire(x *Expire) error {
+// profile.Store.Expire). A partial engine drops those it holds, and
+// derives, for each that others were linked into, an Expire naming it:
+// the engines that do not hold it keep its links (its Links alone), not
+// knowing when it was last active, until that record tells them to drop
+// them too, so that every node keeps the same links.
+func (e *Engine) applyExpire(x *Expire, index int) error {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	if e.opts.Holds != nil {
-		e.profiles.ExpireKeepLinks(secs(x.Before))
-	} else {
-		e.profiles.Expire(secs(x.Before))
+	if x.AnonymousID != "" {
+		if e.opts.Holds != nil && !e.opts.Holds(x.AnonymousID) {
+			e.profiles.DropLinks(x.AnonymousID)
+		}
+		return nil
+	}
+	_, linked := e.profiles.ExpireHeld(secs(x.Before), e.opts.Holds)
+	for _, id := range linked {
+		e.derived.add(index, id, Record{Op: OpExpire, Expire: Expire{Before: x.Before, AnonymousID: id}})
 	}
 	e.nb.expire(secs(x.Before))
 	return nil

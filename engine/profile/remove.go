@@ -3,6 +3,7 @@ package profile
 import (
 	"errors"
 	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/omnipick/omnipick/index"
@@ -224,55 +225,60 @@ func (st *Store) linkPasses(from, via string) bool {
 // expire, and neither do links (anonymous ids merged into another actor):
 // they hold no history, and go with an erasure of the actor they lead to,
 // or for the cap.
-func (st *Store) Expire(before uint32) int { return st.expire(before, false) }
+func (st *Store) Expire(before uint32) int {
+	n, _ := st.ExpireHeld(before, nil)
+	return n
+}
 
-// ExpireKeepLinks is Expire for a store that holds only some actors'
-// histories (LinkHeld): an expiring profile that others were linked into
-// leaves an entry of its Links alone, as the stores that do not hold it
-// keep (they cannot know when it was last active), so that every store
-// keeps the same links. It returns how many histories went.
-func (st *Store) ExpireKeepLinks(before uint32) int { return st.expire(before, true) }
-
-func (st *Store) expire(before uint32, keepLinks bool) int {
+// ExpireHeld is Expire on a store that holds the histories of only the
+// actors held reports true for (nil: every actor; see LinkHeld): it drops
+// the profiles Expire drops among those it holds, and returns, with how
+// many went, the ids of those that others were linked into. The entries
+// it keeps of anonymous ids it does not hold (their Links alone) stay: it
+// cannot know when they were last active; their holders tell (DropLinks).
+func (st *Store) ExpireHeld(before uint32, held func(string) bool) (int, []string) {
 	total := 0
+	var linked []string
 	var pr Profile
 	for i := range st.shards {
 		s := &st.shards[i]
 		s.mu.Lock()
 		s.captureLocked()
-		if keepLinks {
-			// First the profiles that leave their links behind, in place:
-			// the rebuild below moves slots.
-			for _, slot := range s.anonProf {
-				if s.refs[slot].to != 0 {
-					continue
-				}
-				s.readLocked(slot, &pr, true)
-				if pr.Last < before && len(pr.Links) > 0 && (pr.Last != 0 || !pr.linksOnly()) {
-					p := s.editLocked(slot)
-					*p = Profile{Links: p.Links}
-					s.writeLocked(slot, p)
-					total++
-				}
-			}
-		}
-		total += s.rebuildLocked(func(_ string, anon bool, slot uint32) bool {
-			if !anon || s.refs[slot].to != 0 {
+		n := s.rebuildLocked(func(id string, anon bool, slot uint32) bool {
+			if !anon || s.refs[slot].to != 0 || (held != nil && !held(id)) {
 				return false
 			}
-			s.readLocked(slot, &pr, keepLinks)
-			return pr.Last < before && (!keepLinks || len(pr.Links) == 0)
+			s.readLocked(slot, &pr, held != nil)
+			if pr.Last >= before {
+				return false
+			}
+			if held != nil && len(pr.Links) > 0 {
+				linked = append(linked, strings.Clone(id))
+			}
+			return true
 		})
 		s.mu.Unlock()
+		total += n
 	}
 	st.removed.expired.Add(uint64(total))
-	return total
+	return total, linked
 }
 
-// linksOnly reports whether pr holds nothing but its Links.
-func (pr *Profile) linksOnly() bool {
-	return len(pr.Aff) == 0 && len(pr.Sizes) == 0 && len(pr.Purchased) == 0 && len(pr.Cart) == 0 &&
-		len(pr.Views) == 0 && len(pr.Shown) == 0 && len(pr.Excl) == 0 && len(pr.Camps) == 0
+// DropLinks drops the entry of anonymous id id, if it has one that is
+// not linked itself: on a store that does not hold id, its Links alone,
+// which its holders dropped with its expired history (ExpireHeld).
+func (st *Store) DropLinks(id string) bool {
+	s, h := st.shardOf(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	slot, ok := s.slotLocked(id, h, true, false)
+	if !ok || s.refs[slot].to != 0 {
+		return false
+	}
+	s.captureLocked()
+	s.rebuildLocked(func(_ string, _ bool, sl uint32) bool { return sl == slot })
+	st.removed.expired.Add(1)
+	return true
 }
 
 // newSlotLocked returns the slot of an actor in s, creating its profile

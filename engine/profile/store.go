@@ -195,16 +195,15 @@ func (st *Store) Link(anonID, target string, targetAnon bool) error {
 }
 
 // LinkHeld is Link on a store that holds the histories of only the
-// actors held reports true for (nil: every actor). The links are kept
-// whole whatever is held: anonID's forward link is written, and the
-// destination (target, links followed) gets anonID and the ids linked
-// into it in its Links, in an entry of Links alone (a link-only profile)
-// if it is not held. The history moves as Link moves it when both
-// anonID and the destination are held. With held set, a holder of anonID
-// returns its history (Links included), for the destination's holders
-// that do not hold anonID to Merge (it leaves this store when the
-// destination is not held here); nil otherwise.
-func (st *Store) LinkHeld(anonID, target string, targetAnon bool, held func(string) bool) (*Profile, error) {
+// actors held reports true for (nil: every actor, and it is Link). The
+// links are kept whole whatever is held: anonID's forward link is
+// written, and the destination (target, links followed) gets anonID and
+// the ids linked into it in its Links, in an entry of Links alone (a
+// link-only profile) if it is not held. The history does not move here:
+// it leaves anonID, and LinkHeld returns its encoding (version Version,
+// Links included) if anonID is held, for every store that holds the
+// destination to Merge at the same point of its records; nil otherwise.
+func (st *Store) LinkHeld(anonID, target string, targetAnon bool, held func(string) bool) ([]byte, error) {
 	if targetAnon && st.chainPasses(target, anonID) {
 		return nil, ErrCycle
 	}
@@ -228,8 +227,8 @@ func (st *Store) LinkHeld(anonID, target string, targetAnon bool, held func(stri
 		return nil, nil
 	}
 	// moved is a profile of its own, not a scratch: it outlives the lock.
-	moved := new(Profile)
-	as.readLocked(slot, moved, true)
+	var moved Profile
+	as.readLocked(slot, &moved, true)
 	link := &as.scratch
 	link.reset()
 	link.MergedTo, link.MergedAnon = target, targetAnon
@@ -240,7 +239,6 @@ func (st *Store) LinkHeld(anonID, target string, targetAnon bool, held func(stri
 		// target. Only the link moves.
 		return nil, nil
 	}
-	anonHeld, destHeld := held == nil || held(anonID), held == nil || held(dest)
 
 	ds, dh := st.shardOf(dest)
 	ds.mu.Lock()
@@ -254,23 +252,18 @@ func (st *Store) LinkHeld(anonID, target string, targetAnon bool, held func(stri
 		return nil, err
 	}
 	dp := ds.editLocked(dslot)
-	if anonHeld && destHeld {
-		dp.merge(moved, &st.lim)
+	if held == nil {
+		dp.merge(&moved, &st.lim)
 	} else {
-		// The history is not here, or does not stay here: the links do.
+		// The history travels (Merge): the links stay.
 		for _, l := range moved.Links {
 			dp.Links = appendUnique(dp.Links, l)
 		}
 	}
 	dp.Links = appendUnique(dp.Links, anonID)
 	ds.writeLocked(dslot, dp)
-	// Every holder of the anonymous id returns the history, those that
-	// merged it here too: what a partition's holders derive must not
-	// depend on what else each holds, since any of them may be the one
-	// that publishes it (engine.OpMerge is applied only where the
-	// destination is held and the anonymous id is not).
-	if anonHeld && held != nil {
-		return moved, nil
+	if held != nil && held(anonID) {
+		return moved.appendEncoding(nil), nil
 	}
 	return nil, nil
 }

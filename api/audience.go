@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -64,6 +65,15 @@ type audienceRequest struct {
 	locations []string
 	format    audienceFormat
 	coding    contentCoding
+
+	// Cluster mode (see forward.go). owned: list only the members this
+	// node owns (scope=owned, what a peer asks). owners: the other
+	// owners, asked in turn after this node's rows at peerURI with the
+	// request's key headers auth.
+	owned   bool
+	owners  []string
+	peerURI string
+	auth    [][2]string
 }
 
 // handleAudience streams the members of audience name, each with their ads
@@ -83,6 +93,24 @@ func (s *Server) handleAudience(ctx *fasthttp.RequestCtx, name []byte) {
 		return
 	}
 	req.coding = negotiateCoding(ctx.Request.Header.Peek("Accept-Encoding"))
+	if s.opts.Owners != nil && !req.owned && !forwarded(ctx) {
+		owners, err := s.opts.Owners()
+		if err != nil {
+			s.metrics.observeForward(epAudiences, forwardNoOwner, 0)
+			ctx.Response.Header.Set("Retry-After", forwardRetryAfter)
+			writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot list the partitions' owners, retry later: "+err.Error(), "")
+			return
+		}
+		// This node's own rows first, then each other owner's: every
+		// member once, from the node that holds its profile.
+		req.owned, req.owners = true, owners
+		args := fasthttp.AcquireArgs()
+		ctx.QueryArgs().CopyTo(args)
+		args.Set("scope", "owned")
+		req.peerURI = audiencePrefix + string(name) + "?" + args.String()
+		fasthttp.ReleaseArgs(args)
+		req.auth = peerAuth(&ctx.Request.Header)
+	}
 
 	h := &ctx.Response.Header
 	h.Set("Vary", "Accept-Encoding")
@@ -171,6 +199,10 @@ func (s *Server) streamAudience(w *bufio.Writer, conn net.Conn, req *audienceReq
 		row = append(row, "customer,anonymous_id,products\n"...)
 	}
 	timeout := s.srv.WriteTimeout
+	owns := s.opts.Owns
+	if !req.owned {
+		owns = nil
+	}
 	err := s.opts.Engine.Audience(&req.q, nil, func(batch []engine.Member) error {
 		if a.stopping.Load() {
 			return errStopping
@@ -185,6 +217,9 @@ func (s *Server) streamAudience(w *bufio.Writer, conn net.Conn, req *audienceReq
 			}
 		}
 		for _, m := range batch {
+			if owns != nil && !owns(m.ID) {
+				continue // a standby's copy: its owner lists it
+			}
 			q.Customer, q.AnonymousID = m.ID, ""
 			if m.Anonymous {
 				q.Customer, q.AnonymousID = "", m.ID
@@ -213,6 +248,14 @@ func (s *Server) streamAudience(w *bufio.Writer, conn net.Conn, req *audienceReq
 			return fmt.Errorf("cannot write audience rows: %w", err)
 		}
 	}
+	if len(req.owners) > 0 && cap(row) < 32<<10 {
+		row = make([]byte, 32<<10) // the peers' rows are copied through it
+	}
+	for _, owner := range req.owners {
+		if err := s.streamPeerAudience(out, conn, owner, req, row[:cap(row)]); err != nil {
+			return fmt.Errorf("cannot stream audience %s from %s: %w", req.q.Kind, owner, err)
+		}
+	}
 	if finish != nil {
 		if err := finish(); err != nil {
 			return fmt.Errorf("cannot end compressed audience: %w", err)
@@ -221,9 +264,88 @@ func (s *Server) streamAudience(w *bufio.Writer, conn net.Conn, req *audienceReq
 	return nil
 }
 
+// streamPeerAudience asks owner for the audience's members it owns
+// (scope=owned, uncompressed) and copies its rows to out, through buf,
+// without the CSV header this node wrote already. A peer that cannot be
+// asked, refuses, or ends early fails the whole stream: its rows would be
+// missing.
+func (s *Server) streamPeerAudience(out io.Writer, conn net.Conn, owner string, req *audienceRequest, buf []byte) error {
+	hc, err := s.peers.client(owner, true)
+	if err != nil {
+		s.metrics.observeForward(epAudiences, forwardFailed, 0)
+		return err
+	}
+	preq, presp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(preq)
+	defer fasthttp.ReleaseResponse(presp)
+	preq.SetRequestURI(req.peerURI)
+	preq.URI().SetScheme(map[bool]string{false: "http", true: "https"}[hc.IsTLS])
+	preq.SetHost(hc.Addr)
+	preq.Header.Set(forwardedHeader, "1")
+	for _, kv := range req.auth {
+		preq.Header.Set(kv[0], kv[1])
+	}
+	start := time.Now()
+	if err := hc.Do(preq, presp); err != nil {
+		s.metrics.observeForward(epAudiences, forwardFailed, time.Since(start))
+		return err
+	}
+	defer presp.CloseBodyStream() //nolint:errcheck // the stream's end or failure is known from its reads
+	if code := presp.StatusCode(); code != fasthttp.StatusOK {
+		s.metrics.observeForward(epAudiences, forwardFailed, time.Since(start))
+		return fmt.Errorf("peer answered %d", code)
+	}
+	s.metrics.observeForward(epAudiences, forwardOK, time.Since(start))
+	body := presp.BodyStream()
+	if body == nil { // a small answer fasthttp read whole
+		body = bytes.NewReader(presp.Body())
+	}
+	header := req.format == formatCSV // still to skip
+	timeout := s.srv.WriteTimeout
+	for {
+		if s.audiences.stopping.Load() {
+			return errStopping
+		}
+		n, rerr := body.Read(buf)
+		chunk := buf[:n]
+		if header && n > 0 {
+			// The header line is short: it ends in the first read but
+			// for a pathological split, handled by skipping on.
+			rest, ok := cutFirstLine(chunk)
+			if ok {
+				header = false
+			}
+			chunk = rest
+		}
+		if len(chunk) > 0 {
+			if timeout > 0 {
+				if err := conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+					return fmt.Errorf("cannot extend write deadline: %w", err)
+				}
+			}
+			if _, err := out.Write(chunk); err != nil {
+				return fmt.Errorf("cannot write audience rows: %w", err)
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return fmt.Errorf("peer stream failed: %w", rerr)
+		}
+	}
+}
+
 // parseAudienceQuery fills req from the query string. On bad input it
 // returns the parameter at fault and a message.
 func parseAudienceQuery(req *audienceRequest, args *fasthttp.Args) (field, msg string) {
+	switch sc := string(args.Peek("scope")); sc {
+	case "", "all":
+	case "owned":
+		req.owned = true
+	default:
+		return "scope", "scope must be all or owned (only the members whose partition this node owns)"
+	}
 	switch f := string(args.Peek("format")); f {
 	case "", "ndjson":
 		req.format = formatNDJSON

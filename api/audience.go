@@ -252,6 +252,11 @@ func (s *Server) streamAudience(w *bufio.Writer, conn net.Conn, req *audienceReq
 		row = make([]byte, 32<<10) // the peers' rows are copied through it
 	}
 	for _, owner := range req.owners {
+		// What is ready goes out before a peer is asked (the peer may be
+		// slow to start): the client sees progress, and the status.
+		if err := w.Flush(); err != nil {
+			return fmt.Errorf("cannot write audience rows: %w", err)
+		}
 		if err := s.streamPeerAudience(out, conn, owner, req, row[:cap(row)]); err != nil {
 			return fmt.Errorf("cannot stream audience %s from %s: %w", req.q.Kind, owner, err)
 		}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/omnipick/omnipick/engine"
 	"github.com/valyala/fasthttp"
 )
@@ -18,9 +19,30 @@ import (
 // metric series exist (the race detector's instrumentation allocates, so
 // this runs without it). The request rides a reused
 // RequestCtx, as fasthttp reuses one per connection.
+//
+// So does a cluster node's picks request about an actor it owns: Route is
+// asked (here the partition rule of a 64-partition map, all owned here)
+// and answers "" (see TestPicksLocalRouteAllocatesNothing).
 func TestPicksHandlerAllocatesNothing(t *testing.T) {
+	checkPicksHandlerAllocatesNothing(t, nil)
+}
+
+func TestPicksLocalRouteAllocatesNothing(t *testing.T) {
+	checkPicksHandlerAllocatesNothing(t, localRoute())
+}
+
+// localRoute is a partition rule like a cluster node's, owning every
+// partition: xxhash of the actor into 64 partitions, a table of owners.
+func localRoute() func(string) (string, error) {
+	var owners [64]string // "": this node
+	return func(actor string) (string, error) {
+		return owners[xxhash.Sum64String(actor)%uint64(len(owners))], nil
+	}
+}
+
+func checkPicksHandlerAllocatesNothing(t *testing.T, route func(string) (string, error)) {
 	const writeKey, readKey = "alloc-test-write-key-0123456789abcdef", "alloc-test-read-key-0123456789abcdef"
-	s, err := New(Options{Addr: "127.0.0.1:0", Engine: engine.New(engine.Options{}), WriteKeys: []string{writeKey}, ReadKeys: []string{"other-read-key", readKey}})
+	s, err := New(Options{Addr: "127.0.0.1:0", Engine: engine.New(engine.Options{}), WriteKeys: []string{writeKey}, ReadKeys: []string{"other-read-key", readKey}, Route: route})
 	if err != nil {
 		t.Fatal(err)
 	}

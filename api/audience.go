@@ -284,7 +284,7 @@ func (s *Server) streamPeerAudience(out io.Writer, conn net.Conn, owner string, 
 	defer fasthttp.ReleaseRequest(preq)
 	defer fasthttp.ReleaseResponse(presp)
 	preq.SetRequestURI(req.peerURI)
-	preq.URI().SetScheme(map[bool]string{false: "http", true: "https"}[hc.IsTLS])
+	preq.URI().SetScheme(schemeOf(hc))
 	preq.SetHost(hc.Addr)
 	preq.Header.Set(forwardedHeader, "1")
 	for _, kv := range req.auth {

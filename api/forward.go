@@ -130,6 +130,14 @@ func (c idleConn) Read(b []byte) (int, error) {
 	return c.Conn.Read(b)
 }
 
+// schemeOf is the URL scheme of hc's owner.
+func schemeOf(hc *fasthttp.HostClient) string {
+	if hc.IsTLS {
+		return "https"
+	}
+	return "http"
+}
+
 // forwarded reports whether another node forwarded this request.
 func forwarded(ctx *fasthttp.RequestCtx) bool {
 	return len(ctx.Request.Header.Peek(forwardedHeader)) > 0
@@ -175,7 +183,7 @@ func (s *Server) relay(ctx *fasthttp.RequestCtx, ep endpoint, owner string) {
 	ctx.Request.CopyTo(req)
 	req.Header.Set(forwardedHeader, "1")
 	req.Header.ResetConnectionClose() // the client's connection, not ours to the owner
-	req.URI().SetScheme(map[bool]string{false: "http", true: "https"}[hc.IsTLS])
+	req.URI().SetScheme(schemeOf(hc))
 	req.SetHost(hc.Addr)
 	start := time.Now()
 	err = hc.Do(req, resp)
@@ -196,6 +204,52 @@ func (s *Server) ownerDown(ctx *fasthttp.RequestCtx, owner string, err error) {
 	s.opts.Log.Warn("cannot forward to the partition's owner", "owner", owner, "err", err)
 	ctx.Response.Header.Set("Retry-After", forwardRetryAfter)
 	writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot reach "+owner+", the owner of this actor's partition, retry later: "+err.Error(), "")
+}
+
+// askOwner sends GET uri to owner, marked forwarded, with the key headers
+// auth, and appends its answer's body to dst; any status but 200 is an
+// error.
+func (s *Server) askOwner(dst []byte, ep endpoint, owner, uri string, auth [][2]string) ([]byte, error) {
+	hc, err := s.peers.client(owner, false)
+	if err != nil {
+		s.metrics.observeForward(ep, forwardFailed, 0)
+		return dst, err
+	}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(uri)
+	req.URI().SetScheme(schemeOf(hc))
+	req.SetHost(hc.Addr)
+	req.Header.Set(forwardedHeader, "1")
+	for _, kv := range auth {
+		req.Header.Set(kv[0], kv[1])
+	}
+	start := time.Now()
+	err = hc.Do(req, resp)
+	took := time.Since(start)
+	if err == nil && resp.StatusCode() != fasthttp.StatusOK {
+		err = fmt.Errorf("%s answered %d: %.200s", owner, resp.StatusCode(), resp.Body())
+	}
+	if err != nil {
+		s.metrics.observeForward(ep, forwardFailed, took)
+		return dst, err
+	}
+	s.metrics.observeForward(ep, forwardOK, took)
+	return append(dst, resp.Body()...), nil
+}
+
+// requestAuth is the request's key as headers for a request to a peer,
+// made after the handler returns: the key headers, or a key given in the
+// query (a kiosk's stream) as X-API-Key.
+func requestAuth(ctx *fasthttp.RequestCtx) [][2]string {
+	kv := peerAuth(&ctx.Request.Header)
+	if len(kv) == 0 {
+		if k := bytes.TrimSpace(ctx.QueryArgs().Peek("key")); len(k) > 0 {
+			kv = append(kv, [2]string{"X-API-Key", string(k)})
+		}
+	}
+	return kv
 }
 
 // peerHeaders are the request headers an audience's peer requests carry:

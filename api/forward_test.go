@@ -1,7 +1,9 @@
 package api_test
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/json"
 	"compress/gzip"
 	"context"
 	"fmt"
@@ -112,7 +114,9 @@ func (tc *testCluster) load(t *testing.T, i int) {
 		c.post("/v1/inventory", fmt.Sprintf(`{"sku":"P%d-8","location":"online","quantity":5}`, p))
 	}
 	c.post("/v1/locations", `{"id":"store-1"}`)
-	c.post("/v1/inventory", `{"sku":"P3-8","location":"store-1","quantity":2}`)
+	for p := 1; p <= 6; p++ {
+		c.post("/v1/inventory", fmt.Sprintf(`{"sku":"P%d-8","location":"store-1","quantity":2}`, p))
+	}
 	for k, a := range tc.actors {
 		owner := ownerOf(a)
 		standby := (owner + 2) % clusterNodes
@@ -492,4 +496,109 @@ func TestAudiencePeerDown(t *testing.T) {
 			t.Fatalf("%q: %d, read error %v, body %q: want a truncated stream", coding, resp.StatusCode, err, body)
 		}
 	}
+}
+
+// TestScreenAsksOwner: a store screen on any node shows, after a scan by a
+// customer another node owns, the picks that owner ranks (its profile),
+// in picks.json, the page and the event stream.
+func TestScreenAsksOwner(t *testing.T) {
+	tc := startCluster(t, nil)
+	for n := range clusterNodes {
+		for _, a := range tc.actors {
+			owner := ownerOf(a)
+			if owner == n {
+				continue
+			}
+			k := slices.Index(tc.actors, a)
+			scanned := fmt.Sprintf("P%d", 1+(k+3)%6) // neither carted nor bought
+			who, id := "customer", a
+			if rest, ok := strings.CutPrefix(a, "anon:"); ok {
+				who, id = "anonymous_id", rest
+			}
+			client{t, tc.bases[n]}.post("/v1/events", fmt.Sprintf(`{"type":"scan",%q:%q,"product":%q,"location":"store-1","channel":"store"}`, who, id, scanned))
+			q := fmt.Sprintf("/v1/picks?channel=screen&k=8&location=store-1&context=%s&%s", scanned, actorQuery(a))
+			_, want := get(t, "GET", tc.bases[owner], q)
+			_, notHere := get(t, "GET", tc.bases[n], q, "X-Omnipick-Forwarded", "1")
+			wantPicks, local := picksArray(t, want), picksArray(t, notHere)
+			if wantPicks == local {
+				t.Fatalf("%s: node %d's own picks equal the owner's: the test cannot tell them apart", a, n)
+			}
+
+			resp, body := get(t, "GET", tc.bases[n], "/screen/store-1/picks.json")
+			if resp.StatusCode != 200 || picksArray(t, body) != wantPicks ||
+				!strings.Contains(string(body), fmt.Sprintf(`"context":%q,"channel":"screen"`, scanned)) || strings.Contains(string(body), id) {
+				t.Fatalf("%s scanned %s at node %d: screen %d %s\nowner's picks %s", a, scanned, n, resp.StatusCode, body, wantPicks)
+			}
+			// The page lists the owner's picks in their order.
+			_, page := get(t, "GET", tc.bases[n], "/screen/store-1")
+			if got, want := pageProducts(page), productsOf(t, want); !slices.Equal(got, want) {
+				t.Fatalf("%s at node %d: page shows %v, owner picks %v", a, n, got, want)
+			}
+			// The stream's first event is the same.
+			if ev := firstScreenEvent(t, tc.bases[n]); picksArray(t, ev) != wantPicks {
+				t.Fatalf("%s at node %d: stream %s, owner's picks %s", a, n, ev, wantPicks)
+			}
+		}
+	}
+}
+
+// picksArray is the "picks":[...] part of a picks answer.
+func picksArray(t *testing.T, body []byte) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(string(body), `"picks":`)
+	if !ok {
+		t.Fatalf("no picks in %s", body)
+	}
+	return rest
+}
+
+func productsOf(t *testing.T, body []byte) []string {
+	t.Helper()
+	var r struct {
+		Picks []struct{ Product string } `json:"picks"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, p := range r.Picks {
+		out = append(out, p.Product)
+	}
+	return out
+}
+
+var pageProduct = regexp.MustCompile(`data-product="([^"]+)"`)
+
+func pageProducts(page []byte) []string {
+	var out []string
+	for _, m := range pageProduct.FindAllSubmatch(page, -1) {
+		out = append(out, string(m[1]))
+	}
+	return out
+}
+
+// firstScreenEvent reads the first picks event of the store screen's
+// stream and returns its data.
+func firstScreenEvent(t *testing.T, base string) []byte {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", base+"/screen/store-1/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		if data, ok := strings.CutPrefix(sc.Text(), "data: "); ok {
+			return []byte(data)
+		}
+	}
+	t.Fatalf("no event: %v", sc.Err())
+	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cespare/xxhash/v2"
 	"github.com/omnipick/omnipick/engine"
 	"github.com/valyala/fasthttp"
 )
@@ -29,15 +28,6 @@ func TestPicksHandlerAllocatesNothing(t *testing.T) {
 
 func TestPicksLocalRouteAllocatesNothing(t *testing.T) {
 	checkPicksHandlerAllocatesNothing(t, localRoute())
-}
-
-// localRoute is a partition rule like a cluster node's, owning every
-// partition: xxhash of the actor into 64 partitions, a table of owners.
-func localRoute() func(string) (string, error) {
-	var owners [64]string // "": this node
-	return func(actor string) (string, error) {
-		return owners[xxhash.Sum64String(actor)%uint64(len(owners))], nil
-	}
 }
 
 func checkPicksHandlerAllocatesNothing(t *testing.T, route func(string) (string, error)) {

@@ -6,10 +6,20 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/omnipick/omnipick/bench/world"
 	"github.com/omnipick/omnipick/engine"
 	"github.com/valyala/fasthttp"
 )
+
+// localRoute is a partition rule like a cluster node's, owning every
+// partition: xxhash of the actor into 64 partitions, a table of owners.
+func localRoute() func(string) (string, error) {
+	var owners [64]string // "": this node
+	return func(actor string) (string, error) {
+		return owners[xxhash.Sum64String(actor)%uint64(len(owners))], nil
+	}
+}
 
 // BenchmarkPicksRoute measures a picks request through the handler on one
 // core, on the demo world: route=none is a single node (no Route);

@@ -3,9 +3,9 @@ package api_test
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"compress/gzip"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"

@@ -156,10 +156,17 @@ func (s *Server) handleAudience(ctx *fasthttp.RequestCtx, name []byte) {
 var errStopping = errors.New("server stopping")
 
 // abortStream makes every further write on conn fail, so the response
-// never gets its terminating chunk and the client sees a truncated body,
-// not a short audience.
+// never gets its terminating chunk and the client sees a truncated body
+// (or no answer, when the stream failed before the status went out), not
+// a short audience. A deadline alone is not enough: the stream runs from
+// SetBodyStreamWriter on, beside the handler, and fasthttp sets the
+// response's write deadline after the handler returns, which may undo one
+// set by a stream that failed at once (a peer refusing a connection).
+// The connection is closed too; fasthttp's own close of it then fails
+// harmlessly.
 func abortStream(conn net.Conn) {
 	conn.SetWriteDeadline(time.Unix(1, 0)) //nolint:errcheck // best effort: the stream failed already
+	conn.Close()                           //nolint:errcheck // as above
 }
 
 // streamAudience writes the audience to w. Memory is one batch of members,

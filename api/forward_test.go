@@ -485,10 +485,12 @@ func TestAudiencePeerDown(t *testing.T) {
 			req.Header.Set("Accept-Encoding", coding)
 		}
 		// This node's rows go out before the peers are asked: the
-		// status is sent, and only a truncated body can say "failed".
+		// status is sent, and only a truncated body can say "failed"
+		// (or no answer at all, when the connection ends before the
+		// status went out).
 		resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableCompression: true}}).Do(req)
 		if err != nil {
-			t.Fatal(err)
+			continue // failed before the status: not a short audience either
 		}
 		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()

@@ -2,11 +2,11 @@ package api
 
 import (
 	"bufio"
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"runtime"
 	"strconv"
 	"strings"
@@ -282,43 +282,35 @@ func (s *Server) streamAudience(w *bufio.Writer, conn net.Conn, req *audienceReq
 // asked, refuses, or ends early fails the whole stream: its rows would be
 // missing.
 func (s *Server) streamPeerAudience(out io.Writer, conn net.Conn, owner string, req *audienceRequest, buf []byte) error {
-	hc, err := s.peers.client(owner, true)
-	if err != nil {
-		s.metrics.observeForward(epAudiences, forwardFailed, 0)
+	start := time.Now()
+	failed := func(err error) error {
+		s.metrics.observeForward(epAudiences, forwardFailed, time.Since(start))
 		return err
 	}
-	preq, presp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-	defer fasthttp.ReleaseRequest(preq)
-	defer fasthttp.ReleaseResponse(presp)
-	preq.SetRequestURI(req.peerURI)
-	preq.URI().SetScheme(schemeOf(hc))
-	preq.SetHost(hc.Addr)
+	preq, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(owner, "/")+req.peerURI, nil)
+	if err != nil {
+		return failed(fmt.Errorf("%w %q: %w", errBadOwner, owner, err))
+	}
 	preq.Header.Set(forwardedHeader, "1")
 	for _, kv := range req.auth {
 		preq.Header.Set(kv[0], kv[1])
 	}
-	start := time.Now()
-	if err := hc.Do(preq, presp); err != nil {
-		s.metrics.observeForward(epAudiences, forwardFailed, time.Since(start))
-		return err
+	resp, err := s.peers.streamClient().Do(preq)
+	if err != nil {
+		return failed(err)
 	}
-	defer presp.CloseBodyStream() //nolint:errcheck // the stream's end or failure is known from its reads
-	if code := presp.StatusCode(); code != fasthttp.StatusOK {
-		s.metrics.observeForward(epAudiences, forwardFailed, time.Since(start))
-		return fmt.Errorf("peer answered %d", code)
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return failed(fmt.Errorf("peer answered %s", resp.Status))
 	}
 	s.metrics.observeForward(epAudiences, forwardOK, time.Since(start))
-	body := presp.BodyStream()
-	if body == nil { // a small answer fasthttp read whole
-		body = bytes.NewReader(presp.Body())
-	}
 	header := req.format == formatCSV // still to skip
 	timeout := s.srv.WriteTimeout
 	for {
 		if s.audiences.stopping.Load() {
 			return errStopping
 		}
-		n, rerr := body.Read(buf)
+		n, rerr := resp.Body.Read(buf)
 		chunk := buf[:n]
 		if header && n > 0 {
 			// The header line is short: it ends in the first read but

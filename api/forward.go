@@ -2,9 +2,11 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"sync"
 	"time"
@@ -45,19 +47,46 @@ type peers struct {
 	timeout time.Duration
 	mu      sync.RWMutex
 	quick   map[string]*fasthttp.HostClient // by base URL: buffered answers, ReadTimeout bounds each
-	streams map[string]*fasthttp.HostClient // by base URL: streamed answers (audiences), an idle read timeout instead
+
+	streamOnce sync.Once
+	stream     *http.Client // streamed answers (audiences); see streamClient
+}
+
+// streamClient returns the client of the peers' audience streams. It is
+// net/http's, not fasthttp's: fasthttp v1.74's streamed body reads a
+// chunked answer cut at a chunk boundary as a clean end (readHexInt
+// takes EOF before a chunk size for the end), so a peer that failed
+// midway would look like a short audience; net/http reports
+// io.ErrUnexpectedEOF. A stream runs for minutes, so instead of a
+// deadline for the whole answer each read has the timeout (idleConn).
+func (p *peers) streamClient() *http.Client {
+	p.streamOnce.Do(func() {
+		t := p.timeout
+		d := &net.Dialer{Timeout: t}
+		p.stream = &http.Client{Transport: &http.Transport{
+			DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+				c, err := d.DialContext(ctx, network, addr)
+				if err != nil {
+					return nil, err
+				}
+				return idleConn{Conn: c, idle: t}, nil
+			},
+			DisableCompression:    true, // rows come plain; this node compresses
+			ResponseHeaderTimeout: t,
+			TLSHandshakeTimeout:   t,
+			IdleConnTimeout:       time.Minute,
+			MaxIdleConnsPerHost:   4,
+		}}
+	})
+	return p.stream
 }
 
 // errBadOwner is returned for an owner URL a node cannot send to.
 var errBadOwner = errors.New("bad owner URL")
 
-// client returns the pool for base ("http://10.0.0.2:7070"), streaming
-// when stream is set.
-func (p *peers) client(base string, stream bool) (*fasthttp.HostClient, error) {
+// client returns the pool for base ("http://10.0.0.2:7070").
+func (p *peers) client(base string) (*fasthttp.HostClient, error) {
 	m := &p.quick
-	if stream {
-		m = &p.streams
-	}
 	p.mu.RLock()
 	hc := (*m)[base]
 	p.mu.RUnlock()
@@ -87,22 +116,8 @@ func (p *peers) client(base string, stream bool) (*fasthttp.HostClient, error) {
 		// while idle; more would only stretch a down owner's 503.
 		MaxIdemponentCallAttempts: 2,
 		WriteTimeout:              t,
+		ReadTimeout:               t,
 		Dial:                      func(addr string) (net.Conn, error) { return fasthttp.DialTimeout(addr, t) },
-	}
-	if stream {
-		// A peer's audience takes minutes; fasthttp's ReadTimeout would
-		// bound all of it. The limit is t without a byte instead.
-		hc.StreamResponseBody = true
-		hc.MaxResponseBodySize = 0
-		hc.Dial = func(addr string) (net.Conn, error) {
-			c, err := fasthttp.DialTimeout(addr, t)
-			if err != nil {
-				return nil, err
-			}
-			return idleConn{Conn: c, idle: t}, nil
-		}
-	} else {
-		hc.ReadTimeout = t
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -118,6 +133,8 @@ func (p *peers) client(base string, stream bool) (*fasthttp.HostClient, error) {
 
 // idleConn moves its read deadline on before every read, so that a
 // streamed answer fails after idle without a byte, however long it runs.
+// (A pooled idle connection's deadline passes, harmlessly: the next use
+// reads again, which moves it on.)
 type idleConn struct {
 	net.Conn
 	idle time.Duration
@@ -171,7 +188,7 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, ep endpoint, actor string) bo
 // owner's status, headers and body, buffered: every forwarded answer is
 // one JSON or HTML document.
 func (s *Server) relay(ctx *fasthttp.RequestCtx, ep endpoint, owner string) {
-	hc, err := s.peers.client(owner, false)
+	hc, err := s.peers.client(owner)
 	if err != nil {
 		s.metrics.observeForward(ep, forwardFailed, 0)
 		s.ownerDown(ctx, owner, err)
@@ -210,7 +227,7 @@ func (s *Server) ownerDown(ctx *fasthttp.RequestCtx, owner string, err error) {
 // auth, and appends its answer's body to dst; any status but 200 is an
 // error.
 func (s *Server) askOwner(dst []byte, ep endpoint, owner, uri string, auth [][2]string) ([]byte, error) {
-	hc, err := s.peers.client(owner, false)
+	hc, err := s.peers.client(owner)
 	if err != nil {
 		s.metrics.observeForward(ep, forwardFailed, 0)
 		return dst, err

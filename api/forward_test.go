@@ -41,6 +41,7 @@ func ownerOf(actor string) int {
 type testCluster struct {
 	bases   []string
 	servers []*api.Server
+	engines []*engine.Engine
 	actors  []string // every actor with data: customers, then "anon:" ids
 }
 
@@ -97,6 +98,7 @@ func startCluster(t *testing.T, opts func(i int, bases []string, o *api.Options)
 		}
 		srv, _ := startServerWith(t, o)
 		tc.servers = append(tc.servers, srv)
+		tc.engines = append(tc.engines, o.Engine)
 	}
 	for i := range clusterNodes {
 		tc.load(t, i)
@@ -603,4 +605,58 @@ func firstScreenEvent(t *testing.T, base string) []byte {
 	}
 	t.Fatalf("no event: %v", sc.Err())
 	return nil
+}
+
+// TestAudiencePeerFailsMidway: a peer that stops while its rows stream
+// through another node ends that node's stream as failed (truncated).
+func TestAudiencePeerFailsMidway(t *testing.T) {
+	tc := startCluster(t, nil)
+	// Node 2 owns many more members than the sockets between the client,
+	// node 0 and node 2 buffer, so its stream is still running when it
+	// stops.
+	const extra = 20000
+	e := tc.engines[2]
+	recs := make([]engine.Record, 0, extra)
+	for i := 0; len(recs) < extra; i++ {
+		id := fmt.Sprintf("walker-%d", i)
+		if ownerOf(id) != 2 {
+			continue
+		}
+		recs = append(recs, engine.Record{Op: engine.OpEvent, Event: engine.Event{Type: engine.EventCartAdd, AnonymousID: id, SKU: "P2-8", Channel: "web", TS: audienceNow.Add(-2 * time.Hour).UnixMilli()}})
+	}
+	errs := make([]error, len(recs))
+	e.ApplyBatch(recs, errs)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("record %d: %v", i, err)
+		}
+	}
+	resp, err := (&http.Client{Timeout: 30 * time.Second}).Get(tc.bases[0] + "/v1/audiences/cart_abandoners?k=100")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	// Some rows arrived; node 2 now stops (its stream is blocked on the
+	// unread sockets: Stop gives up waiting, the stream ends at its next
+	// batch once the client reads on).
+	first := make([]byte, 64<<10)
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(first, []byte("walker-")) {
+		t.Fatal("node 2's rows have not started in the first 64 KiB: the test would not stop it midway")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	tc.servers[2].Stop(ctx) //nolint:errcheck // it cannot finish while the stream is blocked: that is the point
+	body, err := io.ReadAll(resp.Body)
+	if err == nil {
+		t.Fatalf("the stream ended cleanly after %d more bytes, without node 2's %d members", len(body), extra)
+	}
+	if n := bytes.Count(body, []byte("walker-")); n >= extra {
+		t.Fatalf("every member of node 2 arrived (%d), yet the stream failed: %v", n, err)
+	}
 }

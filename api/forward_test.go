@@ -351,6 +351,16 @@ func TestForwardOwnerDown(t *testing.T) {
 			if resp, body := get(t, "GET", base, "/v1/picks"); resp.StatusCode != 200 {
 				t.Fatalf("picks for nobody: %d %s", resp.StatusCode, body)
 			}
+			outcome := "failed"
+			if tt.name == "no owner" {
+				outcome = "no_owner"
+			}
+			_, m := get(t, "GET", base, "/metrics")
+			for _, ep := range []string{"picks", "customer", "explore"} {
+				if want := fmt.Sprintf(`omnipick_forwarded_requests_total{endpoint=%q,outcome=%q} 1`, ep, outcome); !strings.Contains(string(m), want) {
+					t.Fatalf("metrics lack %s:\n%s", want, grepLines(m, "forward"))
+				}
+			}
 		})
 	}
 }

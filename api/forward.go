@@ -47,9 +47,7 @@ type peers struct {
 	timeout time.Duration
 	mu      sync.RWMutex
 	quick   map[string]*fasthttp.HostClient // by base URL: buffered answers, ReadTimeout bounds each
-
-	streamOnce sync.Once
-	stream     *http.Client // streamed answers (audiences); see streamClient
+	stream  *http.Client                    // streamed answers (audiences), made on first use; see streamClient
 }
 
 // streamClient returns the client of the peers' audience streams. It is
@@ -60,7 +58,9 @@ type peers struct {
 // io.ErrUnexpectedEOF. A stream runs for minutes, so instead of a
 // deadline for the whole answer each read has the timeout (idleConn).
 func (p *peers) streamClient() *http.Client {
-	p.streamOnce.Do(func() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.stream == nil {
 		t := p.timeout
 		d := &net.Dialer{Timeout: t}
 		p.stream = &http.Client{Transport: &http.Transport{
@@ -77,7 +77,7 @@ func (p *peers) streamClient() *http.Client {
 			IdleConnTimeout:       time.Minute,
 			MaxIdleConnsPerHost:   4,
 		}}
-	})
+	}
 	return p.stream
 }
 
@@ -129,6 +129,18 @@ func (p *peers) client(base string) (*fasthttp.HostClient, error) {
 	}
 	(*m)[base] = hc
 	return hc, nil
+}
+
+// closeIdle closes the pools' idle connections (when the server stops).
+func (p *peers) closeIdle() {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	for _, hc := range p.quick {
+		hc.CloseIdleConnections()
+	}
+	if p.stream != nil {
+		p.stream.CloseIdleConnections()
+	}
 }
 
 // idleConn moves its read deadline on before every read, so that a

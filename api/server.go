@@ -284,6 +284,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		return fmt.Errorf("cannot shut down http server: %w", err)
 	}
 	<-s.done
+	s.peers.closeIdle()
 	return nil
 }
 

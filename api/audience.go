@@ -41,6 +41,11 @@ type audienceStreams struct {
 	gz       sync.Pool // *gzip.Writer
 	zs       sync.Pool // *zstd.Encoder
 	open     atomic.Int64
+	// peerOpen counts the streams a peer asked for (cluster mode), apart:
+	// each is part of a stream its node admitted already, and refusing it
+	// would fail that stream midway (two clients at two nodes, each node
+	// asking the other, would otherwise fill both nodes' slots).
+	peerOpen atomic.Int64
 	stopping atomic.Bool // set by Server.Stop: streams abort at their next batch
 }
 
@@ -131,8 +136,12 @@ func (s *Server) handleAudience(ctx *fasthttp.RequestCtx, name []byte) {
 		return
 	}
 	a := &s.audiences
-	if a.open.Add(1) > a.maxOpen() || a.stopping.Load() {
-		a.open.Add(-1)
+	open := &a.open
+	if forwarded(ctx) {
+		open = &a.peerOpen
+	}
+	if open.Add(1) > a.maxOpen() || a.stopping.Load() {
+		open.Add(-1)
 		h.Del("Content-Encoding")
 		ctx.Response.Header.Set("Retry-After", audienceRetryAfter)
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "overloaded: too many audience streams running, retry later", "")
@@ -142,7 +151,7 @@ func (s *Server) handleAudience(ctx *fasthttp.RequestCtx, name []byte) {
 	// handler, and the stream touches it only before it ends the body.
 	conn := ctx.Conn()
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer a.open.Add(-1)
+		defer open.Add(-1)
 		if err := s.streamAudience(w, conn, req); err != nil {
 			// The status is sent: the only way left to say "incomplete"
 			// is to end the connection without the last chunk.

@@ -200,71 +200,60 @@ func (s *Server) forward(ctx *fasthttp.RequestCtx, ep endpoint, actor string) bo
 // owner's status, headers and body, buffered: every forwarded answer is
 // one JSON or HTML document.
 func (s *Server) relay(ctx *fasthttp.RequestCtx, ep endpoint, owner string) {
-	hc, err := s.peers.client(owner)
-	if err != nil {
-		s.metrics.observeForward(ep, forwardFailed, 0)
-		s.ownerDown(ctx, owner, err)
-		return
-	}
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	ctx.Request.CopyTo(req)
-	req.Header.Set(forwardedHeader, "1")
 	req.Header.ResetConnectionClose() // the client's connection, not ours to the owner
-	req.URI().SetScheme(schemeOf(hc))
-	req.SetHost(hc.Addr)
-	start := time.Now()
-	err = hc.Do(req, resp)
-	took := time.Since(start)
-	if err != nil {
-		s.metrics.observeForward(ep, forwardFailed, took)
-		s.ownerDown(ctx, owner, err)
+	if err := s.askOwner(ep, owner, req, resp); err != nil {
+		s.opts.Log.Warn("cannot forward to the partition's owner", "owner", owner, "err", err)
+		ctx.Response.Header.Set("Retry-After", forwardRetryAfter)
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot reach "+owner+", the owner of this actor's partition, retry later: "+err.Error(), "")
 		return
 	}
-	s.metrics.observeForward(ep, forwardOK, took)
 	resp.Header.CopyTo(&ctx.Response.Header)
 	ctx.Response.Header.ResetConnectionClose()
 	ctx.Response.SetBody(resp.Body())
 }
 
-// ownerDown answers 503 for an owner that could not be asked.
-func (s *Server) ownerDown(ctx *fasthttp.RequestCtx, owner string, err error) {
-	s.opts.Log.Warn("cannot forward to the partition's owner", "owner", owner, "err", err)
-	ctx.Response.Header.Set("Retry-After", forwardRetryAfter)
-	writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot reach "+owner+", the owner of this actor's partition, retry later: "+err.Error(), "")
-}
-
-// askOwner sends GET uri to owner, marked forwarded, with the key headers
-// auth, and appends its answer's body to dst; any status but 200 is an
-// error.
-func (s *Server) askOwner(dst []byte, ep endpoint, owner, uri string, auth [][2]string) ([]byte, error) {
+// askOwner sends req (its path and query, headers and body set) to owner,
+// marked forwarded, and counts how that went for ep: failed when no answer
+// came, whatever the answer's status.
+func (s *Server) askOwner(ep endpoint, owner string, req *fasthttp.Request, resp *fasthttp.Response) error {
 	hc, err := s.peers.client(owner)
 	if err != nil {
 		s.metrics.observeForward(ep, forwardFailed, 0)
-		return dst, err
+		return err
 	}
+	req.URI().SetScheme(schemeOf(hc))
+	req.SetHost(hc.Addr)
+	req.Header.Set(forwardedHeader, "1")
+	start := time.Now()
+	err = hc.Do(req, resp)
+	outcome := forwardOK
+	if err != nil {
+		outcome = forwardFailed
+	}
+	s.metrics.observeForward(ep, outcome, time.Since(start))
+	return err
+}
+
+// ownerPicks sends GET uri to owner with the key headers auth and appends
+// its answer's body to dst; any status but 200 is an error.
+func (s *Server) ownerPicks(dst []byte, ep endpoint, owner, uri string, auth [][2]string) ([]byte, error) {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(uri)
-	req.URI().SetScheme(schemeOf(hc))
-	req.SetHost(hc.Addr)
-	req.Header.Set(forwardedHeader, "1")
 	for _, kv := range auth {
 		req.Header.Set(kv[0], kv[1])
 	}
-	start := time.Now()
-	err = hc.Do(req, resp)
-	took := time.Since(start)
-	if err == nil && resp.StatusCode() != fasthttp.StatusOK {
-		err = fmt.Errorf("%s answered %d: %.200s", owner, resp.StatusCode(), resp.Body())
-	}
-	if err != nil {
-		s.metrics.observeForward(ep, forwardFailed, took)
+	if err := s.askOwner(ep, owner, req, resp); err != nil {
 		return dst, err
 	}
-	s.metrics.observeForward(ep, forwardOK, took)
+	if resp.StatusCode() != fasthttp.StatusOK {
+		return dst, fmt.Errorf("%s answered %d: %.200s", owner, resp.StatusCode(), resp.Body())
+	}
 	return append(dst, resp.Body()...), nil
 }
 

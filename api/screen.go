@@ -219,7 +219,7 @@ func (f *screenFeed) askOwner() bool {
 		}
 		uri := "/v1/picks?" + args.String()
 		fasthttp.ReleaseArgs(args)
-		f.owned, err = s.askOwner(f.owned[:0], epScreen, owner, uri, f.auth)
+		f.owned, err = s.ownerPicks(f.owned[:0], epScreen, owner, uri, f.auth)
 		if err == nil && bytes.Contains(f.owned, []byte(`"channel":`)) {
 			return true
 		}

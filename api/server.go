@@ -162,6 +162,11 @@ func New(opts Options) (*Server, error) {
 	if opts.Engine == nil {
 		return nil, errors.New("api: Options.Engine is nil")
 	}
+	if opts.Owners != nil && opts.Owns == nil {
+		// This node's rows would hold its standby copies too: members
+		// listed twice.
+		return nil, errors.New("api: Options.Owners needs Options.Owns, to list only the members this node owns")
+	}
 	keys, err := checkAccess(opts.Addr, opts.WriteKeys, opts.ReadKeys)
 	if err != nil {
 		return nil, err

@@ -38,9 +38,9 @@ const (
 // count of streams running, which outlive their handler and so escape
 // MaxInFlight. Safe for concurrent use.
 type audienceStreams struct {
-	gz       sync.Pool // *gzip.Writer
-	zs       sync.Pool // *zstd.Encoder
-	open     atomic.Int64
+	gz   sync.Pool // *gzip.Writer
+	zs   sync.Pool // *zstd.Encoder
+	open atomic.Int64
 	// peerOpen counts the streams a peer asked for (cluster mode), apart:
 	// each is part of a stream its node admitted already, and refusing it
 	// would fail that stream midway (two clients at two nodes, each node

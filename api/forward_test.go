@@ -670,3 +670,12 @@ func TestAudiencePeerFailsMidway(t *testing.T) {
 		t.Fatalf("every member of node 2 arrived (%d), yet the stream failed: %v", n, err)
 	}
 }
+
+// TestOwnersNeedOwns: without Owns a node's audience rows would hold its
+// standby copies as well as their owners' rows.
+func TestOwnersNeedOwns(t *testing.T) {
+	_, err := api.New(api.Options{Addr: "127.0.0.1:0", Engine: engine.New(engine.Options{}), Owners: func() ([]string, error) { return nil, nil }})
+	if err == nil || !strings.Contains(err.Error(), "Owns") {
+		t.Fatalf("New with Owners and no Owns: %v", err)
+	}
+}

@@ -30,7 +30,7 @@ func TestPicksLocalRouteAllocatesNothing(t *testing.T) {
 	checkPicksHandlerAllocatesNothing(t, localRoute())
 }
 
-func checkPicksHandlerAllocatesNothing(t *testing.T, route func(string) (string, error)) {
+func checkPicksHandlerAllocatesNothing(t *testing.T, route func(string, bool) (string, error)) {
 	const writeKey, readKey = "alloc-test-write-key-0123456789abcdef", "alloc-test-read-key-0123456789abcdef"
 	s, err := New(Options{Addr: "127.0.0.1:0", Engine: engine.New(engine.Options{}), WriteKeys: []string{writeKey}, ReadKeys: []string{"other-read-key", readKey}, Route: route})
 	if err != nil {

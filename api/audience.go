@@ -233,7 +233,7 @@ func (s *Server) streamAudience(w *bufio.Writer, conn net.Conn, req *audienceReq
 			}
 		}
 		for _, m := range batch {
-			if owns != nil && !owns(m.ID) {
+			if owns != nil && !owns(m.ID, m.Anonymous) {
 				continue // a standby's copy: its owner lists it
 			}
 			q.Customer, q.AnonymousID = m.ID, ""

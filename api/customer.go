@@ -69,7 +69,7 @@ func (s *Server) handleCustomer(ctx *fasthttp.RequestCtx, idb []byte) {
 		writeError(ctx, fasthttp.StatusBadRequest, "id must be valid UTF-8 of at most 256 bytes", "id")
 		return
 	}
-	if s.forward(ctx, epCustomer, b2s(idb)) {
+	if s.forward(ctx, epCustomer, b2s(idb), string(ctx.QueryArgs().Peek("anonymous")) == "1") {
 		return
 	}
 	id := string(idb)

@@ -24,7 +24,7 @@ func (s *Server) handleErase(ctx *fasthttp.RequestCtx, idb []byte) {
 	}
 	// The answer says whether the profile existed, which only its owner
 	// knows: the owner takes the erase (through the same shared log).
-	if s.forward(ctx, epCustomer, b2s(idb)) {
+	if s.forward(ctx, epCustomer, b2s(idb), string(ctx.QueryArgs().Peek("anonymous")) == "1") {
 		return
 	}
 	id := string(idb)

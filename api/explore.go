@@ -179,7 +179,7 @@ func (s *Server) serveExploreCustomer(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, unknownLocationMsg(e, store), "location")
 		return
 	}
-	if s.forward(ctx, epExplore, id) {
+	if s.forward(ctx, epExplore, id, anon) {
 		return
 	}
 	if store == "" {

@@ -177,11 +177,11 @@ func forwarded(ctx *fasthttp.RequestCtx) bool {
 // owner's answer, or a 503 when it cannot be had). With no Route, no actor,
 // a forwarded request or an actor owned here it does nothing and
 // allocates nothing.
-func (s *Server) forward(ctx *fasthttp.RequestCtx, ep endpoint, actor string) bool {
+func (s *Server) forward(ctx *fasthttp.RequestCtx, ep endpoint, actor string, anon bool) bool {
 	if s.opts.Route == nil || actor == "" || forwarded(ctx) {
 		return false
 	}
-	owner, err := s.opts.Route(actor)
+	owner, err := s.opts.Route(actor, anon)
 	if err != nil {
 		s.metrics.observeForward(ep, forwardNoOwner, 0)
 		ctx.Response.Header.Set("Retry-After", forwardRetryAfter)

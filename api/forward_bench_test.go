@@ -14,9 +14,9 @@ import (
 
 // localRoute is a partition rule like a cluster node's, owning every
 // partition: xxhash of the actor into 64 partitions, a table of owners.
-func localRoute() func(string) (string, error) {
+func localRoute() func(string, bool) (string, error) {
 	var owners [64]string // "": this node
-	return func(actor string) (string, error) {
+	return func(actor string, _ bool) (string, error) {
 		return owners[xxhash.Sum64String(actor)%uint64(len(owners))], nil
 	}
 }
@@ -54,11 +54,11 @@ func BenchmarkPicksRoute(b *testing.B) {
 	}
 	for _, tc := range []struct {
 		name  string
-		route func(string) (string, error)
+		route func(string, bool) (string, error)
 	}{
 		{"none", nil},
 		{"local", localRoute()},
-		{"forward", func(string) (string, error) { return ownerURL, nil }},
+		{"forward", func(string, bool) (string, error) { return ownerURL, nil }},
 	} {
 		b.Run("route="+tc.name, func(b *testing.B) {
 			s, err := New(Options{Addr: "127.0.0.1:0", Engine: e, Route: tc.route})

@@ -76,7 +76,7 @@ func startCluster(t *testing.T, opts func(i int, bases []string, o *api.Options)
 		o := api.Options{
 			Listener: lns[i],
 			Engine:   engine.New(engine.Options{Now: func() time.Time { return audienceNow }}),
-			Route: func(actor string) (string, error) {
+			Route: func(actor string, _ bool) (string, error) {
 				if n := ownerOf(actor); n != i {
 					return tc.bases[n], nil
 				}
@@ -91,7 +91,7 @@ func startCluster(t *testing.T, opts func(i int, bases []string, o *api.Options)
 				}
 				return others, nil
 			},
-			Owns: func(actor string) bool { return ownerOf(actor) == i },
+			Owns: func(actor string, _ bool) bool { return ownerOf(actor) == i },
 		}
 		if opts != nil {
 			opts(i, tc.bases, &o)
@@ -249,7 +249,7 @@ func TestForwardErase(t *testing.T) {
 // node here believes the next one owns everything.
 func TestForwardOneHop(t *testing.T) {
 	tc := startCluster(t, func(i int, bases []string, o *api.Options) {
-		o.Route = func(string) (string, error) { return bases[(i+1)%clusterNodes], nil }
+		o.Route = func(string, bool) (string, error) { return bases[(i+1)%clusterNodes], nil }
 	})
 	for i := range clusterNodes {
 		next := tc.bases[(i+1)%clusterNodes]
@@ -323,13 +323,13 @@ func TestForwardOwnerDown(t *testing.T) {
 	const timeout = 300 * time.Millisecond
 	for _, tt := range []struct {
 		name  string
-		route func(string) (string, error)
+		route func(string, bool) (string, error)
 		say   string
 	}{
-		{"refused", func(string) (string, error) { return goneURL, nil }, goneURL},
-		{"stuck", func(string) (string, error) { return stuckURL, nil }, stuckURL},
-		{"no owner", func(string) (string, error) { return "", fmt.Errorf("partition 7 has no live owner") }, "partition 7 has no live owner"},
-		{"bad url", func(string) (string, error) { return "10.0.0.2:7070", nil }, "10.0.0.2:7070"},
+		{"refused", func(string, bool) (string, error) { return goneURL, nil }, goneURL},
+		{"stuck", func(string, bool) (string, error) { return stuckURL, nil }, stuckURL},
+		{"no owner", func(string, bool) (string, error) { return "", fmt.Errorf("partition 7 has no live owner") }, "partition 7 has no live owner"},
+		{"bad url", func(string, bool) (string, error) { return "10.0.0.2:7070", nil }, "10.0.0.2:7070"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			base := startServer(t, api.Options{Route: tt.route, ForwardTimeout: timeout})
@@ -369,7 +369,7 @@ func TestForwardOwnerDown(t *testing.T) {
 // any forwarding: the 4xx names the field, whoever owns the actor.
 func TestForwardBadInput(t *testing.T) {
 	tc := startCluster(t, func(i int, bases []string, o *api.Options) {
-		o.Route = func(string) (string, error) { return bases[(i+1)%clusterNodes], nil }
+		o.Route = func(string, bool) (string, error) { return bases[(i+1)%clusterNodes], nil }
 	})
 	long := strings.Repeat("x", 300)
 	for _, tt := range []struct{ path, field string }{

@@ -52,7 +52,7 @@ func (s *Server) handlePicks(ctx *fasthttp.RequestCtx) {
 	if refuseUnknownLocation(ctx, s.opts.Engine, pr.q.Locations) {
 		return
 	}
-	if s.forward(ctx, epPicks, queryActor(&pr.q)) {
+	if s.forward(ctx, epPicks, queryActor(&pr.q), pr.q.Customer == "") {
 		return
 	}
 	defer clear(pr.picks) // drop item pointers so pooled requests do not pin old catalog entries

@@ -198,7 +198,7 @@ func (f *screenFeed) askOwner() bool {
 	if actor == "" {
 		return false
 	}
-	owner, err := s.opts.Route(actor)
+	owner, err := s.opts.Route(actor, f.q.Customer == "")
 	if err == nil && owner == "" {
 		return false
 	}

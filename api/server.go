@@ -99,7 +99,7 @@ type Options struct {
 	// relayed. An error (no live owner) answers 503 with Retry-After and a
 	// JSON error. It is called on every picks request: it must be cheap
 	// and, for "", allocate nothing. See forward.go.
-	Route func(actor string) (string, error)
+	Route func(actor string, anon bool) (string, error)
 	// Owners, if set, returns the base URLs of the OTHER nodes that own
 	// partitions now, for the requests that span every actor (audiences):
 	// each is asked for the members it owns and the rows are streamed one
@@ -108,7 +108,7 @@ type Options struct {
 	// Owns, if set, reports whether this node owns an actor's partition:
 	// with it, an audience asked with scope owned lists only the members
 	// this node owns (a standby holds more).
-	Owns func(actor string) bool
+	Owns func(actor string, anon bool) bool
 	// ForwardTimeout bounds each step (connect, send, each read) of a
 	// request forwarded to an owner; default 3 s. An owner slower than
 	// that is answered for with 503.

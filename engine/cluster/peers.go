@@ -40,7 +40,7 @@ type peerState struct {
 	// pending: signal records it derived that are not yet in the stream
 	// (partitioned clusters)
 	pending int
-	at     time.Time
+	at      time.Time
 }
 
 func (n *Node) startPeers() error {

@@ -218,7 +218,7 @@ var partialWorlds = []struct {
 }{
 	{"defaults", batchWorld{seed: 21, products: 120, customers: 150, anons: 90, records: 6000, barriers: 0.06}, Options{}},
 	{"neighbours", batchWorld{seed: 22, products: 120, customers: 150, anons: 90, records: 6000, barriers: 0.06}, Options{NeighbourWeight: 0.3}},
-	{"rebases, few anchors", batchWorld{seed: 23, products: 80, customers: 100, anons: 60, records: 5000, barriers: 0.08, jumpDays: 70}, Options{EventAnchors: 5, MaxViews: 4, MaxRelated: 8, Shards: 8}},
+	{"rebases, few anchors", batchWorld{seed: 23, products: 80, customers: 100, anons: 60, records: 5000, barriers: 0.08, jumpDays: 100}, Options{EventAnchors: 5, MaxViews: 4, MaxRelated: 8, Shards: 8}},
 }
 
 // TestPartialEqualsSingle feeds a single engine and the three partial

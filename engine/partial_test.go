@@ -164,7 +164,8 @@ func globalParts(t *testing.T, e *Engine, ids bool) []byte {
 
 // samePicks fails unless every actor's picks on each node that holds it
 // (links followed) equal the single engine's, ids, reasons and exact
-// scores, on several channels.
+// scores, on several channels, and every node resolves every actor and
+// lists the ids linked into it as the single engine does.
 func samePicks(t *testing.T, single *Engine, c *testCluster, bw batchWorld, now int64) {
 	t.Helper()
 	var actors [][2]string
@@ -178,15 +179,29 @@ func samePicks(t *testing.T, single *Engine, c *testCluster, bw batchWorld, now 
 	for _, a := range actors {
 		id, anon := actorOf(a[0], a[1])
 		target, _ := single.profiles.Resolve(id, anon)
+		// The links are global: every node resolves every actor, and
+		// lists the ids linked into it, as the single engine does.
+		var want, got profile.Profile
+		single.profiles.Read(id, anon, &want, true)
+		for n, e := range c.nodes {
+			if t2, _ := e.profiles.Resolve(id, anon); t2 != target {
+				t.Fatalf("node %d resolves %q to %q, the single engine to %q", n, id, t2, target)
+			}
+			got = profile.Profile{}
+			e.profiles.Read(id, anon, &got, true)
+			if !slices.Equal(got.Links, want.Links) || got.MergedTo != want.MergedTo {
+				t.Fatalf("node %d: %q links %v merged to %q, single engine %v %q", n, id, got.Links, got.MergedTo, want.Links, want.MergedTo)
+			}
+			if holdsFor(n)(id) && !bytes.Equal(got.AppendEncoding(nil), want.AppendEncoding(nil)) {
+				t.Fatalf("node %d holds %q: its profile %+v, the single engine's %+v", n, id, got, want)
+			}
+		}
 		for _, ch := range []Channel{ChannelWeb, ChannelAds, ChannelEmail} {
 			q := Query{Customer: a[0], AnonymousID: a[1], Channel: ch, K: 12, Now: now}
 			want := single.PicksInto(nil, &q)
 			for n, e := range c.nodes {
 				if !holdsFor(n)(target) {
 					continue
-				}
-				if t2, _ := e.profiles.Resolve(id, anon); t2 != target {
-					t.Fatalf("node %d resolves %q to %q, the single engine to %q", n, id, t2, target)
 				}
 				got := e.PicksInto(nil, &q)
 				compared++

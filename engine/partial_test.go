@@ -342,6 +342,25 @@ func TestPartialLateRelay(t *testing.T) {
 					t.Fatalf("node %d's global state differs from node 0's", n+1)
 				}
 			}
+			// The holders of a partition hold the same profiles: they
+			// merged every history at the same point of the stream.
+			for i := range bw.customers + bw.anons {
+				id, anon := fmt.Sprint("C", i), false
+				if i >= bw.customers {
+					id, anon = fmt.Sprint("a", i-bw.customers), true
+				}
+				var enc [][]byte
+				for n, e := range c.nodes {
+					if holdsFor(n)(id) {
+						var pr profile.Profile
+						e.profiles.Read(id, anon, &pr, true)
+						enc = append(enc, pr.AppendEncoding(nil))
+					}
+				}
+				if len(enc) != 2 || !bytes.Equal(enc[0], enc[1]) {
+					t.Fatalf("the holders of %q hold different profiles", id)
+				}
+			}
 			for _, ch := range []Channel{ChannelWeb, ChannelEmail} {
 				q := Query{Customer: "never-seen", Channel: ch, K: 20}
 				want := c.nodes[0].PicksInto(nil, &q)

@@ -29,6 +29,10 @@
 // leaf used by api and bench/world. bench/ sits beside cmd and may import
 // any of them.
 //
+// A partial engine (Options.Holds: a node of a partitioned cluster)
+// holds only some actors' profiles and turns its events' global effects
+// into derived records (partial.go) that every node applies.
+//
 // engine owns: the index (behind Engine.mu), the profile store, relations
 // (signals.go), popularity and top lists, scans, global exclusions, the
 // event counters and Options. It may import engine/profile, index,

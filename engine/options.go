@@ -161,9 +161,12 @@ type Options struct {
 	// actors it reports true for (a partitioned cluster node's
 	// partitions; see partial.go). nil: every actor, and everything
 	// behaves exactly as without it (same bytes, same speed, no derived
-	// records). Holds is called with a resolved actor id (links
-	// followed) and must answer the same for an id for the engine's
-	// life. It may not be combined with Blend (see Check).
+	// records). Holds is called with actor ids (customers' and
+	// anonymous ids alike, links followed where the profile is meant),
+	// from several goroutines at once (ApplyBatch) and under the profile
+	// store's locks: it must be a pure function of the id, answering the
+	// same for the engine's life. It may not be combined with Blend (see
+	// Check).
 	Holds func(actor string) bool
 }
 

@@ -29,7 +29,8 @@ import (
 //     reserved everywhere). If the actor, links followed, is held, its
 //     profile is edited as Apply always does and the event's global
 //     effect is not applied but derived: an OpSignal record. Otherwise
-//     nothing changes. ErrProfilesFull comes only from a holder.
+//     nothing changes. ErrProfilesFull comes only from a holder (and only
+//     with Options.MaxProfiles, see below).
 //   - OpSignal: applied by every engine, Holds set or not: the
 //     popularity rebase check, relations, popularity, top lists, baskets,
 //     scans and counters, as Apply of the event would have.
@@ -57,6 +58,15 @@ import (
 //
 // Catalog, stock, locations and global exclusions are applied by every
 // node as always.
+//
+// Options.MaxProfiles on a partial engine caps each node on its own, the
+// entries of links it keeps for every actor included: which profiles and
+// link entries a full shard evicts then depends on what the node holds,
+// and nodes may come to resolve an anonymous id differently. A cluster
+// that needs its nodes to agree leaves it at 0 (the default) and relies
+// on Expire. Derived records are kept until TakeDerived; a snapshot does
+// not hold them: take them (and publish them) before a snapshot's
+// position counts as applied.
 
 // Derived is a record the engine produced while applying records with
 // Options.Holds set: what the owner of Actor's partition publishes for
@@ -157,9 +167,6 @@ func (e *Engine) TakeDerived(dst []Derived) []Derived {
 	d.recs = d.recs[:0]
 	return dst
 }
-
-// holds reports whether the engine holds a (resolved) actor's profile.
-func (e *Engine) holds(actor string) bool { return e.opts.Holds == nil || e.opts.Holds(actor) }
 
 // signalOf returns u as a Signal, its slices copies.
 func signalOf(u *signalUpdate) Signal {

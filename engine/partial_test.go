@@ -164,7 +164,8 @@ func globalParts(t *testing.T, e *Engine, ids bool) []byte {
 
 // samePicks fails unless every actor's picks on each node that holds it
 // (links followed) equal the single engine's, ids, reasons and exact
-// scores, on several channels.
+// scores, on several channels, and every node resolves every actor and
+// lists the ids linked into it as the single engine does.
 func samePicks(t *testing.T, single *Engine, c *testCluster, bw batchWorld, now int64) {
 	t.Helper()
 	var actors [][2]string
@@ -178,15 +179,29 @@ func samePicks(t *testing.T, single *Engine, c *testCluster, bw batchWorld, now 
 	for _, a := range actors {
 		id, anon := actorOf(a[0], a[1])
 		target, _ := single.profiles.Resolve(id, anon)
+		// The links are global: every node resolves every actor, and
+		// lists the ids linked into it, as the single engine does.
+		var want, got profile.Profile
+		single.profiles.Read(id, anon, &want, true)
+		for n, e := range c.nodes {
+			if t2, _ := e.profiles.Resolve(id, anon); t2 != target {
+				t.Fatalf("node %d resolves %q to %q, the single engine to %q", n, id, t2, target)
+			}
+			got = profile.Profile{}
+			e.profiles.Read(id, anon, &got, true)
+			if !slices.Equal(got.Links, want.Links) || got.MergedTo != want.MergedTo {
+				t.Fatalf("node %d: %q links %v merged to %q, single engine %v %q", n, id, got.Links, got.MergedTo, want.Links, want.MergedTo)
+			}
+			if holdsFor(n)(id) && !bytes.Equal(got.AppendEncoding(nil), want.AppendEncoding(nil)) {
+				t.Fatalf("node %d holds %q: its profile %+v, the single engine's %+v", n, id, got, want)
+			}
+		}
 		for _, ch := range []Channel{ChannelWeb, ChannelAds, ChannelEmail} {
 			q := Query{Customer: a[0], AnonymousID: a[1], Channel: ch, K: 12, Now: now}
 			want := single.PicksInto(nil, &q)
 			for n, e := range c.nodes {
 				if !holdsFor(n)(target) {
 					continue
-				}
-				if t2, _ := e.profiles.Resolve(id, anon); t2 != target {
-					t.Fatalf("node %d resolves %q to %q, the single engine to %q", n, id, t2, target)
 				}
 				got := e.PicksInto(nil, &q)
 				compared++
@@ -218,7 +233,7 @@ var partialWorlds = []struct {
 }{
 	{"defaults", batchWorld{seed: 21, products: 120, customers: 150, anons: 90, records: 6000, barriers: 0.06}, Options{}},
 	{"neighbours", batchWorld{seed: 22, products: 120, customers: 150, anons: 90, records: 6000, barriers: 0.06}, Options{NeighbourWeight: 0.3}},
-	{"rebases, few anchors", batchWorld{seed: 23, products: 80, customers: 100, anons: 60, records: 5000, barriers: 0.08, jumpDays: 70}, Options{EventAnchors: 5, MaxViews: 4, MaxRelated: 8, Shards: 8}},
+	{"rebases, few anchors", batchWorld{seed: 23, products: 80, customers: 100, anons: 60, records: 5000, barriers: 0.08, jumpDays: 100}, Options{EventAnchors: 5, MaxViews: 4, MaxRelated: 8, Shards: 8}},
 }
 
 // TestPartialEqualsSingle feeds a single engine and the three partial
@@ -325,6 +340,25 @@ func TestPartialLateRelay(t *testing.T) {
 			for n, e := range c.nodes[1:] {
 				if !bytes.Equal(globalParts(t, e, false), want) {
 					t.Fatalf("node %d's global state differs from node 0's", n+1)
+				}
+			}
+			// The holders of a partition hold the same profiles: they
+			// merged every history at the same point of the stream.
+			for i := range bw.customers + bw.anons {
+				id, anon := fmt.Sprint("C", i), false
+				if i >= bw.customers {
+					id, anon = fmt.Sprint("a", i-bw.customers), true
+				}
+				var enc [][]byte
+				for n, e := range c.nodes {
+					if holdsFor(n)(id) {
+						var pr profile.Profile
+						e.profiles.Read(id, anon, &pr, true)
+						enc = append(enc, pr.AppendEncoding(nil))
+					}
+				}
+				if len(enc) != 2 || !bytes.Equal(enc[0], enc[1]) {
+					t.Fatalf("the holders of %q hold different profiles", id)
 				}
 			}
 			for _, ch := range []Channel{ChannelWeb, ChannelEmail} {

@@ -239,6 +239,10 @@ func (st *Store) LinkHeld(anonID, target string, targetAnon bool, held func(stri
 		// target. Only the link moves.
 		return nil, nil
 	}
+	var out []byte
+	if held != nil && held(anonID) {
+		out = moved.appendEncoding(nil)
+	}
 
 	ds, dh := st.shardOf(dest)
 	ds.mu.Lock()
@@ -262,10 +266,7 @@ func (st *Store) LinkHeld(anonID, target string, targetAnon bool, held func(stri
 	}
 	dp.Links = appendUnique(dp.Links, anonID)
 	ds.writeLocked(dslot, dp)
-	if held != nil && held(anonID) {
-		return moved.appendEncoding(nil), nil
-	}
-	return nil, nil
+	return out, nil
 }
 
 // Merge merges moved, the history of anonymous id anonID that another

@@ -63,7 +63,9 @@ func (e *Engine) apply(r *Record, index int) error {
 	case OpCampaign:
 		return e.applyCampaign(&r.Campaign)
 	case OpErase:
-		return e.applyErase(&r.Erase)
+		return e.applyErase(&r.Erase, index)
+	case OpForget:
+		return e.applyForget(&r.Erase)
 	case OpExpire:
 		return e.applyExpire(&r.Expire, index)
 	case OpSignal:

@@ -49,9 +49,12 @@ import (
 //     Elsewhere, and without Holds (a single engine merged at the
 //     identify), nothing.
 //   - OpCampaign, an actor's OpExclusion: applied by the actor's holders
-//     only. OpErase: the actor's profile on its holders, its links and
-//     its part in the scans and baskets everywhere; an actor not held is
-//     not known to be unknown, so only holders answer ErrUnknownActor.
+//     only. OpErase: the actor's profile on its holders, its links
+//     everywhere; an actor not held is not known to be unknown, so only
+//     holders answer ErrUnknownActor. Its part in the scans and baskets
+//     goes through a derived OpForget, applied by every engine: after the
+//     signal records of the actor's earlier events, which may reach the
+//     stream after the erasure itself.
 //     OpExpire: a node drops the expired anonymous profiles it holds; the
 //     entries of links it keeps for ids it does not hold go when the
 //     ids' owner derives an OpExpire naming each (see applyExpire).

@@ -34,6 +34,7 @@ const (
 	// an actor publishes for every node to apply.
 	OpSignal Op = 10 // one event's global effect (Record.Signal), applied by every node
 	OpMerge  Op = 11 // an anonymous profile's history moving to another partition's actor (Record.Merge)
+	OpForget Op = 12 // an erased actor's part in the global signals: its last scans, its basket (Record.Erase)
 )
 
 func (o Op) String() string {
@@ -60,6 +61,8 @@ func (o Op) String() string {
 		return "signal"
 	case OpMerge:
 		return "merge"
+	case OpForget:
+		return "forget"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }

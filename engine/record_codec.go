@@ -181,7 +181,7 @@ func appendBody(dst []byte, r *Record) []byte {
 			dst = s(dst, p)
 		}
 		dst = binfmt.AppendVarint(dst, c.TS)
-	case OpErase:
+	case OpErase, OpForget:
 		dst = s(s(dst, r.Erase.Customer), r.Erase.AnonymousID)
 	case OpExpire:
 		dst = binfmt.AppendVarint(dst, r.Expire.Before)
@@ -316,7 +316,7 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 			}
 		}
 		c.TS = rd.Varint()
-	case OpErase:
+	case OpErase, OpForget:
 		r.Erase = Erase{Customer: rd.String(), AnonymousID: rd.String()}
 	case OpExpire:
 		r.Expire = Expire{Before: rd.Varint()}

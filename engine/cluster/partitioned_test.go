@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"sync"
 	"testing"
@@ -195,21 +196,40 @@ func checkOwners(t *testing.T, c *testCluster, ref *engine.Engine, qs []engine.Q
 // and each event where the first copy of its signal record is (an
 // event's global effect takes effect there on every node). Every actor's
 // events keep their stream order, so its profile is the same as its
-// holders'. Identify records are applied where they are: the tests write
-// them when the cluster is quiet.
+// holders'. Identify and erase records are applied where they are: the
+// tests write them when the cluster is quiet.
 func referenceEngine(t *testing.T, url string) *engine.Engine {
 	t.Helper()
-	e := engine.New(testEngine())
-	events := map[origin]engine.Record{}
-	var hw []origin
-	readStream(t, url, func(seq uint64, subject string, data []byte) {
+	r := newReference()
+	r.advance(t, url)
+	return r.e
+}
+
+// reference is referenceEngine's state, to read on from where it stopped
+// (the stream may be trimmed since).
+type reference struct {
+	e      *engine.Engine
+	events map[origin]engine.Record
+	hw     []origin
+	seq    uint64 // the last message read
+}
+
+func newReference() *reference {
+	return &reference{e: engine.New(testEngine()), events: map[origin]engine.Record{}}
+}
+
+// advance reads the stream from after the last message read to its end.
+func (ref *reference) advance(t *testing.T, url string) {
+	t.Helper()
+	readStream(t, url, ref.seq, func(seq uint64, subject string, data []byte) {
+		ref.seq = seq
 		if subject != "omnipick.s" {
 			err := decodeMsg(data, func(i int, r *engine.Record) {
 				if r.Op == engine.OpEvent {
-					events[origin{seq, uint32(i)}] = *r
+					ref.events[origin{seq, uint32(i)}] = *r
 					return
 				}
-				e.Apply(r)
+				ref.e.Apply(r)
 			})
 			if err != nil {
 				t.Fatal(err)
@@ -224,31 +244,31 @@ func referenceEngine(t *testing.T, url string) *engine.Engine {
 			if rd.Err() != nil {
 				t.Fatal(rd.Err())
 			}
-			for uint64(len(hw)) <= p {
-				hw = append(hw, origin{})
+			for uint64(len(ref.hw)) <= p {
+				ref.hw = append(ref.hw, origin{})
 			}
-			if !o.after(hw[p]) {
+			if !o.after(ref.hw[p]) {
 				continue
 			}
-			hw[p] = o
+			ref.hw[p] = o
 			if op != engine.OpSignal {
-				continue // a merge: the reference merged at the identify
+				continue // a merge, forget or expire: the reference did it at the record
 			}
-			r, ok := events[o]
+			r, ok := ref.events[o]
 			if !ok {
 				t.Fatalf("a signal names record %d of message %d, which is no event", o.idx, o.seq)
 			}
-			delete(events, o)
-			if err := e.Apply(&r); err != nil {
+			delete(ref.events, o)
+			if err := ref.e.Apply(&r); err != nil {
 				t.Fatalf("the reference refuses the event of signal %v: %v", o, err)
 			}
 		}
 	})
-	return e
 }
 
-// readStream calls fn with every message of the stream, in order.
-func readStream(t *testing.T, url string, fn func(seq uint64, subject string, data []byte)) {
+// readStream calls fn with every message of the stream after sequence
+// from, in order.
+func readStream(t *testing.T, url string, from uint64, fn func(seq uint64, subject string, data []byte)) {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -269,7 +289,14 @@ func readStream(t *testing.T, url string, fn func(seq uint64, subject string, da
 	if err != nil {
 		t.Fatalf("stream info: %v", err)
 	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if info.State.LastSeq <= from {
+		return
+	}
+	cfg := jetstream.OrderedConsumerConfig{}
+	if from > 0 {
+		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, from+1
+	}
+	cons, err := s.OrderedConsumer(ctx, cfg)
 	if err != nil {
 		t.Fatalf("consumer: %v", err)
 	}
@@ -280,7 +307,7 @@ func readStream(t *testing.T, url string, fn func(seq uint64, subject string, da
 	defer it.Stop()
 	watchdog := time.AfterFunc(60*time.Second, it.Stop)
 	defer watchdog.Stop()
-	for seq := uint64(0); seq < info.State.LastSeq; {
+	for seq := from; seq < info.State.LastSeq; {
 		msg, err := it.Next()
 		if err != nil {
 			t.Fatalf("next after %d of %d: %v", seq, info.State.LastSeq, err)
@@ -547,4 +574,66 @@ func TestPartitionedErase(t *testing.T) {
 			t.Fatalf("%s still has a profile of the erased customer", n.Name())
 		}
 	}
+}
+
+// TestPartitionedTrimAndReplace: every member shares its own snapshots,
+// the stream is trimmed below the oldest member's, and a member whose
+// disk is lost (same name, empty folder) comes back from its own shared
+// snapshot and the stream.
+func TestPartitionedTrimAndReplace(t *testing.T) {
+	global, events := smallWorld(t, 200, 80)
+	c := &testCluster{}
+	c.partitioned(3)
+	withURLs(c)
+	c.start(t, 3, 3)
+	writeAll(t, c.nodes[0], global, 200)
+	half := len(events) / 2
+	writeAll(t, c.nodes[1], events[:half], 50)
+	c.quiet(t)
+	// Before every member shared a snapshot, nothing is trimmed.
+	if _, err := c.nodes[0].Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	waitFor(t, 5*time.Second, "n1's shared snapshot announced", func() bool { return c.nodes[1].memberShared()["n1"] > 0 })
+	if ti, err := c.nodes[0].Trim(ctx); err != nil || ti.Purged != 0 {
+		t.Fatalf("trim with members without a shared snapshot: %+v %v; want nothing purged", ti, err)
+	}
+	for _, n := range c.nodes[1:] {
+		if _, err := n.Snapshot(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ref := newReference() // read before the trim, on after
+	ref.advance(t, c.servers[0].ClientURL())
+	waitFor(t, 5*time.Second, "every member's shared snapshot announced", func() bool {
+		for _, s := range c.nodes[0].memberShared() {
+			if s == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	ti, err := c.nodes[0].Trim(ctx)
+	if err != nil || ti.Purged == 0 {
+		t.Fatalf("trim: %+v %v; want messages purged", ti, err)
+	}
+	writeAll(t, c.nodes[2], events[half:], 50)
+	c.quiet(t)
+
+	// n3's disk is lost: it comes back with an empty folder.
+	victim := 2
+	c.kill(victim)
+	if err := os.RemoveAll(c.nodeDir(victim)); err != nil {
+		t.Fatal(err)
+	}
+	c.startServer(t, victim)
+	c.openNode(t, victim)
+	c.quiet(t)
+	if st := c.nodes[victim].Stats(); st.SnapshotSeq == 0 || st.SnapshotSeq < ti.Floor {
+		t.Fatalf("the replaced node started from snapshot %d: want its shared one, at %d or later", st.SnapshotSeq, ti.Floor)
+	}
+	ref.advance(t, c.servers[0].ClientURL())
+	checkOwners(t, c, ref.e, actorsOf(events))
 }

@@ -233,5 +233,6 @@ func (n *Node) memberShared() map[string]uint64 {
 	for _, m := range n.layout.members {
 		out[m] = p.shared[m]
 	}
+	out[n.opts.Name] = n.sharedSeq.Load() // a node hears its own announcements not
 	return out
 }

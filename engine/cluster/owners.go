@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/cespare/xxhash/v2"
@@ -13,11 +12,9 @@ import (
 // Ownership in a partitioned cluster. The cluster's members (node names)
 // and how many standbys each partition has are fixed when the stream is
 // created (its metadata, like the partition count). Partition p is held by
-// 1+Standbys members: the first ones in p's preference order, the members
-// sorted by a hash of (member, p) (rendezvous hashing: each member holds
-// about (1+Standbys)/N of the partitions, spread evenly, and the order of
-// one partition does not depend on another's). A holder keeps p's
-// profiles and applies p's records; the others keep none of them.
+// 1+Standbys members, in a fixed order (newLayout: each member first for
+// P/N partitions, their standbys spread over the others). A holder keeps
+// p's profiles and applies p's records; the others keep none of them.
 //
 // The owner of p is its first holder that is live: this node, or a node
 // heard from within PeerTimeout (peers.go). Every node computes it from
@@ -48,31 +45,23 @@ type layout struct {
 	holders  [][]string // by partition: the holders, in preference order
 }
 
-// newLayout computes the holders of every partition.
+// newLayout computes the holders of every partition: with the members
+// sorted by name, partition p's first holder is member p mod N, and its
+// standbys the members at offsets 1+(q+k) mod (N-1), k = 0..standbys-1,
+// from it, where q = p div N. Each member is first holder of P/N
+// partitions (give or take one), and the standbys of one member's
+// partitions cycle through all the others, so a lost member's load is
+// spread over the survivors rather than falling on one.
 func newLayout(members []string, standbys, partitions int) layout {
-	l := layout{members: slices.Sorted(slices.Values(members)), standbys: min(standbys, len(members)-1)}
+	l := layout{members: slices.Sorted(slices.Values(members)), standbys: max(0, min(standbys, len(members)-1))}
+	n := len(l.members)
 	l.holders = make([][]string, partitions)
-	type ranked struct {
-		name string
-		h    uint64
-	}
-	rs := make([]ranked, len(l.members))
 	for p := range partitions {
-		for i, m := range l.members {
-			rs[i] = ranked{m, xxhash.Sum64String(m + "#" + strconv.Itoa(p))}
-		}
-		slices.SortFunc(rs, func(a, b ranked) int {
-			if a.h != b.h {
-				if a.h > b.h {
-					return -1
-				}
-				return 1
-			}
-			return strings.Compare(a.name, b.name)
-		})
-		hs := make([]string, 1+l.standbys)
-		for i := range hs {
-			hs[i] = rs[i].name
+		o := p % n
+		hs := make([]string, 1, 1+l.standbys)
+		hs[0] = l.members[o]
+		for k := range l.standbys {
+			hs = append(hs, l.members[(o+1+(p/n+k)%(n-1))%n])
 		}
 		l.holders[p] = hs
 	}

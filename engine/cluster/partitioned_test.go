@@ -523,6 +523,27 @@ func TestLayout(t *testing.T) {
 				t.Fatalf("%v: %s holds %d partitions: want about %d", tc.members, m, holds[m], share)
 			}
 		}
+		// Owners balanced within one; a member's partitions' standbys
+		// spread over the others.
+		first := map[string]int{}
+		standbyOf := map[string]map[string]int{}
+		for _, hs := range l.holders {
+			first[hs[0]]++
+			for _, h := range hs[1:] {
+				if standbyOf[hs[0]] == nil {
+					standbyOf[hs[0]] = map[string]int{}
+				}
+				standbyOf[hs[0]][h]++
+			}
+		}
+		for _, m := range tc.members {
+			if first[m] < 64/len(tc.members) || first[m] > 64/len(tc.members)+1 {
+				t.Fatalf("%v: %s is first holder of %d partitions: want %d or %d", tc.members, m, first[m], 64/len(tc.members), 64/len(tc.members)+1)
+			}
+			if tc.standbys > 0 && len(tc.members) > 1 && len(standbyOf[m]) != len(tc.members)-1 {
+				t.Fatalf("%v: %s's partitions stand by on %v: want every other member", tc.members, m, standbyOf[m])
+			}
+		}
 		// The same members in another order give the same layout.
 		rev := slices.Clone(tc.members)
 		slices.Reverse(rev)

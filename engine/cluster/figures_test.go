@@ -6,6 +6,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -142,13 +143,17 @@ func picksRate(t *testing.T, e *engine.Engine, qs []engine.Query) {
 //
 //	OMNIPICK_CLUSTER_FIGURES=1 go test ./engine/cluster -run ClusterMemoryFigures -v -timeout 30m
 //
-// (OMNIPICK_CLUSTER_MEMORY=single or =partitioned measures one of them.)
+// (OMNIPICK_CLUSTER_MEMORY=single or =partitioned measures one of them,
+// OMNIPICK_CLUSTER_MEMORY_CUSTOMERS=N another count of customers.)
 func TestClusterMemoryFigures(t *testing.T) {
 	if os.Getenv("OMNIPICK_CLUSTER_FIGURES") == "" {
 		t.Skip("set OMNIPICK_CLUSTER_FIGURES=1 to measure")
 	}
 	cfg := world.Bench()
 	cfg.Customers = 1_000_000
+	if c, err := strconv.Atoi(os.Getenv("OMNIPICK_CLUSTER_MEMORY_CUSTOMERS")); err == nil {
+		cfg.Customers = c
+	}
 	base := heapInUse()
 	layout := newLayout([]string{"n1", "n2", "n3"}, 1, DefaultPartitions)
 	mine := func(actor string) bool { return layout.holds("n1", Partition(actor, DefaultPartitions)) }
@@ -190,8 +195,8 @@ func TestClusterMemoryFigures(t *testing.T) {
 		other, derived = nil, nil
 		heap := heapInUse() - base
 		st := e.Stats()
-		t.Logf("%s: %d records in %v; %d profiles, %.1f MiB of profile encodings; heap %.2f GiB (%.0f bytes per customer)",
-			mode, records, built.Round(time.Second), st.Profiles, float64(st.ProfileBytes)/(1<<20), float64(heap)/(1<<30), float64(heap)/float64(cfg.Customers))
+		t.Logf("%s, %d customers, %d products: %d records in %v; %d profiles, %.1f MiB of profile encodings; heap %.2f GiB (%.0f bytes per customer)",
+			mode, cfg.Customers, cfg.Products, records, built.Round(time.Second), st.Profiles, float64(st.ProfileBytes)/(1<<20), float64(heap)/(1<<30), float64(heap)/float64(cfg.Customers))
 		runtime.KeepAlive(e)
 	}
 }

@@ -183,30 +183,11 @@ func abortStream(conn net.Conn) {
 // size.
 func (s *Server) streamAudience(w *bufio.Writer, conn net.Conn, req *audienceRequest) error {
 	a := &s.audiences
-	out := io.Writer(w)
-	var finish func() error
-	switch req.coding {
-	case codingGzip:
-		gz, _ := a.gz.Get().(*gzip.Writer)
-		if gz == nil {
-			gz, _ = gzip.NewWriterLevel(nil, gzip.BestSpeed) // a valid level: no error
-		}
-		gz.Reset(w)
-		defer a.gz.Put(gz)
-		out, finish = gz, gz.Close
-	case codingZstd:
-		zs, _ := a.zs.Get().(*zstd.Encoder)
-		if zs == nil {
-			var err error
-			zs, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true))
-			if err != nil {
-				return fmt.Errorf("cannot start zstd encoder: %w", err)
-			}
-		}
-		zs.Reset(w)
-		defer a.zs.Put(zs)
-		out, finish = zs, zs.Close
+	out, finish, release, err := a.encoder(w, req.coding)
+	if err != nil {
+		return err
 	}
+	defer release()
 
 	q := engine.Query{Channel: engine.ChannelAds, K: req.k, Locations: req.locations}
 	picks := make([]engine.Pick, 0, engine.MaxK)
@@ -219,7 +200,7 @@ func (s *Server) streamAudience(w *bufio.Writer, conn net.Conn, req *audienceReq
 	if !req.owned {
 		owns = nil
 	}
-	err := s.opts.Engine.Audience(&req.q, nil, func(batch []engine.Member) error {
+	err = s.opts.Engine.Audience(&req.q, nil, func(batch []engine.Member) error {
 		if a.stopping.Load() {
 			return errStopping
 		}
@@ -283,6 +264,32 @@ func (s *Server) streamAudience(w *bufio.Writer, conn net.Conn, req *audienceReq
 		}
 	}
 	return nil
+}
+
+// encoder returns the writer of an audience's body over w in coding, the
+// function that ends its compressed stream (nil for none) and the one
+// that returns the encoder to its pool.
+func (a *audienceStreams) encoder(w io.Writer, coding contentCoding) (out io.Writer, finish func() error, release func(), err error) {
+	switch coding {
+	case codingGzip:
+		gz, _ := a.gz.Get().(*gzip.Writer)
+		if gz == nil {
+			gz, _ = gzip.NewWriterLevel(nil, gzip.BestSpeed) // a valid level: no error
+		}
+		gz.Reset(w)
+		return gz, gz.Close, func() { a.gz.Put(gz) }, nil
+	case codingZstd:
+		zs, _ := a.zs.Get().(*zstd.Encoder)
+		if zs == nil {
+			zs, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true))
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("cannot start zstd encoder: %w", err)
+			}
+		}
+		zs.Reset(w)
+		return zs, zs.Close, func() { a.zs.Put(zs) }, nil
+	}
+	return w, nil, func() {}, nil
 }
 
 // streamPeerAudience asks owner for the audience's members it owns

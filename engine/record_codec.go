@@ -281,6 +281,15 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 	case v != recordVersion:
 		return fmt.Errorf("%w: version %d", ErrBadRecord, v)
 	}
+	if err := decodeBody(rd, op, v, r); err != nil {
+		return err
+	}
+	return finishDecode(op, rd, r)
+}
+
+// decodeBody reads the body of a payload of version v (after the version
+// and, in version 4, the event id) for op into r.
+func decodeBody(rd *binfmt.Reader, op Op, v byte, r *Record) error {
 	switch op {
 	case OpProduct:
 		if err := decodeProduct(rd, v, r); err != nil {
@@ -334,7 +343,7 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 	default:
 		return fmt.Errorf("%w: unknown op %d", ErrBadRecord, op)
 	}
-	return finishDecode(op, rd, r)
+	return nil
 }
 
 // decodeProduct reads a product payload of version v (1; 3: with a group;

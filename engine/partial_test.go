@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
@@ -588,31 +586,7 @@ func TestPartialApplyBatchWithReaders(t *testing.T) {
 	want := serial.TakeDerived(nil)
 	recs = bw.generate()
 	errs := make([]error, len(recs))
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for r := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var dst []Pick
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				q := Query{Customer: fmt.Sprint("C", i%bw.customers), Channel: ChannelWeb, K: 10}
-				dst = batched.PicksInto(dst[:0], &q)
-				batched.Stats()
-				if r == 0 && i%50 == 0 {
-					if _, err := batched.BeginSnapshot().WriteTo(io.Discard); err != nil {
-						t.Error(err)
-						return
-					}
-				}
-			}
-		}()
-	}
+	stopReaders := readWhileApplying(t, batched, bw.customers)
 	var got []Derived
 	for i := 0; i < len(recs); i += 700 {
 		n := min(700, len(recs)-i)
@@ -622,8 +596,7 @@ func TestPartialApplyBatchWithReaders(t *testing.T) {
 			got = append(got, d)
 		}
 	}
-	close(stop)
-	wg.Wait()
+	stopReaders()
 	if len(got) != len(want) || len(want) == 0 {
 		t.Fatalf("ApplyBatch derived %d records, Apply %d", len(got), len(want))
 	}

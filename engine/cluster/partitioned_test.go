@@ -221,7 +221,7 @@ func newReference() *reference {
 // advance reads the stream from after the last message read to its end.
 func (ref *reference) advance(t *testing.T, url string) {
 	t.Helper()
-	readStream(t, url, ref.seq, func(seq uint64, subject string, data []byte) {
+	readStream(t, url, "OMNIPICK", ref.seq, func(seq uint64, subject string, data []byte) {
 		ref.seq = seq
 		if subject != "omnipick.s" {
 			err := decodeMsg(data, func(i int, r *engine.Record) {
@@ -268,7 +268,7 @@ func (ref *reference) advance(t *testing.T, url string) {
 
 // readStream calls fn with every message of the stream after sequence
 // from, in order.
-func readStream(t *testing.T, url string, from uint64, fn func(seq uint64, subject string, data []byte)) {
+func readStream(t *testing.T, url, stream string, from uint64, fn func(seq uint64, subject string, data []byte)) {
 	t.Helper()
 	nc, err := nats.Connect(url)
 	if err != nil {
@@ -281,7 +281,7 @@ func readStream(t *testing.T, url string, from uint64, fn func(seq uint64, subje
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	s, err := js.Stream(ctx, "OMNIPICK")
+	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		t.Fatalf("stream: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -218,6 +219,24 @@ func TestClusterBinarySIGKILL(t *testing.T) {
 		return true
 	})
 
+	// Any node answers, with the owner's answer: the same picks through
+	// every node (the owner ranks them; took_us aside).
+	for _, id := range []string{acked[0], acked[len(acked)/2], acked[len(acked)-1]} {
+		var first string
+		for w, u := range urls {
+			status, body, err := getBody(hc, u+"/v1/picks?customer="+id+"&channel=web&k=5")
+			if err != nil || status != http.StatusOK {
+				t.Fatalf("picks of %s through n%d: %d %v", id, w+1, status, err)
+			}
+			body = tookRE.ReplaceAll(body, nil)
+			if w == 0 {
+				first = string(body)
+			} else if string(body) != first {
+				t.Fatalf("picks of %s through n%d:\n%s\nthrough n1:\n%s", id, w+1, body, first)
+			}
+		}
+	}
+
 	// Erasure in cluster mode: DELETE through a node, then POST
 	// /v1/admin/compact: no node's snapshots hold the id, the stream is
 	// trimmed. A partitioned cluster compacts with every member live (a
@@ -290,6 +309,21 @@ func TestClusterBinarySIGKILL(t *testing.T) {
 	if status, err := getJSON(hc, urls[live]+"/v1/customers/"+kept, &d); err != nil || status != http.StatusOK {
 		t.Fatalf("a customer after the compaction: %d %v", status, err)
 	}
+}
+
+// tookRE matches the time a picks answer took, which differs between
+// answers.
+var tookRE = regexp.MustCompile(`"took_us":[0-9]+,?`)
+
+// getBody returns the status and body of a GET.
+func getBody(hc *http.Client, url string) (int, []byte, error) {
+	resp, err := hc.Get(url)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, err
 }
 
 // restartNode starts node i again (serve with args, as omnipick cluster

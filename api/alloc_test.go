@@ -18,9 +18,21 @@ import (
 // metric series exist (the race detector's instrumentation allocates, so
 // this runs without it). The request rides a reused
 // RequestCtx, as fasthttp reuses one per connection.
+//
+// So does a cluster node's picks request about an actor it owns: Route is
+// asked (here the partition rule of a 64-partition map, all owned here)
+// and answers "" (see TestPicksLocalRouteAllocatesNothing).
 func TestPicksHandlerAllocatesNothing(t *testing.T) {
+	checkPicksHandlerAllocatesNothing(t, nil)
+}
+
+func TestPicksLocalRouteAllocatesNothing(t *testing.T) {
+	checkPicksHandlerAllocatesNothing(t, localRoute())
+}
+
+func checkPicksHandlerAllocatesNothing(t *testing.T, route func(string, bool) (string, error)) {
 	const writeKey, readKey = "alloc-test-write-key-0123456789abcdef", "alloc-test-read-key-0123456789abcdef"
-	s, err := New(Options{Addr: "127.0.0.1:0", Engine: engine.New(engine.Options{}), WriteKeys: []string{writeKey}, ReadKeys: []string{"other-read-key", readKey}})
+	s, err := New(Options{Addr: "127.0.0.1:0", Engine: engine.New(engine.Options{}), WriteKeys: []string{writeKey}, ReadKeys: []string{"other-read-key", readKey}, Route: route})
 	if err != nil {
 		t.Fatal(err)
 	}

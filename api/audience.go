@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"runtime"
 	"strconv"
 	"strings"
@@ -37,9 +38,14 @@ const (
 // count of streams running, which outlive their handler and so escape
 // MaxInFlight. Safe for concurrent use.
 type audienceStreams struct {
-	gz       sync.Pool // *gzip.Writer
-	zs       sync.Pool // *zstd.Encoder
-	open     atomic.Int64
+	gz   sync.Pool // *gzip.Writer
+	zs   sync.Pool // *zstd.Encoder
+	open atomic.Int64
+	// peerOpen counts the streams a peer asked for (cluster mode), apart:
+	// each is part of a stream its node admitted already, and refusing it
+	// would fail that stream midway (two clients at two nodes, each node
+	// asking the other, would otherwise fill both nodes' slots).
+	peerOpen atomic.Int64
 	stopping atomic.Bool // set by Server.Stop: streams abort at their next batch
 }
 
@@ -64,6 +70,15 @@ type audienceRequest struct {
 	locations []string
 	format    audienceFormat
 	coding    contentCoding
+
+	// Cluster mode (see forward.go). owned: list only the members this
+	// node owns (scope=owned, what a peer asks). owners: the other
+	// owners, asked in turn after this node's rows at peerURI with the
+	// request's key headers auth.
+	owned   bool
+	owners  []string
+	peerURI string
+	auth    [][2]string
 }
 
 // handleAudience streams the members of audience name, each with their ads
@@ -83,6 +98,24 @@ func (s *Server) handleAudience(ctx *fasthttp.RequestCtx, name []byte) {
 		return
 	}
 	req.coding = negotiateCoding(ctx.Request.Header.Peek("Accept-Encoding"))
+	if s.opts.Owners != nil && !req.owned && !forwarded(ctx) {
+		owners, err := s.opts.Owners()
+		if err != nil {
+			s.metrics.observeForward(epAudiences, forwardNoOwner, 0)
+			ctx.Response.Header.Set("Retry-After", forwardRetryAfter)
+			writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot list the partitions' owners, retry later: "+err.Error(), "")
+			return
+		}
+		// This node's own rows first, then each other owner's: every
+		// member once, from the node that holds its profile.
+		req.owned, req.owners = true, owners
+		args := fasthttp.AcquireArgs()
+		ctx.QueryArgs().CopyTo(args)
+		args.Set("scope", "owned")
+		req.peerURI = audiencePrefix + string(name) + "?" + args.String()
+		fasthttp.ReleaseArgs(args)
+		req.auth = peerAuth(&ctx.Request.Header)
+	}
 
 	h := &ctx.Response.Header
 	h.Set("Vary", "Accept-Encoding")
@@ -103,8 +136,12 @@ func (s *Server) handleAudience(ctx *fasthttp.RequestCtx, name []byte) {
 		return
 	}
 	a := &s.audiences
-	if a.open.Add(1) > a.maxOpen() || a.stopping.Load() {
-		a.open.Add(-1)
+	open := &a.open
+	if forwarded(ctx) {
+		open = &a.peerOpen
+	}
+	if open.Add(1) > a.maxOpen() || a.stopping.Load() {
+		open.Add(-1)
 		h.Del("Content-Encoding")
 		ctx.Response.Header.Set("Retry-After", audienceRetryAfter)
 		writeError(ctx, fasthttp.StatusServiceUnavailable, "overloaded: too many audience streams running, retry later", "")
@@ -114,7 +151,7 @@ func (s *Server) handleAudience(ctx *fasthttp.RequestCtx, name []byte) {
 	// handler, and the stream touches it only before it ends the body.
 	conn := ctx.Conn()
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
-		defer a.open.Add(-1)
+		defer open.Add(-1)
 		if err := s.streamAudience(w, conn, req); err != nil {
 			// The status is sent: the only way left to say "incomplete"
 			// is to end the connection without the last chunk.
@@ -128,10 +165,17 @@ func (s *Server) handleAudience(ctx *fasthttp.RequestCtx, name []byte) {
 var errStopping = errors.New("server stopping")
 
 // abortStream makes every further write on conn fail, so the response
-// never gets its terminating chunk and the client sees a truncated body,
-// not a short audience.
+// never gets its terminating chunk and the client sees a truncated body
+// (or no answer, when the stream failed before the status went out), not
+// a short audience. A deadline alone is not enough: the stream runs from
+// SetBodyStreamWriter on, beside the handler, and fasthttp sets the
+// response's write deadline after the handler returns, which may undo one
+// set by a stream that failed at once (a peer refusing a connection).
+// The connection is closed too; fasthttp's own close of it then fails
+// harmlessly.
 func abortStream(conn net.Conn) {
 	conn.SetWriteDeadline(time.Unix(1, 0)) //nolint:errcheck // best effort: the stream failed already
+	conn.Close()                           //nolint:errcheck // as above
 }
 
 // streamAudience writes the audience to w. Memory is one batch of members,
@@ -139,30 +183,11 @@ func abortStream(conn net.Conn) {
 // size.
 func (s *Server) streamAudience(w *bufio.Writer, conn net.Conn, req *audienceRequest) error {
 	a := &s.audiences
-	out := io.Writer(w)
-	var finish func() error
-	switch req.coding {
-	case codingGzip:
-		gz, _ := a.gz.Get().(*gzip.Writer)
-		if gz == nil {
-			gz, _ = gzip.NewWriterLevel(nil, gzip.BestSpeed) // a valid level: no error
-		}
-		gz.Reset(w)
-		defer a.gz.Put(gz)
-		out, finish = gz, gz.Close
-	case codingZstd:
-		zs, _ := a.zs.Get().(*zstd.Encoder)
-		if zs == nil {
-			var err error
-			zs, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true))
-			if err != nil {
-				return fmt.Errorf("cannot start zstd encoder: %w", err)
-			}
-		}
-		zs.Reset(w)
-		defer a.zs.Put(zs)
-		out, finish = zs, zs.Close
+	out, finish, release, err := a.encoder(w, req.coding)
+	if err != nil {
+		return err
 	}
+	defer release()
 
 	q := engine.Query{Channel: engine.ChannelAds, K: req.k, Locations: req.locations}
 	picks := make([]engine.Pick, 0, engine.MaxK)
@@ -171,7 +196,11 @@ func (s *Server) streamAudience(w *bufio.Writer, conn net.Conn, req *audienceReq
 		row = append(row, "customer,anonymous_id,products\n"...)
 	}
 	timeout := s.srv.WriteTimeout
-	err := s.opts.Engine.Audience(&req.q, nil, func(batch []engine.Member) error {
+	owns := s.opts.Owns
+	if !req.owned {
+		owns = nil
+	}
+	err = s.opts.Engine.Audience(&req.q, nil, func(batch []engine.Member) error {
 		if a.stopping.Load() {
 			return errStopping
 		}
@@ -185,6 +214,9 @@ func (s *Server) streamAudience(w *bufio.Writer, conn net.Conn, req *audienceReq
 			}
 		}
 		for _, m := range batch {
+			if owns != nil && !owns(m.ID, m.Anonymous) {
+				continue // a standby's copy: its owner lists it
+			}
 			q.Customer, q.AnonymousID = m.ID, ""
 			if m.Anonymous {
 				q.Customer, q.AnonymousID = "", m.ID
@@ -213,6 +245,19 @@ func (s *Server) streamAudience(w *bufio.Writer, conn net.Conn, req *audienceReq
 			return fmt.Errorf("cannot write audience rows: %w", err)
 		}
 	}
+	if len(req.owners) > 0 && cap(row) < 32<<10 {
+		row = make([]byte, 32<<10) // the peers' rows are copied through it
+	}
+	for _, owner := range req.owners {
+		// What is ready goes out before a peer is asked (the peer may be
+		// slow to start): the client sees progress, and the status.
+		if err := w.Flush(); err != nil {
+			return fmt.Errorf("cannot write audience rows: %w", err)
+		}
+		if err := s.streamPeerAudience(out, conn, owner, req, row[:cap(row)]); err != nil {
+			return fmt.Errorf("cannot stream audience %s from %s: %w", req.q.Kind, owner, err)
+		}
+	}
 	if finish != nil {
 		if err := finish(); err != nil {
 			return fmt.Errorf("cannot end compressed audience: %w", err)
@@ -221,9 +266,106 @@ func (s *Server) streamAudience(w *bufio.Writer, conn net.Conn, req *audienceReq
 	return nil
 }
 
+// encoder returns the writer of an audience's body over w in coding, the
+// function that ends its compressed stream (nil for none) and the one
+// that returns the encoder to its pool.
+func (a *audienceStreams) encoder(w io.Writer, coding contentCoding) (out io.Writer, finish func() error, release func(), err error) {
+	switch coding {
+	case codingGzip:
+		gz, _ := a.gz.Get().(*gzip.Writer)
+		if gz == nil {
+			gz, _ = gzip.NewWriterLevel(nil, gzip.BestSpeed) // a valid level: no error
+		}
+		gz.Reset(w)
+		return gz, gz.Close, func() { a.gz.Put(gz) }, nil
+	case codingZstd:
+		zs, _ := a.zs.Get().(*zstd.Encoder)
+		if zs == nil {
+			zs, err = zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithWindowSize(1<<20), zstd.WithLowerEncoderMem(true))
+			if err != nil {
+				return nil, nil, nil, fmt.Errorf("cannot start zstd encoder: %w", err)
+			}
+		}
+		zs.Reset(w)
+		return zs, zs.Close, func() { a.zs.Put(zs) }, nil
+	}
+	return w, nil, func() {}, nil
+}
+
+// streamPeerAudience asks owner for the audience's members it owns
+// (scope=owned, uncompressed) and copies its rows to out, through buf,
+// without the CSV header this node wrote already. A peer that cannot be
+// asked, refuses, or ends early fails the whole stream: its rows would be
+// missing.
+func (s *Server) streamPeerAudience(out io.Writer, conn net.Conn, owner string, req *audienceRequest, buf []byte) error {
+	start := time.Now()
+	failed := func(err error) error {
+		s.metrics.observeForward(epAudiences, forwardFailed, time.Since(start))
+		return err
+	}
+	preq, err := http.NewRequest(http.MethodGet, strings.TrimSuffix(owner, "/")+req.peerURI, nil)
+	if err != nil {
+		return failed(fmt.Errorf("%w %q: %w", errBadOwner, owner, err))
+	}
+	preq.Header.Set(forwardedHeader, "1")
+	for _, kv := range req.auth {
+		preq.Header.Set(kv[0], kv[1])
+	}
+	resp, err := s.peers.streamClient().Do(preq)
+	if err != nil {
+		return failed(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return failed(fmt.Errorf("peer answered %s", resp.Status))
+	}
+	s.metrics.observeForward(epAudiences, forwardOK, time.Since(start))
+	header := req.format == formatCSV // still to skip
+	timeout := s.srv.WriteTimeout
+	for {
+		if s.audiences.stopping.Load() {
+			return errStopping
+		}
+		n, rerr := resp.Body.Read(buf)
+		chunk := buf[:n]
+		if header && n > 0 {
+			// The header line is short: it ends in the first read but
+			// for a pathological split, handled by skipping on.
+			rest, ok := cutFirstLine(chunk)
+			if ok {
+				header = false
+			}
+			chunk = rest
+		}
+		if len(chunk) > 0 {
+			if timeout > 0 {
+				if err := conn.SetWriteDeadline(time.Now().Add(timeout)); err != nil {
+					return fmt.Errorf("cannot extend write deadline: %w", err)
+				}
+			}
+			if _, err := out.Write(chunk); err != nil {
+				return fmt.Errorf("cannot write audience rows: %w", err)
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return fmt.Errorf("peer stream failed: %w", rerr)
+		}
+	}
+}
+
 // parseAudienceQuery fills req from the query string. On bad input it
 // returns the parameter at fault and a message.
 func parseAudienceQuery(req *audienceRequest, args *fasthttp.Args) (field, msg string) {
+	switch sc := string(args.Peek("scope")); sc {
+	case "", "all":
+	case "owned":
+		req.owned = true
+	default:
+		return "scope", "scope must be all or owned (only the members whose partition this node owns)"
+	}
 	switch f := string(args.Peek("format")); f {
 	case "", "ndjson":
 		req.format = formatNDJSON

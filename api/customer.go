@@ -69,6 +69,9 @@ func (s *Server) handleCustomer(ctx *fasthttp.RequestCtx, idb []byte) {
 		writeError(ctx, fasthttp.StatusBadRequest, "id must be valid UTF-8 of at most 256 bytes", "id")
 		return
 	}
+	if s.forward(ctx, epCustomer, b2s(idb), string(ctx.QueryArgs().Peek("anonymous")) == "1") {
+		return
+	}
 	id := string(idb)
 	anon := string(ctx.QueryArgs().Peek("anonymous")) == "1"
 	v, ok := s.opts.Engine.Profile(id, anon)

@@ -22,6 +22,11 @@ func (s *Server) handleErase(ctx *fasthttp.RequestCtx, idb []byte) {
 		writeError(ctx, fasthttp.StatusBadRequest, "id must be valid UTF-8 of at most 256 bytes", "id")
 		return
 	}
+	// The answer says whether the profile existed, which only its owner
+	// knows: the owner takes the erase (through the same shared log).
+	if s.forward(ctx, epCustomer, b2s(idb), string(ctx.QueryArgs().Peek("anonymous")) == "1") {
+		return
+	}
 	id := string(idb)
 	anon := string(ctx.QueryArgs().Peek("anonymous")) == "1"
 	rec := []engine.Record{{Op: engine.OpErase}}

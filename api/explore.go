@@ -179,6 +179,9 @@ func (s *Server) serveExploreCustomer(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusBadRequest, unknownLocationMsg(e, store), "location")
 		return
 	}
+	if s.forward(ctx, epExplore, id, anon) {
+		return
+	}
 	if store == "" {
 		store = "online"
 		if ids := e.AppendLocationIDs(nil); len(ids) > 1 {

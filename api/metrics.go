@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -116,6 +117,15 @@ type Metrics struct {
 	walSynced prometheus.Counter
 	inUse     atomic.Bool // claimed by a Server
 
+	// Forwarding to partition owners (cluster mode), by endpoint and
+	// outcome; latency of the forwarded requests that got an answer or
+	// failed trying.
+	forwards       [numEndpoints][numForwardOutcomes]prometheus.Counter
+	forwardLatency [numEndpoints]prometheus.Observer
+	fwdMu          sync.Mutex // guards forwards and forwardLatency
+	forwardVec     *prometheus.CounterVec
+	forwardHist    *prometheus.HistogramVec
+
 	// Request series are resolved on first use and cached, so that the
 	// request path makes no label lookup (which hashes and locks) and only
 	// series that saw a request are exported.
@@ -149,7 +159,14 @@ func NewMetrics() *Metrics {
 	m.walSynced = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "omnipick_wal_fsync_bytes_total", Help: "Write-ahead log bytes made durable by fsyncs.",
 	})
-	m.reg.MustRegister(m.requests, m.latency, records, m.walFsync, m.walSynced,
+	m.forwardVec = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "omnipick_forwarded_requests_total", Help: "Requests about an actor another node owns, sent to that owner (cluster mode), by endpoint and outcome: ok (the owner answered, relayed whatever its status), failed (the owner could not be reached in time: answered 503), no_owner (no live owner: answered 503). Audience streams count one per peer asked.",
+	}, []string{"endpoint", "outcome"})
+	m.forwardHist = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "omnipick_forward_duration_seconds", Help: "Latency of requests forwarded to a partition's owner, from sending to the owner's whole answer (audiences: to its first bytes), by endpoint.",
+		Buckets: latencyBuckets,
+	}, []string{"endpoint"})
+	m.reg.MustRegister(m.requests, m.latency, records, m.walFsync, m.walSynced, m.forwardVec, m.forwardHist,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -191,6 +208,40 @@ func (m *Metrics) latencyCell(ep endpoint, cl int) *prometheus.Observer {
 	h := m.latency.WithLabelValues(endpointNames[ep], classNames[cl])
 	m.latCells[ep][cl].Store(&h)
 	return &h
+}
+
+// forwardOutcome is how forwarding a request ended.
+type forwardOutcome uint8
+
+const (
+	forwardOK forwardOutcome = iota
+	forwardFailed
+	forwardNoOwner
+	numForwardOutcomes
+)
+
+var forwardOutcomeNames = [numForwardOutcomes]string{"ok", "failed", "no_owner"}
+
+// observeForward counts one forwarded request. Series are made on first
+// use (a single node never exports them); the races of two first uses
+// resolve to the same child.
+func (m *Metrics) observeForward(ep endpoint, o forwardOutcome, d time.Duration) {
+	m.fwdMu.Lock()
+	c := m.forwards[ep][o]
+	if c == nil {
+		c = m.forwardVec.WithLabelValues(endpointNames[ep], forwardOutcomeNames[o])
+		m.forwards[ep][o] = c
+	}
+	h := m.forwardLatency[ep]
+	if h == nil && d > 0 {
+		h = m.forwardHist.WithLabelValues(endpointNames[ep])
+		m.forwardLatency[ep] = h
+	}
+	m.fwdMu.Unlock()
+	c.Inc()
+	if d > 0 {
+		h.Observe(d.Seconds())
+	}
 }
 
 // countApplied counts a write batch's records by outcome.

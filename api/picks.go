@@ -52,6 +52,9 @@ func (s *Server) handlePicks(ctx *fasthttp.RequestCtx) {
 	if refuseUnknownLocation(ctx, s.opts.Engine, pr.q.Locations) {
 		return
 	}
+	if s.forward(ctx, epPicks, queryActor(&pr.q), pr.q.Customer == "") {
+		return
+	}
 	defer clear(pr.picks) // drop item pointers so pooled requests do not pin old catalog entries
 	if pr.campaign == "" {
 		pr.picks = s.opts.Engine.PicksInto(pr.picks[:0], &pr.q)
@@ -76,6 +79,15 @@ func (s *Server) handlePicks(ctx *fasthttp.RequestCtx) {
 	pr.out = appendPicksJSON(pr.out[:0], &pr.q, pr.picks, took, &s.items)
 	ctx.SetContentType("application/json")
 	ctx.SetBody(pr.out)
+}
+
+// queryActor is the actor a query is about: its customer or anonymous id
+// (parsePickQuery refuses both), "" for none.
+func queryActor(q *engine.Query) string {
+	if q.Customer != "" {
+		return q.Customer
+	}
+	return q.AnonymousID
 }
 
 // refuseUnknownLocation answers 400 naming the first of locs the engine

@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	_ "embed"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"strconv"
@@ -131,7 +133,7 @@ func (s *Server) handleScreen(ctx *fasthttp.RequestCtx, rest []byte) {
 	case screenEvents:
 		s.serveScreenEvents(ctx, store, k)
 	case screenPicksJSON:
-		f := newScreenFeed(s.opts.Engine, store, k)
+		f := s.newScreenFeed(ctx, store, k)
 		ctx.SetContentType("application/json")
 		ctx.SetBody(f.appendJSON(nil, s.opts.Engine.LastScan(store)))
 	}
@@ -145,17 +147,33 @@ type screenFeed struct {
 	k     int
 	q     engine.Query
 	picks []engine.Pick
+
+	// Cluster mode: a scan by an actor another node owns is ranked by
+	// that owner (GET /v1/picks with the same query), asked with the
+	// request's key auth; its answer is in owned, valid until the next
+	// pick.
+	srv   *Server
+	auth  [][2]string
+	owned []byte
 }
 
-func newScreenFeed(e *engine.Engine, store string, k int) *screenFeed {
-	return &screenFeed{e: e, store: store, k: k}
+func (s *Server) newScreenFeed(ctx *fasthttp.RequestCtx, store string, k int) *screenFeed {
+	f := &screenFeed{e: s.opts.Engine, store: store, k: k}
+	if s.opts.Route != nil && !forwarded(ctx) {
+		f.srv, f.auth = s, requestAuth(ctx)
+	}
+	return f
 }
 
 // pick fills f.picks for the scan: the store's bestsellers when there was
 // none, else picks related to the scanned product, for the scanning
 // customer when the scan named one. Every pick is in stock at the store.
-// f.picks is valid until the next call.
-func (f *screenFeed) pick(sc engine.Scan) time.Duration {
+// f.picks is valid until the next call. When the scan's actor is owned by
+// another node, that node ranks and pick reports remote, with its answer
+// (a picks response) in f.owned and f.picks empty; when the owner cannot
+// be asked, the picks are ranked here without the actor's profile (a
+// kiosk never goes blank).
+func (f *screenFeed) pick(sc engine.Scan) (took time.Duration, remote bool) {
 	start := time.Now()
 	f.q.Reset()
 	f.q.Channel = engine.ChannelScreen
@@ -164,8 +182,54 @@ func (f *screenFeed) pick(sc engine.Scan) time.Duration {
 	f.q.Context = sc.Product
 	f.q.Customer = sc.Customer
 	f.q.AnonymousID = sc.AnonymousID
-	f.picks = f.e.PicksInto(f.picks[:0], &f.q)
-	return time.Since(start)
+	f.picks = f.picks[:0]
+	if f.srv != nil && f.askOwner() {
+		return time.Since(start), true
+	}
+	f.picks = f.e.PicksInto(f.picks, &f.q)
+	return time.Since(start), false
+}
+
+// askOwner has the owner of the query's actor rank it when that is another
+// node, and reports whether it did. On failure it takes the actor out of
+// the query.
+func (f *screenFeed) askOwner() bool {
+	s, actor := f.srv, queryActor(&f.q)
+	if actor == "" {
+		return false
+	}
+	owner, err := s.opts.Route(actor, f.q.Customer == "")
+	if err == nil && owner == "" {
+		return false
+	}
+	if err != nil {
+		s.metrics.observeForward(epScreen, forwardNoOwner, 0)
+	} else {
+		args := fasthttp.AcquireArgs()
+		args.Add("channel", f.q.Channel.String())
+		args.Add("k", strconv.Itoa(f.q.K))
+		args.Add("location", f.store)
+		if f.q.Context != "" {
+			args.Add("context", f.q.Context)
+		}
+		if f.q.Customer != "" {
+			args.Add("customer", f.q.Customer)
+		} else {
+			args.Add("anonymous_id", f.q.AnonymousID)
+		}
+		uri := "/v1/picks?" + args.String()
+		fasthttp.ReleaseArgs(args)
+		f.owned, err = s.ownerPicks(f.owned[:0], epScreen, owner, uri, f.auth)
+		if err == nil && bytes.Contains(f.owned, []byte(`"channel":`)) {
+			return true
+		}
+		if err == nil {
+			err = errors.New("owner's picks answer has no channel")
+		}
+	}
+	s.opts.Log.Warn("store screen: cannot have the scanning actor's owner rank, showing picks without their profile", "store", f.store, "err", err)
+	f.q.Customer, f.q.AnonymousID = "", ""
+	return false
 }
 
 // appendJSON appends the screen's picks after scan sc to dst:
@@ -175,7 +239,7 @@ func (f *screenFeed) pick(sc engine.Scan) time.Duration {
 // with picks as in GET /v1/picks. The customer is left out: a screen is
 // public, and its stream reaches every device on the store network.
 func (f *screenFeed) appendJSON(dst []byte, sc engine.Scan) []byte {
-	took := f.pick(sc)
+	took, remote := f.pick(sc)
 	dst = append(dst, `{"store":`...)
 	dst = jsonenc.AppendString(dst, f.store)
 	dst = append(dst, `,"seq":`...)
@@ -183,6 +247,13 @@ func (f *screenFeed) appendJSON(dst []byte, sc engine.Scan) []byte {
 	if sc.Product != "" {
 		dst = append(dst, `,"context":`...)
 		dst = jsonenc.AppendString(dst, sc.Product)
+	}
+	if remote {
+		// The owner's picks answer continues this object from its
+		// channel on: its customer is left out as below.
+		i := bytes.Index(f.owned, []byte(`"channel":`))
+		dst = append(dst, ',')
+		return append(dst, f.owned[i:]...)
 	}
 	// The picks object continues this one: its opening brace becomes a
 	// comma.
@@ -211,10 +282,19 @@ type screenPick struct {
 
 func (s *Server) serveScreenPage(ctx *fasthttp.RequestCtx, store string, k int) {
 	sc := s.opts.Engine.LastScan(store)
-	f := newScreenFeed(s.opts.Engine, store, k)
-	f.pick(sc)
+	f := s.newScreenFeed(ctx, store, k)
+	_, remote := f.pick(sc)
 	name, _ := s.opts.Engine.LocationName(store)
 	d := screenPageData{Store: store, StoreName: name, Seq: sc.Seq, Context: sc.Product, Picks: make([]screenPick, len(f.picks))}
+	if remote {
+		var err error
+		if d.Picks, err = ownedScreenPicks(f.owned); err != nil {
+			s.opts.Log.Error("store screen: cannot read the owner's picks", "store", store, "err", err)
+			ctx.Response.Header.Set("Retry-After", forwardRetryAfter)
+			writeError(ctx, fasthttp.StatusServiceUnavailable, "cannot read the picks of the scanning customer's owner node", "")
+			return
+		}
+	}
 	for i, p := range f.picks {
 		it := p.Item
 		sp := screenPick{Product: it.ID, Title: it.Title, Image: it.Image, Price: strconv.FormatFloat(it.Price, 'f', 2, 64)}
@@ -246,6 +326,29 @@ func (s *Server) serveScreenPage(ctx *fasthttp.RequestCtx, store string, k int) 
 	ctx.SetBody(b.Bytes())
 }
 
+// ownedScreenPicks reads an owner's picks answer (GET /v1/picks) into what
+// the page shows, as serveScreenPage makes it from local picks.
+func ownedScreenPicks(body []byte) ([]screenPick, error) {
+	var r struct {
+		Picks []struct {
+			Product, Title, Image, Currency string
+			Price                           float64
+			Sizes                           []string
+		}
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		return nil, fmt.Errorf("cannot decode picks: %w", err)
+	}
+	out := make([]screenPick, len(r.Picks))
+	for i, p := range r.Picks {
+		out[i] = screenPick{Product: p.Product, Title: p.Title, Image: p.Image, Price: strconv.FormatFloat(p.Price, 'f', 2, 64), Sizes: p.Sizes}
+		if p.Currency != "" {
+			out[i].Price += " " + p.Currency
+		}
+	}
+	return out, nil
+}
+
 func (s *Server) serveScreenEvents(ctx *fasthttp.RequestCtx, store string, k int) {
 	ctx.SetContentType("text/event-stream")
 	ctx.Response.Header.Set("X-Accel-Buffering", "no") // nginx: do not hold events back
@@ -264,7 +367,7 @@ func (s *Server) serveScreenEvents(ctx *fasthttp.RequestCtx, store string, k int
 	if life <= 0 {
 		life = screenLifeSlack
 	}
-	f := newScreenFeed(s.opts.Engine, store, k)
+	f := s.newScreenFeed(ctx, store, k)
 	ctx.SetBodyStreamWriter(func(w *bufio.Writer) {
 		defer s.screenStreams.Add(-1)
 		s.streamScreen(w, f, life)

@@ -91,6 +91,28 @@ type Options struct {
 	// CompactJSON, if set (cluster mode), serves POST /v1/admin/compact
 	// instead: it compacts and returns the JSON object to answer.
 	CompactJSON func() ([]byte, error)
+
+	// Route, if set (a partitioned cluster node), says where requests
+	// about an actor are answered: "" here, else the base URL
+	// ("http://10.0.0.2:7070") of the node that owns the actor's
+	// partition, which the request is forwarded to and whose answer is
+	// relayed. An error (no live owner) answers 503 with Retry-After and a
+	// JSON error. It is called on every picks request: it must be cheap
+	// and, for "", allocate nothing. See forward.go.
+	Route func(actor string, anon bool) (string, error)
+	// Owners, if set, returns the base URLs of the OTHER nodes that own
+	// partitions now, for the requests that span every actor (audiences):
+	// each is asked for the members it owns and the rows are streamed one
+	// node after another, after this node's own.
+	Owners func() ([]string, error)
+	// Owns, if set, reports whether this node owns an actor's partition:
+	// with it, an audience asked with scope owned lists only the members
+	// this node owns (a standby holds more).
+	Owns func(actor string, anon bool) bool
+	// ForwardTimeout bounds each step (connect, send, each read) of a
+	// request forwarded to an owner; default 3 s. An owner slower than
+	// that is answered for with 503.
+	ForwardTimeout time.Duration
 }
 
 // Server serves the HTTP API. Safe for concurrent use.
@@ -125,6 +147,8 @@ type Server struct {
 	routes [numEndpoints]routeSpec // by endpoint; see route
 
 	items itemJSON // picks' item fields, encoded once per catalog change
+
+	peers peers // connection pools to partition owners (cluster mode)
 }
 
 // connsPerInFlight sets fasthttp's connection limit, a backstop above
@@ -137,6 +161,11 @@ const connsPerInFlight = 4
 func New(opts Options) (*Server, error) {
 	if opts.Engine == nil {
 		return nil, errors.New("api: Options.Engine is nil")
+	}
+	if opts.Owners != nil && opts.Owns == nil {
+		// This node's rows would hold its standby copies too: members
+		// listed twice.
+		return nil, errors.New("api: Options.Owners needs Options.Owns, to list only the members this node owns")
 	}
 	keys, err := checkAccess(opts.Addr, opts.WriteKeys, opts.ReadKeys)
 	if err != nil {
@@ -171,9 +200,13 @@ func New(opts Options) (*Server, error) {
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics()
 	}
+	if opts.ForwardTimeout <= 0 {
+		opts.ForwardTimeout = defaultForwardTimeout
+	}
 	s := &Server{opts: opts, done: make(chan struct{}), closing: make(chan struct{}), keys: keys, fresh: newFreshConns(),
 		screenPage: page, explorePage: explore, picksTmpl: newPicksTemplate(), metrics: opts.Metrics}
 	s.items.max = maxItemJSONBytes
+	s.peers.timeout = opts.ForwardTimeout
 	if err := s.metrics.register(s); err != nil {
 		return nil, err
 	}
@@ -256,6 +289,7 @@ func (s *Server) Stop(ctx context.Context) error {
 		return fmt.Errorf("cannot shut down http server: %w", err)
 	}
 	<-s.done
+	s.peers.closeIdle()
 	return nil
 }
 

@@ -19,7 +19,14 @@ import (
 // A record with an EventID (events, identify, exclusions) whose id was
 // applied within Options.EventIDWindow changes nothing and returns
 // ErrDuplicate; a rejected record does not use up its id.
-func (e *Engine) Apply(r *Record) error {
+func (e *Engine) Apply(r *Record) error { return e.applyAt(r, 0) }
+
+// applyAt is Apply of the record at index in its Apply or ApplyBatch call
+// (the Index of what it derives).
+func (e *Engine) applyAt(r *Record, index int) error {
+	if e.refused != nil {
+		return e.refused
+	}
 	if r.EventID != "" {
 		switch r.Op {
 		case OpEvent, OpIdentify, OpExclusion:
@@ -30,25 +37,25 @@ func (e *Engine) Apply(r *Record) error {
 		if !e.ids.reserve(h, secs(r.Received)) {
 			return ErrDuplicate
 		}
-		err := e.apply(r)
+		err := e.apply(r, index)
 		if err != nil {
 			e.ids.release(h)
 		}
 		return err
 	}
-	return e.apply(r)
+	return e.apply(r, index)
 }
 
-func (e *Engine) apply(r *Record) error {
+func (e *Engine) apply(r *Record, index int) error {
 	switch r.Op {
 	case OpProduct:
 		return e.applyProduct(&r.Product)
 	case OpInventory:
 		return e.applyInventory(&r.Inventory)
 	case OpEvent:
-		return e.applyEvent(&r.Event)
+		return e.applyEvent(&r.Event, index)
 	case OpIdentify:
-		return e.applyIdentify(&r.Identify)
+		return e.applyIdentify(&r.Identify, index)
 	case OpLocation:
 		return e.applyLocation(&r.Location)
 	case OpExclusion:
@@ -56,9 +63,15 @@ func (e *Engine) apply(r *Record) error {
 	case OpCampaign:
 		return e.applyCampaign(&r.Campaign)
 	case OpErase:
-		return e.applyErase(&r.Erase)
+		return e.applyErase(&r.Erase, index)
+	case OpForget:
+		return e.applyForget(&r.Erase)
 	case OpExpire:
-		return e.applyExpire(&r.Expire)
+		return e.applyExpire(&r.Expire, index)
+	case OpSignal:
+		return e.applySignal(&r.Signal)
+	case OpMerge:
+		return e.applyMerge(&r.Merge)
 	}
 	return ErrBadOp
 }
@@ -139,7 +152,7 @@ func (e *Engine) applyLocation(l *Location) error {
 	return nil
 }
 
-func (e *Engine) applyEvent(ev *Event) error {
+func (e *Engine) applyEvent(ev *Event, index int) error {
 	actor, anon, err := checkEventActor(ev)
 	if err != nil {
 		return err
@@ -148,6 +161,9 @@ func (e *Engine) applyEvent(ev *Event) error {
 	// rebase it may cause (ApplyBatch stamps in admitBatchEvent).
 	if ev.TS == 0 {
 		ev.TS = e.nowMS()
+	}
+	if e.opts.Holds != nil {
+		return e.applyEventPartial(ev, actor, anon, index)
 	}
 	if e.pop.needsRebase(secs(ev.TS)) { // rare: once every 64 half-lives of time
 		e.rebasePopularity(secs(ev.TS))
@@ -496,7 +512,7 @@ func appendAnchors(pr *profile.Profile, dst []relEntry, p, t, viewWin, buyWin ui
 // newer orders purchases by time, then by dense product id, newest first.
 func newer(a, b profile.Stamp) bool { return a.T > b.T || (a.T == b.T && a.P > b.P) }
 
-func (e *Engine) applyIdentify(id *Identify) error {
+func (e *Engine) applyIdentify(id *Identify, index int) error {
 	if id.AnonymousID == "" {
 		return fieldErr("anonymous_id", ErrMissingField)
 	}
@@ -513,11 +529,15 @@ func (e *Engine) applyIdentify(id *Identify) error {
 	defer e.mu.RUnlock()
 	// The history goes where the target's own history now lives; a link
 	// that leads back to the anonymous id itself would make a cycle.
-	if err := e.profiles.Link(id.AnonymousID, target, targetAnon); err != nil {
+	moved, err := e.profiles.LinkHeld(id.AnonymousID, target, targetAnon, e.opts.Holds)
+	if err != nil {
 		if errors.Is(err, profile.ErrFull) {
 			return profilesFull(err)
 		}
 		return fieldErr("to_anonymous_id", ErrIdentifyCycle)
+	}
+	if moved != nil { // a partial engine's history travelling to its destination's holders
+		e.deriveMerge(index, id.AnonymousID, target, targetAnon, moved)
 	}
 	return nil
 }

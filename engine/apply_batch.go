@@ -5,6 +5,7 @@ import (
 	"math"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/omnipick/omnipick/engine/profile"
@@ -113,14 +114,14 @@ func (e *Engine) ApplyBatch(recs []Record, errs []error) {
 	}
 	if workers < 2 || e.opts.Blend || len(recs) < minParallelRun {
 		for i := range recs {
-			errs[i] = e.Apply(&recs[i])
+			errs[i] = e.applyAt(&recs[i], i)
 		}
 		return
 	}
 	b := e.batches.Get().(*applyBatch)
 	for i := 0; i < len(recs); {
 		if recs[i].Op != OpEvent {
-			errs[i] = e.Apply(&recs[i])
+			errs[i] = e.applyAt(&recs[i], i)
 			i++
 			continue
 		}
@@ -130,11 +131,11 @@ func (e *Engine) ApplyBatch(recs []Record, errs []error) {
 		}
 		if j-i < minParallelRun || !b.room(e, recs[i:j]) {
 			for ; i < j; i++ {
-				errs[i] = e.Apply(&recs[i])
+				errs[i] = e.applyAt(&recs[i], i)
 			}
 			continue
 		}
-		b.run(e, recs[i:j], errs[i:j], workers)
+		b.run(e, recs[i:j], errs[i:j], workers, i)
 		i = j
 	}
 	e.batches.Put(b)
@@ -160,8 +161,9 @@ func (b *applyBatch) room(e *Engine, recs []Record) bool {
 	return e.profiles.Room(b.need)
 }
 
-// run applies a run of events (see the comment above batchChunk).
-func (b *applyBatch) run(e *Engine, recs []Record, errs []error, workers int) {
+// run applies a run of events (see the comment above batchChunk), the
+// first at index base of the ApplyBatch call.
+func (b *applyBatch) run(e *Engine, recs []Record, errs []error, workers, base int) {
 	if cap(b.events) < len(recs) {
 		b.events = make([]batchEvent, batchChunk)
 	}
@@ -199,6 +201,25 @@ func (b *applyBatch) run(e *Engine, recs []Record, errs []error, workers int) {
 	b.edit(e, recs, evs, 0)
 	b.wg.Wait()
 
+	if e.opts.Holds != nil {
+		// A partial engine derives the signal updates rather than apply
+		// them: phase 3 is their list, in record order.
+		b.derive(e, recs, evs, errs, base)
+	} else {
+		b.signals(e, evs, errs, workers)
+	}
+	e.mu.RUnlock()
+	for k := range evs { // the scratch keeps no strings or items alive
+		be := &evs[k]
+		be.x, be.target, be.err, be.invalid = eventEdit{}, "", nil, nil
+		be.u.facets, be.u.buyer, be.u.scanAt, be.u.scan = nil, "", "", Scan{}
+	}
+}
+
+// signals is phase 3 of a run (see the comment above batchChunk). The
+// caller holds Engine.mu shared, which a popularity rebase releases for a
+// while.
+func (b *applyBatch) signals(e *Engine, evs []batchEvent, errs []error, workers int) {
 	// Phase 3. The relation lists go to the workers by part, unless an
 	// event rebases popularity: that takes Engine.mu exclusively, which
 	// this run holds shared for its workers. Popularity's offset only
@@ -240,11 +261,32 @@ func (b *applyBatch) run(e *Engine, recs []Record, errs []error, workers int) {
 		b.relate(e, evs, ordered)
 		b.wg.Wait()
 	}
-	e.mu.RUnlock()
-	for k := range evs { // the scratch keeps no strings or items alive
+}
+
+// derive is phase 3 of a run on a partial engine, in record order: the
+// errors of phase 2, and what Apply derives for each event (its signal, or
+// the clock-only signal of an event rejected after the rebase check; see
+// applyEventPartial). The caller holds Engine.mu shared.
+func (b *applyBatch) derive(e *Engine, recs []Record, evs []batchEvent, errs []error, base int) {
+	for k := range evs {
 		be := &evs[k]
-		be.x, be.target, be.err, be.invalid = eventEdit{}, "", nil, nil
-		be.u.facets, be.u.buyer, be.u.scanAt, be.u.scan = nil, "", "", Scan{}
+		switch {
+		case be.err != nil: // phase 2 rejected it (not with room in the cap)
+			errs[k] = be.err
+			if be.hasID {
+				e.ids.release(be.id)
+			}
+			e.deriveClock(base+k, be.target, be.x.t)
+		case be.stage == stageEdit:
+			e.derived.add(base+k, strings.Clone(be.target), Record{Op: OpSignal, Signal: signalOf(&be.u)})
+		case be.stage == stageRebaseOnly && be.invalid != nil && e.pop.needsRebase(be.x.t):
+			// Rare: the target is resolved here rather than for every
+			// rejected event in phase 1 (links do not change in a run).
+			actor, anon, _ := eventActor(&recs[k].Event)
+			if target, _ := e.profiles.Resolve(actor, anon); e.opts.Holds(target) {
+				e.deriveClock(base+k, target, be.x.t)
+			}
+		}
 	}
 }
 
@@ -277,6 +319,9 @@ func (e *Engine) prepareEdit(be *batchEvent, ev *Event, workers int) error {
 		return err
 	}
 	be.target, be.targetAnon = e.profiles.Resolve(actor, anon)
+	if e.opts.Holds != nil && !e.opts.Holds(be.target) {
+		return nil // valid, and nothing to do here: another node's actor
+	}
 	be.shard = e.profiles.ShardIndex(be.target)
 	be.stage = stageEdit
 	return nil

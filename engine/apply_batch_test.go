@@ -247,40 +247,45 @@ func TestApplyBatchWithReaders(t *testing.T) {
 	}
 	recs = bw.generate()
 	errs := make([]error, len(recs))
-	stop := make(chan struct{})
+	stopReaders := readWhileApplying(t, batched, bw.customers)
+	for i := 0; i < len(recs); i += 700 {
+		n := min(700, len(recs)-i)
+		batched.ApplyBatch(recs[i:i+n], errs[i:i+n])
+	}
+	stopReaders()
+	if !bytes.Equal(snapshotBytes(t, serial), snapshotBytes(t, batched)) {
+		t.Fatal("the state applied in batches among readers differs from Apply's one by one")
+	}
+}
+
+// readWhileApplying runs two readers of e (picks of customers C0..Cn-1,
+// stats, and snapshots on one of them) until the returned function is
+// called, which waits for them.
+func readWhileApplying(t *testing.T, e *Engine, customers int) (stop func()) {
+	done := make(chan struct{})
 	var wg sync.WaitGroup
 	for r := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			var dst []Pick
 			for i := 0; ; i++ {
 				select {
-				case <-stop:
+				case <-done:
 					return
 				default:
 				}
-				q := Query{Customer: fmt.Sprint("C", i%bw.customers), Channel: ChannelWeb, K: 10}
-				dst = batched.PicksInto(dst[:0], &q)
-				batched.Stats()
+				q := Query{Customer: fmt.Sprint("C", i%customers), Channel: ChannelWeb, K: 10}
+				dst = e.PicksInto(dst[:0], &q)
+				e.Stats()
 				if r == 0 && i%50 == 0 {
-					if _, err := batched.BeginSnapshot().WriteTo(io.Discard); err != nil {
+					if _, err := e.BeginSnapshot().WriteTo(io.Discard); err != nil {
 						t.Error(err)
 						return
 					}
 				}
 			}
-		}()
+		})
 	}
-	for i := 0; i < len(recs); i += 700 {
-		n := min(700, len(recs)-i)
-		batched.ApplyBatch(recs[i:i+n], errs[i:i+n])
-	}
-	close(stop)
-	wg.Wait()
-	if !bytes.Equal(snapshotBytes(t, serial), snapshotBytes(t, batched)) {
-		t.Fatal("the state applied in batches among readers differs from Apply's one by one")
-	}
+	return func() { close(done); wg.Wait() }
 }
 
 // TestApplyBatchLongLinkChain links anonymous ids one after another into

@@ -9,7 +9,8 @@ import (
 )
 
 // applyExclusion keeps a product out of one actor's picks, or everyone's,
-// until a time.
+// until a time. A partial engine keeps an actor's exclusions if it holds
+// the actor (editProfile).
 func (e *Engine) applyExclusion(x *Exclusion) error {
 	if x.Product == "" {
 		return fieldErr("product", ErrMissingField)
@@ -47,6 +48,11 @@ func (e *Engine) applyExclusion(x *Exclusion) error {
 // e.mu must be held shared.
 func (e *Engine) editProfile(customer, anonymousID string, edit func(pr *profile.Profile)) error {
 	actor, anon := actorOf(customer, anonymousID)
+	if e.opts.Holds != nil {
+		if target, _ := e.profiles.Resolve(actor, anon); !e.opts.Holds(target) {
+			return nil // a partial engine edits the profiles it holds
+		}
+	}
 	if err := e.profiles.Edit(actor, anon, edit); err != nil {
 		return profilesFull(err)
 	}

@@ -29,6 +29,10 @@
 // leaf used by api and bench/world. bench/ sits beside cmd and may import
 // any of them.
 //
+// A partial engine (Options.Holds: a node of a partitioned cluster)
+// holds only some actors' profiles and turns its events' global effects
+// into derived records (partial.go) that every node applies.
+//
 // engine owns: the index (behind Engine.mu), the profile store, relations
 // (signals.go), popularity and top lists, scans, global exclusions, the
 // event counters and Options. It may import engine/profile, index,
@@ -109,9 +113,13 @@ type Engine struct {
 	// applied counts events by type: an atomic each, so parallel ingest
 	// shares no lock for it.
 	applied [numEventTypes]atomic.Uint64
+
+	derived derivedLog // a partial engine's derived records (partial.go)
+	refused error      // Options.Check's verdict: Apply applies nothing
 }
 
-// New returns an empty engine.
+// New returns an empty engine. Options that Check refuses give an engine
+// whose Apply returns Check's error.
 func New(opts Options) *Engine {
 	opts.setDefaults()
 	e := &Engine{opts: opts, idx: index.New()}
@@ -128,6 +136,7 @@ func New(opts Options) *Engine {
 	e.batches.New = func() any { return new(applyBatch) }
 	e.blend.w = initialWeights(&e.opts)
 	e.nb.init(&e.opts)
+	e.refused = opts.Check()
 	return e
 }
 

@@ -156,6 +156,18 @@ type Options struct {
 	ApplyWorkers int
 
 	Now func() time.Time // default time.Now
+
+	// Holds, if set, makes the engine hold the profiles of only the
+	// actors it reports true for (a partitioned cluster node's
+	// partitions; see partial.go). nil: every actor, and everything
+	// behaves exactly as without it (same bytes, same speed, no derived
+	// records). Holds is called with actor ids (customers' and
+	// anonymous ids alike, links followed where the profile is meant),
+	// from several goroutines at once (ApplyBatch) and under the profile
+	// store's locks: it must be a pure function of the id, answering the
+	// same for the engine's life. It may not be combined with Blend (see
+	// Check).
+	Holds func(actor string) bool
 }
 
 // FrequencyCap is how often an item may be shown before it is demoted.

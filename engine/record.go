@@ -30,6 +30,11 @@ const (
 	OpCampaign  Op = 7 // the picks an email campaign showed an actor (Record.Campaign)
 	OpErase     Op = 8 // forget an actor and everything about it (Record.Erase)
 	OpExpire    Op = 9 // drop anonymous profiles unused since a time (Record.Expire)
+	// Derived records (partial.go): what a partitioned cluster's owner of
+	// an actor publishes for every node to apply.
+	OpSignal Op = 10 // one event's global effect (Record.Signal), applied by every node
+	OpMerge  Op = 11 // an anonymous profile's history moving to another partition's actor (Record.Merge)
+	OpForget Op = 12 // an erased actor's part in the global signals: its last scans, its basket (Record.Erase)
 )
 
 func (o Op) String() string {
@@ -52,6 +57,12 @@ func (o Op) String() string {
 		return "erase"
 	case OpExpire:
 		return "expire"
+	case OpSignal:
+		return "signal"
+	case OpMerge:
+		return "merge"
+	case OpForget:
+		return "forget"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -77,6 +88,8 @@ type Record struct {
 	Campaign  Campaign
 	Erase     Erase
 	Expire    Expire
+	Signal    Signal
+	Merge     Merge
 }
 
 // Expire drops every anonymous profile (a cookie's, a device's) whose last
@@ -87,6 +100,11 @@ type Record struct {
 // run dropped. Customers' profiles never expire.
 type Expire struct {
 	Before int64
+	// AnonymousID, set only in a record a partial engine derived
+	// (partial.go), names one anonymous id whose expired profile others
+	// were linked into: the engines that do not hold it drop the entry of
+	// its links they keep, as its holders dropped it with the profile.
+	AnonymousID string
 }
 
 // Erase forgets an actor (a customer, or an anonymous id: exactly one is

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/omnipick/omnipick/internal/binfmt"
 )
@@ -24,6 +25,13 @@ import (
 //	campaign  = customer anonymous_id name nproducts:uvarint product* ts:varint(unix ms)
 //	erase     = customer anonymous_id
 //	expire    = before:varint(unix ms)
+//	signal    = type:byte product:uvarint t:uvarint(unix s) weight:f32 rel_weight:f32
+//	            nfacets:uvarint facet:uvarint* nanchors:uvarint (product:uvarint weight:f32)*
+//	            buyer scan_at scan_product scan_customer scan_anonymous_id scan_ts:varint(unix ms)
+//	merge     = anonymous_id target target_anon:byte profile_version:byte profile:(uvarint length, bytes)
+//
+// (signal and merge, the derived records of partial.go, exist from
+// version 1 of their payload on; products and facets are dense ids.)
 //
 // Version 2 (identify only, written when it links two anonymous ids):
 //
@@ -48,6 +56,11 @@ import (
 //
 //	nattributes:uvarint (key value)*
 //
+// Version 6 (expire only, written when it names an anonymous id, which
+// only a partial engine's derived record does):
+//
+//	expire    = before:varint(unix ms) anonymous_id
+//
 // Strings are uvarint length + bytes.
 const (
 	recordVersion   = 1
@@ -55,6 +68,7 @@ const (
 	recordVersionV3 = 3
 	recordVersionV4 = 4
 	recordVersionV5 = 5
+	recordVersionV6 = 6
 )
 
 // ErrBadRecord reports a payload that does not decode.
@@ -96,6 +110,9 @@ func AppendRecord(dst []byte, r *Record) []byte {
 		return binfmt.AppendString(binfmt.AppendString(binfmt.AppendString(dst, id.AnonymousID), id.Customer), id.ToAnonymousID)
 	}
 	switch {
+	case r.Op == OpExpire && r.Expire.AnonymousID != "":
+		dst = binfmt.AppendVarint(append(dst, recordVersionV6), r.Expire.Before)
+		return binfmt.AppendString(dst, r.Expire.AnonymousID)
 	case r.Op == OpProduct && len(r.Product.Attributes) > 0:
 		dst = appendBody(append(dst, recordVersionV5), r)
 		if r.Product.Group == "" {
@@ -164,13 +181,70 @@ func appendBody(dst []byte, r *Record) []byte {
 			dst = s(dst, p)
 		}
 		dst = binfmt.AppendVarint(dst, c.TS)
-	case OpErase:
+	case OpErase, OpForget:
 		dst = s(s(dst, r.Erase.Customer), r.Erase.AnonymousID)
 	case OpExpire:
 		dst = binfmt.AppendVarint(dst, r.Expire.Before)
+	case OpSignal:
+		dst = appendSignal(dst, &r.Signal)
+	case OpMerge:
+		m := &r.Merge
+		dst = s(s(dst, m.AnonymousID), m.Target)
+		dst = append(dst, b2u(m.TargetAnon), m.ProfileVersion)
+		dst = binfmt.AppendUvarint(dst, uint64(len(m.Profile)))
+		dst = append(dst, m.Profile...)
 	}
 	return dst
 }
+
+// appendSignal appends a signal's body.
+func appendSignal(dst []byte, g *Signal) []byte {
+	u := func(v uint32) { dst = binfmt.AppendUvarint(dst, uint64(v)) }
+	dst = append(dst, byte(g.Type))
+	u(g.Product)
+	u(g.T)
+	dst = binfmt.AppendFloat32(binfmt.AppendFloat32(dst, g.Weight), g.RelWeight)
+	u(uint32(len(g.Facets)))
+	for _, f := range g.Facets {
+		u(f)
+	}
+	u(uint32(len(g.Anchors)))
+	for _, a := range g.Anchors {
+		u(a.Product)
+		dst = binfmt.AppendFloat32(dst, a.Weight)
+	}
+	s := binfmt.AppendString
+	dst = s(s(s(s(s(dst, g.Buyer), g.ScanAt), g.Scan.Product), g.Scan.Customer), g.Scan.AnonymousID)
+	return binfmt.AppendVarint(dst, g.Scan.TS)
+}
+
+// decodeSignal reads a signal's body into g.
+func decodeSignal(rd *binfmt.Reader, g *Signal) {
+	g.Type = EventType(rd.Byte())
+	g.Product, g.T = rd.Uint32(), rd.Uint32()
+	g.Weight, g.RelWeight = rd.Float32(), rd.Float32()
+	if n := rd.Count(maxListLen); n > 0 {
+		g.Facets = make([]uint32, n)
+		for i := range g.Facets {
+			g.Facets[i] = rd.Uint32()
+		}
+	}
+	if n := rd.Count(maxSignalAnchors); n > 0 {
+		g.Anchors = make([]Anchor, n)
+		for i := range g.Anchors {
+			g.Anchors[i] = Anchor{Product: rd.Uint32(), Weight: rd.Float32()}
+		}
+	}
+	g.Buyer, g.ScanAt = rd.String(), rd.String()
+	g.Scan = Scan{Product: rd.String(), Customer: rd.String(), AnonymousID: rd.String(), TS: rd.Varint()}
+}
+
+// maxSignalAnchors is the most anchors a signal holds (Options.EventAnchors).
+const maxSignalAnchors = 64
+
+// maxMergeProfile bounds a merged profile's encoding: a profile at every
+// Options limit is far smaller.
+const maxMergeProfile = 16 << 20
 
 // DecodeRecord decodes a payload written by AppendRecord for op into r,
 // replacing its contents. Strings are copied out of b.
@@ -197,10 +271,25 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 	case v == recordVersionV2 && op == OpIdentify:
 		r.Identify = Identify{AnonymousID: rd.String(), Customer: rd.String(), ToAnonymousID: rd.String()}
 		return finishDecode(op, rd, r)
+	case v == recordVersionV6 && op == OpExpire:
+		r.Expire = Expire{Before: rd.Varint(), AnonymousID: rd.String()}
+		if r.Expire.AnonymousID == "" && rd.Err() == nil {
+			return fmt.Errorf("%w: expire: version 6 without an anonymous id", ErrBadRecord)
+		}
+		return finishDecode(op, rd, r)
 	case (v == recordVersionV3 || v == recordVersionV5) && op == OpProduct:
 	case v != recordVersion:
 		return fmt.Errorf("%w: version %d", ErrBadRecord, v)
 	}
+	if err := decodeBody(rd, op, v, r); err != nil {
+		return err
+	}
+	return finishDecode(op, rd, r)
+}
+
+// decodeBody reads the body of a payload of version v (after the version
+// and, in version 4, the event id) for op into r.
+func decodeBody(rd *binfmt.Reader, op Op, v byte, r *Record) error {
 	switch op {
 	case OpProduct:
 		if err := decodeProduct(rd, v, r); err != nil {
@@ -236,14 +325,25 @@ func DecodeRecord(op Op, b []byte, r *Record) error {
 			}
 		}
 		c.TS = rd.Varint()
-	case OpErase:
+	case OpErase, OpForget:
 		r.Erase = Erase{Customer: rd.String(), AnonymousID: rd.String()}
 	case OpExpire:
 		r.Expire = Expire{Before: rd.Varint()}
+	case OpSignal:
+		decodeSignal(rd, &r.Signal)
+	case OpMerge:
+		m := &r.Merge
+		m.AnonymousID, m.Target = rd.String(), rd.String()
+		m.TargetAnon, m.ProfileVersion = rd.Bool(), rd.Byte()
+		rd.MaxString = maxMergeProfile // a profile may pass a string's bound
+		if b := rd.Bytes(); len(b) > 0 {
+			m.Profile = slices.Clone(b)
+		}
+		rd.MaxString = maxRecordString
 	default:
 		return fmt.Errorf("%w: unknown op %d", ErrBadRecord, op)
 	}
-	return finishDecode(op, rd, r)
+	return nil
 }
 
 // decodeProduct reads a product payload of version v (1; 3: with a group;

@@ -32,6 +32,7 @@ var codecCases = []Record{
 	{Op: OpExclusion, EventID: "x-1", Received: 7, Exclusion: Exclusion{Customer: "C42", Product: "P1", Until: 9}},
 	{Op: OpErase, Erase: Erase{Customer: "C42"}},
 	{Op: OpErase, Erase: Erase{AnonymousID: "cookie-9f2"}},
+	{Op: OpForget, Erase: Erase{Customer: "C42"}},
 	{Op: OpExpire, Expire: Expire{Before: 1794415080123}},
 	{Op: OpProduct, EventID: "p-1", Received: 3, Product: Product{ID: "P9", Variants: []Variant{{SKU: "P9"}}}}, // logged though Apply refuses it
 	{Op: OpProduct, EventID: "p-2", Received: 3, Product: Product{ID: "P9", Group: "G1", Variants: []Variant{{SKU: "P9"}}}},

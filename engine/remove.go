@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/omnipick/omnipick/engine/profile"
 )
@@ -24,26 +25,72 @@ func profilesFull(err error) error {
 // lead to it (their histories were merged into it), its impressions,
 // campaigns and exclusions (all in the profile; see profile.Store.Erase),
 // and its part in the stores' last scans.
-func (e *Engine) applyErase(x *Erase) error {
-	id, anon := x.Customer, false
-	switch {
-	case x.Customer != "" && x.AnonymousID != "":
-		return fieldErr("customer", ErrBothActors)
-	case x.AnonymousID != "":
-		id, anon = x.AnonymousID, true
-	case x.Customer == "":
-		return fieldErr("customer", ErrUnknownActor)
+func (e *Engine) applyErase(x *Erase, index int) error {
+	id, anon, err := eraseActor(x)
+	if err != nil {
+		return err
 	}
 	e.mu.RLock()
 	defer e.mu.RUnlock()
+	if e.opts.Holds != nil {
+		// A partial engine may hold no entry of an actor it does not
+		// hold: only holders know the actor unknown. The actor's part in
+		// the global signals (scans, baskets) is forgotten where its
+		// holders' signal records put it: through a derived OpForget,
+		// after the signal records of the actor's earlier events (one
+		// published after this erasure reached the stream would bring
+		// the actor back into a store's last scan otherwise).
+		found := e.profiles.Erase(id, anon)
+		if !e.opts.Holds(id) {
+			return nil
+		}
+		if !found {
+			return fieldErr("id", ErrUnknownActor)
+		}
+		e.derived.add(index, strings.Clone(id), Record{Op: OpForget, Erase: Erase{Customer: strings.Clone(x.Customer), AnonymousID: strings.Clone(x.AnonymousID)}})
+		return nil
+	}
 	if !e.profiles.Erase(id, anon) {
 		return fieldErr("id", ErrUnknownActor)
 	}
+	e.forgetTraces(id, anon)
+	return nil
+}
+
+// eraseActor returns the actor of an erasure: its customer, or its
+// anonymous id (anon).
+func eraseActor(x *Erase) (id string, anon bool, err error) {
+	switch {
+	case x.Customer != "" && x.AnonymousID != "":
+		return "", false, fieldErr("customer", ErrBothActors)
+	case x.AnonymousID != "":
+		return x.AnonymousID, true, nil
+	case x.Customer == "":
+		return "", false, fieldErr("customer", ErrUnknownActor)
+	}
+	return x.Customer, false, nil
+}
+
+// applyForget applies an erased actor's derived OpForget: its part in the
+// stores' last scans and, a customer's, in the baskets.
+func (e *Engine) applyForget(x *Erase) error {
+	id, anon, err := eraseActor(x)
+	if err != nil {
+		return err
+	}
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	e.forgetTraces(id, anon)
+	return nil
+}
+
+// forgetTraces takes an erased actor out of the global signals: the last
+// scans and, a customer, the baskets. The caller holds Engine.mu shared.
+func (e *Engine) forgetTraces(id string, anon bool) {
 	e.scans.forget(id, anon)
 	if !anon {
 		e.nb.forget(id)
 	}
-	return nil
 }
 
 // forget takes an erased actor out of the last scans: the screen keeps
@@ -60,11 +107,24 @@ func (s *scans) forget(id string, anon bool) {
 }
 
 // applyExpire drops every anonymous profile unused since x.Before (see
-// profile.Store.Expire).
-func (e *Engine) applyExpire(x *Expire) error {
+// profile.Store.Expire). A partial engine drops those it holds, and
+// derives, for each that others were linked into, an Expire naming it:
+// the engines that do not hold it keep its links (its Links alone), not
+// knowing when it was last active, until that record tells them to drop
+// them too, so that every node keeps the same links.
+func (e *Engine) applyExpire(x *Expire, index int) error {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	e.profiles.Expire(secs(x.Before))
+	if x.AnonymousID != "" {
+		if e.opts.Holds != nil && !e.opts.Holds(x.AnonymousID) {
+			e.profiles.DropLinks(x.AnonymousID)
+		}
+		return nil
+	}
+	_, linked := e.profiles.ExpireHeld(secs(x.Before), e.opts.Holds)
+	for _, id := range linked {
+		e.derived.add(index, id, Record{Op: OpExpire, Expire: Expire{Before: x.Before, AnonymousID: id}})
+	}
 	e.nb.expire(secs(x.Before))
 	return nil
 }

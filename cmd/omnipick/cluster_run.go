@@ -28,6 +28,7 @@ func runCluster(args []string) error {
 	addr := fs.String("addr", "127.0.0.1:7071", "HTTP address of node 1; node i listens on the port after node i-1's")
 	dataDir := fs.String("data", "./data-cluster", "data folder; node i keeps its state in DIR/n<i>")
 	replicas := fs.Int("replicas", 0, "stream replicas; default 3, or 1 with fewer than 3 nodes")
+	standbys := fs.Int("standbys", 1, "holders of each partition beyond its owner (the nodes n1..nN are the members); -1: every node holds every partition")
 	demo := fs.Bool("demo", false, "node 1 loads the built-in demo world into a new cluster")
 	extra := fs.String("serve-flags", "", "more flags for every node's serve, space-separated")
 	if err := parseFlags(fs, args); err != nil {
@@ -61,6 +62,10 @@ func runCluster(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 
+	members := make([]string, *nodes)
+	for i := range members {
+		members[i] = fmt.Sprintf("n%d", i+1)
+	}
 	procs := make([]*exec.Cmd, *nodes)
 	var wg sync.WaitGroup
 	for i := range *nodes {
@@ -78,6 +83,9 @@ func runCluster(args []string) error {
 			"-nats-listen", fmt.Sprintf("%s:%d", host, ports[i]), "-replicas", strconv.Itoa(*replicas)}
 		if *nodes > 1 { // one server runs JetStream alone, without routes
 			a = append(a, "-nats-cluster", routes[i], "-nats-routes", strings.Join(routes, ","))
+		}
+		if *standbys >= 0 {
+			a = append(a, "-members", strings.Join(members, ","), "-standbys", strconv.Itoa(*standbys))
 		}
 		if *demo && i == 0 {
 			a = append(a, "-demo")

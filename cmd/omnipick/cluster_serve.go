@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -35,6 +36,9 @@ type clusterFlags struct {
 	natsRoutes *string
 	replicas   *int
 	partitions *int
+	members    *string
+	standbys   *int
+	advertise  *string
 	trimEvery  *time.Duration
 }
 
@@ -47,6 +51,9 @@ func addClusterFlags(fs *flag.FlagSet) *clusterFlags {
 		natsRoutes: fs.String("nats-routes", "", "embedded NATS server: route addresses (host:port) of every server of the cluster, comma-separated, its own included"),
 		replicas:   fs.Int("replicas", 3, "cluster mode: stream replicas when this node creates the cluster (1 for a one-server cluster)"),
 		partitions: fs.Int("partitions", cluster.DefaultPartitions, "cluster mode: partitions when this node creates the cluster (fixed afterwards)"),
+		members:    fs.String("members", "", "cluster mode: the cluster's node names, comma-separated, when this node creates it: each partition is then held by its owner and -standbys others only (docs/cluster.md); empty: every node holds every partition"),
+		standbys:   fs.Int("standbys", 1, "cluster mode with -members: holders of each partition beyond its owner, when this node creates the cluster"),
+		advertise:  fs.String("advertise", "", "cluster mode: this node's HTTP base URL as the other nodes reach it, for requests they forward (default http://<-addr>)"),
 		trimEvery:  fs.Duration("trim-every", 10*time.Minute, "cluster mode: how often the leading node trims the stream below the snapshots every node can recover from (docs/cluster.md)"),
 	}
 }
@@ -100,9 +107,17 @@ func serveCluster(cf *clusterFlags, o clusterServe) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	var members []string
+	if *cf.members != "" {
+		members = strings.Split(*cf.members, ",")
+	}
+	advertise := *cf.advertise
+	if advertise == "" {
+		advertise = "http://" + ln.Addr().String()
+	}
 	node, err := cluster.Open(ctx, cluster.Options{
 		URL: url, Name: name, Dir: filepath.Join(o.dataDir, "cluster"), Engine: o.engine, Log: o.log,
-		Replicas: *cf.replicas, Partitions: *cf.partitions,
+		Replicas: *cf.replicas, Partitions: *cf.partitions, Members: members, Standbys: *cf.standbys, HTTPURL: advertise,
 		SnapshotEvery: o.snapEvery, AnonymousTTL: o.anonTTL, ExpireEvery: o.expireEvery,
 		EraseCompactAfter: o.eraseCompact, TrimEvery: *cf.trimEvery,
 	})
@@ -126,13 +141,18 @@ func serveCluster(cf *clusterFlags, o clusterServe) error {
 		node.Close()
 		return err
 	}
-	srv, err := api.New(api.Options{
+	opts := api.Options{
 		Addr: o.addr, Listener: ln, Engine: node.Engine(), Writer: node, Log: o.log,
 		MaxBodyBytes: o.maxBody, MaxInFlight: o.maxInFlight,
 		WriteKeys: o.writeKeys, ReadKeys: o.readKeys, Metrics: metrics,
 		Health:      func() []byte { return nodeHealth(node) },
 		CompactJSON: func() ([]byte, error) { return compactCluster(node) },
-	})
+	}
+	if node.Partitioned() {
+		// Reads about an actor are answered by its partition's owner.
+		opts.Route, opts.Owners, opts.Owns = node.Route, node.OwnerURLs, node.Owns
+	}
+	srv, err := api.New(opts)
 	if err == nil {
 		err = srv.Start()
 	}
@@ -192,24 +212,36 @@ func splitHostPort(s string) (string, int, error) {
 }
 
 // nodeHealth is /healthz in cluster mode: who this node is and what it
-// holds. Every node applies every partition today (docs/cluster.md), so it
-// serves them all and owns none alone.
+// holds: the partitions it owns (answers for) and those it stands by for
+// (holds, and takes over when their owner is lost). A fully replicated
+// cluster's node owns every partition.
 func nodeHealth(n *cluster.Node) []byte {
 	st := n.Stats()
-	held := make([]int, st.Partitions)
-	for i := range held {
-		held[i] = i
-	}
+	owned, standby := n.Ownership()
+	serves := append(append(make([]int, 0, len(owned)+len(standby)), owned...), standby...)
+	slices.Sort(serves)
 	status := "ok"
 	if st.Stale != nil {
 		status = "stale: " + st.Stale.Error() // restart it: it loads the newest shared snapshot
 	}
-	b, _ := json.Marshal(map[string]any{
-		"status": status, "node": st.Node, "pid": os.Getpid(), "partitions": st.Partitions,
-		"serves": held, "owned": held, "standby": []int{},
+	h := map[string]any{
+		"status": status, "node": st.Node, "pid": os.Getpid(), "partitions": st.Partitions, "partitioned": st.Partitioned,
+		"serves": serves, "owned": nonNil(owned), "standby": nonNil(standby),
 		"applied_seq": st.Applied, "stream_first_seq": st.StreamFirst, "stream_last_seq": st.StreamLast, "leads": st.Leads, "lag": st.Lag, "nats_connected": st.Connected,
-	})
+	}
+	if st.Partitioned {
+		h["pending_signals"], h["failovers"] = st.PendingSignals, st.Failovers
+	}
+	b, _ := json.Marshal(h)
 	return b
+}
+
+// nonNil makes an empty list a JSON [] rather than null.
+func nonNil(s []int) []int {
+	if s == nil {
+		return []int{}
+	}
+	return s
 }
 
 // compactCluster serves POST /v1/admin/compact in cluster mode: every
@@ -254,11 +286,24 @@ var (
 	descShared  = prometheus.NewDesc("omnipick_cluster_shared_snapshots", "Snapshots in the shared bucket, as this node last counted them.", nil, nil)
 	descExpiry  = prometheus.NewDesc("omnipick_cluster_expiry_records_total", "Anonymous-profile expiry records this node published.", nil, nil)
 	descStale   = prometheus.NewDesc("omnipick_cluster_stale", "1 when this node found records trimmed before it applied them (it refuses writes: restart it).", nil, nil)
+
+	// A partitioned cluster's (docs/cluster.md):
+	descFailovers = prometheus.NewDesc("omnipick_cluster_failovers_total", "Partitions this node came to own after it was ready (their owner was lost).", nil, nil)
+	descPending   = prometheus.NewDesc("omnipick_cluster_pending_signals", "Signal records this node derived that are not in the stream yet.", nil, nil)
+	descSigPub    = prometheus.NewDesc("omnipick_cluster_signal_messages_published_total", "Signal messages this node published for the partitions it owns.", nil, nil)
+	descSigLat    = prometheus.NewDesc("omnipick_cluster_signal_publish_latency_seconds_mean", "Mean time from a signal message's publish to its ack.", nil, nil)
+	descSigApp    = prometheus.NewDesc("omnipick_cluster_signals_applied_total", "Signal records this node applied (first copies).", nil, nil)
+	descSigDup    = prometheus.NewDesc("omnipick_cluster_signal_duplicates_total", "Signal records skipped as copies (published again, or by two owners for a moment).", nil, nil)
+	descSigRej    = prometheus.NewDesc("omnipick_cluster_signals_rejected_total", "Signal records the engine refused.", nil, nil)
+	descPartOwned = prometheus.NewDesc("omnipick_cluster_partition_owned", "1 for a partition this node owns, 0 for one it stands by for (partitions it does not hold are not listed).", []string{"partition"}, nil)
+	descPartPend  = prometheus.NewDesc("omnipick_cluster_partition_pending_signals", "A held partition's signal records derived here and not in the stream yet.", []string{"partition"}, nil)
+	descPartLag   = prometheus.NewDesc("omnipick_cluster_partition_lag_messages", "A held partition's lag: stream messages since the oldest of its events whose signals are not in the stream yet (0: none), plus this node's own lag.", []string{"partition"}, nil)
 )
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descApplied, descLag, descRecords, descWrites, descPubLat, descRepub, descStalls, descSnap,
-		descFirst, descLast, descLeads, descTrimSeq, descTrimAt, descTrimmed, descUpSeq, descUpAt, descShared, descExpiry, descStale} {
+		descFirst, descLast, descLeads, descTrimSeq, descTrimAt, descTrimmed, descUpSeq, descUpAt, descShared, descExpiry, descStale,
+		descFailovers, descPending, descSigPub, descSigLat, descSigApp, descSigDup, descSigRej, descPartOwned, descPartPend, descPartLag} {
 		ch <- d
 	}
 }
@@ -284,6 +329,26 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descShared, prometheus.GaugeValue, float64(st.SharedSnapshots))
 	ch <- prometheus.MustNewConstMetric(descExpiry, prometheus.CounterValue, float64(st.Expiries))
 	ch <- prometheus.MustNewConstMetric(descStale, prometheus.GaugeValue, boolGauge(st.Stale != nil))
+	if !st.Partitioned {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descFailovers, prometheus.CounterValue, float64(st.Failovers))
+	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(st.PendingSignals))
+	ch <- prometheus.MustNewConstMetric(descSigPub, prometheus.CounterValue, float64(st.Signals.Published))
+	ch <- prometheus.MustNewConstMetric(descSigLat, prometheus.GaugeValue, st.Signals.PublishLatency.Seconds())
+	ch <- prometheus.MustNewConstMetric(descSigApp, prometheus.CounterValue, float64(st.Signals.Applied))
+	ch <- prometheus.MustNewConstMetric(descSigDup, prometheus.CounterValue, float64(st.Signals.Duplicates))
+	ch <- prometheus.MustNewConstMetric(descSigRej, prometheus.CounterValue, float64(st.Signals.Rejected))
+	for _, ps := range st.PartitionState {
+		p := strconv.Itoa(ps.Partition)
+		lag := st.Lag
+		if ps.Oldest > 0 && st.StreamLast > ps.Oldest {
+			lag += st.StreamLast - ps.Oldest
+		}
+		ch <- prometheus.MustNewConstMetric(descPartOwned, prometheus.GaugeValue, boolGauge(ps.Owned), p)
+		ch <- prometheus.MustNewConstMetric(descPartPend, prometheus.GaugeValue, float64(ps.Pending), p)
+		ch <- prometheus.MustNewConstMetric(descPartLag, prometheus.GaugeValue, float64(lag), p)
+	}
 }
 
 func boolGauge(b bool) float64 {

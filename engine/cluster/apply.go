@@ -210,6 +210,13 @@ func (n *Node) applyMsg(msg jetstream.Msg) {
 	if prev := n.applied.Load(); seq > prev+1 {
 		n.noteGap(prev, seq)
 	}
+	if n.layout.partitioned() && n.isSignalMsg(msg) {
+		err = n.applySignals(seq, msg.Data())
+		n.applied.Store(seq)
+		n.applyMu.Unlock()
+		n.finishMsg(seq, 0, w, start, err)
+		return
+	}
 	// The records are decoded first, then applied as one batch
 	// (ApplyBatch: Apply's state, the profile edits in parallel). Of a
 	// malformed message, the records before the fault are applied.
@@ -230,12 +237,21 @@ func (n *Node) applyMsg(msg jetstream.Msg) {
 	clear(recs) // keep no strings alive until the next message
 	clear(verdicts)
 	n.recs = recs
+	if n.layout.partitioned() {
+		n.takeDerived(seq)
+	}
 	n.applied.Store(seq)
 	n.applyMu.Unlock()
 	if erased {
 		n.eraseSeq.Store(seq)
 		n.eraseAt.CompareAndSwap(0, time.Now().UnixNano())
 	}
+	n.finishMsg(seq, count, w, start, err)
+}
+
+// finishMsg counts an applied message, wakes the write waiting for it and
+// the waits for its sequence, and announces the progress.
+func (n *Node) finishMsg(seq uint64, count int, w *waiter, start time.Time, err error) {
 	n.stats.records.Add(uint64(count))
 	n.stats.applied.Add(1)
 	n.stats.applyNanos.Add(uint64(time.Since(start)))

@@ -40,6 +40,7 @@ func (n *Node) halt() bool {
 	<-n.done
 	<-n.bg
 	<-n.hk
+	<-n.sigDone
 	<-n.peersDone
 	n.peerSub.Unsubscribe()
 	n.compactSub.Unsubscribe()
@@ -80,6 +81,13 @@ type Stats struct {
 	SharedSnapshots uint64    // snapshots in the bucket, as last counted by this node
 	Expiries        uint64    // expiry records this node published
 	Stale           error     // ErrTrimmed when this node missed trimmed records; nil normally
+
+	// A partitioned cluster's (Partitioned):
+	Partitioned    bool
+	Failovers      uint64           // partitions this node came to own after it was ready (their owner was lost)
+	PendingSignals int              // signal records derived here and not yet in the stream
+	Signals        SignalStats      // the signal records this node published and applied
+	PartitionState []PartitionState // the partitions this node holds
 }
 
 // Stats returns current counters.
@@ -104,6 +112,10 @@ func (n *Node) Stats() Stats {
 	}
 	if m := n.stats.applied.Load(); m > 0 {
 		s.ApplyPerMessage = time.Duration(n.stats.applyNanos.Load() / m)
+	}
+	if n.layout.partitioned() {
+		s.Partitioned, s.Failovers = true, n.stats.failovers.Load()
+		s.PendingSignals, s.Signals, s.PartitionState = n.PendingSignals(), n.signalStats(), n.PartitionStates()
 	}
 	return s
 }

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/omnipick/omnipick/bench/world"
 	"github.com/omnipick/omnipick/engine"
@@ -274,47 +272,11 @@ func comparePicks(t *testing.T, want *engine.Engine, qs []engine.Query, got ...*
 // in stream order to a fresh engine: the single node fed the same records.
 func streamEngine(t *testing.T, url, stream string) *engine.Engine {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	s, err := js.Stream(ctx, stream)
-	if err != nil {
-		t.Fatalf("stream: %v", err)
-	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		t.Fatalf("stream info: %v", err)
-	}
-	cons, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatalf("consumer: %v", err)
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		t.Fatalf("consumer: %v", err)
-	}
-	defer it.Stop()
-	watchdog := time.AfterFunc(60*time.Second, it.Stop) // Next then fails
-	defer watchdog.Stop()
 	e := engine.New(testEngine())
-	for seq := uint64(0); seq < info.State.LastSeq; {
-		msg, err := it.Next()
-		if err != nil {
-			t.Fatalf("next after %d of %d: %v", seq, info.State.LastSeq, err)
-		}
-		meta, _ := msg.Metadata()
-		seq = meta.Sequence.Stream
-		if err := decodeMsg(msg.Data(), func(_ int, r *engine.Record) { e.Apply(r) }); err != nil {
+	readStream(t, url, stream, 0, func(_ uint64, _ string, data []byte) {
+		if err := decodeMsg(data, func(_ int, r *engine.Record) { e.Apply(r) }); err != nil {
 			t.Fatal(err)
 		}
-	}
+	})
 	return e
 }

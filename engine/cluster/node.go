@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,6 +32,17 @@ type Options struct {
 	Stream     string // stream name; default "OMNIPICK"; subjects are its lower case
 	Partitions int    // partitions of a new cluster; default 64; an existing stream's count wins
 	Replicas   int    // stream replicas of a new cluster; default 3
+
+	// Members, set when the stream is created, makes a partitioned
+	// cluster: each partition is held by 1+Standbys of these nodes
+	// (owners.go), which alone keep its profiles. Empty: every node holds
+	// every partition. An existing stream's members and standbys win.
+	Members  []string
+	Standbys int // holders of a partition beyond its owner; default 1
+	// HTTPURL is this node's HTTP base URL ("http://10.0.0.1:7070"),
+	// announced to the others: requests about the actors it owns are
+	// forwarded there.
+	HTTPURL string
 
 	// Window is the number of published messages awaiting JetStream's ack
 	// before further publishes wait (up to StallWait, then ErrOverloaded).
@@ -87,6 +99,9 @@ func (o *Options) setDefaults() {
 	if o.Replicas <= 0 {
 		o.Replicas = 3
 	}
+	if o.Standbys <= 0 {
+		o.Standbys = 1
+	}
 	if o.Window <= 0 {
 		o.Window = 4096
 	}
@@ -133,6 +148,7 @@ var (
 	ErrClosed      = errors.New("cluster node closed")
 	ErrRecordLarge = errors.New("record larger than a message may be")
 	ErrBadMessage  = errors.New("malformed message in the stream")
+	ErrNotMember   = errors.New("not a member of the cluster")
 )
 
 const partitionsKey = "omnipick_partitions"
@@ -149,7 +165,13 @@ type Node struct {
 	obs        jetstream.ObjectStore // shared snapshots
 	subject    string                // subject prefix
 	partitions int
+	layout     layout // who holds each partition; empty: every node holds everything
 	e          *engine.Engine
+
+	ownersMu  sync.Mutex             // one refreshOwners at a time
+	owners    atomic.Pointer[owners] // who owns each partition now, as this node sees it
+	sig       signals                // a partitioned node's signal records (signals.go)
+	sharedSeq atomic.Uint64          // this node's newest shared snapshot (partitioned clusters)
 
 	applyMu   sync.Mutex      // one apply at a time; a snapshot begins under it
 	recs      []engine.Record // the message being applied; guarded by applyMu
@@ -186,6 +208,9 @@ type Node struct {
 	done   chan struct{} // the applier returned
 	bg     chan struct{} // the stream watcher returned
 	hk     chan struct{} // housekeeping returned
+	// sigDone: the signal publisher returned (closed at once when
+	// partitions have no owners)
+	sigDone chan struct{}
 }
 
 type waiter struct {
@@ -216,6 +241,7 @@ type stats struct {
 	uploadSeq   atomic.Uint64 // the last shared snapshot's sequence
 	uploadAt    atomic.Int64
 	shared      atomic.Uint64 // snapshots in the bucket, as last counted
+	failovers   atomic.Uint64 // partitions this node came to own after it was ready
 }
 
 // Open joins the stream (creating it on a new cluster), loads the newest
@@ -243,7 +269,8 @@ var errTrimmedAtOpen = fmt.Errorf("%w while the node joined", ErrTrimmed)
 
 func open(ctx context.Context, opts Options) (*Node, error) {
 	n := &Node{opts: opts, subject: strings.ToLower(opts.Stream), idPrefix: opts.Name + "-" + nuid.Next() + "-",
-		waiters: map[string]*waiter{}, stop: make(chan struct{}), done: make(chan struct{}), bg: make(chan struct{}), hk: make(chan struct{}), peersDone: make(chan struct{})}
+		waiters: map[string]*waiter{}, stop: make(chan struct{}), done: make(chan struct{}), bg: make(chan struct{}), hk: make(chan struct{}), peersDone: make(chan struct{}),
+		sigDone: make(chan struct{})}
 	var err error
 	if opts.Conn != nil {
 		n.nc = opts.Conn
@@ -269,10 +296,22 @@ func open(ctx context.Context, opts Options) (*Node, error) {
 		n.closeConn()
 		return nil, err
 	}
+	if n.layout.partitioned() {
+		// The engine keeps the profiles of this node's partitions only
+		// and turns their events' global effects into signal records.
+		n.sig.init(n.partitions)
+		n.opts.Engine.Holds = n.heldSet()
+		n.refreshOwners()
+	}
 	e, seq, err := n.recover(ctx)
 	if err != nil {
 		n.closeConn()
 		return nil, err
+	}
+	if n.layout.partitioned() {
+		if seqs, err := n.sharedSeqs(ctx); err == nil && len(seqs) > 0 {
+			n.sharedSeq.Store(seqs[len(seqs)-1])
+		}
 	}
 	n.e = e
 	n.applied.Store(seq)
@@ -290,6 +329,11 @@ func open(ctx context.Context, opts Options) (*Node, error) {
 	}
 	go n.background()
 	go n.housekeeping()
+	if n.layout.partitioned() {
+		go n.signalLoop()
+	} else {
+		close(n.sigDone)
+	}
 	err = n.Sync(ctx)
 	if err == nil && n.gapAt.Load() != 0 {
 		err = fmt.Errorf("%w: %w", errTrimmedAtOpen, n.staleErr())
@@ -309,6 +353,7 @@ func open(ctx context.Context, opts Options) (*Node, error) {
 	case <-ctx.Done():
 	}
 	n.ready.Store(true)
+	n.refreshOwners()
 	n.announce()
 	opts.Log.Info("cluster node ready", "node", opts.Name, "stream", opts.Stream, "partitions", n.partitions,
 		"snapshot_seq", seq, "applied", n.applied.Load())
@@ -323,6 +368,11 @@ func (n *Node) joinStream(ctx context.Context) error {
 		Name: n.opts.Stream, Subjects: []string{n.subject + ".p.*", n.subject + ".b", n.subject + ".m"},
 		Replicas: n.opts.Replicas, Storage: jetstream.FileStorage, Duplicates: 2 * time.Minute,
 		Metadata: map[string]string{partitionsKey: strconv.Itoa(n.opts.Partitions)},
+	}
+	if len(n.opts.Members) > 0 {
+		cfg.Subjects = append(cfg.Subjects, n.subject+".s")
+		cfg.Metadata[membersKey] = strings.Join(n.opts.Members, ",")
+		cfg.Metadata[standbysKey] = strconv.Itoa(n.opts.Standbys)
 	}
 	return n.untilAnswered(ctx, "JetStream", func(cctx context.Context) (bool, error) {
 		s, err := n.js.Stream(cctx, cfg.Name)
@@ -340,8 +390,32 @@ func (n *Node) joinStream(ctx context.Context) error {
 			return false, fmt.Errorf("stream %s has no valid %s in its metadata: %w", cfg.Name, partitionsKey, ErrBadMessage)
 		}
 		n.stream, n.partitions = s, p
-		return false, nil
+		return false, n.readLayout(s.CachedInfo().Config)
 	})
+}
+
+// readLayout reads the members and standbys of an existing stream's
+// metadata: a partitioned cluster's layout is fixed when it is created.
+func (n *Node) readLayout(cfg jetstream.StreamConfig) error {
+	members, err := parseMembers(cfg.Metadata[membersKey])
+	if err != nil {
+		return fmt.Errorf("stream %s: %w: %w", cfg.Name, err, ErrBadMessage)
+	}
+	if len(members) == 0 {
+		if len(n.opts.Members) > 0 {
+			n.opts.Log.Warn("stream was created without members: every node holds every partition", "stream", cfg.Name)
+		}
+		return nil
+	}
+	if !slices.Contains(members, n.opts.Name) {
+		return fmt.Errorf("%w: node %q is not a member of stream %s (members %v)", ErrNotMember, n.opts.Name, cfg.Name, members)
+	}
+	standbys, err := strconv.Atoi(cfg.Metadata[standbysKey])
+	if err != nil || standbys < 0 {
+		return fmt.Errorf("stream %s has no valid %s in its metadata: %w", cfg.Name, standbysKey, ErrBadMessage)
+	}
+	n.layout = newLayout(members, standbys, n.partitions)
+	return nil
 }
 
 // untilAnswered calls try, with 10 s for each call, until it succeeds or

@@ -155,14 +155,24 @@ func (n *Node) Trim(ctx context.Context) (TrimInfo, error) {
 	for _, snap := range n.peerSnaps() {
 		floor = min(floor, snap)
 	}
-	seqs, err := n.sharedSeqs(ctx)
-	if err != nil {
-		return TrimInfo{}, err
-	}
-	if len(seqs) == 0 {
-		floor = 0
+	if n.layout.partitioned() {
+		// Each member recovers from its own shared snapshot: keep what
+		// the oldest of them needs, lost members' included (a member
+		// never heard of holds everything back).
+		for _, s := range n.memberShared() {
+			floor = min(floor, s)
+		}
+		floor = min(floor, n.sharedSeq.Load())
 	} else {
-		floor = min(floor, seqs[len(seqs)-1])
+		seqs, err := n.sharedSeqs(ctx)
+		if err != nil {
+			return TrimInfo{}, err
+		}
+		if len(seqs) == 0 {
+			floor = 0
+		} else {
+			floor = min(floor, seqs[len(seqs)-1])
+		}
 	}
 	ti, err := n.purge(ctx, floor)
 	if err == nil && ti.Purged > 0 {
@@ -217,6 +227,15 @@ type CompactInfo struct {
 // node did not answer. Served as POST /v1/admin/compact.
 func (n *Node) Compact(ctx context.Context) (CompactInfo, error) {
 	var ci CompactInfo
+	if err := n.membersLive(); err != nil {
+		return ci, err
+	}
+	// A partitioned cluster's signal records carry actor ids too (scans,
+	// baskets, merges, erasures' global part): the target must come after
+	// every node published and applied the ones it holds.
+	if err := n.waitNoPending(ctx); err != nil {
+		return ci, err
+	}
 	if err := n.Sync(ctx); err != nil {
 		return ci, err
 	}
@@ -280,6 +299,67 @@ func (n *Node) Compact(ctx context.Context) (CompactInfo, error) {
 	return ci, err
 }
 
+// uploadOwn shares a partitioned node's compacted snapshot and deletes its
+// shared ones older than target (a fully replicated cluster's compaction
+// shares the coordinator's only).
+func (n *Node) uploadOwn(ctx context.Context, seq, target uint64) (int, error) {
+	if !n.layout.partitioned() {
+		return 0, nil
+	}
+	return n.upload(ctx, seq, target)
+}
+
+// ErrMemberDown: a partitioned cluster's compaction needs every member:
+// it trims the stream past every snapshot older than its target, and a
+// member that is down recovers from its own (no other node holds its
+// partitions only), so it could not come back.
+var ErrMemberDown = errors.New("a member of the cluster is down")
+
+// membersLive is nil when partitions have no owners or every member is
+// live.
+func (n *Node) membersLive() error {
+	if !n.layout.partitioned() {
+		return nil
+	}
+	live := n.livePeerStates()
+	for _, m := range n.layout.members {
+		if _, ok := live[m]; !ok && m != n.opts.Name {
+			return fmt.Errorf("%w: %s is not heard from; a compaction now would trim what it needs to recover (bring it back first)", ErrMemberDown, m)
+		}
+	}
+	return nil
+}
+
+// waitNoPending returns once this node and every live peer hold no
+// signal record that is not in the stream (at once when partitions have
+// no owners).
+func (n *Node) waitNoPending(ctx context.Context) error {
+	if !n.layout.partitioned() {
+		return nil
+	}
+	for {
+		busy := ""
+		if n.PendingSignals() > 0 {
+			busy = n.opts.Name
+		}
+		for name, st := range n.livePeerStates() {
+			if st.pending > 0 {
+				busy = name
+			}
+		}
+		if busy == "" {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %s still holds signal records not in the stream: %w", busy, ctx.Err())
+		case <-n.stop:
+			return ErrClosed
+		case <-time.After(heartbeat / 5):
+		}
+	}
+}
+
 // compactLocal makes this node's newest snapshot cover target (a new one
 // when it does not) and deletes the older ones; it returns the snapshot's
 // sequence. The caller has waited for target to be applied.
@@ -328,6 +408,8 @@ func (n *Node) onCompact(m *nats.Msg) {
 		if err := n.WaitApplied(ctx, target); err != nil {
 			reply += "cannot apply the stream up to the target: " + err.Error()
 		} else if seq, err := n.compactLocal(target, nil); err != nil {
+			reply += err.Error()
+		} else if _, err := n.uploadOwn(ctx, seq, target); err != nil {
 			reply += err.Error()
 		} else {
 			reply += strconv.FormatUint(seq, 10)

@@ -26,16 +26,25 @@ type peers struct {
 	mu      sync.Mutex
 	seen    map[string]peerState
 	changed chan struct{} // closed and replaced when a peer advances
+	// shared: each member's newest shared snapshot as it announced it,
+	// kept after it is lost (a partitioned cluster trims no record a
+	// member would need to recover).
+	shared map[string]uint64
 }
 
 type peerState struct {
-	seq  uint64 // applied
-	snap uint64 // its newest snapshot's sequence: where it recovers from
-	at   time.Time
+	seq    uint64 // applied
+	snap   uint64 // its newest snapshot's sequence: where it recovers from
+	shared uint64 // its newest shared snapshot's sequence (partitioned clusters)
+	url    string // its HTTP base URL, where requests it owns are forwarded
+	// pending: signal records it derived that are not yet in the stream
+	// (partitioned clusters)
+	pending int
+	at      time.Time
 }
 
 func (n *Node) startPeers() error {
-	n.peers = peers{seen: map[string]peerState{}, changed: make(chan struct{})}
+	n.peers = peers{seen: map[string]peerState{}, changed: make(chan struct{}), shared: map[string]uint64{}}
 	sub, err := n.nc.Subscribe(n.subject+".applied", n.onAnnounce)
 	if err != nil {
 		return fmt.Errorf("cannot subscribe to the nodes' progress: %w", err)
@@ -61,6 +70,7 @@ func (n *Node) onAnnounce(m *nats.Msg) {
 		close(p.changed)
 		p.changed = make(chan struct{})
 		p.mu.Unlock()
+		n.refreshOwners() // its partitions go to their standbys at once
 		return
 	}
 	seq, err := strconv.ParseUint(seqText, 10, 64)
@@ -71,11 +81,22 @@ func (n *Node) onAnnounce(m *nats.Msg) {
 	// earlier version neither sends nor reads: one without it counts as
 	// having no snapshot (nothing is trimmed while it is heard from).
 	snap, _ := strconv.ParseUint(m.Header.Get(snapHeader), 10, 64)
+	shared, _ := strconv.ParseUint(m.Header.Get(sharedHeader), 10, 64)
+	url := m.Header.Get(httpHeader)
+	pending, _ := strconv.Atoi(m.Header.Get(pendingHeader))
 	p.mu.Lock()
-	p.seen[name] = peerState{seq: seq, snap: snap, at: time.Now()}
+	prev, known := p.seen[name]
+	p.seen[name] = peerState{seq: seq, snap: snap, shared: shared, url: url, pending: pending, at: time.Now()}
+	if shared > 0 {
+		p.shared[name] = shared
+	}
 	close(p.changed)
 	p.changed = make(chan struct{})
 	p.mu.Unlock()
+	// A node that appears (or comes back, or moves) may own partitions.
+	if !known || prev.url != url || time.Since(prev.at) > n.opts.PeerTimeout {
+		n.refreshOwners()
+	}
 }
 
 // announce tells the other nodes how far this one has applied.
@@ -84,6 +105,15 @@ func (n *Node) announce() {
 		m := nats.NewMsg(n.subject + ".applied")
 		m.Data = []byte(n.opts.Name + " " + strconv.FormatUint(n.applied.Load(), 10))
 		m.Header.Set(snapHeader, strconv.FormatUint(n.snapSeq.Load(), 10))
+		if s := n.sharedSeq.Load(); s > 0 {
+			m.Header.Set(sharedHeader, strconv.FormatUint(s, 10))
+		}
+		if n.opts.HTTPURL != "" {
+			m.Header.Set(httpHeader, n.opts.HTTPURL)
+		}
+		if n.layout.partitioned() {
+			m.Header.Set(pendingHeader, strconv.Itoa(n.PendingSignals()))
+		}
 		n.nc.PublishMsg(m)
 	}
 }
@@ -91,6 +121,17 @@ func (n *Node) announce() {
 // snapHeader carries an announcing node's snapshot sequence: where it
 // recovers from, which trimming must keep.
 const snapHeader = "Omnipick-Snapshot-Seq"
+
+// sharedHeader carries a member's newest shared snapshot sequence
+// (partitioned clusters: each member shares its own), httpHeader its HTTP
+// base URL.
+const (
+	sharedHeader = "Omnipick-Shared-Seq"
+	httpHeader   = "Omnipick-HTTP"
+	// pendingHeader: how many signal records the node derived that are
+	// not yet in the stream (a compaction waits for none).
+	pendingHeader = "Omnipick-Pending"
+)
 
 // goneMark is announced by a node that closes: writes stop waiting for it
 // at once rather than after PeerTimeout.
@@ -110,6 +151,7 @@ func (n *Node) announceLoop() {
 		case <-n.stop:
 			return
 		case <-t.C:
+			n.refreshOwners() // a peer not heard from for PeerTimeout loses its partitions
 			n.announce()
 		}
 	}
@@ -158,14 +200,39 @@ func (n *Node) peerSnaps() map[string]uint64 {
 
 // livePeers returns a figure of every node heard from within PeerTimeout.
 func (n *Node) livePeers(figure func(peerState) uint64) map[string]uint64 {
+	live := n.livePeerStates()
+	out := make(map[string]uint64, len(live))
+	for name, st := range live {
+		out[name] = figure(st)
+	}
+	return out
+}
+
+// livePeerStates returns what the nodes heard from within PeerTimeout
+// last announced.
+func (n *Node) livePeerStates() map[string]peerState {
 	p := &n.peers
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	out := make(map[string]uint64, len(p.seen))
+	out := make(map[string]peerState, len(p.seen))
 	for name, st := range p.seen {
 		if time.Since(st.at) <= n.opts.PeerTimeout {
-			out[name] = figure(st)
+			out[name] = st
 		}
 	}
+	return out
+}
+
+// memberShared returns the newest shared snapshot each member announced,
+// lost members included (0: none heard of).
+func (n *Node) memberShared() map[string]uint64 {
+	p := &n.peers
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make(map[string]uint64, len(n.layout.members))
+	for _, m := range n.layout.members {
+		out[m] = p.shared[m]
+	}
+	out[n.opts.Name] = n.sharedSeq.Load() // a node hears its own announcements not
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -29,6 +30,21 @@ const uploadTimeout = 5 * time.Minute
 var ErrTrimmed = errors.New("the stream was trimmed past this node's state")
 
 func (n *Node) bucketName() string { return n.opts.Stream + "_SNAPSHOTS" }
+
+// sharedPrefix starts the names of this node's shared snapshots. In a
+// partitioned cluster a node's snapshot holds only the profiles of its
+// partitions, so each member shares its own ("n2.cluster-snap-...") and
+// recovers from its own; in a fully replicated one any node's will do
+// and the names have no prefix.
+func (n *Node) sharedPrefix() string {
+	if n.layout.partitioned() {
+		return n.opts.Name + "."
+	}
+	return ""
+}
+
+// sharedName is the object name of this node's shared snapshot at seq.
+func (n *Node) sharedName(seq uint64) string { return n.sharedPrefix() + snapName(seq) }
 
 // openBucket opens the shared snapshot bucket, creating it with the
 // stream's replicas when it does not exist.
@@ -85,8 +101,13 @@ func (n *Node) listShared(ctx context.Context) ([]uint64, error) {
 		return nil, err
 	}
 	var seqs []uint64
+	prefix := n.sharedPrefix()
 	for _, in := range infos {
-		if s, ok := snapSeqOf(in.Name); ok {
+		name, ok := strings.CutPrefix(in.Name, prefix)
+		if !ok {
+			continue
+		}
+		if s, ok := snapSeqOf(name); ok {
 			seqs = append(seqs, s)
 		}
 	}
@@ -98,7 +119,7 @@ func (n *Node) listShared(ctx context.Context) ([]uint64, error) {
 // shared snapshots older than below and those beyond the newest
 // SharedSnapshots; it returns how many it deleted.
 func (n *Node) upload(ctx context.Context, seq, below uint64) (int, error) {
-	name := snapName(seq)
+	name := n.sharedName(seq)
 	f, err := os.Open(n.snapPath(seq))
 	if err != nil {
 		return 0, fmt.Errorf("cannot share snapshot: %w", err)
@@ -111,6 +132,7 @@ func (n *Node) upload(ctx context.Context, seq, below uint64) (int, error) {
 	}
 	n.stats.uploadSeq.Store(seq)
 	n.stats.uploadAt.Store(time.Now().UnixNano())
+	n.sharedSeq.Store(max(n.sharedSeq.Load(), seq))
 	n.opts.Log.Info("shared snapshot", "node", n.opts.Name, "seq", seq, "bytes", info.Size, "took", time.Since(start))
 	// Pruned even when the node is closing: an upload that landed after a
 	// compaction pruned is deleted here (below).
@@ -144,7 +166,7 @@ func (n *Node) pruneShared(ctx context.Context, below uint64) (int, error) {
 		if s >= below && i+n.opts.SharedSnapshots >= len(seqs) {
 			continue
 		}
-		if err := n.obs.Delete(ctx, snapName(s)); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
+		if err := n.obs.Delete(ctx, n.sharedName(s)); err != nil && !errors.Is(err, jetstream.ErrObjectNotFound) {
 			return removed, fmt.Errorf("cannot delete shared snapshot %d: %w", s, err)
 		}
 		removed++
@@ -163,17 +185,16 @@ func (n *Node) loadShared(ctx context.Context, minSeq uint64) (*engine.Engine, u
 		return nil, 0, err
 	}
 	for i := len(seqs) - 1; i >= 0 && seqs[i] >= minSeq; i-- {
-		name := snapName(seqs[i])
+		name := n.sharedName(seqs[i])
 		b, err := n.obs.GetBytes(ctx, name) // checks the object's digest
 		if err == nil {
 			var seq uint64
-			var raw []byte
-			if seq, raw, err = parseSnapshot(n.bucketName()+"/"+name, b); err == nil && seq != seqs[i] {
+			var e *engine.Engine
+			if e, seq, err = n.engineFrom(n.bucketName()+"/"+name, b); err == nil && seq != seqs[i] {
 				err = fmt.Errorf("%w: %s holds sequence %d", ErrBadSnapshot, name, seq)
 			}
 			if err == nil {
-				var e *engine.Engine
-				if e, err = engine.LoadSnapshot(n.opts.Engine, raw); err == nil {
+				{
 					n.opts.Log.Info("loaded a shared snapshot", "node", n.opts.Name, "object", name, "seq", seq)
 					if n.opts.Dir != "" {
 						if err := writeSnapshotBytes(n.snapDir(), seq, b); err != nil {
@@ -208,7 +229,7 @@ func (n *Node) recover(ctx context.Context) (*engine.Engine, uint64, error) {
 		minSeq = first - 1
 	}
 	n.first.Store(info.State.FirstSeq)
-	e, seq, err := loadSnapshot(n.opts.Dir, minSeq, n.opts.Engine, n.opts.Log)
+	e, seq, err := n.loadLocal(minSeq)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,8 +28,17 @@ import (
 //	header:  "OMNICS01" | seq u64 | crc32c(header) u32
 //	body:    zstd(engine capture)
 //	trailer: raw length u64 | crc32c(raw) u32 | "OCS!"
+//
+// A partitioned cluster's node (signals.go) writes version 2, whose body
+// also holds its signal state (each partition's high-water mark and
+// pending records), so that a restart neither applies a signal twice nor
+// loses one it derived before the snapshot and would have to publish:
+//
+//	header:  "OMNICS02" | seq u64 | crc32c(header) u32
+//	body:    zstd(engine capture | signal state | len(signal state) u64)
 const (
 	snapMagic    = "OMNICS01"
+	snapMagicV2  = "OMNICS02"
 	snapEnd      = "OCS!"
 	snapPrefix   = "cluster-snap-"
 	snapSuffix   = ".omnisnap"
@@ -54,7 +62,9 @@ func (n *Node) Snapshot() (uint64, error) {
 
 func (n *Node) snapshot(ctx context.Context) (uint64, error) {
 	seq, _, err := n.snapshotLocal()
-	if err != nil || seq == 0 || !n.leads() {
+	// A partitioned node shares its own snapshots (no other node's holds
+	// its partitions); otherwise the leading node shares for all.
+	if err != nil || seq == 0 || !n.leads() && !n.layout.partitioned() {
 		return seq, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, uploadTimeout)
@@ -80,6 +90,10 @@ func (n *Node) snapshotLocal() (uint64, string, error) {
 	n.applyMu.Lock()
 	seq := n.applied.Load()
 	c := n.e.BeginSnapshot()
+	var sigState []byte
+	if n.layout.partitioned() {
+		sigState = n.encodeSignalState(nil)
+	}
 	n.applyMu.Unlock()
 	dir := n.snapDir()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -87,7 +101,7 @@ func (n *Node) snapshotLocal() (uint64, string, error) {
 		return 0, "", fmt.Errorf("cannot create %q: %w", dir, err)
 	}
 	name := filepath.Join(dir, snapName(seq))
-	if err := writeSnapshot(name, seq, c); err != nil {
+	if err := writeSnapshot(name, seq, c, sigState); err != nil {
 		return 0, "", err
 	}
 	n.snapSeq.Store(seq)
@@ -118,7 +132,9 @@ func (n *Node) dropLocalBelow(seq uint64) int {
 	return removed
 }
 
-func writeSnapshot(name string, seq uint64, c *engine.Capture) error {
+// writeSnapshot writes the snapshot at seq: version 2 with sigState when
+// it is not nil (a partitioned node's), else version 1.
+func writeSnapshot(name string, seq uint64, c *engine.Capture, sigState []byte) error {
 	tmp := name + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
@@ -131,7 +147,11 @@ func writeSnapshot(name string, seq uint64, c *engine.Capture) error {
 		return fmt.Errorf("cannot write snapshot %q: %s: %w", tmp, what, err)
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
-	hdr := append([]byte(snapMagic), binary.LittleEndian.AppendUint64(nil, seq)...)
+	magic := snapMagic
+	if sigState != nil {
+		magic = snapMagicV2
+	}
+	hdr := append([]byte(magic), binary.LittleEndian.AppendUint64(nil, seq)...)
 	hdr = binary.LittleEndian.AppendUint32(hdr, crc32.Checksum(hdr, castagnoli))
 	bw.Write(hdr)
 	zw, err := zstd.NewWriter(bw, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
@@ -140,7 +160,13 @@ func writeSnapshot(name string, seq uint64, c *engine.Capture) error {
 		return fail("zstd", err)
 	}
 	crc := crc32.New(castagnoli)
-	raw, err := c.WriteTo(io.MultiWriter(zw, crc))
+	mw := io.MultiWriter(zw, crc)
+	raw, err := c.WriteTo(mw)
+	if err == nil && sigState != nil {
+		var k int
+		k, err = mw.Write(binary.LittleEndian.AppendUint64(sigState, uint64(len(sigState))))
+		raw += int64(k)
+	}
 	if err != nil {
 		zw.Close()
 		return fail("state", err)
@@ -196,7 +222,7 @@ func readSnapshot(name string) (uint64, []byte, error) {
 // parseSnapshot checks a snapshot's bytes (a file's or a shared object's,
 // named name in errors) and returns its sequence and raw engine state.
 func parseSnapshot(name string, b []byte) (uint64, []byte, error) {
-	if len(b) < snapHdrSize+snapTailSize || string(b[:8]) != snapMagic || string(b[len(b)-4:]) != snapEnd {
+	if len(b) < snapHdrSize+snapTailSize || string(b[:8]) != snapMagic && string(b[:8]) != snapMagicV2 || string(b[len(b)-4:]) != snapEnd {
 		return 0, nil, fmt.Errorf("%w: %s: truncated or not a snapshot", ErrBadSnapshot, name)
 	}
 	if crc32.Checksum(b[:16], castagnoli) != binary.LittleEndian.Uint32(b[16:20]) {
@@ -217,6 +243,24 @@ func parseSnapshot(name string, b []byte) (uint64, []byte, error) {
 		return 0, nil, fmt.Errorf("%w: %s: body checksum", ErrBadSnapshot, name)
 	}
 	return seq, raw, nil
+}
+
+// snapParts splits a snapshot's raw body (parseSnapshot's) into the
+// engine state and the signal state (nil in a version 1 snapshot); file
+// is the snapshot's bytes, for its version.
+func snapParts(name string, file, raw []byte) (eng, sigState []byte, err error) {
+	if string(file[:8]) != snapMagicV2 {
+		return raw, nil, nil
+	}
+	if len(raw) < 8 {
+		return nil, nil, fmt.Errorf("%w: %s: no signal state", ErrBadSnapshot, name)
+	}
+	n := binary.LittleEndian.Uint64(raw[len(raw)-8:])
+	if n > uint64(len(raw)-8) {
+		return nil, nil, fmt.Errorf("%w: %s: signal state of %d bytes in %d", ErrBadSnapshot, name, n, len(raw))
+	}
+	end := uint64(len(raw) - 8)
+	return raw[:end-n], raw[end-n : end], nil
 }
 
 // snapName is the file (and shared object) name of the snapshot at seq.
@@ -280,15 +324,15 @@ func listSnapshots(dir string) ([]uint64, error) {
 	return seqs, nil
 }
 
-// loadSnapshot returns an engine from the newest good snapshot in dir at
-// minSeq or later and its sequence; a nil engine when there is none. A
-// damaged one is passed over (the stream holds everything after an older
-// one, unless trimmed: hence minSeq).
-func loadSnapshot(dir string, minSeq uint64, opts engine.Options, log *slog.Logger) (*engine.Engine, uint64, error) {
-	if dir == "" {
+// loadLocal returns an engine from the newest good snapshot in the node's
+// folder at minSeq or later and its sequence; a nil engine when there is
+// none. A damaged one is passed over (the stream holds everything after
+// an older one, unless trimmed: hence minSeq).
+func (n *Node) loadLocal(minSeq uint64) (*engine.Engine, uint64, error) {
+	if n.opts.Dir == "" {
 		return nil, 0, nil
 	}
-	sdir := filepath.Join(dir, "snapshots")
+	sdir := n.snapDir()
 	if err := os.MkdirAll(sdir, 0o755); err != nil {
 		return nil, 0, fmt.Errorf("cannot create %q: %w", sdir, err)
 	}
@@ -298,15 +342,44 @@ func loadSnapshot(dir string, minSeq uint64, opts engine.Options, log *slog.Logg
 	}
 	for i := len(seqs) - 1; i >= 0 && seqs[i] >= minSeq; i-- {
 		name := filepath.Join(sdir, snapName(seqs[i]))
-		seq, raw, err := readSnapshot(name)
+		b, err := os.ReadFile(name)
 		if err == nil {
 			var e *engine.Engine
-			if e, err = engine.LoadSnapshot(opts, raw); err == nil {
-				log.Info("loaded cluster snapshot", "file", name, "seq", seq)
+			var seq uint64
+			if e, seq, err = n.engineFrom(name, b); err == nil {
+				n.opts.Log.Info("loaded cluster snapshot", "file", name, "seq", seq)
 				return e, seq, nil
 			}
 		}
-		log.Warn("skipping a damaged snapshot", "file", name, "err", err)
+		n.opts.Log.Warn("skipping a damaged snapshot", "file", name, "err", err)
 	}
 	return nil, 0, nil
+}
+
+// engineFrom checks a snapshot's bytes (named name in errors) and returns
+// the engine it holds and its sequence; a partitioned node also takes its
+// signal state. A snapshot of the other kind (with signal state for a
+// fully replicated node, or without for a partitioned one) is refused.
+func (n *Node) engineFrom(name string, b []byte) (*engine.Engine, uint64, error) {
+	seq, raw, err := parseSnapshot(name, b)
+	if err != nil {
+		return nil, 0, err
+	}
+	eng, sigState, err := snapParts(name, b, raw)
+	if err != nil {
+		return nil, 0, err
+	}
+	if (sigState != nil) != n.layout.partitioned() {
+		return nil, 0, fmt.Errorf("%w: %s: a partitioned node's snapshot is not a fully replicated one's, nor the reverse", ErrBadSnapshot, name)
+	}
+	e, err := engine.LoadSnapshot(n.opts.Engine, eng)
+	if err != nil {
+		return nil, 0, err
+	}
+	if sigState != nil {
+		if err := n.decodeSignalState(sigState); err != nil {
+			return nil, 0, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return e, seq, nil
 }

@@ -253,3 +253,24 @@ func b2u(b bool) byte {
 	}
 	return 0
 }
+
+// AppendEncoding appends pr's encoding (version Version) to b: how a
+// profile travels between stores (engine.Merge records).
+func (pr *Profile) AppendEncoding(b []byte) []byte { return pr.appendEncoding(b) }
+
+// Decode reads a whole encoding of version 1 to Version written by
+// AppendEncoding into pr, checking facets and products against the given
+// bounds.
+func (pr *Profile) Decode(b []byte, version byte, facets, products uint32) error {
+	if version < 1 || version > Version {
+		return errors.New("unknown profile version")
+	}
+	r := binfmt.NewReader(b)
+	if err := pr.decode(r, version, facets, products, true); err != nil {
+		return err
+	}
+	if r.Len() != 0 {
+		return errors.New("trailing bytes after the profile")
+	}
+	return nil
+}

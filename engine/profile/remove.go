@@ -3,6 +3,7 @@ package profile
 import (
 	"errors"
 	"slices"
+	"strings"
 	"sync/atomic"
 
 	"github.com/omnipick/omnipick/index"
@@ -225,24 +226,59 @@ func (st *Store) linkPasses(from, via string) bool {
 // they hold no history, and go with an erasure of the actor they lead to,
 // or for the cap.
 func (st *Store) Expire(before uint32) int {
+	n, _ := st.ExpireHeld(before, nil)
+	return n
+}
+
+// ExpireHeld is Expire on a store that holds the histories of only the
+// actors held reports true for (nil: every actor; see LinkHeld): it drops
+// the profiles Expire drops among those it holds, and returns, with how
+// many went, the ids of those that others were linked into. The entries
+// it keeps of anonymous ids it does not hold (their Links alone) stay: it
+// cannot know when they were last active; their holders tell (DropLinks).
+func (st *Store) ExpireHeld(before uint32, held func(string) bool) (int, []string) {
 	total := 0
+	var linked []string
 	var pr Profile
 	for i := range st.shards {
 		s := &st.shards[i]
 		s.mu.Lock()
 		s.captureLocked()
-		n := s.rebuildLocked(func(_ string, anon bool, slot uint32) bool {
-			if !anon || s.refs[slot].to != 0 {
+		n := s.rebuildLocked(func(id string, anon bool, slot uint32) bool {
+			if !anon || s.refs[slot].to != 0 || (held != nil && !held(id)) {
 				return false
 			}
-			s.readLocked(slot, &pr, false)
-			return pr.Last < before
+			s.readLocked(slot, &pr, held != nil)
+			if pr.Last >= before {
+				return false
+			}
+			if held != nil && len(pr.Links) > 0 {
+				linked = append(linked, strings.Clone(id))
+			}
+			return true
 		})
 		s.mu.Unlock()
 		total += n
 	}
 	st.removed.expired.Add(uint64(total))
-	return total
+	return total, linked
+}
+
+// DropLinks drops the entry of anonymous id id, if it has one that is
+// not linked itself: on a store that does not hold id, its Links alone,
+// which its holders dropped with its expired history (ExpireHeld).
+func (st *Store) DropLinks(id string) bool {
+	s, h := st.shardOf(id)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	slot, ok := s.slotLocked(id, h, true, false)
+	if !ok || s.refs[slot].to != 0 {
+		return false
+	}
+	s.captureLocked()
+	s.rebuildLocked(func(_ string, _ bool, sl uint32) bool { return sl == slot })
+	st.removed.expired.Add(1)
+	return true
 }
 
 // newSlotLocked returns the slot of an actor in s, creating its profile

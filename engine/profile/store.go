@@ -190,13 +190,27 @@ func (st *Store) chainPasses(from, via string) bool {
 // changes nothing. Two shard locks are taken one after the other, never
 // together.
 func (st *Store) Link(anonID, target string, targetAnon bool) error {
+	_, err := st.LinkHeld(anonID, target, targetAnon, nil)
+	return err
+}
+
+// LinkHeld is Link on a store that holds the histories of only the
+// actors held reports true for (nil: every actor, and it is Link). The
+// links are kept whole whatever is held: anonID's forward link is
+// written, and the destination (target, links followed) gets anonID and
+// the ids linked into it in its Links, in an entry of Links alone (a
+// link-only profile) if it is not held. The history does not move here:
+// it leaves anonID, and LinkHeld returns its encoding (version Version,
+// Links included) if anonID is held, for every store that holds the
+// destination to Merge at the same point of its records; nil otherwise.
+func (st *Store) LinkHeld(anonID, target string, targetAnon bool, held func(string) bool) ([]byte, error) {
 	if targetAnon && st.chainPasses(target, anonID) {
-		return ErrCycle
+		return nil, ErrCycle
 	}
 	dest, destAnon := st.Resolve(target, targetAnon)
 	// Room for the destination first: nothing changes if there is none.
 	if err := st.roomFor(dest, destAnon); err != nil {
-		return err
+		return nil, err
 	}
 
 	// Take the anonymous profile out of its shard, leaving a forward link.
@@ -206,11 +220,11 @@ func (st *Store) Link(anonID, target string, targetAnon bool) error {
 	slot, err := st.newSlotLocked(as, anonID, ah, true)
 	if err != nil {
 		as.mu.Unlock()
-		return err
+		return nil, err
 	}
 	if to, toAnon := as.mergedLocked(slot); to == target && toAnon == targetAnon {
 		as.mu.Unlock()
-		return nil
+		return nil, nil
 	}
 	// moved is a profile of its own, not a scratch: it outlives the lock.
 	var moved Profile
@@ -223,7 +237,11 @@ func (st *Store) Link(anonID, target string, targetAnon bool) error {
 	if moved.MergedTo != "" {
 		// Linked before: its history already lives with the earlier
 		// target. Only the link moves.
-		return nil
+		return nil, nil
+	}
+	var out []byte
+	if held != nil && held(anonID) {
+		out = moved.appendEncoding(nil)
 	}
 
 	ds, dh := st.shardOf(dest)
@@ -235,10 +253,40 @@ func (st *Store) Link(anonID, target string, targetAnon bool) error {
 		// roomFor made room, and the link's own profile took it in the
 		// same shard, which holds customers only: the link stands, the
 		// history it brought is lost. Only a cap of customers gets here.
+		return nil, err
+	}
+	dp := ds.editLocked(dslot)
+	if held == nil {
+		dp.merge(&moved, &st.lim)
+	} else {
+		// The history travels (Merge): the links stay.
+		for _, l := range moved.Links {
+			dp.Links = appendUnique(dp.Links, l)
+		}
+	}
+	dp.Links = appendUnique(dp.Links, anonID)
+	ds.writeLocked(dslot, dp)
+	return out, nil
+}
+
+// Merge merges moved, the history of anonymous id anonID that another
+// store took out (LinkHeld), into the profile of dest (an actor links
+// already resolved), as Link merges, anonID joining its Links.
+func (st *Store) Merge(anonID, dest string, destAnon bool, moved *Profile) error {
+	if err := st.roomFor(dest, destAnon); err != nil {
+		return err
+	}
+	ds, dh := st.shardOf(dest)
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	ds.captureLocked()
+	dslot, err := st.newSlotLocked(ds, dest, dh, destAnon)
+	if err != nil {
 		return err
 	}
 	dp := ds.editLocked(dslot)
-	dp.merge(&moved, &st.lim)
+	moved.MergedTo, moved.MergedAnon = "", false
+	dp.merge(moved, &st.lim)
 	dp.Links = appendUnique(dp.Links, anonID)
 	ds.writeLocked(dslot, dp)
 	return nil

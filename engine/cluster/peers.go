@@ -42,7 +42,7 @@ type peerState struct {
 	// origin (0: none)
 	pending       int
 	pendingOldest uint64
-	at      time.Time
+	at            time.Time
 }
 
 func (n *Node) startPeers() error {

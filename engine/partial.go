@@ -313,6 +313,17 @@ func (e *Engine) applyMerge(m *Merge) error {
 	if !e.opts.Holds(dest) {
 		return nil
 	}
+	// An erasure between the identify and this record (of the anonymous
+	// id, whose link went, or of the destination, whose entry the
+	// identify made on every node went) leaves the history nowhere to
+	// go: merging it would bring the erased actor back.
+	if to, toAnon := e.profiles.Resolve(m.AnonymousID, true); to == m.AnonymousID && toAnon {
+		return nil
+	}
+	var pr profile.Profile
+	if !e.profiles.Read(dest, destAnon, &pr, false) {
+		return nil
+	}
 	return profilesFull(e.profiles.Merge(m.AnonymousID, dest, destAnon, &moved))
 }
 

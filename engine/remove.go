@@ -40,14 +40,17 @@ func (e *Engine) applyErase(x *Erase, index int) error {
 		// after the signal records of the actor's earlier events (one
 		// published after this erasure reached the stream would bring
 		// the actor back into a store's last scan otherwise).
+		// The forget goes with the signal records of the actor's events:
+		// those of a linked anonymous id go to the partition of the
+		// actor it links to (resolved before the erasure unlinks it).
+		target, _ := e.profiles.Resolve(id, anon)
 		found := e.profiles.Erase(id, anon)
-		if !e.opts.Holds(id) {
-			return nil
+		if found && e.opts.Holds(target) {
+			e.derived.add(index, strings.Clone(target), Record{Op: OpForget, Erase: Erase{Customer: strings.Clone(x.Customer), AnonymousID: strings.Clone(x.AnonymousID)}})
 		}
-		if !found {
+		if !found && e.opts.Holds(id) {
 			return fieldErr("id", ErrUnknownActor)
 		}
-		e.derived.add(index, strings.Clone(id), Record{Op: OpForget, Erase: Erase{Customer: strings.Clone(x.Customer), AnonymousID: strings.Clone(x.AnonymousID)}})
 		return nil
 	}
 	if !e.profiles.Erase(id, anon) {

@@ -53,7 +53,7 @@ func addClusterFlags(fs *flag.FlagSet) *clusterFlags {
 		partitions: fs.Int("partitions", cluster.DefaultPartitions, "cluster mode: partitions when this node creates the cluster (fixed afterwards)"),
 		members:    fs.String("members", "", "cluster mode: the cluster's node names, comma-separated, when this node creates it: each partition is then held by its owner and -standbys others only (docs/cluster.md); empty: every node holds every partition"),
 		standbys:   fs.Int("standbys", 1, "cluster mode with -members: holders of each partition beyond its owner, when this node creates the cluster"),
-		advertise:  fs.String("advertise", "", "cluster mode: this node's HTTP base URL as the other nodes reach it, for requests they forward (default http://<-addr>)"),
+		advertise:  fs.String("advertise", "", "cluster mode: this node's HTTP base URL as the other nodes reach it, for requests they forward (default http://<-addr>, the host name in place of 0.0.0.0 or ::)"),
 		trimEvery:  fs.Duration("trim-every", 10*time.Minute, "cluster mode: how often the leading node trims the stream below the snapshots every node can recover from (docs/cluster.md)"),
 	}
 }
@@ -113,7 +113,7 @@ func serveCluster(cf *clusterFlags, o clusterServe) error {
 	}
 	advertise := *cf.advertise
 	if advertise == "" {
-		advertise = "http://" + ln.Addr().String()
+		advertise = advertiseURL(ln.Addr().String(), name)
 	}
 	node, err := cluster.Open(ctx, cluster.Options{
 		URL: url, Name: name, Dir: filepath.Join(o.dataDir, "cluster"), Engine: o.engine, Log: o.log,
@@ -170,6 +170,23 @@ func serveCluster(cf *clusterFlags, o clusterServe) error {
 		o.log.Info("stopped")
 	}
 	return err
+}
+
+// advertiseURL is the HTTP base URL other nodes reach a listener at: its
+// address, or the host name (the node's name when there is none) in
+// place of an unspecified IP ("0.0.0.0", "::"), which no peer can dial.
+func advertiseURL(addr, hostname string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil && h != "" {
+			hostname = h
+		}
+		host = hostname
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 func startEmbeddedNATS(cf *clusterFlags, name, dataDir string) (*server.Server, error) {

@@ -38,7 +38,7 @@ type Options struct {
 	// (owners.go), which alone keep its profiles. Empty: every node holds
 	// every partition. An existing stream's members and standbys win.
 	Members  []string
-	Standbys int // holders of a partition beyond its owner; default 1
+	Standbys int // holders of a partition beyond its owner (0: none; serve's -standbys defaults to 1)
 	// HTTPURL is this node's HTTP base URL ("http://10.0.0.1:7070"),
 	// announced to the others: requests about the actors it owns are
 	// forwarded there.
@@ -99,9 +99,7 @@ func (o *Options) setDefaults() {
 	if o.Replicas <= 0 {
 		o.Replicas = 3
 	}
-	if o.Standbys <= 0 {
-		o.Standbys = 1
-	}
+	o.Standbys = max(o.Standbys, 0)
 	if o.Window <= 0 {
 		o.Window = 4096
 	}

@@ -226,7 +226,7 @@ func (ref *reference) advance(t *testing.T, url string) {
 		if subject != "omnipick.s" {
 			err := decodeMsg(data, func(i int, r *engine.Record) {
 				if r.Op == engine.OpEvent {
-					ref.events[origin{seq, uint32(i)}] = *r
+					ref.events[origin{seq: seq, idx: uint32(i)}] = *r
 					return
 				}
 				ref.e.Apply(r)
@@ -238,7 +238,7 @@ func (ref *reference) advance(t *testing.T, url string) {
 		}
 		rd := binfmt.NewReader(data)
 		for rd.Len() > 0 {
-			p, o := rd.Uvarint(), origin{rd.Uvarint(), uint32(rd.Uvarint())}
+			p, o := rd.Uvarint(), readOrigin(rd)
 			op := engine.Op(rd.Byte())
 			rd.Bytes()
 			if rd.Err() != nil {
@@ -254,11 +254,11 @@ func (ref *reference) advance(t *testing.T, url string) {
 			if op != engine.OpSignal {
 				continue // a merge, forget or expire: the reference did it at the record
 			}
-			r, ok := ref.events[o]
+			r, ok := ref.events[origin{seq: o.seq, idx: o.idx}]
 			if !ok {
 				t.Fatalf("a signal names record %d of message %d, which is no event", o.idx, o.seq)
 			}
-			delete(ref.events, o)
+			delete(ref.events, origin{seq: o.seq, idx: o.idx})
 			if err := ref.e.Apply(&r); err != nil {
 				t.Fatalf("the reference refuses the event of signal %v: %v", o, err)
 			}
@@ -376,6 +376,11 @@ func TestPartitionedIdentifyAcrossPartitions(t *testing.T) {
 	writeAll(t, c.nodes[2], []engine.Record{{Op: engine.OpIdentify, Identify: engine.Identify{AnonymousID: anon2, ToAnonymousID: anon}}}, 10)
 	c.quiet(t)
 	writeAll(t, c.nodes[1], []engine.Record{{Op: engine.OpIdentify, Identify: engine.Identify{AnonymousID: anon, Customer: cust}}}, 10)
+	// Acknowledged: the cookies' history is with the customer's owner
+	// already (the identify waited for the merge records).
+	if pv, _ := c.ownerEngine(t, c.nodes[0], anon, true).Engine().Profile(cust, false); len(pv.Views) < 12 {
+		t.Fatalf("right after the identify, the customer's owner has %d views of its cookies': want 12", len(pv.Views))
+	}
 	c.quiet(t)
 	// Later events of both cookies land on the customer, wherever it is.
 	writeAll(t, c.nodes[0], []engine.Record{ev(anon, true, engine.EventView, products[8], 20), ev(anon2, true, engine.EventCartAdd, products[9], 21)}, 10)

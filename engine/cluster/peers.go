@@ -38,9 +38,11 @@ type peerState struct {
 	shared uint64 // its newest shared snapshot's sequence (partitioned clusters)
 	url    string // its HTTP base URL, where requests it owns are forwarded
 	// pending: signal records it derived that are not yet in the stream
-	// (partitioned clusters)
-	pending int
-	at      time.Time
+	// (partitioned clusters), and the stream sequence of the oldest's
+	// origin (0: none)
+	pending       int
+	pendingOldest uint64
+	at            time.Time
 }
 
 func (n *Node) startPeers() error {
@@ -84,9 +86,10 @@ func (n *Node) onAnnounce(m *nats.Msg) {
 	shared, _ := strconv.ParseUint(m.Header.Get(sharedHeader), 10, 64)
 	url := m.Header.Get(httpHeader)
 	pending, _ := strconv.Atoi(m.Header.Get(pendingHeader))
+	oldest, _ := strconv.ParseUint(m.Header.Get(oldestHeader), 10, 64)
 	p.mu.Lock()
 	prev, known := p.seen[name]
-	p.seen[name] = peerState{seq: seq, snap: snap, shared: shared, url: url, pending: pending, at: time.Now()}
+	p.seen[name] = peerState{seq: seq, snap: snap, shared: shared, url: url, pending: pending, pendingOldest: oldest, at: time.Now()}
 	if shared > 0 {
 		p.shared[name] = shared
 	}
@@ -112,7 +115,9 @@ func (n *Node) announce() {
 			m.Header.Set(httpHeader, n.opts.HTTPURL)
 		}
 		if n.layout.partitioned() {
-			m.Header.Set(pendingHeader, strconv.Itoa(n.PendingSignals()))
+			count, oldest := n.pendingSignals()
+			m.Header.Set(pendingHeader, strconv.Itoa(count))
+			m.Header.Set(oldestHeader, strconv.FormatUint(oldest, 10))
 		}
 		n.nc.PublishMsg(m)
 	}
@@ -131,6 +136,9 @@ const (
 	// pendingHeader: how many signal records the node derived that are
 	// not yet in the stream (a compaction waits for none).
 	pendingHeader = "Omnipick-Pending"
+	// oldestHeader: the stream sequence of the oldest such record's
+	// origin (0: none); a write waits for it to pass its own.
+	oldestHeader = "Omnipick-Pending-Oldest"
 )
 
 // goneMark is announced by a node that closes: writes stop waiting for it

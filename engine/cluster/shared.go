@@ -190,9 +190,7 @@ func (n *Node) loadShared(ctx context.Context, minSeq uint64) (*engine.Engine, u
 		if err == nil {
 			var seq uint64
 			var e *engine.Engine
-			if e, seq, err = n.engineFrom(n.bucketName()+"/"+name, b); err == nil && seq != seqs[i] {
-				err = fmt.Errorf("%w: %s holds sequence %d", ErrBadSnapshot, name, seq)
-			}
+			e, seq, err = n.engineFrom(n.bucketName()+"/"+name, b, seqs[i])
 			if err == nil {
 				{
 					n.opts.Log.Info("loaded a shared snapshot", "node", n.opts.Name, "object", name, "seq", seq)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"sync"
@@ -40,13 +41,35 @@ import (
 // dying is missing, since the standby derived it too.
 
 // origin names a derived record: the stream sequence of the message whose
-// record produced it and the record's index there.
+// record produced it, the record's index there, and the derived record's
+// rank among those of that record in the same partition (an expiry
+// derives one per linked anonymous id it drops).
 type origin struct {
-	seq uint64
-	idx uint32
+	seq      uint64
+	idx, sub uint32
 }
 
-func (o origin) after(b origin) bool { return o.seq > b.seq || o.seq == b.seq && o.idx > b.idx }
+func (o origin) after(b origin) bool {
+	switch {
+	case o.seq != b.seq:
+		return o.seq > b.seq
+	case o.idx != b.idx:
+		return o.idx > b.idx
+	}
+	return o.sub > b.sub
+}
+
+// appendOrigin and readOrigin are an origin's encoding in signal
+// messages and snapshots.
+func appendOrigin(dst []byte, o origin) []byte {
+	dst = binfmt.AppendUvarint(dst, o.seq)
+	dst = binfmt.AppendUvarint(dst, uint64(o.idx))
+	return binfmt.AppendUvarint(dst, uint64(o.sub))
+}
+
+func readOrigin(rd *binfmt.Reader) origin {
+	return origin{rd.Uvarint(), uint32(rd.Uvarint()), uint32(rd.Uvarint())}
+}
 
 // pendingSig is a record derived here whose copy is not yet in the stream.
 type pendingSig struct {
@@ -68,6 +91,7 @@ type signals struct {
 
 	derived []engine.Derived // TakeDerived's buffer; guarded by Node.applyMu
 	enc     []byte           // guarded by Node.applyMu
+	ranks   map[int]uint32   // by partition: derived records of the current record so far; guarded by mu
 
 	published  uint64 // signal messages this node published; guarded by mu
 	pubRecords uint64 // records in them
@@ -80,6 +104,7 @@ type signals struct {
 func (s *signals) init(partitions int) {
 	s.parts = make([]partSignals, partitions)
 	s.wake = make(chan struct{}, 1)
+	s.ranks = map[int]uint32{}
 }
 
 // takeDerived files the records the engine derived from the message at
@@ -95,7 +120,14 @@ func (n *Node) takeDerived(seq uint64) {
 	for i := range s.derived {
 		d := &s.derived[i]
 		p := Partition(d.Actor, n.partitions)
-		o := origin{seq, uint32(d.Index)}
+		// Its rank among what the same record derived in the same
+		// partition: every holder derives the same records in the same
+		// order, so the same ranks.
+		if i == 0 || s.derived[i-1].Index != d.Index {
+			clear(s.ranks)
+		}
+		o := origin{seq: seq, idx: uint32(d.Index), sub: s.ranks[p]}
+		s.ranks[p]++
 		ps := &s.parts[p]
 		if !o.after(ps.hw) { // seen in the stream already (a replay)
 			continue
@@ -122,7 +154,7 @@ func (n *Node) applySignals(seq uint64, b []byte) error {
 	var err error
 	s.mu.Lock()
 	for i := 0; rd.Len() > 0; i++ {
-		p, o := rd.Uvarint(), origin{rd.Uvarint(), uint32(rd.Uvarint())}
+		p, o := rd.Uvarint(), readOrigin(rd)
 		op := engine.Op(rd.Byte())
 		enc := rd.Bytes()
 		if err = rd.Err(); err == nil && p >= uint64(n.partitions) {
@@ -138,6 +170,10 @@ func (n *Node) applySignals(seq uint64, b []byte) error {
 			continue
 		}
 		var r engine.Record
+		if !derivedOp(op) {
+			err = fmt.Errorf("%w: signal message %d, record %d: %v is not a derived record", ErrBadMessage, seq, i, op)
+			break
+		}
 		if err = engine.DecodeRecord(op, enc, &r); err != nil {
 			err = fmt.Errorf("%w: signal message %d, record %d: %w", ErrBadMessage, seq, i, err)
 			break
@@ -178,6 +214,17 @@ func (n *Node) applySignals(seq uint64, b []byte) error {
 	clear(verdicts)
 	n.recs = recs
 	return err
+}
+
+// derivedOp reports whether op is one an engine derives (what signal
+// messages may hold): anything else there is a bug or a foreign writer,
+// and applying it would derive records of its own.
+func derivedOp(op engine.Op) bool {
+	switch op {
+	case engine.OpSignal, engine.OpMerge, engine.OpExpire, engine.OpForget:
+		return true
+	}
+	return false
 }
 
 // signalLoop publishes the pending signal records of the partitions this
@@ -240,8 +287,7 @@ func (n *Node) collectSignals(buf []byte) ([]byte, []int) {
 				break
 			}
 			buf = binfmt.AppendUvarint(buf, uint64(p))
-			buf = binfmt.AppendUvarint(buf, ent.o.seq)
-			buf = binfmt.AppendUvarint(buf, uint64(ent.o.idx))
+			buf = appendOrigin(buf, ent.o)
 			buf = appendMsgRecord(buf, ent.enc, ent.op)
 			ps.sent = ent.o
 			added = true
@@ -332,14 +378,67 @@ func (n *Node) PartitionStates() []PartitionState {
 // PendingSignals is how many derived records this node holds that are not
 // yet in the stream (0 when the cluster is quiet and caught up).
 func (n *Node) PendingSignals() int {
+	count, _ := n.pendingSignals()
+	return count
+}
+
+// pendingSignals returns how many derived records this node holds that
+// are not yet in the stream, and the stream sequence of the oldest's
+// origin (0: none).
+func (n *Node) pendingSignals() (count int, oldest uint64) {
 	s := &n.sig
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	total := 0
 	for p := range s.parts {
-		total += len(s.parts[p].pending)
+		ps := &s.parts[p]
+		count += len(ps.pending)
+		if len(ps.pending) > 0 && (oldest == 0 || ps.pending[0].o.seq < oldest) {
+			oldest = ps.pending[0].o.seq
+		}
 	}
-	return total
+	return count, oldest
+}
+
+// waitDerived returns once what the records up to seq derived is applied
+// on every live node: no node holds a pending record from them any more
+// (each saw its copy in the stream), and every node applied the stream
+// up to its end as of then (where the copies are). A write that links an
+// anonymous id to an actor of another partition waits for it: the
+// history arrives in a merge record, and the cookie's next request is
+// answered by the customer's owner.
+func (n *Node) waitDerived(ctx context.Context, seq uint64) error {
+	for {
+		busy := ""
+		if _, oldest := n.pendingSignals(); oldest != 0 && oldest <= seq {
+			busy = n.opts.Name
+		}
+		for name, st := range n.livePeerStates() {
+			if st.pendingOldest != 0 && st.pendingOldest <= seq {
+				busy = name
+			}
+		}
+		if busy == "" {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("node %s has not seen the records derived up to %d in the stream: %w", busy, seq, ctx.Err())
+		case <-n.stop:
+			return ErrClosed
+		case <-time.After(time.Millisecond):
+		}
+	}
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	info, err := n.stream.Info(cctx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("cannot read the stream's end: %w", err)
+	}
+	n.noteLast(info.State.LastSeq)
+	if err := n.WaitApplied(ctx, info.State.LastSeq); err != nil {
+		return err
+	}
+	return n.waitPeers(ctx, info.State.LastSeq)
 }
 
 // SignalStats are a partitioned node's signal counters.
@@ -373,12 +472,10 @@ func (n *Node) encodeSignalState(dst []byte) []byte {
 	dst = binfmt.AppendUvarint(dst, uint64(len(s.parts)))
 	for p := range s.parts {
 		ps := &s.parts[p]
-		dst = binfmt.AppendUvarint(dst, ps.hw.seq)
-		dst = binfmt.AppendUvarint(dst, uint64(ps.hw.idx))
+		dst = appendOrigin(dst, ps.hw)
 		dst = binfmt.AppendUvarint(dst, uint64(len(ps.pending)))
 		for _, ent := range ps.pending {
-			dst = binfmt.AppendUvarint(dst, ent.o.seq)
-			dst = binfmt.AppendUvarint(dst, uint64(ent.o.idx))
+			dst = appendOrigin(dst, ent.o)
 			dst = appendMsgRecord(dst, ent.enc, ent.op)
 		}
 	}
@@ -388,23 +485,20 @@ func (n *Node) encodeSignalState(dst []byte) []byte {
 // decodeSignalState restores what encodeSignalState wrote.
 func (n *Node) decodeSignalState(b []byte) error {
 	rd := binfmt.NewReader(b)
-	parts := rd.Uvarint()
-	if rd.Err() == nil && parts != uint64(n.partitions) {
-		return fmt.Errorf("%w: signal state of %d partitions, the stream has %d", ErrBadSnapshot, parts, n.partitions)
+	if count := rd.Uvarint(); rd.Err() == nil && count != uint64(n.partitions) {
+		return fmt.Errorf("%w: signal state of %d partitions, the stream has %d", ErrBadSnapshot, count, n.partitions)
 	}
-	s := &n.sig
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for p := range s.parts {
-		ps := &s.parts[p]
-		ps.hw = origin{rd.Uvarint(), uint32(rd.Uvarint())}
+	parts := make([]partSignals, n.partitions) // taken whole, or not at all
+	for p := range parts {
+		ps := &parts[p]
+		ps.hw = readOrigin(rd)
 		cnt := rd.Uvarint()
 		if cnt > uint64(rd.Len()) {
 			return fmt.Errorf("%w: signal state: %d pending records in %d bytes", ErrBadSnapshot, cnt, rd.Len())
 		}
 		ps.pending = make([]pendingSig, 0, cnt)
 		for range cnt {
-			o := origin{rd.Uvarint(), uint32(rd.Uvarint())}
+			o := readOrigin(rd)
 			op := engine.Op(rd.Byte())
 			enc := rd.Bytes()
 			ps.pending = append(ps.pending, pendingSig{o: o, op: op, enc: append([]byte(nil), enc...)})
@@ -413,6 +507,10 @@ func (n *Node) decodeSignalState(b []byte) error {
 	if err := rd.Err(); err != nil {
 		return fmt.Errorf("%w: signal state: %w", ErrBadSnapshot, err)
 	}
+	s := &n.sig
+	s.mu.Lock()
+	s.parts = parts
+	s.mu.Unlock()
 	return nil
 }
 

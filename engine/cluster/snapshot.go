@@ -346,7 +346,7 @@ func (n *Node) loadLocal(minSeq uint64) (*engine.Engine, uint64, error) {
 		if err == nil {
 			var e *engine.Engine
 			var seq uint64
-			if e, seq, err = n.engineFrom(name, b); err == nil {
+			if e, seq, err = n.engineFrom(name, b, seqs[i]); err == nil {
 				n.opts.Log.Info("loaded cluster snapshot", "file", name, "seq", seq)
 				return e, seq, nil
 			}
@@ -357,13 +357,17 @@ func (n *Node) loadLocal(minSeq uint64) (*engine.Engine, uint64, error) {
 }
 
 // engineFrom checks a snapshot's bytes (named name in errors) and returns
-// the engine it holds and its sequence; a partitioned node also takes its
-// signal state. A snapshot of the other kind (with signal state for a
+// the engine it holds and its sequence (which must be want, the one its
+// name says); a partitioned node also takes its signal state, only from a
+// snapshot it accepts. A snapshot of the other kind (with signal state for a
 // fully replicated node, or without for a partitioned one) is refused.
-func (n *Node) engineFrom(name string, b []byte) (*engine.Engine, uint64, error) {
+func (n *Node) engineFrom(name string, b []byte, want uint64) (*engine.Engine, uint64, error) {
 	seq, raw, err := parseSnapshot(name, b)
 	if err != nil {
 		return nil, 0, err
+	}
+	if seq != want {
+		return nil, 0, fmt.Errorf("%w: %s holds sequence %d", ErrBadSnapshot, name, seq)
 	}
 	eng, sigState, err := snapParts(name, b, raw)
 	if err != nil {

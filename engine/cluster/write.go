@@ -85,7 +85,23 @@ func (n *Node) Write(recs []engine.Record, errs []error) error {
 	if err := n.waitPeers(ctx, last); err != nil {
 		return fmt.Errorf("acknowledged by JetStream but not yet visible everywhere: %w", err)
 	}
+	if n.layout.partitioned() && hasIdentify(recs) {
+		if err := n.waitDerived(ctx, last); err != nil {
+			return fmt.Errorf("acknowledged by JetStream but the history it moves not yet visible everywhere: %w", err)
+		}
+	}
 	return nil
+}
+
+// hasIdentify reports whether recs link an anonymous id (whose history
+// may move to another partition in a merge record).
+func hasIdentify(recs []engine.Record) bool {
+	for i := range recs {
+		if recs[i].Op == engine.OpIdentify {
+			return true
+		}
+	}
+	return false
 }
 
 // publish sends one message of a write, with its id: a message published

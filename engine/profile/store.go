@@ -201,8 +201,9 @@ func (st *Store) Link(anonID, target string, targetAnon bool) error {
 // the ids linked into it in its Links, in an entry of Links alone (a
 // link-only profile) if it is not held. The history does not move here:
 // it leaves anonID, and LinkHeld returns its encoding (version Version,
-// Links included) if anonID is held, for every store that holds the
-// destination to Merge at the same point of its records; nil otherwise.
+// without its Links, which every store adds to the destination itself)
+// if anonID is held, for every store that holds the destination to Merge
+// at the same point of its records; nil otherwise.
 func (st *Store) LinkHeld(anonID, target string, targetAnon bool, held func(string) bool) ([]byte, error) {
 	if targetAnon && st.chainPasses(target, anonID) {
 		return nil, ErrCycle
@@ -241,7 +242,14 @@ func (st *Store) LinkHeld(anonID, target string, targetAnon bool, held func(stri
 	}
 	var out []byte
 	if held != nil && held(anonID) {
+		// Without its Links: every store adds them to the destination's
+		// below, and their number has no bound (a merge record carrying
+		// thousands of linked ids would pass what a stream message may
+		// hold).
+		links := moved.Links
+		moved.Links = nil
 		out = moved.appendEncoding(nil)
+		moved.Links = links
 	}
 
 	ds, dh := st.shardOf(dest)

@@ -38,6 +38,24 @@ func TestPartitionedRemovals(t *testing.T) {
 		return r
 	}
 
+	t.Run("customer erased with its scan", func(t *testing.T) {
+		// The scan's signal record reaches the stream after the erasure:
+		// it must not bring the customer back into the store's last scan.
+		writeAll(t, c.nodes[1], []engine.Record{
+			{Op: engine.OpEvent, Event: engine.Event{Type: engine.EventScan, Customer: "gone", Product: product, Location: store, TS: testNow.Add(-time.Hour).UnixMilli()}},
+			{Op: engine.OpErase, Erase: engine.Erase{Customer: "gone"}},
+		}, 10)
+		c.quiet(t)
+		for _, nd := range c.nodes {
+			if sc := nd.Engine().LastScan(store); sc.Customer == "gone" || sc.Product != product {
+				t.Fatalf("%s: the last scan at %s is %+v: want %s, no customer", nd.Name(), store, sc, product)
+			}
+			if _, ok := nd.Engine().Profile("gone", false); ok {
+				t.Fatalf("%s still has a profile of the erased customer", nd.Name())
+			}
+		}
+	})
+
 	t.Run("customer erased while its cookie's history travels", func(t *testing.T) {
 		// The merge record of the identify reaches the stream after the
 		// erasure: it must not bring the customer back.

@@ -567,44 +567,6 @@ func TestLayout(t *testing.T) {
 	}
 }
 
-// TestPartitionedErase erases a customer in the same write as its store
-// scan: the scan's signal record reaches the stream after the erasure, and
-// must not bring the customer back into the store's last scan on any node.
-func TestPartitionedErase(t *testing.T) {
-	global, _ := smallWorld(t, 100, 10)
-	c := &testCluster{}
-	c.partitioned(3)
-	withURLs(c)
-	c.start(t, 3, 1)
-	writeAll(t, c.nodes[0], global, 200)
-	var product, store string
-	for _, r := range global {
-		if r.Op == engine.OpProduct && product == "" {
-			product = r.Product.ID
-		}
-		if r.Op == engine.OpLocation && store == "" && r.Location.ID != "online" {
-			store = r.Location.ID
-		}
-	}
-	if product == "" || store == "" {
-		t.Fatal("the world has no product or store")
-	}
-	at := testNow.Add(-time.Hour).UnixMilli()
-	writeAll(t, c.nodes[1], []engine.Record{
-		{Op: engine.OpEvent, Event: engine.Event{Type: engine.EventScan, Customer: "gone", Product: product, Location: store, TS: at}},
-		{Op: engine.OpErase, Erase: engine.Erase{Customer: "gone"}},
-	}, 10)
-	c.quiet(t)
-	for _, n := range c.nodes {
-		if sc := n.Engine().LastScan(store); sc.Customer == "gone" || sc.Product != product {
-			t.Fatalf("%s: the last scan at %s is %+v: want %s, no customer", n.Name(), store, sc, product)
-		}
-		if _, ok := n.Engine().Profile("gone", false); ok {
-			t.Fatalf("%s still has a profile of the erased customer", n.Name())
-		}
-	}
-}
-
 // TestPartitionedTrimAndReplace: every member shares its own snapshots,
 // the stream is trimmed below the oldest member's, and a member whose
 // disk is lost (same name, empty folder) comes back from its own shared

@@ -428,17 +428,10 @@ func (n *Node) waitDerived(ctx context.Context, seq uint64) error {
 		case <-time.After(time.Millisecond):
 		}
 	}
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	info, err := n.stream.Info(cctx)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("cannot read the stream's end: %w", err)
-	}
-	n.noteLast(info.State.LastSeq)
-	if err := n.WaitApplied(ctx, info.State.LastSeq); err != nil {
+	if err := n.Sync(ctx); err != nil {
 		return err
 	}
-	return n.waitPeers(ctx, info.State.LastSeq)
+	return n.waitPeers(ctx, n.applied.Load())
 }
 
 // SignalStats are a partitioned node's signal counters.

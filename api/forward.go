@@ -86,9 +86,8 @@ var errBadOwner = errors.New("bad owner URL")
 
 // client returns the pool for base ("http://10.0.0.2:7070").
 func (p *peers) client(base string) (*fasthttp.HostClient, error) {
-	m := &p.quick
 	p.mu.RLock()
-	hc := (*m)[base]
+	hc := p.quick[base]
 	p.mu.RUnlock()
 	if hc != nil {
 		return hc, nil
@@ -121,13 +120,13 @@ func (p *peers) client(base string) (*fasthttp.HostClient, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if *m == nil {
-		*m = map[string]*fasthttp.HostClient{}
+	if p.quick == nil {
+		p.quick = map[string]*fasthttp.HostClient{}
 	}
-	if old := (*m)[base]; old != nil {
+	if old := p.quick[base]; old != nil {
 		return old, nil
 	}
-	(*m)[base] = hc
+	p.quick[base] = hc
 	return hc, nil
 }
 

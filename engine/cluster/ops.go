@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -159,10 +160,9 @@ func (n *Node) Trim(ctx context.Context) (TrimInfo, error) {
 		// Each member recovers from its own shared snapshot: keep what
 		// the oldest of them needs, lost members' included (a member
 		// never heard of holds everything back).
-		for _, s := range n.memberShared() {
+		for _, s := range n.memberShared() { // this node's included
 			floor = min(floor, s)
 		}
-		floor = min(floor, n.sharedSeq.Load())
 	} else {
 		seqs, err := n.sharedSeqs(ctx)
 		if err != nil {
@@ -233,7 +233,7 @@ func (n *Node) Compact(ctx context.Context) (CompactInfo, error) {
 	// A partitioned cluster's signal records carry actor ids too (scans,
 	// baskets, merges, erasures' global part): the target must come after
 	// every node published and applied the ones it holds.
-	if err := n.waitNoPending(ctx); err != nil {
+	if err := n.waitPending(ctx, math.MaxUint64); err != nil {
 		return ci, err
 	}
 	if err := n.Sync(ctx); err != nil {
@@ -328,36 +328,6 @@ func (n *Node) membersLive() error {
 		}
 	}
 	return nil
-}
-
-// waitNoPending returns once this node and every live peer hold no
-// signal record that is not in the stream (at once when partitions have
-// no owners).
-func (n *Node) waitNoPending(ctx context.Context) error {
-	if !n.layout.partitioned() {
-		return nil
-	}
-	for {
-		busy := ""
-		if n.PendingSignals() > 0 {
-			busy = n.opts.Name
-		}
-		for name, st := range n.livePeerStates() {
-			if st.pending > 0 {
-				busy = name
-			}
-		}
-		if busy == "" {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("node %s still holds signal records not in the stream: %w", busy, ctx.Err())
-		case <-n.stop:
-			return ErrClosed
-		case <-time.After(heartbeat / 5):
-		}
-	}
 }
 
 // compactLocal makes this node's newest snapshot cover target (a new one

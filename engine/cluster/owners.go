@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-
-	"github.com/cespare/xxhash/v2"
 )
 
 // Ownership in a partitioned cluster. The cluster's members (node names)
@@ -112,8 +110,7 @@ func (n *Node) owner(p int, live map[string]peerState) (string, bool) {
 type owners struct {
 	owner []string // by partition; "" when no holder is live
 	url   []string // by partition: the owner's HTTP base URL; "" for this node
-	// failovers: partitions this node came to own after it was ready.
-	mine []bool
+	mine  []bool   // by partition: this node owns it
 }
 
 // refreshOwners computes who owns each partition from the peers heard
@@ -158,11 +155,13 @@ func (n *Node) Route(actor string, anon bool) (string, error) {
 	if !n.layout.partitioned() {
 		return "", nil
 	}
-	if anon { // its history may live with a customer elsewhere
-		actor, _ = n.e.Resolve(actor, anon)
-	}
-	p := Partition(actor, n.partitions)
-	t := n.owners.Load()
+	return n.ownerURL(n.owners.Load(), n.partitionOf(actor, anon))
+}
+
+// ownerURL is the HTTP base URL of partition p's owner in t: "" for this
+// node; ErrNoOwner when no holder is live, or the owner announced no
+// address.
+func (n *Node) ownerURL(t *owners, p int) (string, error) {
 	switch {
 	case t.owner[p] == "":
 		return "", fmt.Errorf("%w: partition %d (holders %v)", ErrNoOwner, p, n.layout.holders[p])
@@ -174,6 +173,16 @@ func (n *Node) Route(actor string, anon bool) (string, error) {
 	return t.url[p], nil
 }
 
+// partitionOf is the partition of an actor (an anonymous id with anon),
+// links followed: an anonymous id's history may live with a customer of
+// another partition.
+func (n *Node) partitionOf(actor string, anon bool) int {
+	if anon {
+		actor, _ = n.e.Resolve(actor, anon)
+	}
+	return Partition(actor, n.partitions)
+}
+
 // Owns reports whether this node owns the partition of an actor (an
 // anonymous id with anon, links followed) now; every node does when
 // partitions have no owners.
@@ -181,10 +190,7 @@ func (n *Node) Owns(actor string, anon bool) bool {
 	if !n.layout.partitioned() {
 		return true
 	}
-	if anon {
-		actor, _ = n.e.Resolve(actor, anon)
-	}
-	return n.owners.Load().mine[Partition(actor, n.partitions)]
+	return n.owners.Load().mine[n.partitionOf(actor, anon)]
 }
 
 // OwnerURLs returns the HTTP base URLs of the other live nodes that own
@@ -197,14 +203,12 @@ func (n *Node) OwnerURLs() ([]string, error) {
 	t := n.owners.Load()
 	var urls []string
 	for p := range n.partitions {
-		switch {
-		case t.owner[p] == "":
-			return nil, fmt.Errorf("%w: partition %d (holders %v)", ErrNoOwner, p, n.layout.holders[p])
-		case t.mine[p]:
-		case t.url[p] == "":
-			return nil, fmt.Errorf("%w: owner %s of partition %d announced no HTTP address", ErrNoOwner, t.owner[p], p)
-		case !slices.Contains(urls, t.url[p]):
-			urls = append(urls, t.url[p])
+		u, err := n.ownerURL(t, p)
+		if err != nil {
+			return nil, err
+		}
+		if u != "" && !slices.Contains(urls, u) {
+			urls = append(urls, u)
 		}
 	}
 	slices.Sort(urls)
@@ -239,6 +243,5 @@ func (n *Node) heldSet() func(actor string) bool {
 	for p := range held {
 		held[p] = n.layout.holds(n.opts.Name, p)
 	}
-	parts := uint64(n.partitions)
-	return func(actor string) bool { return held[xxhash.Sum64String(actor)%parts] }
+	return func(actor string) bool { return held[Partition(actor, n.partitions)] }
 }

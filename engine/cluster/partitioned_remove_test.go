@@ -13,11 +13,7 @@ import (
 // race with others in the stream, on one partitioned cluster.
 func TestPartitionedRemovals(t *testing.T) {
 	global, _ := smallWorld(t, 100, 10)
-	c := &testCluster{}
-	c.partitioned(3)
-	withURLs(c)
-	c.start(t, 3, 1)
-	writeAll(t, c.nodes[0], global, 200)
+	c := startPartitioned(t, 1, global)
 	var product, store string
 	for _, r := range global {
 		if r.Op == engine.OpProduct && product == "" {

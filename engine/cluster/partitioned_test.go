@@ -32,11 +32,16 @@ func (c *testCluster) partitioned(size int) {
 	}
 }
 
-func startPartitioned(t *testing.T, size, replicas int) *testCluster {
+// startPartitioned starts a partitioned cluster of three servers and
+// nodes, the stream at replicas, each node announcing an HTTP URL
+// (withURLs), and writes global through n1.
+func startPartitioned(t *testing.T, replicas int, global []engine.Record) *testCluster {
 	t.Helper()
 	c := &testCluster{}
-	c.partitioned(size)
-	c.start(t, size, replicas)
+	c.partitioned(3)
+	withURLs(c)
+	c.start(t, 3, replicas)
+	writeAll(t, c.nodes[0], global, 200)
 	return c
 }
 
@@ -100,10 +105,7 @@ func withURLs(c *testCluster) {
 
 func TestPartitionedCluster(t *testing.T) {
 	global, events := smallWorld(t, 300, 120)
-	c := &testCluster{}
-	c.partitioned(3)
-	withURLs(c)
-	c.start(t, 3, 3)
+	c := startPartitioned(t, 3, global)
 
 	// The layout: every partition held by two of the three nodes, each
 	// node holding about two thirds.
@@ -113,7 +115,6 @@ func TestPartitionedCluster(t *testing.T) {
 			t.Fatalf("%s holds %d of 64 partitions (owned %d, standby %d): want about 43", n.Name(), held, len(owned), len(standby))
 		}
 	}
-	writeAll(t, c.nodes[0], global, 300)
 	// Writes through every node, in turn; each acknowledged write is seen
 	// at once by the actor's owner, from whichever node it is asked.
 	for i := 0; len(events) > 0; i++ {
@@ -339,11 +340,7 @@ func crossPair(t *testing.T, n *Node, tag string) (anon, customer string) {
 
 func TestPartitionedIdentifyAcrossPartitions(t *testing.T) {
 	global, _ := smallWorld(t, 200, 10)
-	c := &testCluster{}
-	c.partitioned(3)
-	withURLs(c)
-	c.start(t, 3, 1)
-	writeAll(t, c.nodes[0], global, 200)
+	c := startPartitioned(t, 1, global)
 	var products []string
 	for _, r := range global {
 		if r.Op == engine.OpProduct && len(products) < 12 {
@@ -402,14 +399,7 @@ func TestPartitionedIdentifyAcrossPartitions(t *testing.T) {
 // node catches up from its snapshot.
 func TestPartitionedFailover(t *testing.T) {
 	global, events := smallWorld(t, 300, 150)
-	c := &testCluster{}
-	c.partitioned(3)
-	withURLs(c)
-	c.mod = func(prev func(*Options)) func(*Options) {
-		return func(o *Options) { prev(o); o.PeerTimeout = 2 * time.Second }
-	}(c.mod)
-	c.start(t, 3, 3)
-	writeAll(t, c.nodes[0], global, 300)
+	c := startPartitioned(t, 3, global)
 	half := len(events) / 2
 	writeAll(t, c.nodes[1], events[:half], 50)
 	c.quiet(t)
@@ -573,11 +563,7 @@ func TestLayout(t *testing.T) {
 // snapshot and the stream.
 func TestPartitionedTrimAndReplace(t *testing.T) {
 	global, events := smallWorld(t, 200, 80)
-	c := &testCluster{}
-	c.partitioned(3)
-	withURLs(c)
-	c.start(t, 3, 3)
-	writeAll(t, c.nodes[0], global, 200)
+	c := startPartitioned(t, 3, global)
 	half := len(events) / 2
 	writeAll(t, c.nodes[1], events[:half], 50)
 	c.quiet(t)

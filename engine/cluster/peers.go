@@ -37,10 +37,9 @@ type peerState struct {
 	snap   uint64 // its newest snapshot's sequence: where it recovers from
 	shared uint64 // its newest shared snapshot's sequence (partitioned clusters)
 	url    string // its HTTP base URL, where requests it owns are forwarded
-	// pending: signal records it derived that are not yet in the stream
-	// (partitioned clusters), and the stream sequence of the oldest's
-	// origin (0: none)
-	pending       int
+	// pendingOldest: the stream sequence of the origin of the oldest
+	// record it derived that is not yet in the stream (partitioned
+	// clusters; 0: none)
 	pendingOldest uint64
 	at            time.Time
 }
@@ -85,11 +84,10 @@ func (n *Node) onAnnounce(m *nats.Msg) {
 	snap, _ := strconv.ParseUint(m.Header.Get(snapHeader), 10, 64)
 	shared, _ := strconv.ParseUint(m.Header.Get(sharedHeader), 10, 64)
 	url := m.Header.Get(httpHeader)
-	pending, _ := strconv.Atoi(m.Header.Get(pendingHeader))
 	oldest, _ := strconv.ParseUint(m.Header.Get(oldestHeader), 10, 64)
 	p.mu.Lock()
 	prev, known := p.seen[name]
-	p.seen[name] = peerState{seq: seq, snap: snap, shared: shared, url: url, pending: pending, pendingOldest: oldest, at: time.Now()}
+	p.seen[name] = peerState{seq: seq, snap: snap, shared: shared, url: url, pendingOldest: oldest, at: time.Now()}
 	if shared > 0 {
 		p.shared[name] = shared
 	}
@@ -115,8 +113,7 @@ func (n *Node) announce() {
 			m.Header.Set(httpHeader, n.opts.HTTPURL)
 		}
 		if n.layout.partitioned() {
-			count, oldest := n.pendingSignals()
-			m.Header.Set(pendingHeader, strconv.Itoa(count))
+			_, oldest := n.pendingSignals()
 			m.Header.Set(oldestHeader, strconv.FormatUint(oldest, 10))
 		}
 		n.nc.PublishMsg(m)
@@ -133,11 +130,9 @@ const snapHeader = "Omnipick-Snapshot-Seq"
 const (
 	sharedHeader = "Omnipick-Shared-Seq"
 	httpHeader   = "Omnipick-HTTP"
-	// pendingHeader: how many signal records the node derived that are
-	// not yet in the stream (a compaction waits for none).
-	pendingHeader = "Omnipick-Pending"
-	// oldestHeader: the stream sequence of the oldest such record's
-	// origin (0: none); a write waits for it to pass its own.
+	// oldestHeader: the stream sequence of the origin of the oldest
+	// record the node derived that is not in the stream yet (0: none); a
+	// compaction waits for none, an identify for none up to its own.
 	oldestHeader = "Omnipick-Pending-Oldest"
 )
 

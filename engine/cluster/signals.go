@@ -93,12 +93,11 @@ type signals struct {
 	enc     []byte           // guarded by Node.applyMu
 	ranks   map[int]uint32   // by partition: derived records of the current record so far; guarded by mu
 
-	published  uint64 // signal messages this node published; guarded by mu
-	pubRecords uint64 // records in them
-	pubNanos   uint64 // total time from publish to ack
-	applied    uint64 // signal records applied (first copies)
-	dupes      uint64 // copies skipped
-	rejected   uint64 // signal records the engine refused
+	published uint64 // signal messages this node published; guarded by mu
+	pubNanos  uint64 // total time from publish to ack
+	applied   uint64 // signal records applied (first copies)
+	dupes     uint64 // copies skipped
+	rejected  uint64 // signal records the engine refused
 }
 
 func (s *signals) init(partitions int) {
@@ -407,6 +406,19 @@ func (n *Node) pendingSignals() (count int, oldest uint64) {
 // history arrives in a merge record, and the cookie's next request is
 // answered by the customer's owner.
 func (n *Node) waitDerived(ctx context.Context, seq uint64) error {
+	if err := n.waitPending(ctx, seq); err != nil {
+		return err
+	}
+	if err := n.Sync(ctx); err != nil {
+		return err
+	}
+	return n.waitPeers(ctx, n.applied.Load())
+}
+
+// waitPending returns once neither this node nor a live peer holds a
+// record derived from the stream up to seq that is not in the stream yet
+// (a compaction waits for none at all: seq math.MaxUint64).
+func (n *Node) waitPending(ctx context.Context, seq uint64) error {
 	for {
 		busy := ""
 		if _, oldest := n.pendingSignals(); oldest != 0 && oldest <= seq {
@@ -418,20 +430,16 @@ func (n *Node) waitDerived(ctx context.Context, seq uint64) error {
 			}
 		}
 		if busy == "" {
-			break
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("node %s has not seen the records derived up to %d in the stream: %w", busy, seq, ctx.Err())
+			return fmt.Errorf("node %s holds derived records not in the stream yet: %w", busy, ctx.Err())
 		case <-n.stop:
 			return ErrClosed
 		case <-time.After(time.Millisecond):
 		}
 	}
-	if err := n.Sync(ctx); err != nil {
-		return err
-	}
-	return n.waitPeers(ctx, n.applied.Load())
 }
 
 // SignalStats are a partitioned node's signal counters.

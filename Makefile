@@ -5,8 +5,9 @@ DATA      ?= ./data
 BIN       := bin/omnipick
 PKGS      := ./...
 SHARED_DATA ?= ../shared/data
-# make eval SPLIT=validation to decide, dev (default) to confirm: docs/ranking.md
+# make eval SPLIT=validation [FOLD=2|3] to decide, dev (default) to confirm: docs/ranking.md
 SPLIT     ?= dev
+FOLD      ?= 1
 
 .PHONY: run cluster build test test-short lint bench bench-scale eval clean
 
@@ -49,9 +50,10 @@ lint:
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
 ## eval: offline evaluation of the engine against baselines on the three
-## real data sets in ../shared/data (SPLIT: dev or validation; a few minutes)
+## real data sets in ../shared/data (SPLIT: dev or validation, FOLD: 1, or
+## 2 or 3 with validation; a few minutes)
 eval: build
-	$(BIN) eval -set all -data $(SHARED_DATA) -k 12 -split $(SPLIT)
+	$(BIN) eval -set all -data $(SHARED_DATA) -k 12 -split $(SPLIT) -fold $(FOLD)
 
 ## bench: the in-process benchmarks, metrics cost included, then a 50k-
 ## product world measured in-process and over HTTP (picks against the

@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"fmt"
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -67,6 +69,79 @@ func TestSiblings(t *testing.T) {
 	got := e2.PicksInto(nil, &Query{Customer: "c1", Channel: ChannelWeb, K: 4})
 	if ids(got)[0] != "tee-white" || got[0].Score != pw.Score {
 		t.Errorf("after a snapshot: %v (%v), want tee-white first at %v", ids(got), got[0].Score, pw.Score)
+	}
+}
+
+// TestSiblingsByPopularity checks on a hand-computed case that an anchor
+// proposes its group's SiblingsPerAnchor most popular products, not the
+// first by id: of five colour-ways of a dress, c1 bought dress-a; with two
+// siblings per anchor, dress-d (3 purchases by others) and dress-e (2) are
+// proposed, dress-b and dress-c (none) are not.
+func TestSiblingsByPopularity(t *testing.T) {
+	w := newWorld(t, Options{SiblingsPerAnchor: 2})
+	for _, id := range []string{"dress-a", "dress-b", "dress-c", "dress-d", "dress-e", "belt"} {
+		group := "dress"
+		if id == "belt" {
+			group = ""
+		}
+		w.apply(Record{Op: OpProduct, Product: Product{ID: id, Category: "women/dresses", Group: group, Variants: []Variant{{SKU: id}}}})
+		w.stock(id, "online", 5)
+	}
+	// Others buy dress-d three times and dress-e twice, each alone, a
+	// week apart, so no relation ties them to dress-a.
+	ts := int64(1_700_000_000_000)
+	for i, id := range []string{"dress-d", "dress-d", "dress-d", "dress-e", "dress-e"} {
+		w.apply(Record{Op: OpEvent, Event: Event{Type: EventPurchase, Customer: fmt.Sprintf("o%d", i), Product: id, TS: ts}})
+		ts += 7 * 24 * 3600 * 1000
+	}
+	w.apply(Record{Op: OpEvent, Event: Event{Type: EventPurchase, Customer: "c1", Product: "dress-a", TS: ts}})
+	pk := w.e.pickers.Get().(*picker)
+	defer w.e.pickers.Put(pk)
+	q := Query{Customer: "c1", Channel: ChannelWeb, K: 4, Now: ts + 1000}
+	pk.begin(w.e, &q)
+	w.e.mu.RLock()
+	w.e.preparePersonal(pk, &q)
+	w.e.mu.RUnlock()
+	for _, c := range []struct {
+		id      string
+		sibling bool
+	}{{"dress-d", true}, {"dress-e", true}, {"dress-b", false}, {"dress-c", false}, {"belt", false}} {
+		it, _ := w.e.idx.Item(c.id)
+		flags, rel := pk.sourceOf(it.Dense)
+		if got := flags&flagRelated != 0 && rel == 1; got != c.sibling {
+			t.Errorf("%s: proposed as a sibling (flags %b, strength %v) = %v, want %v", c.id, flags, rel, got, c.sibling)
+		}
+	}
+}
+
+// TestOfferSibling checks the bounded most-popular list on hand-computed
+// sequences, ties kept in arrival (id) order.
+func TestOfferSibling(t *testing.T) {
+	cases := []struct {
+		name string
+		n    int
+		in   []relEntry
+		want []uint32
+	}{
+		{"fewer than n", 3, []relEntry{{1, 2}, {2, 5}}, []uint32{2, 1}},
+		{"best n of many", 2, []relEntry{{1, 1}, {2, 4}, {3, 3}, {4, 9}, {5, 0}}, []uint32{4, 2}},
+		{"ties keep the earlier id", 2, []relEntry{{1, 3}, {2, 3}, {3, 3}}, []uint32{1, 2}},
+		{"all zero", 2, []relEntry{{7, 0}, {8, 0}, {9, 0}}, []uint32{7, 8}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var top []relEntry
+			for _, r := range c.in {
+				top = offerSibling(top, c.n, r.p, r.w)
+			}
+			got := make([]uint32, len(top))
+			for i, r := range top {
+				got[i] = r.p
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("got %v, want %v", got, c.want)
+			}
+		})
 	}
 }
 

@@ -74,6 +74,7 @@ type picker struct {
 	byTier    []personalCand // pending in tier order
 	top       []uint32       // a top list's prefix, being walked
 	rels      []relEntry     // an anchor's relations
+	sibs      []relEntry     // an anchor's most popular siblings (addSiblings)
 	cands     []cand
 	deferred  []cand
 	leaves    []leafCount

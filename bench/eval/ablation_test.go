@@ -24,6 +24,9 @@ func ablations() []struct {
 	}{
 		{"defaults", engine.Options{}},
 		{"no siblings", engine.Options{SiblingWeight: -1}},
+		{"sibling weight 0.5", engine.Options{SiblingWeight: 0.5}},
+		{"sibling weight 2", engine.Options{SiblingWeight: 2}},
+		{"sibling weight 3", engine.Options{SiblingWeight: 3}},
 		{"relations popnorm 0.5", engine.Options{RelatedPopNorm: 0.5}},
 		{"learned blend", engine.Options{Blend: true}},
 		{"neighbours", engine.Options{NeighbourWeight: 4}},
@@ -51,7 +54,8 @@ func ablations() []struct {
 //	OMNIPICK_ABLATE=1 go test ./bench/eval -run TestAblation -v -timeout 30m
 //
 // OMNIPICK_ABLATE_FOLD=2 scores the earlier validation window (a second
-// fold; Options.Fold). OMNIPICK_ABLATE_ONLY=name,name runs only those variants (and the
+// fold; Options.Fold), OMNIPICK_ABLATE_FOLD=3 a window as long as
+// holdout_dev's. OMNIPICK_ABLATE_ONLY=name,name runs only those variants (and the
 // defaults); OMNIPICK_ABLATE_SETS=hm,taobao only those sets.
 //
 // OMNIPICK_ABLATE_SPLIT=dev reads holdout_dev instead: once per candidate

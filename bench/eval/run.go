@@ -52,7 +52,11 @@ type Options struct {
 	// Fold 2 moves SplitValidation to an earlier window of train (hm:
 	// learn 09-16, validate 09-17; online_retail: August 2011; taobao:
 	// 2017-11-30): a second fold, so that a decision need not rest on one
-	// window. 0 or 1: the split's usual window.
+	// window. Fold 3 scores a window as long as holdout_dev's, ending
+	// where train ends (hm: 09-17..19; online_retail: the ten weeks from
+	// 2011-07-23; taobao: 11-30..12-01), for changes whose gain may
+	// depend on how far ahead picks are scored. 0 or 1: the split's
+	// usual window.
 	Fold int
 }
 
@@ -114,6 +118,9 @@ func Splits() []Split { return []Split{SplitValidation, SplitDev} }
 // ErrUnknownSplit is returned for a Split not in Splits.
 var ErrUnknownSplit = errors.New("eval: unknown split")
 
+// ErrUnknownFold is returned for an Options.Fold other than 0 to 3.
+var ErrUnknownFold = errors.New("eval: unknown fold")
+
 // Run evaluates methods on the data set named set under dataDir (laid out
 // as ../shared/data: dataDir/set/train/...). With SplitDev (the default) it
 // reads the holdout file (HoldoutPath if holdoutFile is ""), replays the
@@ -141,8 +148,13 @@ func Run(set, dataDir, holdoutFile string, k int, methods []Recommender, opts Op
 	if err := st.selectHoldout(holdoutFile); err != nil {
 		return Report{}, err
 	}
-	if st.validation && opts.Fold == 2 {
+	switch {
+	case opts.Fold < 0 || opts.Fold > 3:
+		return Report{}, fmt.Errorf("%w: %d (have 1, 2, 3)", ErrUnknownFold, opts.Fold)
+	case st.validation && opts.Fold == 2:
 		st.cut, st.end = d.spec.earlier.cut, d.spec.earlier.end
+	case st.validation && opts.Fold == 3:
+		st.cut, st.end = d.spec.horizon, 0
 	}
 	if err := st.scanTrain(opts.MaxTrainEvents); err != nil {
 		return Report{}, err

@@ -265,3 +265,36 @@ func TestRunValidationFold2(t *testing.T) {
 		t.Errorf("asked as of %v, want the earlier cut %d", rec.asOf, want)
 	}
 }
+
+// TestRunValidationFold3 checks the window of holdout_dev's length (Options
+// Fold 3) on hm: learn 09-16, score every later train purchase (09-17 to
+// 09-19), asked as of 09-17; and that a fold Run does not know is refused.
+func TestRunValidationFold3(t *testing.T) {
+	root := writeSets(t)
+	writeFile(t, filepath.Join(root, "hm/train/transactions.csv.gz"), `t_dat,customer_id,article_id,product_code,price,sales_channel_id,channel_assumed
+2020-09-16,aaa,0100001001,0100001,0.05,2,online
+2020-09-16,bbb,0100002001,0100002,0.02,1,store
+2020-09-17,aaa,0100003001,0100003,0.01,2,online
+2020-09-17,ccc,0100003001,0100003,0.01,2,online
+2020-09-19,bbb,0100003001,0100003,0.01,1,store
+2020-09-19,aaa,0100002001,0100002,0.02,2,online
+`)
+	rec := &recorder{}
+	rep, err := Run(SetHM, root, "", 2, []Recommender{rec, NewPopularity()}, Options{Split: SplitValidation, Fold: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ccc was not seen before the cut; aaa has two targets (09-17 and
+	// 09-19), bbb one (09-19, after fold 2's window ends).
+	if rep.TrainEvents != 2 || rep.HoldoutCustomers != 2 || rep.Customers != 2 || rep.Targets != 3 {
+		t.Errorf("report: %+v", rep)
+	}
+	if want := int64(1600300800000); len(rec.asOf) != 2 || rec.asOf[0] != want {
+		t.Errorf("asked as of %v, want the fold's cut %d", rec.asOf, want)
+	}
+	for _, fold := range []int{-1, 4} {
+		if _, err := Run(SetHM, root, "", 2, nil, Options{Split: SplitValidation, Fold: fold}); !errors.Is(err, ErrUnknownFold) {
+			t.Errorf("fold %d: got %v, want ErrUnknownFold", fold, err)
+		}
+	}
+}

@@ -36,6 +36,8 @@ func TestCommandLine(t *testing.T) {
 		{args: []string{"help", "repair"}, code: 0, stdoutHas: []string{"usage: omnipick repair", "-data"}},
 		{args: []string{"repair", "-h"}, code: 0, stdoutHas: []string{"usage: omnipick repair", "-data"}},
 		{args: []string{"help", "eval"}, code: 0, stdoutHas: []string{"usage: omnipick eval", "-set"}},
+		{args: []string{"eval", "-fold", "4"}, code: 1, stderrHas: []string{"-fold must be 1, or 2 or 3 with -split validation"}, quietOut: true},
+		{args: []string{"eval", "-fold", "3"}, code: 1, stderrHas: []string{"-fold must be 1, or 2 or 3 with -split validation"}, quietOut: true},
 		{args: []string{"help", "bench"}, code: 0, stdoutHas: []string{"omnipick bench load", "omnipick bench scale"}},
 		{args: []string{"bench", "-h"}, code: 0, stdoutHas: []string{"omnipick bench load", "omnipick bench world"}},
 		{args: []string{"help", "bench", "load"}, code: 0, stdoutHas: []string{"usage: omnipick bench load", "-target", "-ceiling"}},

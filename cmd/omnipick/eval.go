@@ -38,7 +38,7 @@ func runEval(args []string) error {
 	dataDir := fs.String("data", "../shared/data", "directory holding the data sets")
 	split := fs.String("split", string(eval.SplitDev), "validation: learn from train before the set's validation cut and score the train purchases after it (tune and decide here); dev: learn from all of train and score the holdout file (confirm once per change)")
 	holdout := fs.String("holdout", "", "holdout file (default: the set's holdout_dev/holdout_purchases.csv); needs a single -set and -split dev")
-	fold := fs.Int("fold", 1, "with -split validation: 1, the set's validation window; 2, an earlier window of train (a second fold)")
+	fold := fs.Int("fold", 1, "with -split validation: 1, the set's validation window; 2, an earlier window of train (a second fold); 3, a window as long as holdout_dev's, ending where train ends")
 	boot := fs.Int("bootstrap", eval.DefaultBootstrap, "bootstrap resamples behind the 95% intervals (0: none)")
 	k := fs.Int("k", 12, "picks per customer")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
@@ -66,8 +66,8 @@ func runEval(args []string) error {
 	if *holdout != "" && eval.Split(*split) != eval.SplitDev {
 		return errors.New("-holdout needs -split dev: validation targets come from train")
 	}
-	if (*fold != 1 && *fold != 2) || (*fold == 2 && eval.Split(*split) != eval.SplitValidation) {
-		return errors.New("-fold must be 1, or 2 with -split validation")
+	if *fold < 1 || *fold > 3 || (*fold > 1 && eval.Split(*split) != eval.SplitValidation) {
+		return errors.New("-fold must be 1, or 2 or 3 with -split validation")
 	}
 	if *boot == 0 {
 		*boot = -1 // eval.Options: negative means none

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -239,37 +240,12 @@ func TestRunValidationSplit(t *testing.T) {
 	}
 }
 
-// TestRunValidationFold2 checks the earlier validation window (Options
-// Fold 2) on hm: learn 09-16, score purchases on 09-17 only, asked as of
-// 09-17; what comes after the window is neither learned nor a target.
-func TestRunValidationFold2(t *testing.T) {
-	root := writeSets(t)
-	writeFile(t, filepath.Join(root, "hm/train/transactions.csv.gz"), `t_dat,customer_id,article_id,product_code,price,sales_channel_id,channel_assumed
-2020-09-16,aaa,0100001001,0100001,0.05,2,online
-2020-09-16,bbb,0100002001,0100002,0.02,1,store
-2020-09-17,aaa,0100003001,0100003,0.01,2,online
-2020-09-17,ccc,0100003001,0100003,0.01,2,online
-2020-09-18,bbb,0100003001,0100003,0.01,1,store
-`)
-	rec := &recorder{}
-	rep, err := Run(SetHM, root, "", 2, []Recommender{rec, NewPopularity()}, Options{Split: SplitValidation, Fold: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// ccc was not seen before the cut; bbb's purchase on 09-18 is after
-	// the window: only aaa is scored, with one target.
-	if rep.TrainEvents != 2 || rep.HoldoutCustomers != 1 || rep.Customers != 1 || rep.Targets != 1 {
-		t.Errorf("report: %+v", rep)
-	}
-	if want := int64(1600300800000); len(rec.asOf) != 1 || rec.asOf[0] != want {
-		t.Errorf("asked as of %v, want the earlier cut %d", rec.asOf, want)
-	}
-}
-
-// TestRunValidationFold3 checks the window of holdout_dev's length (Options
-// Fold 3) on hm: learn 09-16, score every later train purchase (09-17 to
-// 09-19), asked as of 09-17; and that a fold Run does not know is refused.
-func TestRunValidationFold3(t *testing.T) {
+// TestRunValidationFolds checks the other validation windows (Options.Fold)
+// on hm, on one history: fold 2 learns 09-16 and scores 09-17 only (what
+// comes after is neither learned nor a target); fold 3, the window of
+// holdout_dev's length, learns 09-16 and scores 09-17 to 09-19. Both are
+// asked as of 09-17; a fold Run does not know is refused.
+func TestRunValidationFolds(t *testing.T) {
 	root := writeSets(t)
 	writeFile(t, filepath.Join(root, "hm/train/transactions.csv.gz"), `t_dat,customer_id,article_id,product_code,price,sales_channel_id,channel_assumed
 2020-09-16,aaa,0100001001,0100001,0.05,2,online
@@ -279,18 +255,28 @@ func TestRunValidationFold3(t *testing.T) {
 2020-09-19,bbb,0100003001,0100003,0.01,1,store
 2020-09-19,aaa,0100002001,0100002,0.02,2,online
 `)
-	rec := &recorder{}
-	rep, err := Run(SetHM, root, "", 2, []Recommender{rec, NewPopularity()}, Options{Split: SplitValidation, Fold: 3})
-	if err != nil {
-		t.Fatal(err)
+	// ccc was not seen before the cut in either fold.
+	cases := []struct {
+		fold                        int
+		holdout, customers, targets int
+	}{
+		{2, 1, 1, 1}, // aaa's 09-17 purchase; the 09-19 ones are past the window
+		{3, 2, 2, 3}, // aaa's 09-17 and 09-19 purchases, bbb's 09-19 one
 	}
-	// ccc was not seen before the cut; aaa has two targets (09-17 and
-	// 09-19), bbb one (09-19, after fold 2's window ends).
-	if rep.TrainEvents != 2 || rep.HoldoutCustomers != 2 || rep.Customers != 2 || rep.Targets != 3 {
-		t.Errorf("report: %+v", rep)
-	}
-	if want := int64(1600300800000); len(rec.asOf) != 2 || rec.asOf[0] != want {
-		t.Errorf("asked as of %v, want the fold's cut %d", rec.asOf, want)
+	for _, c := range cases {
+		t.Run(fmt.Sprintf("fold %d", c.fold), func(t *testing.T) {
+			rec := &recorder{}
+			rep, err := Run(SetHM, root, "", 2, []Recommender{rec, NewPopularity()}, Options{Split: SplitValidation, Fold: c.fold})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.TrainEvents != 2 || rep.HoldoutCustomers != c.holdout || rep.Customers != c.customers || rep.Targets != c.targets {
+				t.Errorf("report: %+v", rep)
+			}
+			if want := int64(1600300800000); len(rec.asOf) != c.customers || rec.asOf[0] != want {
+				t.Errorf("asked as of %v, want the fold's cut %d for each customer", rec.asOf, want)
+			}
+		})
 	}
 	for _, fold := range []int{-1, 4} {
 		if _, err := Run(SetHM, root, "", 2, nil, Options{Split: SplitValidation, Fold: fold}); !errors.Is(err, ErrUnknownFold) {

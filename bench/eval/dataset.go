@@ -158,13 +158,17 @@ func (d *Dataset) Name() string { return d.name }
 // after it. Picks are evaluated as of Cut.
 func (d *Dataset) Cut() int64 { return d.spec.cut }
 
-// ValidationCut returns the instant that splits train for
-// SplitValidation, in unix milliseconds: methods learn from the train
-// events before it, and the train purchases at or after it (and before Cut)
-// are the targets. hm: 2020-09-18 (2 days learned, 2 validated: train has
-// only 4 days); online_retail: 2011-09-01 (the last train month); taobao:
-// 2017-12-01 00:00 UTC+8 (the last train day).
-func (d *Dataset) ValidationCut() int64 { return d.spec.valCut }
+// window returns the validation window [cut, end) of fold (Options.Fold;
+// end 0: to the end of train).
+func (sp *spec) window(fold int) (cut, end int64) {
+	switch fold {
+	case 2:
+		return sp.earlier.cut, sp.earlier.end
+	case 3:
+		return sp.horizon, 0
+	}
+	return sp.valCut, 0
+}
 
 // HoldoutPath returns the set's default holdout file,
 // <dir>/holdout_dev/holdout_purchases.csv.

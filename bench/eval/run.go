@@ -135,6 +135,9 @@ func Run(set, dataDir, holdoutFile string, k int, methods []Recommender, opts Op
 	if k <= 0 {
 		return Report{}, fmt.Errorf("eval: k must be positive, got %d", k)
 	}
+	if opts.Fold < 0 || opts.Fold > 3 {
+		return Report{}, fmt.Errorf("%w: %d (have 1, 2, 3)", ErrUnknownFold, opts.Fold)
+	}
 	split, err := resolveSplit(opts.Split, holdoutFile)
 	if err != nil {
 		return Report{}, err
@@ -145,16 +148,8 @@ func Run(set, dataDir, holdoutFile string, k int, methods []Recommender, opts Op
 	}
 	start := time.Now()
 	st := &runState{d: d, validation: split == SplitValidation, rep: Report{Set: set, Split: split, K: k}}
-	if err := st.selectHoldout(holdoutFile); err != nil {
+	if err := st.selectHoldout(holdoutFile, opts.Fold); err != nil {
 		return Report{}, err
-	}
-	switch {
-	case opts.Fold < 0 || opts.Fold > 3:
-		return Report{}, fmt.Errorf("%w: %d (have 1, 2, 3)", ErrUnknownFold, opts.Fold)
-	case st.validation && opts.Fold == 2:
-		st.cut, st.end = d.spec.earlier.cut, d.spec.earlier.end
-	case st.validation && opts.Fold == 3:
-		st.cut, st.end = d.spec.horizon, 0
 	}
 	if err := st.scanTrain(opts.MaxTrainEvents); err != nil {
 		return Report{}, err
@@ -216,11 +211,12 @@ type scoredCustomer struct {
 }
 
 // selectHoldout sets the cut and the holdout: the holdout file's for dev,
-// an empty one that the replay fills for validation.
-func (st *runState) selectHoldout(holdoutFile string) error {
+// an empty one that the replay fills for validation, over the window of
+// fold (Options.Fold).
+func (st *runState) selectHoldout(holdoutFile string, fold int) error {
 	st.cut = st.d.Cut()
 	if st.validation {
-		st.cut = st.d.ValidationCut()
+		st.cut, st.end = st.d.spec.window(fold)
 		st.hold = map[string][]string{}
 		return nil
 	}

@@ -49,7 +49,7 @@
 // Run scores one of two splits (Options.Split, omnipick eval -split):
 //
 //   - SplitValidation is carved from train by time: the methods learn from
-//     the train events before the set's ValidationCut (hm 2020-09-18: two
+//     the train events before the set's validation cut (hm 2020-09-18: two
 //     days learned, two validated, as train holds four; online_retail
 //     2011-09-01, the last train month; taobao 2017-12-01 00:00 UTC+8, the
 //     last train day) and are asked as of it. The targets are built as the

@@ -104,7 +104,7 @@ const (
 	// file (holdout_dev by default): read once per candidate change, to
 	// confirm it.
 	SplitDev Split = "dev"
-	// SplitValidation learns from train before the set's ValidationCut and
+	// SplitValidation learns from train before the set's validation cut and
 	// scores the train purchases after it, built the way the holdout files
 	// are: purchases of items the customer did not buy before the
 	// validation cut, by customers present before it. Tuning and every
@@ -127,8 +127,8 @@ var ErrUnknownFold = errors.New("eval: unknown fold")
 // train split once, feeding every record to every method in turn, then
 // asks each method for k picks as of the cut for every scored customer and
 // scores them. With SplitValidation it feeds only the train events before
-// ValidationCut, asks as of ValidationCut and scores against the later
-// train purchases (holdoutFile must be "").
+// the validation cut of Options.Fold's window, asks as of it and scores
+// against the train purchases in the window (holdoutFile must be "").
 //
 // Run stops at the first error a method's Apply returns.
 func Run(set, dataDir, holdoutFile string, k int, methods []Recommender, opts Options) (Report, error) {

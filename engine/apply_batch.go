@@ -153,7 +153,7 @@ func (b *applyBatch) room(e *Engine, recs []Record) bool {
 	}
 	clear(b.need)
 	for k := range recs {
-		if actor, anon, err := eventActor(&recs[k].Event); err == nil {
+		if actor, anon, err := checkedActor(recs[k].Event.Customer, recs[k].Event.AnonymousID); err == nil {
 			target, _ := e.profiles.Resolve(actor, anon)
 			b.need[e.profiles.ShardIndex(target)]++
 		}
@@ -282,7 +282,7 @@ func (b *applyBatch) derive(e *Engine, recs []Record, evs []batchEvent, errs []e
 		case be.stage == stageRebaseOnly && be.invalid != nil && e.pop.needsRebase(be.x.t):
 			// Rare: the target is resolved here rather than for every
 			// rejected event in phase 1 (links do not change in a run).
-			actor, anon, _ := eventActor(&recs[k].Event)
+			actor, anon, _ := checkedActor(recs[k].Event.Customer, recs[k].Event.AnonymousID)
 			if target, _ := e.profiles.Resolve(actor, anon); e.opts.Holds(target) {
 				e.deriveClock(base+k, target, be.x.t)
 			}
@@ -427,7 +427,7 @@ func (b *applyBatch) edit(e *Engine, recs []Record, evs []batchEvent, w int) {
 		// Edit follows the actor's links itself, as Apply's does: from
 		// be.target, the end of the links Resolve follows in one go, a
 		// longer chain would lead further.
-		actor, anon, _ := eventActor(&recs[k].Event)
+		actor, anon, _ := checkedActor(recs[k].Event.Customer, recs[k].Event.AnonymousID)
 		if err := e.profiles.Edit(actor, anon, func(pr *profile.Profile) { anchors = x.editProfile(pr, anchors) }); err != nil {
 			be.err, be.stage = profilesFull(err), stageRebaseOnly
 			continue

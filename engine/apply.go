@@ -221,7 +221,7 @@ type signalUpdate struct {
 	scan   Scan
 	// The anchors are held here rather than by a slice: a slice would
 	// send the buffer to the heap, as the strings above go there.
-	anchors  [64]relEntry
+	anchors  [maxSignalAnchors]relEntry
 	nAnchors uint8
 }
 

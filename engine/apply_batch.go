@@ -239,10 +239,7 @@ func (b *applyBatch) signals(e *Engine, evs []batchEvent, errs []error, workers 
 	for k := range evs {
 		be := &evs[k]
 		if be.err != nil { // phase 2 rejected it (not with room in the cap)
-			errs[k] = be.err
-			if be.hasID {
-				e.ids.release(be.id)
-			}
+			errs[k] = e.editFailed(be)
 		}
 		if be.stage >= stageRebaseOnly && e.pop.needsRebase(be.x.t) {
 			e.mu.RUnlock()
@@ -272,10 +269,7 @@ func (b *applyBatch) derive(e *Engine, recs []Record, evs []batchEvent, errs []e
 		be := &evs[k]
 		switch {
 		case be.err != nil: // phase 2 rejected it (not with room in the cap)
-			errs[k] = be.err
-			if be.hasID {
-				e.ids.release(be.id)
-			}
+			errs[k] = e.editFailed(be)
 			e.deriveClock(base+k, be.target, be.x.t)
 		case be.stage == stageEdit:
 			e.derived.add(base+k, strings.Clone(be.target), Record{Op: OpSignal, Signal: signalOf(&be.u)})
@@ -288,6 +282,16 @@ func (b *applyBatch) derive(e *Engine, recs []Record, evs []batchEvent, errs []e
 			}
 		}
 	}
+}
+
+// editFailed returns the error phase 2 left on be, releasing be's event
+// id: the event changed nothing, so its retry must not count as a
+// duplicate.
+func (e *Engine) editFailed(be *batchEvent) error {
+	if be.hasID {
+		e.ids.release(be.id)
+	}
+	return be.err
 }
 
 // prepareEvents is phase 1's first part for the events of recs (evs[k]

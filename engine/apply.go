@@ -221,7 +221,7 @@ type signalUpdate struct {
 	scan   Scan
 	// The anchors are held here rather than by a slice: a slice would
 	// send the buffer to the heap, as the strings above go there.
-	anchors  [64]relEntry
+	anchors  [maxSignalAnchors]relEntry
 	nAnchors uint8
 }
 
@@ -268,7 +268,7 @@ func checkEventActor(ev *Event) (actor string, anon bool, err error) {
 	if ev.Type == 0 || int(ev.Type) >= numEventTypes {
 		return "", false, fieldErr("type", ErrBadEventType)
 	}
-	return eventActor(ev)
+	return checkedActor(ev.Customer, ev.AnonymousID)
 }
 
 // startEdit fills x for a checked event at time ts (unix milliseconds),
@@ -284,18 +284,19 @@ func (e *Engine) startEdit(x *eventEdit, ev *Event, ts int64) error {
 	return nil
 }
 
-// eventActor returns the actor of an event: its customer, or its
-// anonymous id (anon), never both.
-func eventActor(ev *Event) (id string, anon bool, err error) {
+// checkedActor returns the actor of an event or erasure from its customer
+// and anonymous id: the customer, or the anonymous id (anon), never both
+// (actorOf, unchecked, is for requests validated before).
+func checkedActor(customer, anonymousID string) (id string, anon bool, err error) {
 	switch {
-	case ev.Customer != "" && ev.AnonymousID != "":
+	case customer != "" && anonymousID != "":
 		return "", false, fieldErr("customer", ErrBothActors)
-	case ev.AnonymousID != "":
-		return ev.AnonymousID, true, nil
-	case ev.Customer == "":
+	case anonymousID != "":
+		return anonymousID, true, nil
+	case customer == "":
 		return "", false, fieldErr("customer", ErrUnknownActor)
 	}
-	return ev.Customer, false, nil
+	return customer, false, nil
 }
 
 // relationWeight is how strongly an event of type typ relates its product

@@ -153,7 +153,7 @@ func (b *applyBatch) room(e *Engine, recs []Record) bool {
 	}
 	clear(b.need)
 	for k := range recs {
-		if actor, anon, err := eventActor(&recs[k].Event); err == nil {
+		if actor, anon, err := checkedActor(recs[k].Event.Customer, recs[k].Event.AnonymousID); err == nil {
 			target, _ := e.profiles.Resolve(actor, anon)
 			b.need[e.profiles.ShardIndex(target)]++
 		}
@@ -239,10 +239,7 @@ func (b *applyBatch) signals(e *Engine, evs []batchEvent, errs []error, workers 
 	for k := range evs {
 		be := &evs[k]
 		if be.err != nil { // phase 2 rejected it (not with room in the cap)
-			errs[k] = be.err
-			if be.hasID {
-				e.ids.release(be.id)
-			}
+			errs[k] = e.editFailed(be)
 		}
 		if be.stage >= stageRebaseOnly && e.pop.needsRebase(be.x.t) {
 			e.mu.RUnlock()
@@ -272,22 +269,29 @@ func (b *applyBatch) derive(e *Engine, recs []Record, evs []batchEvent, errs []e
 		be := &evs[k]
 		switch {
 		case be.err != nil: // phase 2 rejected it (not with room in the cap)
-			errs[k] = be.err
-			if be.hasID {
-				e.ids.release(be.id)
-			}
+			errs[k] = e.editFailed(be)
 			e.deriveClock(base+k, be.target, be.x.t)
 		case be.stage == stageEdit:
 			e.derived.add(base+k, strings.Clone(be.target), Record{Op: OpSignal, Signal: signalOf(&be.u)})
 		case be.stage == stageRebaseOnly && be.invalid != nil && e.pop.needsRebase(be.x.t):
 			// Rare: the target is resolved here rather than for every
 			// rejected event in phase 1 (links do not change in a run).
-			actor, anon, _ := eventActor(&recs[k].Event)
+			actor, anon, _ := checkedActor(recs[k].Event.Customer, recs[k].Event.AnonymousID)
 			if target, _ := e.profiles.Resolve(actor, anon); e.opts.Holds(target) {
 				e.deriveClock(base+k, target, be.x.t)
 			}
 		}
 	}
+}
+
+// editFailed returns the error phase 2 left on be, releasing be's event
+// id: the event changed nothing, so its retry must not count as a
+// duplicate.
+func (e *Engine) editFailed(be *batchEvent) error {
+	if be.hasID {
+		e.ids.release(be.id)
+	}
+	return be.err
 }
 
 // prepareEvents is phase 1's first part for the events of recs (evs[k]
@@ -427,7 +431,7 @@ func (b *applyBatch) edit(e *Engine, recs []Record, evs []batchEvent, w int) {
 		// Edit follows the actor's links itself, as Apply's does: from
 		// be.target, the end of the links Resolve follows in one go, a
 		// longer chain would lead further.
-		actor, anon, _ := eventActor(&recs[k].Event)
+		actor, anon, _ := checkedActor(recs[k].Event.Customer, recs[k].Event.AnonymousID)
 		if err := e.profiles.Edit(actor, anon, func(pr *profile.Profile) { anchors = x.editProfile(pr, anchors) }); err != nil {
 			be.err, be.stage = profilesFull(err), stageRebaseOnly
 			continue

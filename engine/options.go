@@ -291,7 +291,7 @@ func (o *Options) setDefaults() {
 	def(&o.MaxSizes, 16)
 	def(&o.MaxRelated, 128)
 	def(&o.EventAnchors, 64)
-	o.EventAnchors = min(o.EventAnchors, 64)
+	o.EventAnchors = min(o.EventAnchors, maxSignalAnchors) // the anchors are sliced from an array of that size
 	def(&o.TopPerFacet, 64)
 	def(&o.TopGlobal, 512)
 	def(&o.AffinityFacets, 4)

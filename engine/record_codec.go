@@ -239,7 +239,8 @@ func decodeSignal(rd *binfmt.Reader, g *Signal) {
 	g.Scan = Scan{Product: rd.String(), Customer: rd.String(), AnonymousID: rd.String(), TS: rd.Varint()}
 }
 
-// maxSignalAnchors is the most anchors a signal holds (Options.EventAnchors).
+// maxSignalAnchors is the most anchors a signal holds: the size of
+// signalUpdate.anchors, and so the cap of Options.EventAnchors.
 const maxSignalAnchors = 64
 
 // maxMergeProfile bounds a merged profile's encoding: a profile at every

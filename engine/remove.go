@@ -26,7 +26,7 @@ func profilesFull(err error) error {
 // campaigns and exclusions (all in the profile; see profile.Store.Erase),
 // and its part in the stores' last scans.
 func (e *Engine) applyErase(x *Erase, index int) error {
-	id, anon, err := eraseActor(x)
+	id, anon, err := checkedActor(x.Customer, x.AnonymousID)
 	if err != nil {
 		return err
 	}
@@ -60,24 +60,10 @@ func (e *Engine) applyErase(x *Erase, index int) error {
 	return nil
 }
 
-// eraseActor returns the actor of an erasure: its customer, or its
-// anonymous id (anon).
-func eraseActor(x *Erase) (id string, anon bool, err error) {
-	switch {
-	case x.Customer != "" && x.AnonymousID != "":
-		return "", false, fieldErr("customer", ErrBothActors)
-	case x.AnonymousID != "":
-		return x.AnonymousID, true, nil
-	case x.Customer == "":
-		return "", false, fieldErr("customer", ErrUnknownActor)
-	}
-	return x.Customer, false, nil
-}
-
 // applyForget applies an erased actor's derived OpForget: its part in the
 // stores' last scans and, a customer's, in the baskets.
 func (e *Engine) applyForget(x *Erase) error {
-	id, anon, err := eraseActor(x)
+	id, anon, err := checkedActor(x.Customer, x.AnonymousID)
 	if err != nil {
 		return err
 	}

@@ -121,6 +121,12 @@ func (st *Store) Read(id string, anon bool, pr *Profile, strs bool) bool {
 // cannot make room.
 func (st *Store) Edit(id string, anon bool, edit func(pr *Profile)) error {
 	id, anon = st.Resolve(id, anon)
+	return st.editResolved(id, anon, edit)
+}
+
+// editResolved is Edit of an actor whose links are already followed: the
+// profile edited is id's own, wherever links would lead.
+func (st *Store) editResolved(id string, anon bool, edit func(pr *Profile)) error {
 	s, h := st.shardOf(id)
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -281,23 +287,16 @@ func (st *Store) LinkHeld(anonID, target string, targetAnon bool, held func(stri
 // store took out (LinkHeld), into the profile of dest (an actor links
 // already resolved), as Link merges, anonID joining its Links.
 func (st *Store) Merge(anonID, dest string, destAnon bool, moved *Profile) error {
+	// Kept although editResolved makes room under the lock too: over a cap
+	// lowered below what a shard holds, each makeRoomLocked evicts again,
+	// so dropping this call would change which profiles a merge evicts.
 	if err := st.roomFor(dest, destAnon); err != nil {
 		return err
 	}
-	ds, dh := st.shardOf(dest)
-	ds.mu.Lock()
-	defer ds.mu.Unlock()
-	ds.captureLocked()
-	dslot, err := st.newSlotLocked(ds, dest, dh, destAnon)
-	if err != nil {
-		return err
-	}
-	dp := ds.editLocked(dslot)
-	moved.MergedTo, moved.MergedAnon = "", false
-	dp.merge(moved, &st.lim)
-	dp.Links = appendUnique(dp.Links, anonID)
-	ds.writeLocked(dslot, dp)
-	return nil
+	return st.editResolved(dest, destAnon, func(dp *Profile) {
+		dp.merge(moved, &st.lim)
+		dp.Links = appendUnique(dp.Links, anonID)
+	})
 }
 
 // Stats returns how many profiles the store holds and the bytes of their

@@ -151,10 +151,12 @@ type screenFeed struct {
 	// Cluster mode: a scan by an actor another node owns is ranked by
 	// that owner (GET /v1/picks with the same query), asked with the
 	// request's key auth; its answer is in owned, valid until the next
-	// pick.
-	srv   *Server
-	auth  [][2]string
-	owned []byte
+	// pick. ownedAt is where its "channel" member starts, found once by
+	// askOwner for appendJSON to splice from.
+	srv     *Server
+	auth    [][2]string
+	owned   []byte
+	ownedAt int
 }
 
 func (s *Server) newScreenFeed(ctx *fasthttp.RequestCtx, store string, k int) *screenFeed {
@@ -220,8 +222,11 @@ func (f *screenFeed) askOwner() bool {
 		uri := "/v1/picks?" + args.String()
 		fasthttp.ReleaseArgs(args)
 		f.owned, err = s.ownerPicks(f.owned[:0], epScreen, owner, uri, f.auth)
-		if err == nil && bytes.Contains(f.owned, []byte(`"channel":`)) {
-			return true
+		if err == nil {
+			f.ownedAt = bytes.Index(f.owned, []byte(`"channel":`))
+			if f.ownedAt >= 0 {
+				return true
+			}
 		}
 		if err == nil {
 			err = errors.New("owner's picks answer has no channel")
@@ -251,9 +256,8 @@ func (f *screenFeed) appendJSON(dst []byte, sc engine.Scan) []byte {
 	if remote {
 		// The owner's picks answer continues this object from its
 		// channel on: its customer is left out as below.
-		i := bytes.Index(f.owned, []byte(`"channel":`))
 		dst = append(dst, ',')
-		return append(dst, f.owned[i:]...)
+		return append(dst, f.owned[f.ownedAt:]...)
 	}
 	// The picks object continues this one: its opening brace becomes a
 	// comma.

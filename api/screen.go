@@ -301,10 +301,7 @@ func (s *Server) serveScreenPage(ctx *fasthttp.RequestCtx, store string, k int) 
 	}
 	for i, p := range f.picks {
 		it := p.Item
-		sp := screenPick{Product: it.ID, Title: it.Title, Image: it.Image, Price: strconv.FormatFloat(it.Price, 'f', 2, 64)}
-		if it.Currency != "" {
-			sp.Price += " " + it.Currency
-		}
+		sp := screenPick{Product: it.ID, Title: it.Title, Image: it.Image, Price: screenPrice(it.Price, it.Currency)}
 		for j, v := range it.Variants {
 			if p.SizeMask&(1<<uint(j)) != 0 && v.Size != "" {
 				sp.Sizes = append(sp.Sizes, v.Size)
@@ -330,6 +327,16 @@ func (s *Server) serveScreenPage(ctx *fasthttp.RequestCtx, store string, k int) 
 	ctx.SetBody(b.Bytes())
 }
 
+// screenPrice is a price as the page shows it, "49.90 EUR", in one place
+// so that local picks and an owner's look alike.
+func screenPrice(price float64, currency string) string {
+	s := strconv.FormatFloat(price, 'f', 2, 64)
+	if currency != "" {
+		s += " " + currency
+	}
+	return s
+}
+
 // ownedScreenPicks reads an owner's picks answer (GET /v1/picks) into what
 // the page shows, as serveScreenPage makes it from local picks.
 func ownedScreenPicks(body []byte) ([]screenPick, error) {
@@ -345,10 +352,7 @@ func ownedScreenPicks(body []byte) ([]screenPick, error) {
 	}
 	out := make([]screenPick, len(r.Picks))
 	for i, p := range r.Picks {
-		out[i] = screenPick{Product: p.Product, Title: p.Title, Image: p.Image, Price: strconv.FormatFloat(p.Price, 'f', 2, 64), Sizes: p.Sizes}
-		if p.Currency != "" {
-			out[i].Price += " " + p.Currency
-		}
+		out[i] = screenPick{Product: p.Product, Title: p.Title, Image: p.Image, Price: screenPrice(p.Price, p.Currency), Sizes: p.Sizes}
 	}
 	return out, nil
 }

@@ -98,7 +98,8 @@ func (s *Server) handleAudience(ctx *fasthttp.RequestCtx, name []byte) {
 		return
 	}
 	req.coding = negotiateCoding(ctx.Request.Header.Peek("Accept-Encoding"))
-	if s.opts.Owners != nil && !req.owned && !forwarded(ctx) {
+	peer := forwarded(ctx) // a peer asking: never fanned out again, and held to the peers' stream limit
+	if s.opts.Owners != nil && !req.owned && !peer {
 		owners, err := s.opts.Owners()
 		if err != nil {
 			s.metrics.observeForward(epAudiences, forwardNoOwner, 0)
@@ -137,7 +138,7 @@ func (s *Server) handleAudience(ctx *fasthttp.RequestCtx, name []byte) {
 	}
 	a := &s.audiences
 	open := &a.open
-	if forwarded(ctx) {
+	if peer {
 		open = &a.peerOpen
 	}
 	if open.Add(1) > a.maxOpen() || a.stopping.Load() {

@@ -150,11 +150,11 @@ type screenFeed struct {
 
 	// Cluster mode: a scan by an actor another node owns is ranked by
 	// that owner (GET /v1/picks with the same query), asked with the
-	// request's key auth; its answer is in owned, valid until the next
-	// pick. ownedAt is where its "channel" member starts, found once by
-	// askOwner for appendJSON to splice from.
+	// request's key auth ("" for none); its answer is in owned, valid
+	// until the next pick. ownedAt is where its "channel" member starts,
+	// found once by askOwner for appendJSON to splice from.
 	srv     *Server
-	auth    [][2]string
+	auth    string
 	owned   []byte
 	ownedAt int
 }

@@ -74,11 +74,11 @@ type audienceRequest struct {
 	// Cluster mode (see forward.go). owned: list only the members this
 	// node owns (scope=owned, what a peer asks). owners: the other
 	// owners, asked in turn after this node's rows at peerURI with the
-	// request's key headers auth.
+	// request's key auth ("" for none).
 	owned   bool
 	owners  []string
 	peerURI string
-	auth    [][2]string
+	auth    string
 }
 
 // handleAudience streams the members of audience name, each with their ads
@@ -98,7 +98,8 @@ func (s *Server) handleAudience(ctx *fasthttp.RequestCtx, name []byte) {
 		return
 	}
 	req.coding = negotiateCoding(ctx.Request.Header.Peek("Accept-Encoding"))
-	if s.opts.Owners != nil && !req.owned && !forwarded(ctx) {
+	peer := forwarded(ctx) // a peer asking: never fanned out again, and held to the peers' stream limit
+	if s.opts.Owners != nil && !req.owned && !peer {
 		owners, err := s.opts.Owners()
 		if err != nil {
 			s.metrics.observeForward(epAudiences, forwardNoOwner, 0)
@@ -137,7 +138,7 @@ func (s *Server) handleAudience(ctx *fasthttp.RequestCtx, name []byte) {
 	}
 	a := &s.audiences
 	open := &a.open
-	if forwarded(ctx) {
+	if peer {
 		open = &a.peerOpen
 	}
 	if open.Add(1) > a.maxOpen() || a.stopping.Load() {
@@ -308,8 +309,8 @@ func (s *Server) streamPeerAudience(out io.Writer, conn net.Conn, owner string, 
 		return failed(fmt.Errorf("%w %q: %w", errBadOwner, owner, err))
 	}
 	preq.Header.Set(forwardedHeader, "1")
-	for _, kv := range req.auth {
-		preq.Header.Set(kv[0], kv[1])
+	if req.auth != "" {
+		preq.Header.Set(peerKeyHeader, req.auth)
 	}
 	resp, err := s.peers.streamClient().Do(preq)
 	if err != nil {

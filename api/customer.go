@@ -69,11 +69,11 @@ func (s *Server) handleCustomer(ctx *fasthttp.RequestCtx, idb []byte) {
 		writeError(ctx, fasthttp.StatusBadRequest, "id must be valid UTF-8 of at most 256 bytes", "id")
 		return
 	}
-	if s.forward(ctx, epCustomer, b2s(idb), string(ctx.QueryArgs().Peek("anonymous")) == "1") {
+	anon := string(ctx.QueryArgs().Peek("anonymous")) == "1"
+	if s.forward(ctx, epCustomer, b2s(idb), anon) {
 		return
 	}
 	id := string(idb)
-	anon := string(ctx.QueryArgs().Peek("anonymous")) == "1"
 	v, ok := s.opts.Engine.Profile(id, anon)
 	if !ok && !anon {
 		v, ok = s.opts.Engine.Profile(id, true)

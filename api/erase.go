@@ -24,11 +24,11 @@ func (s *Server) handleErase(ctx *fasthttp.RequestCtx, idb []byte) {
 	}
 	// The answer says whether the profile existed, which only its owner
 	// knows: the owner takes the erase (through the same shared log).
-	if s.forward(ctx, epCustomer, b2s(idb), string(ctx.QueryArgs().Peek("anonymous")) == "1") {
+	anon := string(ctx.QueryArgs().Peek("anonymous")) == "1"
+	if s.forward(ctx, epCustomer, b2s(idb), anon) {
 		return
 	}
 	id := string(idb)
-	anon := string(ctx.QueryArgs().Peek("anonymous")) == "1"
 	rec := []engine.Record{{Op: engine.OpErase}}
 	if anon {
 		rec[0].Erase.AnonymousID = id

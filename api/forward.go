@@ -237,15 +237,15 @@ func (s *Server) askOwner(ep endpoint, owner string, req *fasthttp.Request, resp
 	return err
 }
 
-// ownerPicks sends GET uri to owner with the key headers auth and appends
+// ownerPicks sends GET uri to owner with key (none when "") and appends
 // its answer's body to dst; any status but 200 is an error.
-func (s *Server) ownerPicks(dst []byte, ep endpoint, owner, uri string, auth [][2]string) ([]byte, error) {
+func (s *Server) ownerPicks(dst []byte, ep endpoint, owner, uri, key string) ([]byte, error) {
 	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
 	defer fasthttp.ReleaseResponse(resp)
 	req.SetRequestURI(uri)
-	for _, kv := range auth {
-		req.Header.Set(kv[0], kv[1])
+	if key != "" {
+		req.Header.Set(peerKeyHeader, key)
 	}
 	if err := s.askOwner(ep, owner, req, resp); err != nil {
 		return dst, err
@@ -256,34 +256,33 @@ func (s *Server) ownerPicks(dst []byte, ep endpoint, owner, uri string, auth [][
 	return append(dst, resp.Body()...), nil
 }
 
-// requestAuth is the request's key as headers for a request to a peer,
-// made after the handler returns: the key headers, or a key given in the
-// query (a kiosk's stream) as X-API-Key.
-func requestAuth(ctx *fasthttp.RequestCtx) [][2]string {
-	kv := peerAuth(&ctx.Request.Header)
-	if len(kv) == 0 {
-		if k := bytes.TrimSpace(ctx.QueryArgs().Peek("key")); len(k) > 0 {
-			kv = append(kv, [2]string{"X-API-Key", string(k)})
-		}
+// requestAuth is the request's key, read as route read it (presentedKey)
+// and copied, for requests to a peer made after the handler returns: the
+// key its headers present or, when it sent no key header, a key given in
+// the query (a kiosk's stream). A key header presentedKey cannot read (a
+// Basic Authorization, say) rules the query's key out: a client that sent
+// key headers is represented to the owner by them alone.
+func requestAuth(ctx *fasthttp.RequestCtx) string {
+	h := &ctx.Request.Header
+	if key, ok := presentedKey(h); ok {
+		return string(key)
 	}
-	return kv
+	if len(h.Peek("Authorization")) > 0 || len(h.Peek(peerKeyHeader)) > 0 {
+		return ""
+	}
+	return string(bytes.TrimSpace(ctx.QueryArgs().Peek("key")))
 }
 
-// peerHeaders are the request headers an audience's peer requests carry:
-// the key, so that the peer checks it as this node did.
-var peerHeaders = [...]string{"Authorization", "X-API-Key"}
-
-// peerAuth copies the request's key headers, which a stream needs after
-// the handler has returned.
-func peerAuth(h *fasthttp.RequestHeader) [][2]string {
-	var kv [][2]string
-	for _, name := range peerHeaders {
-		if v := h.Peek(name); len(v) > 0 {
-			kv = append(kv, [2]string{name, string(v)})
-		}
-	}
-	return kv
+// peerAuth is the key the request's headers present, copied: a stream
+// asks peers after the handler has returned. "" when they present none.
+func peerAuth(h *fasthttp.RequestHeader) string {
+	key, _ := presentedKey(h)
+	return string(key)
 }
+
+// peerKeyHeader carries the key to a peer, which reads it with
+// presentedKey as this node did.
+const peerKeyHeader = "X-API-Key"
 
 // cutFirstLine returns b after its first '\n', and whether there was one.
 func cutFirstLine(b []byte) ([]byte, bool) {

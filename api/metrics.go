@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -119,12 +118,12 @@ type Metrics struct {
 
 	// Forwarding to partition owners (cluster mode), by endpoint and
 	// outcome; latency of the forwarded requests that got an answer or
-	// failed trying.
-	forwards       [numEndpoints][numForwardOutcomes]prometheus.Counter
-	forwardLatency [numEndpoints]prometheus.Observer
-	fwdMu          sync.Mutex // guards forwards and forwardLatency
-	forwardVec     *prometheus.CounterVec
-	forwardHist    *prometheus.HistogramVec
+	// failed trying. Cached on first use like the request series below,
+	// so a single node, which never forwards, exports none of them.
+	fwdCells    [numEndpoints][numForwardOutcomes]atomic.Pointer[prometheus.Counter]
+	fwdLatCells [numEndpoints]atomic.Pointer[prometheus.Observer]
+	forwardVec  *prometheus.CounterVec
+	forwardHist *prometheus.HistogramVec
 
 	// Request series are resolved on first use and cached, so that the
 	// request path makes no label lookup (which hashes and locks) and only
@@ -223,25 +222,36 @@ const (
 var forwardOutcomeNames = [numForwardOutcomes]string{"ok", "failed", "no_owner"}
 
 // observeForward counts one forwarded request. Series are made on first
-// use (a single node never exports them); the races of two first uses
-// resolve to the same child.
+// use (a single node never exports them), lock-free as in observe; the
+// latency series only once a latency is measured (d > 0).
 func (m *Metrics) observeForward(ep endpoint, o forwardOutcome, d time.Duration) {
-	m.fwdMu.Lock()
-	c := m.forwards[ep][o]
+	c := m.fwdCells[ep][o].Load()
 	if c == nil {
-		c = m.forwardVec.WithLabelValues(endpointNames[ep], forwardOutcomeNames[o])
-		m.forwards[ep][o] = c
+		c = m.forwardCell(ep, o)
 	}
-	h := m.forwardLatency[ep]
-	if h == nil && d > 0 {
-		h = m.forwardHist.WithLabelValues(endpointNames[ep])
-		m.forwardLatency[ep] = h
+	(*c).Inc()
+	if d <= 0 {
+		return
 	}
-	m.fwdMu.Unlock()
-	c.Inc()
-	if d > 0 {
-		h.Observe(d.Seconds())
+	h := m.fwdLatCells[ep].Load()
+	if h == nil {
+		h = m.forwardLatencyCell(ep)
 	}
+	(*h).Observe(d.Seconds())
+}
+
+// forwardCell resolves a forward counter; as in counterCell, racing
+// callers get the same child, so whichever store wins is right.
+func (m *Metrics) forwardCell(ep endpoint, o forwardOutcome) *prometheus.Counter {
+	c := m.forwardVec.WithLabelValues(endpointNames[ep], forwardOutcomeNames[o])
+	m.fwdCells[ep][o].Store(&c)
+	return &c
+}
+
+func (m *Metrics) forwardLatencyCell(ep endpoint) *prometheus.Observer {
+	h := m.forwardHist.WithLabelValues(endpointNames[ep])
+	m.fwdLatCells[ep].Store(&h)
+	return &h
 }
 
 // countApplied counts a write batch's records by outcome.

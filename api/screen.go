@@ -150,11 +150,13 @@ type screenFeed struct {
 
 	// Cluster mode: a scan by an actor another node owns is ranked by
 	// that owner (GET /v1/picks with the same query), asked with the
-	// request's key auth; its answer is in owned, valid until the next
-	// pick.
-	srv   *Server
-	auth  [][2]string
-	owned []byte
+	// request's key auth ("" for none); its answer is in owned, valid
+	// until the next pick. ownedAt is where its "channel" member starts,
+	// found once by askOwner for appendJSON to splice from.
+	srv     *Server
+	auth    string
+	owned   []byte
+	ownedAt int
 }
 
 func (s *Server) newScreenFeed(ctx *fasthttp.RequestCtx, store string, k int) *screenFeed {
@@ -220,8 +222,11 @@ func (f *screenFeed) askOwner() bool {
 		uri := "/v1/picks?" + args.String()
 		fasthttp.ReleaseArgs(args)
 		f.owned, err = s.ownerPicks(f.owned[:0], epScreen, owner, uri, f.auth)
-		if err == nil && bytes.Contains(f.owned, []byte(`"channel":`)) {
-			return true
+		if err == nil {
+			f.ownedAt = bytes.Index(f.owned, []byte(`"channel":`))
+			if f.ownedAt >= 0 {
+				return true
+			}
 		}
 		if err == nil {
 			err = errors.New("owner's picks answer has no channel")
@@ -251,9 +256,8 @@ func (f *screenFeed) appendJSON(dst []byte, sc engine.Scan) []byte {
 	if remote {
 		// The owner's picks answer continues this object from its
 		// channel on: its customer is left out as below.
-		i := bytes.Index(f.owned, []byte(`"channel":`))
 		dst = append(dst, ',')
-		return append(dst, f.owned[i:]...)
+		return append(dst, f.owned[f.ownedAt:]...)
 	}
 	// The picks object continues this one: its opening brace becomes a
 	// comma.
@@ -297,10 +301,7 @@ func (s *Server) serveScreenPage(ctx *fasthttp.RequestCtx, store string, k int) 
 	}
 	for i, p := range f.picks {
 		it := p.Item
-		sp := screenPick{Product: it.ID, Title: it.Title, Image: it.Image, Price: strconv.FormatFloat(it.Price, 'f', 2, 64)}
-		if it.Currency != "" {
-			sp.Price += " " + it.Currency
-		}
+		sp := screenPick{Product: it.ID, Title: it.Title, Image: it.Image, Price: screenPrice(it.Price, it.Currency)}
 		for j, v := range it.Variants {
 			if p.SizeMask&(1<<uint(j)) != 0 && v.Size != "" {
 				sp.Sizes = append(sp.Sizes, v.Size)
@@ -326,6 +327,16 @@ func (s *Server) serveScreenPage(ctx *fasthttp.RequestCtx, store string, k int) 
 	ctx.SetBody(b.Bytes())
 }
 
+// screenPrice is a price as the page shows it, "49.90 EUR", in one place
+// so that local picks and an owner's look alike.
+func screenPrice(price float64, currency string) string {
+	s := strconv.FormatFloat(price, 'f', 2, 64)
+	if currency != "" {
+		s += " " + currency
+	}
+	return s
+}
+
 // ownedScreenPicks reads an owner's picks answer (GET /v1/picks) into what
 // the page shows, as serveScreenPage makes it from local picks.
 func ownedScreenPicks(body []byte) ([]screenPick, error) {
@@ -341,10 +352,7 @@ func ownedScreenPicks(body []byte) ([]screenPick, error) {
 	}
 	out := make([]screenPick, len(r.Picks))
 	for i, p := range r.Picks {
-		out[i] = screenPick{Product: p.Product, Title: p.Title, Image: p.Image, Price: strconv.FormatFloat(p.Price, 'f', 2, 64), Sizes: p.Sizes}
-		if p.Currency != "" {
-			out[i].Price += " " + p.Currency
-		}
+		out[i] = screenPick{Product: p.Product, Title: p.Title, Image: p.Image, Price: screenPrice(p.Price, p.Currency), Sizes: p.Sizes}
 	}
 	return out, nil
 }

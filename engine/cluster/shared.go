@@ -192,15 +192,13 @@ func (n *Node) loadShared(ctx context.Context, minSeq uint64) (*engine.Engine, u
 			var e *engine.Engine
 			e, seq, err = n.engineFrom(n.bucketName()+"/"+name, b, seqs[i])
 			if err == nil {
-				{
-					n.opts.Log.Info("loaded a shared snapshot", "node", n.opts.Name, "object", name, "seq", seq)
-					if n.opts.Dir != "" {
-						if err := writeSnapshotBytes(n.snapDir(), seq, b); err != nil {
-							n.opts.Log.Warn("cannot keep the shared snapshot locally", "err", err)
-						}
+				n.opts.Log.Info("loaded a shared snapshot", "node", n.opts.Name, "object", name, "seq", seq)
+				if n.opts.Dir != "" {
+					if err := writeSnapshotBytes(n.snapDir(), seq, b); err != nil {
+						n.opts.Log.Warn("cannot keep the shared snapshot locally", "err", err)
 					}
-					return e, seq, nil
 				}
+				return e, seq, nil
 			}
 		}
 		n.opts.Log.Warn("skipping a shared snapshot", "object", name, "err", err)

@@ -239,9 +239,8 @@ func (ref *reference) advance(t *testing.T, url string) {
 		}
 		rd := binfmt.NewReader(data)
 		for rd.Len() > 0 {
-			p, o := rd.Uvarint(), readOrigin(rd)
-			op := engine.Op(rd.Byte())
-			rd.Bytes()
+			p := rd.Uvarint()
+			o, op, _ := readSig(rd)
 			if rd.Err() != nil {
 				t.Fatal(rd.Err())
 			}

@@ -18,6 +18,18 @@ import (
 // every node (and the single node compared with them) decays alike.
 var testNow = time.Date(2026, 10, 5, 12, 0, 0, 0, time.UTC)
 
+// actorEvent is an event of type typ on product at at, by a customer, or
+// by an anonymous id with anon.
+func actorEvent(actor string, anon bool, typ engine.EventType, product string, at time.Time) engine.Record {
+	r := engine.Record{Op: engine.OpEvent, Event: engine.Event{Type: typ, Product: product, TS: at.UnixMilli()}}
+	if anon {
+		r.Event.AnonymousID = actor
+	} else {
+		r.Event.Customer = actor
+	}
+	return r
+}
+
 func testEngine() engine.Options {
 	return engine.Options{Now: func() time.Time { return testNow }}
 }

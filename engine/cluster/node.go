@@ -301,14 +301,21 @@ func open(ctx context.Context, opts Options) (*Node, error) {
 		n.opts.Engine.Holds = n.heldSet()
 		n.refreshOwners()
 	}
-	e, seq, err := n.recover(ctx)
+	e, seq, newestShared, listed, err := n.recover(ctx)
 	if err != nil {
 		n.closeConn()
 		return nil, err
 	}
 	if n.layout.partitioned() {
-		if seqs, err := n.sharedSeqs(ctx); err == nil && len(seqs) > 0 {
-			n.sharedSeq.Store(seqs[len(seqs)-1])
+		// This node's newest shared snapshot: recover's listing when it
+		// made one (only this node uploads under its prefix, and not yet).
+		if !listed {
+			if seqs, err := n.sharedSeqs(ctx); err == nil && len(seqs) > 0 {
+				newestShared = seqs[len(seqs)-1]
+			}
+		}
+		if newestShared > 0 {
+			n.sharedSeq.Store(newestShared)
 		}
 	}
 	n.e = e

@@ -217,7 +217,7 @@ func snapshotsHolding(t *testing.T, dir, id string) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, raw, err := parseSnapshot(path, b)
+		_, _, raw, err := parseSnapshot(path, b)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -250,7 +250,7 @@ func objectsHolding(t *testing.T, obs jetstream.ObjectStore, id string) []string
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, raw, err := parseSnapshot(in.Name, b)
+		_, _, raw, err := parseSnapshot(in.Name, b)
 		if err != nil {
 			t.Fatal(err)
 		}

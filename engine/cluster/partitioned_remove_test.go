@@ -24,15 +24,6 @@ func TestPartitionedRemovals(t *testing.T) {
 		}
 	}
 	n := c.nodes[0]
-	view := func(actor string, anon bool, at time.Time) engine.Record {
-		r := engine.Record{Op: engine.OpEvent, Event: engine.Event{Type: engine.EventView, Product: product, TS: at.UnixMilli()}}
-		if anon {
-			r.Event.AnonymousID = actor
-		} else {
-			r.Event.Customer = actor
-		}
-		return r
-	}
 
 	t.Run("customer erased with its scan", func(t *testing.T) {
 		// The scan's signal record reaches the stream after the erasure:
@@ -56,7 +47,7 @@ func TestPartitionedRemovals(t *testing.T) {
 		// The merge record of the identify reaches the stream after the
 		// erasure: it must not bring the customer back.
 		anon, cust := crossPair(t, n, "e")
-		writeAll(t, c.nodes[1], []engine.Record{view(cust, false, testNow.Add(-2*time.Minute)), view(anon, true, testNow.Add(-time.Minute))}, 10)
+		writeAll(t, c.nodes[1], []engine.Record{actorEvent(cust, false, engine.EventView, product, testNow.Add(-2*time.Minute)), actorEvent(anon, true, engine.EventView, product, testNow.Add(-time.Minute))}, 10)
 		c.quiet(t)
 		writeAll(t, c.nodes[1], []engine.Record{
 			{Op: engine.OpIdentify, Identify: engine.Identify{AnonymousID: anon, Customer: cust}},
@@ -110,7 +101,7 @@ func TestPartitionedRemovals(t *testing.T) {
 		old := testNow.Add(-100 * 24 * time.Hour)
 		var recs []engine.Record
 		for i, d := range devs {
-			recs = append(recs, view(d, true, old),
+			recs = append(recs, actorEvent(d, true, engine.EventView, product, old),
 				engine.Record{Op: engine.OpIdentify, Identify: engine.Identify{AnonymousID: fmt.Sprintf("ckx-%d", i), ToAnonymousID: d}})
 		}
 		writeAll(t, c.nodes[0], recs, 100)
@@ -137,11 +128,11 @@ func TestPartitionedRemovals(t *testing.T) {
 			recs = append(recs, engine.Record{Op: engine.OpIdentify, Identify: engine.Identify{
 				AnonymousID: fmt.Sprintf("ck-%d-%s", i, strings.Repeat("x", 200)), ToAnonymousID: dev}})
 		}
-		recs = append(recs, view(dev, true, testNow.Add(-time.Minute)))
+		recs = append(recs, actorEvent(dev, true, engine.EventView, product, testNow.Add(-time.Minute)))
 		writeAll(t, c.nodes[0], recs, 500)
 		c.quiet(t)
 		writeAll(t, c.nodes[0], []engine.Record{{Op: engine.OpIdentify, Identify: engine.Identify{AnonymousID: dev, Customer: cust}},
-			view(cust, false, testNow)}, 10)
+			actorEvent(cust, false, engine.EventView, product, testNow)}, 10)
 		c.quiet(t) // fails after 60 s when a record is stuck
 		o := c.ownerEngine(t, n, cust, false)
 		if v, _ := o.Engine().Profile(cust, false); len(v.Links) != 1501 || len(v.Views) != 1 {

@@ -239,9 +239,8 @@ func (ref *reference) advance(t *testing.T, url string) {
 		}
 		rd := binfmt.NewReader(data)
 		for rd.Len() > 0 {
-			p, o := rd.Uvarint(), readOrigin(rd)
-			op := engine.Op(rd.Byte())
-			rd.Bytes()
+			p := rd.Uvarint()
+			o, op, _ := readSig(rd)
 			if rd.Err() != nil {
 				t.Fatal(rd.Err())
 			}
@@ -349,21 +348,13 @@ func TestPartitionedIdentifyAcrossPartitions(t *testing.T) {
 	}
 	anon, cust := crossPair(t, c.nodes[0], "x")
 	anon2, _ := crossPair(t, c.nodes[0], "y") // a second cookie, linked to the first (a chain)
-	ev := func(actor string, anonymous bool, typ engine.EventType, p string, at int) engine.Record {
-		r := engine.Record{Op: engine.OpEvent, Event: engine.Event{Type: typ, Product: p, TS: testNow.Add(time.Duration(at-100) * time.Minute).UnixMilli()}}
-		if anonymous {
-			r.Event.AnonymousID = actor
-		} else {
-			r.Event.Customer = actor
-		}
-		return r
-	}
+	minute := func(at int) time.Time { return testNow.Add(time.Duration(at-100) * time.Minute) }
 	var recs []engine.Record
 	for i, p := range products[:6] {
-		recs = append(recs, ev(anon, true, engine.EventView, p, i))
-		recs = append(recs, ev(anon2, true, engine.EventView, products[11-i], i))
+		recs = append(recs, actorEvent(anon, true, engine.EventView, p, minute(i)))
+		recs = append(recs, actorEvent(anon2, true, engine.EventView, products[11-i], minute(i)))
 	}
-	recs = append(recs, ev(cust, false, engine.EventView, products[7], 10))
+	recs = append(recs, actorEvent(cust, false, engine.EventView, products[7], minute(10)))
 	writeAll(t, c.nodes[1], recs, 100)
 	c.quiet(t)
 	// One identify at a time: two merges into one actor from different
@@ -380,7 +371,7 @@ func TestPartitionedIdentifyAcrossPartitions(t *testing.T) {
 	}
 	c.quiet(t)
 	// Later events of both cookies land on the customer, wherever it is.
-	writeAll(t, c.nodes[0], []engine.Record{ev(anon, true, engine.EventView, products[8], 20), ev(anon2, true, engine.EventCartAdd, products[9], 21)}, 10)
+	writeAll(t, c.nodes[0], []engine.Record{actorEvent(anon, true, engine.EventView, products[8], minute(20)), actorEvent(anon2, true, engine.EventCartAdd, products[9], minute(21))}, 10)
 	c.quiet(t)
 
 	ref := referenceEngine(t, c.servers[0].ClientURL())

@@ -33,10 +33,9 @@ type peers struct {
 }
 
 type peerState struct {
-	seq    uint64 // applied
-	snap   uint64 // its newest snapshot's sequence: where it recovers from
-	shared uint64 // its newest shared snapshot's sequence (partitioned clusters)
-	url    string // its HTTP base URL, where requests it owns are forwarded
+	seq  uint64 // applied
+	snap uint64 // its newest snapshot's sequence: where it recovers from
+	url  string // its HTTP base URL, where requests it owns are forwarded
 	// pendingOldest: the stream sequence of the origin of the oldest
 	// record it derived that is not yet in the stream (partitioned
 	// clusters; 0: none)
@@ -87,7 +86,7 @@ func (n *Node) onAnnounce(m *nats.Msg) {
 	oldest, _ := strconv.ParseUint(m.Header.Get(oldestHeader), 10, 64)
 	p.mu.Lock()
 	prev, known := p.seen[name]
-	p.seen[name] = peerState{seq: seq, snap: snap, shared: shared, url: url, pendingOldest: oldest, at: time.Now()}
+	p.seen[name] = peerState{seq: seq, snap: snap, url: url, pendingOldest: oldest, at: time.Now()}
 	if shared > 0 {
 		p.shared[name] = shared
 	}

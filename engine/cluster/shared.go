@@ -178,11 +178,15 @@ func (n *Node) pruneShared(ctx context.Context, below uint64) (int, error) {
 // loadShared returns an engine from the newest good shared snapshot at
 // minSeq or later, and its sequence; a nil engine when there is none. The
 // snapshot is also written to the local folder, so a restart need not
-// fetch it again.
-func (n *Node) loadShared(ctx context.Context, minSeq uint64) (*engine.Engine, uint64, error) {
+// fetch it again. newest is the newest shared snapshot it listed (0:
+// none), good or not.
+func (n *Node) loadShared(ctx context.Context, minSeq uint64) (e *engine.Engine, seq, newest uint64, err error) {
 	seqs, err := n.sharedSeqs(ctx)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, err
+	}
+	if len(seqs) > 0 {
+		newest = seqs[len(seqs)-1]
 	}
 	for i := len(seqs) - 1; i >= 0 && seqs[i] >= minSeq; i-- {
 		name := n.sharedName(seqs[i])
@@ -192,20 +196,18 @@ func (n *Node) loadShared(ctx context.Context, minSeq uint64) (*engine.Engine, u
 			var e *engine.Engine
 			e, seq, err = n.engineFrom(n.bucketName()+"/"+name, b, seqs[i])
 			if err == nil {
-				{
-					n.opts.Log.Info("loaded a shared snapshot", "node", n.opts.Name, "object", name, "seq", seq)
-					if n.opts.Dir != "" {
-						if err := writeSnapshotBytes(n.snapDir(), seq, b); err != nil {
-							n.opts.Log.Warn("cannot keep the shared snapshot locally", "err", err)
-						}
+				n.opts.Log.Info("loaded a shared snapshot", "node", n.opts.Name, "object", name, "seq", seq)
+				if n.opts.Dir != "" {
+					if err := writeSnapshotBytes(n.snapDir(), seq, b); err != nil {
+						n.opts.Log.Warn("cannot keep the shared snapshot locally", "err", err)
 					}
-					return e, seq, nil
 				}
+				return e, seq, newest, nil
 			}
 		}
 		n.opts.Log.Warn("skipping a shared snapshot", "object", name, "err", err)
 	}
-	return nil, 0, nil
+	return nil, 0, newest, nil
 }
 
 // recover builds the node's engine: from its own newest snapshot when the
@@ -213,13 +215,14 @@ func (n *Node) loadShared(ctx context.Context, minSeq uint64) (*engine.Engine, u
 // whose snapshot the stream was trimmed past) from the newest shared one;
 // else, when the stream was never trimmed, from nothing. A node the
 // stream was trimmed past with no usable snapshot is refused (ErrTrimmed):
-// it would miss records.
-func (n *Node) recover(ctx context.Context) (*engine.Engine, uint64, error) {
+// it would miss records. listed reports whether it listed the shared
+// snapshots (loadShared), and newestShared is then the newest (0: none).
+func (n *Node) recover(ctx context.Context) (e *engine.Engine, seq, newestShared uint64, listed bool, err error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	info, err := n.stream.Info(cctx)
 	cancel()
 	if err != nil {
-		return nil, 0, fmt.Errorf("cannot read stream %s: %w", n.opts.Stream, err)
+		return nil, 0, 0, false, fmt.Errorf("cannot read stream %s: %w", n.opts.Stream, err)
 	}
 	// A snapshot at s needs records s+1 on: s+1 >= first.
 	var minSeq uint64
@@ -227,29 +230,30 @@ func (n *Node) recover(ctx context.Context) (*engine.Engine, uint64, error) {
 		minSeq = first - 1
 	}
 	n.first.Store(info.State.FirstSeq)
-	e, seq, err := n.loadLocal(minSeq)
+	e, seq, err = n.loadLocal(minSeq)
 	if err != nil {
-		return nil, 0, err
+		return nil, 0, 0, false, err
 	}
 	if e == nil {
 		sctx, cancel := context.WithTimeout(ctx, uploadTimeout)
-		e, seq, err = n.loadShared(sctx, minSeq)
+		e, seq, newestShared, err = n.loadShared(sctx, minSeq)
 		cancel()
 		if err != nil {
-			return nil, 0, err
+			return nil, 0, 0, false, err
 		}
+		listed = true
 	}
 	if e == nil {
 		if minSeq > 0 {
-			return nil, 0, fmt.Errorf("%w: stream %s starts at sequence %d, and neither %s nor bucket %s holds a snapshot at %d or later",
+			return nil, 0, 0, false, fmt.Errorf("%w: stream %s starts at sequence %d, and neither %s nor bucket %s holds a snapshot at %d or later",
 				ErrTrimmed, n.opts.Stream, info.State.FirstSeq, n.snapDir(), n.bucketName(), minSeq)
 		}
-		return engine.New(n.opts.Engine), 0, nil
+		return engine.New(n.opts.Engine), 0, newestShared, listed, nil
 	}
 	// Snapshots the stream was trimmed past are of no more use (and may
 	// hold what an erasure removed since).
 	if dropped := n.dropLocalBelow(minSeq); dropped > 0 {
 		n.opts.Log.Info("removed snapshots older than the stream's first sequence", "removed", dropped, "first", info.State.FirstSeq)
 	}
-	return e, seq, nil
+	return e, seq, newestShared, listed, nil
 }

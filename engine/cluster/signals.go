@@ -71,6 +71,19 @@ func readOrigin(rd *binfmt.Reader) origin {
 	return origin{rd.Uvarint(), uint32(rd.Uvarint()), uint32(rd.Uvarint())}
 }
 
+// appendSig and readSig are a derived record's encoding in signal
+// messages and snapshots: its origin, then appendMsgRecord's op byte and
+// length-prefixed record.
+func appendSig(dst []byte, o origin, op engine.Op, enc []byte) []byte {
+	return appendMsgRecord(appendOrigin(dst, o), enc, op)
+}
+
+func readSig(rd *binfmt.Reader) (origin, engine.Op, []byte) {
+	o := readOrigin(rd)
+	op := engine.Op(rd.Byte())
+	return o, op, rd.Bytes()
+}
+
 // pendingSig is a record derived here whose copy is not yet in the stream.
 type pendingSig struct {
 	o   origin
@@ -153,9 +166,8 @@ func (n *Node) applySignals(seq uint64, b []byte) error {
 	var err error
 	s.mu.Lock()
 	for i := 0; rd.Len() > 0; i++ {
-		p, o := rd.Uvarint(), readOrigin(rd)
-		op := engine.Op(rd.Byte())
-		enc := rd.Bytes()
+		p := rd.Uvarint()
+		o, op, enc := readSig(rd)
 		if err = rd.Err(); err == nil && p >= uint64(n.partitions) {
 			err = fmt.Errorf("partition %d of %d", p, n.partitions)
 		}
@@ -286,8 +298,7 @@ func (n *Node) collectSignals(buf []byte) ([]byte, []int) {
 				break
 			}
 			buf = binfmt.AppendUvarint(buf, uint64(p))
-			buf = appendOrigin(buf, ent.o)
-			buf = appendMsgRecord(buf, ent.enc, ent.op)
+			buf = appendSig(buf, ent.o, ent.op, ent.enc)
 			ps.sent = ent.o
 			added = true
 		}
@@ -476,8 +487,7 @@ func (n *Node) encodeSignalState(dst []byte) []byte {
 		dst = appendOrigin(dst, ps.hw)
 		dst = binfmt.AppendUvarint(dst, uint64(len(ps.pending)))
 		for _, ent := range ps.pending {
-			dst = appendOrigin(dst, ent.o)
-			dst = appendMsgRecord(dst, ent.enc, ent.op)
+			dst = appendSig(dst, ent.o, ent.op, ent.enc)
 		}
 	}
 	return dst
@@ -499,9 +509,7 @@ func (n *Node) decodeSignalState(b []byte) error {
 		}
 		ps.pending = make([]pendingSig, 0, cnt)
 		for range cnt {
-			o := readOrigin(rd)
-			op := engine.Op(rd.Byte())
-			enc := rd.Bytes()
+			o, op, enc := readSig(rd)
 			ps.pending = append(ps.pending, pendingSig{o: o, op: op, enc: append([]byte(nil), enc...)})
 		}
 	}

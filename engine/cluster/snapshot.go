@@ -208,48 +208,48 @@ func syncDir(dir string) error {
 // ReadSnapshot checks a cluster snapshot file (its header and body
 // checksums) and returns its stream sequence and the engine state it
 // holds, uncompressed: for tools and tests that inspect one.
-func ReadSnapshot(name string) (uint64, []byte, error) { return readSnapshot(name) }
-
-// readSnapshot returns the sequence and raw engine state of a snapshot.
-func readSnapshot(name string) (uint64, []byte, error) {
+func ReadSnapshot(name string) (uint64, []byte, error) {
 	b, err := os.ReadFile(name)
 	if err != nil {
 		return 0, nil, fmt.Errorf("cannot read snapshot: %w", err)
 	}
-	return parseSnapshot(name, b)
+	seq, _, raw, err := parseSnapshot(name, b)
+	return seq, raw, err
 }
 
 // parseSnapshot checks a snapshot's bytes (a file's or a shared object's,
-// named name in errors) and returns its sequence and raw engine state.
-func parseSnapshot(name string, b []byte) (uint64, []byte, error) {
+// named name in errors) and returns its sequence, whether it is a version
+// 2 snapshot (snapMagicV2: with signal state) and its raw body.
+func parseSnapshot(name string, b []byte) (seq uint64, v2 bool, raw []byte, err error) {
 	if len(b) < snapHdrSize+snapTailSize || string(b[:8]) != snapMagic && string(b[:8]) != snapMagicV2 || string(b[len(b)-4:]) != snapEnd {
-		return 0, nil, fmt.Errorf("%w: %s: truncated or not a snapshot", ErrBadSnapshot, name)
+		return 0, false, nil, fmt.Errorf("%w: %s: truncated or not a snapshot", ErrBadSnapshot, name)
 	}
 	if crc32.Checksum(b[:16], castagnoli) != binary.LittleEndian.Uint32(b[16:20]) {
-		return 0, nil, fmt.Errorf("%w: %s: header checksum", ErrBadSnapshot, name)
+		return 0, false, nil, fmt.Errorf("%w: %s: header checksum", ErrBadSnapshot, name)
 	}
-	seq := binary.LittleEndian.Uint64(b[8:16])
+	v2 = string(b[:8]) == snapMagicV2
+	seq = binary.LittleEndian.Uint64(b[8:16])
 	tail := b[len(b)-snapTailSize:]
 	zr, err := zstd.NewReader(bytes.NewReader(b[snapHdrSize:len(b)-snapTailSize]), zstd.WithDecoderConcurrency(1))
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, name, err)
+		return 0, false, nil, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, name, err)
 	}
 	defer zr.Close()
-	raw, err := io.ReadAll(zr)
+	raw, err = io.ReadAll(zr)
 	if err != nil {
-		return 0, nil, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, name, err)
+		return 0, false, nil, fmt.Errorf("%w: %s: %w", ErrBadSnapshot, name, err)
 	}
 	if uint64(len(raw)) != binary.LittleEndian.Uint64(tail[:8]) || crc32.Checksum(raw, castagnoli) != binary.LittleEndian.Uint32(tail[8:12]) {
-		return 0, nil, fmt.Errorf("%w: %s: body checksum", ErrBadSnapshot, name)
+		return 0, false, nil, fmt.Errorf("%w: %s: body checksum", ErrBadSnapshot, name)
 	}
-	return seq, raw, nil
+	return seq, v2, raw, nil
 }
 
 // snapParts splits a snapshot's raw body (parseSnapshot's) into the
-// engine state and the signal state (nil in a version 1 snapshot); file
-// is the snapshot's bytes, for its version.
-func snapParts(name string, file, raw []byte) (eng, sigState []byte, err error) {
-	if string(file[:8]) != snapMagicV2 {
+// engine state and the signal state (nil in a version 1 snapshot); v2 is
+// parseSnapshot's version report.
+func snapParts(name string, v2 bool, raw []byte) (eng, sigState []byte, err error) {
+	if !v2 {
 		return raw, nil, nil
 	}
 	if len(raw) < 8 {
@@ -362,14 +362,14 @@ func (n *Node) loadLocal(minSeq uint64) (*engine.Engine, uint64, error) {
 // snapshot it accepts. A snapshot of the other kind (with signal state for a
 // fully replicated node, or without for a partitioned one) is refused.
 func (n *Node) engineFrom(name string, b []byte, want uint64) (*engine.Engine, uint64, error) {
-	seq, raw, err := parseSnapshot(name, b)
+	seq, v2, raw, err := parseSnapshot(name, b)
 	if err != nil {
 		return nil, 0, err
 	}
 	if seq != want {
 		return nil, 0, fmt.Errorf("%w: %s holds sequence %d", ErrBadSnapshot, name, seq)
 	}
-	eng, sigState, err := snapParts(name, b, raw)
+	eng, sigState, err := snapParts(name, v2, raw)
 	if err != nil {
 		return nil, 0, err
 	}

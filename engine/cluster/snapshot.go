@@ -206,8 +206,9 @@ func syncDir(dir string) error {
 }
 
 // ReadSnapshot checks a cluster snapshot file (its header and body
-// checksums) and returns its stream sequence and the engine state it
-// holds, uncompressed: for tools and tests that inspect one.
+// checksums) and returns its stream sequence and its body, uncompressed:
+// the engine state and, in a version 2 snapshot, the signal state, all of
+// what it holds, for tools and tests that inspect one.
 func ReadSnapshot(name string) (uint64, []byte, error) {
 	b, err := os.ReadFile(name)
 	if err != nil {

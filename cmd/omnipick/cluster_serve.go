@@ -234,22 +234,7 @@ func splitHostPort(s string) (string, int, error) {
 // cluster's node owns every partition.
 func nodeHealth(n *cluster.Node) []byte {
 	st := n.Stats()
-	// A partitioned node's Stats lists the partitions it holds, each
-	// Owned or not: the same split as Ownership's (a node owns only
-	// partitions it holds), without another pass.
-	var owned, standby []int
-	if st.Partitioned {
-		for _, ps := range st.PartitionState {
-			switch {
-			case ps.Owned:
-				owned = append(owned, ps.Partition)
-			case ps.Held:
-				standby = append(standby, ps.Partition)
-			}
-		}
-	} else {
-		owned, standby = n.Ownership()
-	}
+	owned, standby := n.Ownership()
 	serves := append(append(make([]int, 0, len(owned)+len(standby)), owned...), standby...)
 	slices.Sort(serves)
 	status := "ok"
